@@ -1,0 +1,1 @@
+"""tdt benchmarks: performance targets live here, not in timed unit tests."""

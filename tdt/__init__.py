@@ -1,0 +1,56 @@
+"""tdt — theranostic digital twins.
+
+Patient-specific, mechanistic, differentiable models of radiopharmaceutical therapy, fitted to
+quantitative SPECT/CT with Bayesian inference, used to predict absorbed dose, BED, tumour control
+and toxicity with credible intervals, and to plan the next cycles.
+
+Importing tdt turns on JAX 64-bit floats (``jax_enable_x64``): ODE gradients in float32 are not
+trustworthy. Units everywhere: h, MBq, MBq·h, Gy, Gy/h, g, mL, nmol, 1/h (see :mod:`tdt.units`).
+
+Heavy layers (inference with PyMC, imaging with pydicom, pipeline, widgets, twin) are imported
+lazily on first attribute access so that ``import tdt`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import jax as _jax
+
+_jax.config.update("jax_enable_x64", True)
+
+from tdt import errors, units  # noqa: E402
+from tdt.errors import (  # noqa: E402
+    CatalogError,
+    ConvergenceError,
+    DicomError,
+    InputError,
+    SolverError,
+    StudyError,
+    TdtError,
+    UnitError,
+)
+from tdt.physics import Nuclide, available_nuclides, nuclide  # noqa: E402
+
+__version__ = "0.1.0"
+
+_LAZY_SUBMODULES = {
+    "catalog", "physics", "kinetics", "dosimetry", "radiobiology", "pbpk", "inference",
+    "imaging", "pipeline", "twin", "widgets", "cli", "plotting",
+}
+_LAZY_ATTRIBUTES = {"Twin": "tdt.twin"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"tdt.{name}")
+    if name in _LAZY_ATTRIBUTES:
+        return getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
+    raise AttributeError(f"module 'tdt' has no attribute {name!r}")
+
+
+__all__ = [
+    "CatalogError", "ConvergenceError", "DicomError", "InputError", "Nuclide", "SolverError",
+    "StudyError", "TdtError", "UnitError", "available_nuclides", "errors", "nuclide", "units",
+    "__version__",
+]

@@ -1,0 +1,118 @@
+"""Scenario-explorer latency: one slider change → recomputed outcomes, table and figure.
+
+Cases (CPU): explorer update median and p95 for 1,000 and 4,000 posterior draws (set through
+the activity control, as a user would, synchronously: no kernel loop, so no debounce delay);
+the jitted scenario model alone versus a per-draw NumPy/SciPy loop (baseline); the blitted
+figure redraw versus a full matplotlib Agg redraw (baseline); and the update with a spread of
+tumour radiosensitivity (TCP by quadrature). Target: < 100 ms per update for 1,000 draws.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+
+def _explorer(n_draws: int):
+    from tdt.widgets import ScenarioExplorer, ScenarioInputs
+
+    return ScenarioExplorer(ScenarioInputs.example(n_draws=n_draws, seed=0), max_draws=n_draws)
+
+
+def _update_times(explorer, n_updates: int) -> np.ndarray:
+    values = np.round(np.linspace(5.0, 10.0, 11), 1)
+    for v in values[:3]:  # warm-up (compilation, caches)
+        explorer.controls["activity_gbq"].value = float(v)
+    times = []
+    for i in range(n_updates):
+        value = float(values[i % values.size])
+        if value == explorer.controls["activity_gbq"].value:
+            value += 0.1
+        start = time.perf_counter()
+        explorer.controls["activity_gbq"].value = value
+        times.append(time.perf_counter() - start)
+    if explorer.errors:
+        raise RuntimeError(f"explorer errors during benchmark: {explorer.errors}")
+    return np.asarray(times)
+
+
+def _numpy_loop(inputs, scenario) -> float:
+    """Baseline: the same outcomes draw by draw in Python (Dale BED, exceedance, LKB, TCP)."""
+    from scipy.stats import norm
+
+    from tdt.radiobiology.parameters import NTCP_PARAMETERS, tissue
+
+    start = time.perf_counter()
+    k = inputs.regions.index("kidneys")
+    kid, p = tissue("kidneys"), NTCP_PARAMETERS["kidneys"]
+    tumour = tissue("tumour")
+    exceed, ntcp, tcp = [], [], []
+    for d in range(inputs.n_draws):
+        for r, region in enumerate(inputs.regions):
+            lq = tumour if region.startswith("lesion") else kid
+            dose = scenario.activity_mbq * inputs.dose_per_mbq_gy[d, r]
+            teff = inputs.effective_half_life_h[d, r]
+            bed = scenario.n_cycles * (dose + dose**2 / lq.alpha_beta_gy * lq.repair_half_time_h
+                                       / (lq.repair_half_time_h + teff))
+            if r == k:
+                exceed.append(bed > scenario.kidney_bed_limit_gy)
+                eqd2 = bed / (1 + 2 / p.alpha_beta_gy)
+                ntcp.append(norm.cdf((eqd2 - p.td50_gy) / (p.m * p.td50_gy)))
+            if region.startswith("lesion"):
+                tcp.append(math.exp(-scenario.tumour_clonogens
+                                    * math.exp(-scenario.tumour_alpha_per_gy * bed)))
+    np.mean(exceed), np.mean(ntcp), np.mean(tcp)
+    return time.perf_counter() - start
+
+
+def run(quick: bool = False) -> list[dict]:
+    from tdt.widgets import Scenario
+
+    n_updates = 10 if quick else 40
+    rows = []
+    for n_draws in (1000, 4000):
+        explorer = _explorer(n_draws)
+        times = _update_times(explorer, n_updates)
+        for stat, value in (("median", np.median(times)), ("p95", np.quantile(times, 0.95))):
+            rows.append({"case": f"explorer update {n_draws} draws ({stat})", "tdt": float(value),
+                         "baseline": None, "unit": "s", "target": "< 0.1 s (1,000 draws)",
+                         "note": f"{n_updates} slider moves, table + figure"})
+        if n_draws == 1000:
+            # model alone vs a per-draw Python loop
+            scenario = Scenario(activity_mbq=7400.0)
+            explorer.model(scenario)
+            model_times = []
+            for i in range(n_updates):
+                start = time.perf_counter()
+                explorer.model(scenario.replace(activity_mbq=6000.0 + i))
+                model_times.append(time.perf_counter() - start)
+            rows.append({"case": "scenario model 1000 draws (median)",
+                         "tdt": float(np.median(model_times)),
+                         "baseline": _numpy_loop(explorer.inputs, scenario), "unit": "s",
+                         "target": "", "note": "baseline: per-draw Python/SciPy loop"})
+            # blitted redraw vs full Agg redraw of the same figure
+            outcomes = explorer.outcomes
+            blit = []
+            for _ in range(n_updates):
+                start = time.perf_counter()
+                explorer._render_plot(outcomes)
+                blit.append(time.perf_counter() - start)
+            full = []
+            from tdt.plotting import figure_png
+
+            for _ in range(max(3, n_updates // 5)):
+                start = time.perf_counter()
+                figure_png(explorer._fig)
+                full.append(time.perf_counter() - start)
+            rows.append({"case": "figure redraw (median)", "tdt": float(np.median(blit)),
+                         "baseline": float(np.median(full)), "unit": "s", "target": "",
+                         "note": "blitted vs full matplotlib Agg redraw"})
+            # TCP with a spread of alpha: quadrature instead of the closed form
+            explorer.controls["tumour_alpha_sd_per_gy"].value = 0.03
+            spread = _update_times(explorer, max(5, n_updates // 4))
+            rows.append({"case": "update 1000 draws, alpha spread (median)",
+                         "tdt": float(np.median(spread)), "baseline": None, "unit": "s",
+                         "target": "", "note": "TCP by quadrature (tdt.radiobiology)"})
+    return rows

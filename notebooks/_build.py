@@ -1,0 +1,741 @@
+"""Generate the tdt notebooks from code: ``python notebooks/_build.py`` (``--check`` to verify).
+
+The ``.ipynb`` files are build products of this script, kept in git without outputs so that
+reviews read this file. Every notebook has one code cell tagged ``parameters`` (papermill);
+``tdt run`` injects ``seed``, ``output_dir`` (the run directory) and ``datasets`` after it.
+Notebooks stay thin: the logic is in the tdt package, the notebook narrates and plots.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+#: kernel metadata of every notebook (the venv's default "python3" kernel)
+METADATA = {
+    "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
+                   "name": "python3"},
+    "language_info": {"name": "python"},
+}
+
+COMMON_PARAMETERS = '''seed = 0            # random seed (injected by `tdt run`)
+output_dir = None   # run directory: results are saved there when set (injected by `tdt run`)
+datasets = {}       # data-catalog name -> path (injected by `tdt run`)'''
+
+SETUP = '''import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+import matplotlib.pyplot as plt
+import numpy as np
+
+import tdt
+from tdt import plotting
+from tdt.pipeline import results
+
+SAVE = output_dir is not None  # interactive use writes nothing unless output_dir is set'''
+
+
+def md(text: str):
+    return new_markdown_cell(text.strip("\n"))
+
+
+def code(text: str, tags: tuple[str, ...] = ()):
+    cell = new_code_cell(text.strip("\n"))
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+def parameters(extra: str):
+    return code(COMMON_PARAMETERS + "\n" + extra.strip("\n"), tags=("parameters",))
+
+
+# --- 01 quickstart ------------------------------------------------------------------------------
+
+def quickstart():
+    return [
+        md('''
+# 01 · Quickstart: from measured activities to a dose table in five minutes
+
+A 177Lu-PSMA-617 patient was imaged (SPECT/CT) 4, 24, 48, 96 and 168 h after 7.4 GBq. Below are
+the activities in each volume of interest — here taken from tdt's synthetic phantom patient
+(`tdt.imaging.make_phantom_patient`, seed 0), so nothing in this notebook is real patient data.
+
+The steps: fit each time–activity curve (`tdt.kinetics.fit_tac`) → time-integrated activity
+(TIA, MBq·h) → absorbed dose with MIRD S-values (`tdt.dosimetry.organ_doses`) → BED over the
+planned cycles (`tdt.radiobiology`). Units everywhere: h, MBq, MBq·h, Gy.
+'''),
+        parameters('''
+activity_gbq = 7.4  # administered activity per cycle (GBq)
+n_cycles = 6        # planned number of cycles
+'''),
+        code(SETUP),
+        md("## Measured time–activity data (MBq)"),
+        code('''
+from tdt.units import gbq_to_mbq
+
+times_h = np.array([3.7, 24.1, 48.1, 96.1, 167.9])
+measured_mbq = {
+    "kidneys": [189.53, 176.95, 103.3, 34.93, 7.19],
+    "liver": [143.17, 143.05, 100.43, 47.96, 15.47],
+    "spleen": [18.52, 16.67, 11.73, 5.75, 1.9],
+    "salivary_glands": [88.03, 81.48, 48.11, 16.37, 3.38],
+    "red_marrow": [37.2, 21.47, 8.17, 1.43, 0.21],
+    "lesion_1": [13.41, 15.79, 12.3, 7.19, 3.1],
+}
+lesion_volumes_ml = {"lesion_1": 4.5}
+administered_mbq = gbq_to_mbq(7.4)
+'''),
+        md("## Fit each curve and integrate it (TIA)"),
+        code('''
+from tdt.kinetics import fit_tac
+
+fits = {organ: fit_tac(times_h, np.asarray(values)) for organ, values in measured_mbq.items()}
+tia_mbq_h = {organ: fit.tia_mbq_h for organ, fit in fits.items()}
+fig, axes = plt.subplots(2, 3, figsize=(11, 6), layout="constrained")
+grid = np.linspace(0, 250, 200)
+for ax, (organ, fit) in zip(axes.flat, fits.items()):
+    plotting.plot_tac_fit(times_h, measured_mbq[organ], grid, fit.predict(grid), ax=ax, label=organ)
+    ax.set_title(f"{organ}: {fit.model}, TIA {fit.tia_mbq_h:,.0f} MBq·h", fontsize="small")
+'''),
+        md("## Absorbed dose (MIRD) and the dose table"),
+        code('''
+import pandas as pd
+
+from tdt.dosimetry import organ_doses
+
+doses_gy = organ_doses(tia_mbq_h, lesion_volumes_ml=lesion_volumes_ml)
+table = pd.DataFrame({
+    "TIA (MBq·h)": pd.Series(tia_mbq_h),
+    "TIA SE (MBq·h)": pd.Series({o: f.tia_se_mbq_h for o, f in fits.items()}),
+    "dose (Gy)": pd.Series({o: float(d) for o, d in doses_gy.items()}),
+})
+table["dose per activity (Gy/GBq)"] = table["dose (Gy)"] / 7.4
+table = table.dropna(subset=["TIA (MBq·h)"]).round(3)  # source organs and lesions
+table
+'''),
+        md('''
+## BED over the planned cycles
+
+Kidney BED per cycle with Dale's closed form (instant uptake, mono-exponential clearance;
+α/β and repair half-time from `tdt.radiobiology`), effective half-life T_eff = ln2 · TIA / A(0)
+from the fit, cycles summed, scaled linearly to the planned activity.
+'''),
+        code('''
+from tdt.radiobiology import bed_monoexponential
+from tdt.radiobiology.parameters import tissue
+from tdt.widgets import effective_half_life_from_tia
+
+kidney = tissue("kidneys")
+dose_per_cycle = float(doses_gy["kidneys"]) * gbq_to_mbq(activity_gbq) / administered_mbq
+t_eff_h = float(effective_half_life_from_tia(fits["kidneys"].tia_mbq_h,
+                                             fits["kidneys"].predict(np.array([0.0]))[0]))
+bed_cycle = float(bed_monoexponential(dose_per_cycle, kidney.alpha_beta_gy,
+                                      kidney.repair_half_time_h, t_eff_h))
+cycles = np.arange(1, n_cycles + 1)
+ax = plotting.plot_bed_over_cycles(np.vstack([cycles * bed_cycle] * 3), limit_gy=40.0,
+                                   label="kidneys")
+ax.set_title(f"kidneys: {dose_per_cycle:.2f} Gy and {bed_cycle:.2f} Gy BED per cycle "
+             f"(T_eff {t_eff_h:.0f} h)")
+print(f"Kidney BED after {n_cycles} cycles of {activity_gbq} GBq: {n_cycles * bed_cycle:.1f} Gy "
+      "(limit 40 Gy, 28 Gy with risk factors; Bodei et al. 2008)")
+'''),
+        code('''
+if SAVE:
+    results.save_json("dose_table", table.reset_index(names="organ").to_dict(orient="records"),
+                      output_dir)
+    results.save_figure("kidney_bed_over_cycles", ax.figure, output_dir)
+'''),
+        md('''
+**Next:** `02_patient_dosimetry` does the same from DICOM images (with voxel dose and DVHs),
+`03_bayesian_twin` puts credible intervals on every number, and `04_treatment_planning` lets you
+change the plan interactively.
+'''),
+    ]
+
+
+# --- 02 patient dosimetry -----------------------------------------------------------------------
+
+def patient_dosimetry():
+    return [
+        md('''
+# 02 · Patient dosimetry: DICOM → VOIs → TACs → TIA → organ and voxel dose, DVH
+
+Input: one administration's SPECT/CT time points with an RTSTRUCT/SEG (any folder layout).
+Without `patient_dir`, tdt's synthetic phantom patient is generated (DICOM files with known
+ground truth), so the result can be checked against the truth it was built from.
+Images are de-identified on load (`tdt.imaging.load_study`).
+'''),
+        parameters('''
+patient_dir = None       # folder of DICOM files; None: the catalog's or a generated phantom
+n_lesions = 2            # phantom only
+phantom = "adult-male"   # S-value phantom for organ doses
+voxel_dose = True        # compute a voxel dose map and DVHs (FFT kernel convolution)
+'''),
+        code(SETUP),
+        code('''
+import tempfile
+from pathlib import Path
+
+from tdt import imaging
+
+if patient_dir is None and "phantom_patient" in datasets:
+    patient_dir = datasets["phantom_patient"]
+if patient_dir is None:
+    base = Path(output_dir) if SAVE else Path(tempfile.mkdtemp(prefix="tdt-phantom-"))
+    patient_dir = imaging.make_phantom_patient(base / "phantom_patient", seed=seed,
+                                               n_lesions=n_lesions, overwrite=True).directory
+study = imaging.load_study(patient_dir)
+study
+'''),
+        md("## Time–activity curves of every VOI"),
+        code('''
+tacs = imaging.extract_tacs(study)
+organs = [n for n in tacs if n != "urinary_bladder_contents"]
+{name: (np.round(t.times_h, 1).tolist(), np.round(t.activity_mbq, 1).tolist()) for name, t in tacs.items()}
+'''),
+        md("## Fit and integrate (TIA, MBq·h)"),
+        code('''
+from tdt.kinetics import fit_tac
+
+fits = {n: fit_tac(tacs[n].times_h, tacs[n].activity_mbq) for n in organs}
+grid = np.linspace(0, tacs[organs[0]].times_h[-1] * 1.5, 200)
+ncols = 4
+fig, axes = plt.subplots(-(-len(organs) // ncols), ncols, figsize=(13, 6), layout="constrained")
+for ax, name in zip(axes.flat, organs):
+    plotting.plot_tac_fit(tacs[name].times_h, tacs[name].activity_mbq, grid,
+                          fits[name].predict(grid), ax=ax, label=name)
+    ax.set_title(f"{name} ({fits[name].model})", fontsize="small")
+for ax in list(axes.flat)[len(organs):]:
+    ax.set_visible(False)
+'''),
+        md("## Organ and lesion absorbed doses (MIRD)"),
+        code('''
+import pandas as pd
+
+from tdt.dosimetry import organ_doses
+
+tia_mbq_h = {n: f.tia_mbq_h for n, f in fits.items()}
+lesion_volumes_ml = {n: tacs[n].volume_ml for n in organs if n.startswith("lesion")}
+doses_gy = organ_doses(tia_mbq_h, phantom=phantom, lesion_volumes_ml=lesion_volumes_ml)
+table = pd.DataFrame({"TIA (MBq·h)": pd.Series(tia_mbq_h),
+                      "dose (Gy)": pd.Series({k: float(v) for k, v in doses_gy.items()})})
+truth_file = Path(patient_dir) / "ground_truth.json"
+if truth_file.is_file():
+    import json
+
+    truth = json.loads(truth_file.read_text())
+    table["phantom truth (Gy)"] = pd.Series(truth.get("mird_dose_gy", {}))
+table = table.dropna(subset=["TIA (MBq·h)"]).round(3)  # source organs and lesions
+table
+'''),
+        md('''
+VOI sums of image activity are not corrected for partial-volume loss (the camera's blur spreads
+counts out of small objects), so lesion and small-organ doses come out below the phantom's truth.
+The Bayesian twin (notebook 03) puts the recovery coefficient into its measurement model.
+'''),
+        md('''
+## Voxel dose and dose–volume histograms
+
+Activity maps × voxel S-value kernel (FFT convolution, `tdt.dosimetry.voxel`), integrated over
+time per voxel. DVHs show how uneven the dose is inside each VOI.
+'''),
+        code('''
+dvh_fig = None
+if voxel_dose:
+    from tdt.dosimetry import voxel
+
+    masks = {n: study.masks[n] for n in organs if n in study.masks}
+    # TIA map: each VOI's fitted TIA spread over its voxels like the 24 h image (reference
+    # method; voxel.tia_map_voxelwise fits every voxel instead, slower and noisier)
+    reference = study.time_points[int(np.argmin(np.abs(study.times_h - 24.0)))].activity_mbq
+    tia_map = voxel.tia_map_from_reference(reference, masks, {n: tia_mbq_h[n] for n in masks})
+    voxel_mm = study.geometry.spacing_mm
+    dose_map = voxel.voxel_dose(tia_map, voxel_mm, hu=study.ct_on_grid())
+    ax = plotting.plot_dvh(dose_map, masks)
+    ax.set_title("cumulative DVH (voxel dose, kernel convolution)")
+    dvh_fig = ax.figure
+    display(pd.DataFrame(voxel.dvh_table(dose_map, masks, voxel_mm)).T.round(2))
+'''),
+        code('''
+if SAVE:
+    results.save_json("patient_tacs", {
+        "times_h": {n: tacs[n].times_h for n in organs},
+        "activity_mbq": {n: tacs[n].activity_mbq for n in organs},
+        "volume_ml": {n: tacs[n].volume_ml for n in organs},
+        "administered_activity_mbq": study.injected_activity_mbq,
+    }, output_dir)
+    results.save_json("organ_doses", table.reset_index(names="organ").to_dict(orient="records"),
+                      output_dir)
+    results.save_figure("tac_fits", fig, output_dir)
+    if dvh_fig is not None:
+        results.save_figure("dvh", dvh_fig, output_dir)
+'''),
+    ]
+
+
+# --- 03 Bayesian twin ---------------------------------------------------------------------------
+
+def bayesian_twin():
+    return [
+        md('''
+# 03 · The Bayesian twin: fit, diagnostics, posterior predictive, doses with credible intervals
+
+The reduced linear kinetic model (`tdt.pbpk.reduced_linear`) is fitted to the patient's TACs
+with PyMC + NUTS (`tdt.inference.fit_patient`). Every dose then comes with a 90 % credible
+interval, and a fit that fails the convergence gate (R-hat, ESS, divergences) is marked
+**NOT CONVERGED** wherever its numbers appear.
+'''),
+        parameters('''
+draws = 500      # NUTS draws per chain
+chains = 2
+tune = 500
+max_predictive_draws = 400  # posterior draws used for TAC bands and doses
+'''),
+        code(SETUP),
+        md("## The patient's data (from notebook 02, or the phantom patient)"),
+        code('''
+import tempfile
+from pathlib import Path
+
+from tdt import imaging, inference
+
+tacs_file = Path(output_dir) / "patient_tacs.json" if SAVE else None
+if tacs_file is not None and tacs_file.is_file():
+    saved = results.load_json("patient_tacs", output_dir)
+    series = {n: inference.OrganSeries(saved["times_h"][n], saved["activity_mbq"][n],
+                                       volume_ml=saved["volume_ml"][n])
+              for n in saved["times_h"]}
+    administered = saved["administered_activity_mbq"]
+else:
+    directory = datasets.get("phantom_patient") or imaging.make_phantom_patient(
+        Path(tempfile.mkdtemp(prefix="tdt-phantom-")) / "pt", seed=seed, n_lesions=2).directory
+    study = imaging.load_study(directory)
+    series = {n: inference.OrganSeries(t.times_h, t.activity_mbq, volume_ml=t.volume_ml)
+              for n, t in imaging.extract_tacs(study).items()}
+    administered = study.injected_activity_mbq
+modelled = ("kidneys", "liver", "spleen", "salivary_glands", "red_marrow")
+series = {n: s for n, s in series.items() if n in modelled or n.startswith("lesion")}
+data = inference.PatientData(series, administered_activity_mbq=administered)
+data.organ_names
+'''),
+        md("## Fit (NUTS) and diagnostics"),
+        code('''
+posterior = inference.fit_patient(data, model="reduced", draws=draws, chains=chains, tune=tune,
+                                  seed=seed)
+print(posterior.report())
+'''),
+        md("## Posterior predictive time–activity curves (median, 50 % and 90 % bands)"),
+        code('''
+predictive = posterior.predict(max_draws=max_predictive_draws, seed=seed)
+names = list(data.organ_names)
+fig, axes = plt.subplots(-(-len(names) // 4), 4, figsize=(13, 6), layout="constrained")
+for ax, name in zip(axes.flat, names):
+    plotting.plot_tac_fit(data.organs[name].times_h, data.organs[name].activity_mbq,
+                          predictive["times_h"], predictive["activity_mbq"][name], ax=ax,
+                          label=name)
+    ax.set_xlim(0, data.organs[name].times_h[-1] * 1.3)
+    ax.set_title(name + ("" if posterior.converged else " — NOT CONVERGED"), fontsize="small")
+for ax in list(axes.flat)[len(names):]:
+    ax.set_visible(False)
+'''),
+        md("## Absorbed doses with 90 % credible intervals"),
+        code('''
+import pandas as pd
+
+prediction = posterior.predict_doses(max_draws=max_predictive_draws, seed=seed)
+rows = pd.DataFrame(prediction.summary())
+doses = rows[rows.quantity == "dose_gy"].set_index("organ")[["median", "ci90_low", "ci90_high",
+                                                              "flag"]]
+ax = plotting.plot_dose_intervals({o: (r.ci90_low, r["median"], r.ci90_high)
+                                   for o, r in doses.iterrows()},
+                                  title="absorbed dose, median and 90 % CrI (one cycle)")
+doses.round(3)
+'''),
+        code('''
+if SAVE:
+    posterior.to_netcdf(Path(output_dir) / "posterior.nc")
+    diagnostics = {k: v for k, v in posterior.diagnostics.as_dict().items() if k != "converged"}
+    results.record_convergence("bayesian_twin", posterior.converged, **diagnostics)
+    results.save_json("dose_summary", rows.to_dict(orient="records"), output_dir)
+    results.save_figure("posterior_predictive_tacs", fig, output_dir)
+    results.save_figure("dose_intervals", ax.figure, output_dir)
+'''),
+    ]
+
+
+# --- 04 treatment planning ----------------------------------------------------------------------
+
+def treatment_planning():
+    return [
+        md('''
+# 04 · Treatment planning: what would the next cycles do?
+
+Move the controls: activity per cycle, number of cycles, interval, kidney risk factors and the
+radiobiology. Every posterior draw of this patient's twin is re-evaluated at once (jitted,
+vectorised); the table shows absorbed dose and BED per organ and lesion (median and 90 %
+credible interval), the probability of exceeding each limit, NTCP and TCP. The *explain* tab
+says the same in plain words for the patient.
+
+This notebook renders as a standalone app with Voilà (`voila notebooks/04_treatment_planning.ipynb`).
+'''),
+        parameters('''
+source = "auto"        # "auto": posterior.nc of notebook 03 if present, else the example draws;
+                       # "posterior" (required) or "example" (synthetic, illustrative draws)
+n_draws = 1000         # draws used by the explorer
+activity_gbq = 7.4     # initial scenario
+n_cycles = 6
+interval_weeks = 6.0
+kidney_risk_factors = False
+'''),
+        code(SETUP),
+        code('''
+from pathlib import Path
+
+from tdt.units import HOURS_PER_DAY, gbq_to_mbq
+from tdt.widgets import Scenario, ScenarioExplorer, ScenarioInputs
+
+posterior_file = Path(output_dir) / "posterior.nc" if SAVE else None
+use_posterior = source == "posterior" or (
+    source == "auto" and posterior_file is not None and posterior_file.is_file())
+if use_posterior:
+    from tdt.inference import Posterior
+
+    inputs = ScenarioInputs.from_posterior(Posterior.from_netcdf(posterior_file))
+else:
+    inputs = ScenarioInputs.example(n_draws=n_draws, seed=seed)
+scenario = Scenario(activity_mbq=gbq_to_mbq(activity_gbq), n_cycles=n_cycles,
+                    interval_h=interval_weeks * 7 * HOURS_PER_DAY,
+                    kidney_risk_factors=kidney_risk_factors)
+print(f"{inputs.n_draws} draws from: {inputs.source}")
+'''),
+        md("## Scenario explorer"),
+        code('''
+explorer = ScenarioExplorer(inputs, scenario, max_draws=n_draws, seed=seed)
+explorer
+'''),
+        md('''
+## The initial scenario, for the record
+
+The explorer is live only in a running kernel; the run directory keeps the initial scenario's
+numbers and figure.
+'''),
+        code('''
+import pandas as pd
+
+outcomes = explorer.outcomes
+summary = pd.DataFrame(outcomes.summary()).T
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), layout="constrained")
+for i, region in enumerate(outcomes.regions):
+    ax = axes[1] if region.startswith("lesion") else axes[0]
+    limit = outcomes.limit_gy[i] if outcomes.limit_kind[i] == "BED" else None
+    plotting.plot_bed_over_cycles(outcomes.cumulative_bed_gy[:, :, i], limit_gy=limit, ax=ax,
+                                  label=region, color=plotting.COLORS[i % len(plotting.COLORS)],
+                                  n_cycles=outcomes.scenario.n_cycles)
+for ax in axes:
+    ax.legend(fontsize="small")
+summary[["dose_total_gy", "bed_total_gy", "bed_total_gy_lo", "bed_total_gy_hi", "p_exceed",
+         "ntcp", "tcp"]].round(3)
+'''),
+        md('''
+## Fan chart: kidney BED after all cycles, as a function of the activity per cycle
+
+Nested 50 / 80 / 95 % credible bands over the posterior draws; the dashed line is the limit.
+'''),
+        code('''
+activities_gbq = np.linspace(4.0, 10.0, 13)
+k = outcomes.index("kidneys")
+kidney_bed = np.stack([explorer.model(scenario.replace(activity_mbq=gbq_to_mbq(a)))
+                       .bed_total_draws_gy[:, k] for a in activities_gbq], axis=1)
+fan_ax = plotting.plot_fan_chart(activities_gbq, kidney_bed, xlabel="activity per cycle (GBq)",
+                                 ylabel=f"kidney BED after {n_cycles} cycles (Gy)")
+fan_ax.axhline(scenario.kidney_bed_limit_gy, ls="--", color="k", lw=1)
+fan_ax.legend(fontsize="small")
+p_over = (kidney_bed > scenario.kidney_bed_limit_gy).mean(axis=0)
+dict(zip(np.round(activities_gbq, 1), np.round(p_over, 3)))
+'''),
+        md("## Optimised plan (tdt.twin): maximise tumour BED subject to P(limit exceeded) ≤ 5 %"),
+        code('''
+from tdt import twin
+
+planned = [i for i, r in enumerate(explorer.inputs.regions)
+           if r in ("kidneys", "red_marrow") or r.startswith("lesion")]
+draws = twin.DoseDraws.from_monoexponential(
+    [explorer.inputs.regions[i] for i in planned], explorer.inputs.dose_per_mbq_gy[:, planned],
+    explorer.inputs.effective_half_life_h[:, planned])
+constraints = [twin.Constraint("kidneys", "bed", scenario.kidney_bed_limit_gy, 0.05)]
+if "red_marrow" in draws.organs:
+    constraints.append(twin.Constraint("red_marrow", "dose", 2.0, 0.05))
+the_plan = twin.plan(draws, n_cycles=n_cycles, constraints=constraints)
+the_plan
+'''),
+        code('''
+if SAVE:
+    results.save_json("scenario_initial", {"scenario": vars(outcomes.scenario),
+                                           "outcomes": outcomes.summary(),
+                                           "source": inputs.source}, output_dir)
+    results.save_json("plan", the_plan.to_dict(), output_dir)
+    results.save_figure("bed_over_cycles", fig, output_dir)
+    results.save_figure("kidney_bed_fan_chart", fan_ax.figure, output_dir)
+'''),
+    ]
+
+
+# --- 05 virtual trial ---------------------------------------------------------------------------
+
+def virtual_trial():
+    return [
+        md('''
+# 05 · Virtual trial: fixed 7.4 GBq × 6 versus dosimetry-guided planning with the twin
+
+`tdt.twin.virtual_trial` runs the living twin on a virtual cohort. Each virtual patient has true
+kinetics drawn from the population prior of the reduced linear 177Lu-PSMA-617 model (two lesions,
+2–30 mL; lesion uptake falling between cycles by the twin's drift model), a kidney risk factor
+with probability `risk_factor_prevalence` (kidney BED limit 28 Gy with, 40 Gy without; Bodei et
+al., EJNMMI 2008;35:1847). After every cycle the patient is imaged (kidneys, salivary glands,
+liver, spleen, red marrow, lesions at 4–168 h; 10 % noise per point, 3 % calibration error per
+cycle), the twin assimilates the images (Laplace posterior, `n_draws` draws) and plans the next
+cycle: maximise expected tumour BED subject to P(kidney BED > the patient's limit) ≤ 5 % and
+P(red-marrow dose > 2 Gy) ≤ 5 %, 3.7 GBq ≤ A ≤ `max_activity_gbq`, up to `max_guided_cycles`
+cycles (stopping early when `tumour_bed_target_gy` is reached, when set).
+
+Arms: **fixed** `activity_gbq` × `n_cycles`; **dosimetry-guided** (cycle 1 at `activity_gbq`,
+then the twin's plan); optionally **oracle**, the same planner given the patient's true kinetics
+(perfect knowledge: a reference, not a realisable arm). Outcomes are *true* doses: the rate of
+cumulative kidney BED > `kidney_bed_limit_gy` (28 Gy) and > the patient's own limit, with Wilson
+95 % CIs, and the median tumour BED (mean over lesions) with a bootstrap 95 % CI.
+
+`kidney_uptake_scale` multiplies the population median kidney uptake rate of the virtual
+patients (not the twin's prior): 1 gives a median kidney dose of ~0.59 Gy/GBq; published
+177Lu-PSMA-617 cohorts report 0.39–0.82 Gy/GBq (Violet 2019; Delker 2016; Kratochwil 2016).
+'''),
+        parameters('''
+n_patients = 60                # virtual patients (one twin each; ~1 s per patient + ~40 s JIT)
+n_draws = 300                  # posterior draws per twin
+activity_gbq = 7.4             # fixed arm and first guided cycle (GBq)
+max_activity_gbq = 9.0         # cap per guided cycle (GBq)
+n_cycles = 6                   # fixed-arm cycles
+max_guided_cycles = 6          # guided arm: at most this many cycles (same interval)
+tumour_bed_target_gy = None    # guided arm stops early when the median least-treated lesion reaches it
+kidney_bed_limit_gy = 28.0     # reported threshold for everyone (the planner uses each patient's own)
+risk_factor_prevalence = 1.0   # fraction of patients with a kidney risk factor (28 Gy limit)
+kidney_uptake_scale = 1.0      # population median kidney uptake x this (truth only)
+population_sd_scale = 1.0      # inter-patient spread x this (1: the catalog's wide prior)
+oracle = True                  # add the perfect-knowledge reference arm
+'''),
+        code(SETUP),
+        code('''
+import time
+
+import pandas as pd
+
+from tdt.twin import Policy, virtual_trial
+from tdt.units import gbq_to_mbq
+
+policy = Policy(standard_activity_mbq=gbq_to_mbq(activity_gbq),
+                max_activity_mbq=gbq_to_mbq(max_activity_gbq),
+                tumour_bed_target_gy=tumour_bed_target_gy)
+start = time.perf_counter()
+trial = virtual_trial(n_patients=n_patients, seed=seed, n_cycles=n_cycles,
+                      standard_activity_mbq=gbq_to_mbq(activity_gbq), n_draws=n_draws,
+                      policy=policy, kidney_limit_gy=kidney_bed_limit_gy,
+                      population_sd_scale=population_sd_scale,
+                      risk_factor_prevalence=risk_factor_prevalence,
+                      kidney_uptake_scale=kidney_uptake_scale,
+                      max_guided_cycles=max_guided_cycles, oracle=oracle)
+wall_s = time.perf_counter() - start
+table, patients = trial.table, trial.patients
+print(f"{n_patients} virtual patients in {wall_s:.0f} s; median true kidney dose "
+      f"{trial.settings['median_kidney_gy_per_gbq']:.2f} Gy/GBq; "
+      f"{patients['risk_factor'].mean():.0%} with a kidney risk factor")
+'''),
+        md('''
+## Arm table (true doses; 95 % CIs: Wilson for rates, bootstrap percentile for medians)
+'''),
+        code('''
+table.set_index("arm").round(3).T
+'''),
+        md('''
+## Distributions per arm, and the guided activities per cycle
+
+Left: true cumulative kidney BED (dashed: 28 Gy, dotted: 40 Gy). Middle: true tumour BED (mean
+over the two lesions; log scale). Right: activity given in each guided cycle (cycle 1 is the standard
+activity; a missing cycle means the twin stopped).
+'''),
+        code('''
+arms = [a for a in ("fixed", "guided", "oracle") if f"{a}_kidney_bed_gy" in patients]
+labels = list(table["arm"])
+fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), layout="constrained")
+for ax, quantity, ylabel in ((axes[0], "kidney_bed_gy", "kidney BED, cumulative (Gy)"),
+                             (axes[1], "tumour_bed_gy", "tumour BED, mean of lesions (Gy)")):
+    data = [patients[f"{a}_{quantity}"].to_numpy() for a in arms]
+    parts = ax.violinplot(data, showmedians=True)
+    for body, color in zip(parts["bodies"], plotting.COLORS):
+        body.set_facecolor(color)
+    ax.set_xticks(range(1, len(arms) + 1), [lab.split(" (")[0] for lab in labels],
+                  fontsize="small")
+    ax.set_ylabel(ylabel)
+axes[0].axhline(28.0, ls="--", color="k", lw=1)
+axes[0].axhline(40.0, ls=":", color="k", lw=1)
+axes[1].set_yscale("log")  # lesion BED spans more than a decade across patients
+per_cycle = [[a[c] / 1000.0 for a in patients["guided_activities_mbq"] if len(a) > c]
+             for c in range(max_guided_cycles)]
+axes[2].boxplot([v if v else [np.nan] for v in per_cycle], showfliers=True)
+axes[2].set_xticks(range(1, max_guided_cycles + 1),
+                   [f"{c + 1}\\n(n={len(v)})" for c, v in enumerate(per_cycle)], fontsize="small")
+axes[2].axhline(activity_gbq, ls="--", color="grey", lw=1)
+axes[2].set_xlabel("guided cycle")
+axes[2].set_ylabel("activity (GBq)")
+'''),
+        md('''
+## Kidney dose per GBq and what guidance does with it
+
+Each point is a patient: the guided arm's total activity against the patient's true kidney dose
+per GBq. Guidance escalates patients with low kidney dose per GBq (up to the cap) and reduces
+those whose fixed-arm kidney BED would exceed their limit.
+'''),
+        code('''
+fig2, ax2 = plt.subplots(figsize=(6, 4), layout="constrained")
+for risk, marker in ((True, "o"), (False, "^")):
+    sel = patients["risk_factor"] == risk
+    ax2.scatter(patients.loc[sel, "kidney_gy_per_gbq"],
+                patients.loc[sel, "guided_total_activity_mbq"] / 1000.0, marker=marker,
+                label="risk factor (28 Gy)" if risk else "no risk factor (40 Gy)")
+ax2.axhline(activity_gbq * n_cycles, ls="--", color="grey", lw=1, label="fixed arm")
+ax2.set_xlabel("true kidney dose per GBq (Gy/GBq)")
+ax2.set_ylabel("guided total activity (GBq)")
+ax2.legend(fontsize="small")
+'''),
+        code('''
+if SAVE:
+    results.save_json("virtual_trial", {"table": table.to_dict(orient="records"),
+                                        "settings": trial.settings,
+                                        "wall_s": wall_s}, output_dir)
+    results.save_json("virtual_trial_patients", patients.to_dict(orient="list"), output_dir)
+    results.save_figure("virtual_trial_distributions", fig, output_dir)
+    results.save_figure("virtual_trial_activity_vs_kidney_dose", fig2, output_dir)
+'''),
+    ]
+
+
+# --- 06 single vs multiple time points -----------------------------------------------------------
+
+def stp_vs_mtp():
+    return [
+        md('''
+# 06 · Single-time-point versus multi-time-point dosimetry
+
+How much accuracy is lost when a patient is imaged once instead of 4–5 times? A virtual cohort
+(`tdt.pbpk.virtual_cohort`) provides each organ's true TIA; measurements with lognormal noise are
+simulated at the imaging times. Multi-time-point (MTP) TIAs come from the batched fit
+`tdt.kinetics.fit_tacs`; single-time-point (STP) TIAs from Hänscheid's formula
+Ã ≈ A(t)·2t/ln 2 (J Nucl Med 2018;59:75) and Madsen's Ã = A(t)·e^{λt}/λ with the cohort's median
+effective half-life (Med Phys 2018;45:2318), both in `tdt.inference`. Self-dose is proportional
+to TIA, so the TIA errors are the absorbed-dose errors of each organ's self-dose.
+'''),
+        parameters('''
+n_patients = 50
+times_h = [4.0, 24.0, 48.0, 96.0, 168.0]  # MTP imaging times (h)
+stp_times_h = [48.0, 96.0]                 # candidate single imaging times (h)
+noise_sd = 0.05                            # relative measurement noise (lognormal sd)
+'''),
+        code(SETUP),
+        code('''
+from tdt import pbpk
+from tdt.inference.predictive import effective_half_life_h
+from tdt.inference.single_time_point import haenscheid_tia, madsen_tia
+from tdt.kinetics import fit_tacs
+
+times = np.asarray(times_h, dtype=float)
+model = pbpk.reduced_linear()
+cohort = pbpk.virtual_cohort(model, n_patients, pbpk.Schedule.repeated(7400.0, 1, 1.0),
+                             seed=seed, times_h=times, phantom=None)
+ok = np.asarray(cohort.ok, dtype=bool)
+organs = ("kidneys", "salivary_glands", "liver", "spleen", "red_marrow")
+rng = np.random.default_rng(seed)
+errors = {}
+for organ in organs:
+    truth = np.asarray(cohort.tia_mbq_h[organ])[ok]
+    curves = np.asarray(cohort.simulation.activity_mbq[organ])[ok]
+    measured = curves * np.exp(noise_sd * rng.standard_normal(curves.shape))
+    errors[(organ, "MTP")] = np.asarray(fit_tacs(times, measured).tia_mbq_h) / truth - 1
+    population_t_eff = float(np.median(effective_half_life_h(times, measured, 24.0, 168.0)))
+    for t in stp_times_h:
+        j = int(np.argmin(np.abs(times - t)))
+        errors[(organ, f"Hänscheid {t:g} h")] = haenscheid_tia(measured[:, j], times[j]) / truth - 1
+        errors[(organ, f"Madsen {t:g} h")] = (
+            madsen_tia(measured[:, j], times[j], population_t_eff) / truth - 1)
+print(f"{ok.sum()} of {n_patients} virtual patients")
+'''),
+        code('''
+import pandas as pd
+
+labels = list(dict.fromkeys(m for _, m in errors))
+fig, axes = plt.subplots(1, len(organs), figsize=(15, 4), sharey=True, layout="constrained")
+for ax, organ in zip(axes, organs):
+    ax.boxplot([100 * errors[(organ, m)] for m in labels], showfliers=False)
+    ax.set_xticks(range(1, len(labels) + 1), labels, rotation=60, fontsize="x-small")
+    ax.axhline(0, color="grey", lw=1)
+    ax.set_title(organ, fontsize="small")
+axes[0].set_ylabel("TIA error vs truth (%)")
+table = pd.DataFrame({f"{o} / {m}": {"median error (%)": 100 * np.median(e),
+                                     "5 % (%)": 100 * np.quantile(e, 0.05),
+                                     "95 % (%)": 100 * np.quantile(e, 0.95)}
+                      for (o, m), e in errors.items()}).T
+table.round(1)
+'''),
+        code('''
+if SAVE:
+    results.save_json("stp_vs_mtp", table.to_dict(orient="index"), output_dir)
+    results.save_figure("stp_vs_mtp_errors", fig, output_dir)
+'''),
+    ]
+
+
+NOTEBOOKS = {
+    "01_quickstart.ipynb": quickstart,
+    "02_patient_dosimetry.ipynb": patient_dosimetry,
+    "03_bayesian_twin.ipynb": bayesian_twin,
+    "04_treatment_planning.ipynb": treatment_planning,
+    "05_virtual_trial.ipynb": virtual_trial,
+    "06_stp_vs_mtp.ipynb": stp_vs_mtp,
+}
+
+
+def build(name: str):
+    """The notebook ``name`` as an nbformat node (no outputs, deterministic cell ids)."""
+    nb = new_notebook(cells=NOTEBOOKS[name](), metadata=METADATA)
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"{Path(name).stem[:2]}-{i:02d}"
+    nbformat.validate(nb)
+    return nb
+
+
+def render(name: str) -> str:
+    return nbformat.writes(build(name)) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = []
+    for name in NOTEBOOKS:
+        path = HERE / name
+        text = render(name)
+        if check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+    if stale:
+        print("out of date (run python notebooks/_build.py):", ", ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,49 @@
+"""MIRD dosimetry: organ S-values (OLINDA-style adults, OpenDose ICRP 110), mass scaling,
+remainder of body, lesion spheres. Units: TIA MBq·h, S Gy/(MBq·h), dose Gy, mass g, volume mL.
+
+Public API: :func:`organ_doses`, :func:`svalue`, :func:`svalue_table`, :func:`reference_mass_g`,
+:func:`sphere_dose`, :func:`sphere_svalue`, :func:`scaled_self_svalue`; voxel dosimetry
+(:mod:`tdt.dosimetry.kernel`, :mod:`tdt.dosimetry.voxel`): :func:`load_kernel`,
+:func:`kernel_dose`, :func:`local_deposition_dose`, :func:`voxel_dose`, :func:`dvh`.
+"""
+
+from tdt.dosimetry.kernel import (
+    KernelConvolver,
+    VoxelKernel,
+    convolve,
+    direct_convolve,
+    load_kernel,
+    resample_kernel,
+)
+from tdt.dosimetry.names import PHANTOMS, REMAINDER_TISSUES
+from tdt.dosimetry.organs import organ_doses, reference_mass_g, scaled_self_svalue
+from tdt.dosimetry.spheres import (
+    electron_range_mm,
+    sphere_absorbed_fraction,
+    sphere_dose,
+    sphere_svalue,
+)
+from tdt.dosimetry.svalues import TABLE_NUCLIDES, SValueTable, svalue, svalue_table
+from tdt.dosimetry.voxel import (
+    DEFAULT_HU_DENSITY,
+    Dvh,
+    density_correct,
+    density_from_hu,
+    dvh,
+    dvh_table,
+    kernel_dose,
+    local_deposition_dose,
+    tia_map_from_reference,
+    tia_map_voxelwise,
+    voxel_dose,
+)
+
+__all__ = [
+    "PHANTOMS", "REMAINDER_TISSUES", "TABLE_NUCLIDES", "SValueTable", "electron_range_mm",
+    "organ_doses", "reference_mass_g", "scaled_self_svalue", "sphere_absorbed_fraction",
+    "sphere_dose", "sphere_svalue", "svalue", "svalue_table",
+    "DEFAULT_HU_DENSITY", "Dvh", "KernelConvolver", "VoxelKernel", "convolve", "density_correct",
+    "density_from_hu", "direct_convolve", "dvh", "dvh_table", "kernel_dose", "load_kernel",
+    "local_deposition_dose", "resample_kernel", "tia_map_from_reference", "tia_map_voxelwise",
+    "voxel_dose",
+]

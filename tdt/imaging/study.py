@@ -1,0 +1,334 @@
+"""``load_study(path)``: a folder of DICOM files → calibrated SPECT time points + structures.
+
+What happens, in order:
+
+1. Every file under ``path`` (recursively, sorted; sidecars ``*.json``, ``*.yaml``, ``*.md``,
+   ``*.txt`` excepted) is read with ``dcmread(force=False)``. A file that is not DICOM, is
+   truncated, or lacks a required tag is *skipped* and recorded in ``Study.skipped`` with the
+   reason; the other files are still used (a warning states how many were skipped).
+2. Unless ``deidentify=False`` is passed explicitly, each dataset is de-identified in memory
+   (:class:`~tdt.imaging.deid.Deidentifier`, PS3.15 Basic Profile, dates shifted by whole days).
+3. NM images (one multi-frame file, or a per-slice series) become time points; CT series,
+   RTSTRUCT and SEG are collected. All must share one FrameOfReferenceUID (else
+   :class:`~tdt.errors.DicomError`): tdt does not register images.
+4. Values are converted to MBq per voxel (:mod:`tdt.imaging.calibration`): ``BQML`` directly,
+   ``CNTS`` with the camera calibration (argument ``calibration``, else ``calibration.json`` in
+   ``path``); the decay-correction state is undone so that each time point holds the activity
+   present at the acquisition start, ``time_h`` after injection.
+5. Time points on different grids are resampled (trilinear, on concentration) to the first one.
+   Structures are rasterised onto that SPECT grid (RTSTRUCT: contour point-in-polygon at voxel
+   centres; SEG: nearest-neighbour resampling).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tdt.errors import DicomError, InputError, TdtError
+from tdt.imaging.calibration import (
+    CameraCalibration,
+    activity_at_acquisition_start,
+    activity_per_voxel_mbq,
+)
+from tdt.imaging.ct import CtImage, read_ct
+from tdt.imaging.deid import Deidentifier
+from tdt.imaging.dicom_io import (
+    CT_IMAGE_STORAGE,
+    NM_IMAGE_STORAGE,
+    PET_IMAGE_STORAGE,
+    RT_STRUCTURE_SET_STORAGE,
+    SEGMENTATION_STORAGE,
+    read_dataset,
+)
+from tdt.imaging.geometry import Geometry, check_same_frame_of_reference, resample
+from tdt.imaging.nm import NmImage, read_nm
+from tdt.imaging.rtstruct import rasterise, read_rtstruct
+from tdt.imaging.seg import read_seg
+
+#: attributes copied into ``Study.patient_info`` (after de-identification) for the writers
+PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",
+                    "StudyInstanceUID", "StudyID", "StudyDate", "StudyTime", "AccessionNumber",
+                    "ReferringPhysicianName", "FrameOfReferenceUID")
+SIDECAR_SUFFIXES = {".json", ".yaml", ".yml", ".md", ".txt"}
+CALIBRATION_FILE = "calibration.json"
+
+
+@dataclass
+class TimePoint:
+    """One quantitative SPECT acquisition.
+
+    ``activity_mbq``: activity per voxel (MBq) at the acquisition start, ``[k, j, i]`` on the
+    study grid; ``time_h``: acquisition start − injection (h).
+    """
+
+    time_h: float
+    activity_mbq: np.ndarray
+    acquisition_datetime: _dt.datetime
+    units: str
+    decay_correction: str
+    duration_s: float | None
+    series_instance_uid: str
+    files: list[Path] = field(default_factory=list)
+    #: MBq per reconstructed count (CNTS images; None for BQML), for Poisson error estimates
+    mbq_per_count: float | None = None
+
+    @property
+    def total_activity_mbq(self) -> float:
+        return float(self.activity_mbq.sum())
+
+
+@dataclass
+class Study:
+    """A quantitative SPECT/CT study of one administration."""
+
+    time_points: list[TimePoint]
+    geometry: Geometry
+    masks: dict[str, np.ndarray]
+    nuclide: str
+    injection_datetime: _dt.datetime
+    injected_activity_mbq: float | None
+    ct: CtImage | None = None
+    calibration: CameraCalibration | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    deidentified: bool = True
+    patient_info: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def times_h(self) -> np.ndarray:
+        """Acquisition times since injection (h), increasing."""
+        return np.array([tp.time_h for tp in self.time_points])
+
+    @property
+    def structure_names(self) -> list[str]:
+        return list(self.masks)
+
+    def activity_stack(self) -> np.ndarray:
+        """Activity per voxel (MBq), shape ``(n_times, *geometry.shape)``."""
+        return np.stack([tp.activity_mbq for tp in self.time_points])
+
+    def ct_on_grid(self, order: int = 1) -> np.ndarray | None:
+        """The CT (HU) resampled onto the SPECT grid (trilinear by default; -1000 HU outside)."""
+        if self.ct is None:
+            return None
+        return resample(self.ct.hu, self.ct.geometry, self.geometry, order=order, cval=-1000.0)
+
+    def mask(self, name: str) -> np.ndarray:
+        """The boolean mask of structure ``name`` (case-insensitive); InputError if absent."""
+        from tdt.imaging.rtstruct import find_structure
+
+        return self.masks[find_structure(self.masks, name)]
+
+    def summary(self) -> str:
+        lines = [f"Study: {len(self.time_points)} time points, grid {self.geometry.shape} "
+                 f"@ {tuple(round(s, 3) for s in self.geometry.spacing_mm)} mm, nuclide "
+                 f"{self.nuclide}, structures {', '.join(self.masks) or '-'}"]
+        for tp in self.time_points:
+            lines.append(f"  t = {tp.time_h:8.3f} h  total {tp.total_activity_mbq:10.2f} MBq  "
+                         f"({tp.units}, decay correction {tp.decay_correction})")
+        for name, reason in self.skipped:
+            lines.append(f"  skipped {name}: {reason}")
+        return "\n".join(lines)
+
+
+def _load_calibration(path: Path) -> CameraCalibration | None:
+    candidate = path / CALIBRATION_FILE
+    if not candidate.is_file():
+        return None
+    try:
+        spec = json.loads(candidate.read_text())
+        return CameraCalibration(
+            cps_per_mbq=float(spec["cps_per_mbq"]),
+            date=_dt.date.fromisoformat(spec["date"]),
+            nuclide=spec.get("nuclide", "Lu-177"),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"{CALIBRATION_FILE}: invalid ({exc}); expected keys cps_per_mbq, "
+                         "date (YYYY-MM-DD), nuclide") from None
+
+
+def _to_activity(image: NmImage, calibration: CameraCalibration | None, shift_days: int,
+                 source: str) -> np.ndarray:
+    if image.units == "CNTS" and calibration is not None:
+        original = image.acquisition_datetime - _dt.timedelta(days=shift_days)
+        calibration.check_valid_for(original, image.nuclide)
+    activity = activity_per_voxel_mbq(
+        image.values, image.units, image.geometry.voxel_volume_ml, image.duration_s,
+        calibration, source,
+    )
+    return activity_at_acquisition_start(
+        activity, image.decay_correction, image.nuclide, image.duration_s or 0.0,
+        image.hours_since_injection, source,
+    )
+
+
+def load_study(
+    path: str | Path,
+    calibration: CameraCalibration | None = None,
+    *,
+    deidentify: bool = True,
+    salt: str | None = None,
+    structures: str = "auto",
+) -> Study:
+    """Load a SPECT/CT study folder (see module docstring).
+
+    Parameters
+    ----------
+    path: folder with the DICOM files of one administration (any layout, searched recursively).
+    calibration: camera calibration for images in counts; default ``calibration.json`` in path.
+    deidentify: de-identify on ingest (default). ``False`` must be passed explicitly to opt out.
+    salt: de-identification salt (same salt → same UIDs and date shift); default random.
+    structures: ``"auto"`` (RTSTRUCT ROIs, then SEG segments not already present), ``"rtstruct"``,
+        ``"seg"`` or ``"none"``.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise InputError(f"load_study: path {str(root)!r} is not a directory")
+    if structures not in ("auto", "rtstruct", "seg", "none"):
+        raise InputError(f"load_study: structures={structures!r}; expected 'auto', 'rtstruct', "
+                         "'seg' or 'none'")
+    tool = Deidentifier(salt=salt) if (deidentify and salt is not None) else (
+        Deidentifier() if deidentify else None)
+    shift_days = tool.date_shift_days if tool else 0
+    skipped: list[tuple[str, str]] = []
+    by_kind: dict[str, list] = {"NM": [], "CT": [], "RTSTRUCT": [], "SEG": []}
+    files = sorted(p for p in root.rglob("*") if p.is_file()
+                   and p.suffix.lower() not in SIDECAR_SUFFIXES and not p.name.startswith("."))
+    for file in files:
+        rel = str(file.relative_to(root))
+        try:
+            ds = read_dataset(file)
+        except DicomError as exc:
+            skipped.append((rel, str(exc)))
+            continue
+        if tool is not None:
+            tool(ds)
+        sop = str(ds.SOPClassUID)
+        kind = {NM_IMAGE_STORAGE: "NM", PET_IMAGE_STORAGE: "NM", CT_IMAGE_STORAGE: "CT",
+                RT_STRUCTURE_SET_STORAGE: "RTSTRUCT", SEGMENTATION_STORAGE: "SEG"}.get(sop)
+        if kind is None:
+            skipped.append((rel, f"SOPClassUID {sop} is not used by load_study"))
+            continue
+        by_kind[kind].append((file, ds))
+
+    # --- NM: multi-frame files are time points on their own; single frames grouped by series
+    nm_groups: dict[str, list] = {}
+    for file, ds in by_kind["NM"]:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        key = (str(file) if frames > 1 or "ImagePositionPatient" not in ds
+               else "series:" + str(ds.get("SeriesInstanceUID", "")))
+        nm_groups.setdefault(key, []).append((file, ds))
+    images: list[NmImage] = []
+    for items in nm_groups.values():
+        try:
+            images.append(read_nm([f for f, _ in items], [d for _, d in items]))
+        except TdtError as exc:
+            skipped.extend((str(f.relative_to(root)), str(exc)) for f, _ in items)
+    if not images:
+        detail = "; ".join(f"{n}: {r}" for n, r in skipped[:5])
+        raise DicomError(f"load_study: no usable quantitative SPECT (NM) image in {root.name}"
+                         + (f" (skipped: {detail})" if detail else ""))
+
+    ct = None
+    ct_groups: dict[str, list] = {}
+    for file, ds in by_kind["CT"]:
+        ct_groups.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append((file, ds))
+    for items in ct_groups.values():
+        try:
+            candidate = read_ct(items)
+        except TdtError as exc:
+            skipped.extend((str(f.relative_to(root)), str(exc)) for f, _ in items)
+            continue
+        if ct is None:
+            ct = candidate
+        else:
+            skipped.extend((str(f.relative_to(root)), "additional CT series (first one used)")
+                           for f in candidate.files)
+
+    structure_sets = []
+    for file, ds in by_kind["RTSTRUCT"]:
+        try:
+            structure_sets.append(read_rtstruct(file, ds))
+        except TdtError as exc:
+            skipped.append((str(file.relative_to(root)), str(exc)))
+    segmentations = []
+    for file, ds in by_kind["SEG"]:
+        try:
+            segmentations.append(read_seg(file, ds))
+        except TdtError as exc:
+            skipped.append((str(file.relative_to(root)), str(exc)))
+
+    frames = {f"NM {i}": img.geometry for i, img in enumerate(images)}
+    if ct is not None:
+        frames["CT"] = ct.geometry
+    for i, s in enumerate(structure_sets):
+        frames[f"RTSTRUCT {i}"] = Geometry((1, 1, 1), (0, 0, 0), (1, 1, 1),
+                                           frame_of_reference_uid=s.frame_of_reference_uid)
+    for i, s in enumerate(segmentations):
+        frames[f"SEG {i}"] = s.geometry
+    check_same_frame_of_reference(frames)
+
+    injections = {img.injection_datetime for img in images}
+    if len(injections) > 1:
+        raise DicomError(
+            "RadiopharmaceuticalStartDateTime (0018,1078): the NM images state "
+            f"{len(injections)} different injection times; expected one administration per study"
+        )
+    nuclides = {img.nuclide for img in images}
+    if len(nuclides) > 1:
+        raise DicomError(f"RadionuclideCodeSequence (0054,0300): mixed nuclides {sorted(nuclides)}")
+    if calibration is None and any(img.units == "CNTS" for img in images):
+        calibration = _load_calibration(root)
+
+    images.sort(key=lambda img: img.acquisition_datetime)
+    grid = images[0].geometry
+    time_points = []
+    for img in images:
+        source = f"NM series acquired {img.hours_since_injection:.2f} h after injection"
+        activity = _to_activity(img, calibration, shift_days, source)
+        mbq_per_count = None
+        if img.units == "CNTS":
+            mbq_per_count = float(_to_activity(
+                NmImage(**{**img.__dict__, "values": np.ones(1)}), calibration, shift_days,
+                source)[0])
+        if not img.geometry.same_grid(grid):
+            concentration = activity / img.geometry.voxel_volume_ml
+            activity = resample(concentration, img.geometry, grid, order=1) * grid.voxel_volume_ml
+        time_points.append(TimePoint(
+            time_h=img.hours_since_injection, activity_mbq=activity,
+            acquisition_datetime=img.acquisition_datetime, units=img.units,
+            decay_correction=img.decay_correction, duration_s=img.duration_s,
+            series_instance_uid=img.series_instance_uid, files=img.files,
+            mbq_per_count=mbq_per_count,
+        ))
+    times = [tp.time_h for tp in time_points]
+    if len(set(np.round(times, 9))) != len(times):
+        raise DicomError(f"AcquisitionDateTime: two NM images share the time {times} h after "
+                         "injection; expected one image per time point")
+
+    masks: dict[str, np.ndarray] = {}
+    if structures in ("auto", "rtstruct"):
+        for s in structure_sets:
+            for name, mask in rasterise(s, grid).items():
+                masks.setdefault(name, mask)
+    if structures in ("auto", "seg"):
+        for s in segmentations:
+            for name, mask in s.on_grid(grid).items():
+                masks.setdefault(name, mask)
+    first = next(ds for _, ds in by_kind["NM"] if str(ds.get("SeriesInstanceUID", ""))
+                  == images[0].series_instance_uid)
+    patient_info = {k: first.get(k) for k in PATIENT_KEYWORDS if first.get(k) not in (None, "")}
+    if skipped:
+        warnings.warn(f"load_study: {len(skipped)} file(s) skipped; see Study.skipped",
+                      stacklevel=2)
+    return Study(
+        time_points=time_points, geometry=grid, masks=masks, nuclide=images[0].nuclide,
+        injection_datetime=images[0].injection_datetime,
+        injected_activity_mbq=images[0].injected_activity_mbq, ct=ct, calibration=calibration,
+        skipped=skipped, deidentified=tool is not None, patient_info=patient_info,
+    )

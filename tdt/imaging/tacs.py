@@ -1,0 +1,82 @@
+"""``extract_tacs(study)``: time–activity curves per VOI (MBq, h) from a loaded study."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tdt.errors import InputError
+
+
+@dataclass(frozen=True)
+class VoiTac:
+    """Time–activity data of one VOI.
+
+    Attributes
+    ----------
+    name: structure name as in the RTSTRUCT/SEG.
+    times_h: acquisition times since injection (h).
+    activity_mbq: activity inside the VOI (sum over its voxels) at each time (MBq).
+    volume_ml: VOI volume (voxel count × voxel volume, mL).
+    mean_concentration_mbq_per_ml, max_concentration_mbq_per_ml: per time point (MBq/mL).
+    n_voxels: number of voxels of the mask on the SPECT grid.
+    poisson_sd_mbq: counting-statistics standard deviation of ``activity_mbq`` per time point,
+        sqrt(counts in the VOI) · MBq/count (images in counts only; NaN for Bq/mL images). A lower
+        bound of the real noise (reconstruction correlates voxels; calibration error excluded).
+    """
+
+    name: str
+    times_h: np.ndarray
+    activity_mbq: np.ndarray
+    volume_ml: float
+    mean_concentration_mbq_per_ml: np.ndarray
+    max_concentration_mbq_per_ml: np.ndarray
+    n_voxels: int
+    poisson_sd_mbq: np.ndarray | None = None
+
+
+def voi_tac(name: str, times_h, activity_stack: np.ndarray, mask: np.ndarray,
+            voxel_volume_ml: float, mbq_per_count=None) -> VoiTac:
+    """TAC of one boolean ``mask`` from activity per voxel ``(n_times, *shape)`` (MBq)."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != activity_stack.shape[1:]:
+        raise InputError(f"VOI {name!r}: mask shape {mask.shape} does not match the images "
+                         f"{activity_stack.shape[1:]}")
+    n = int(mask.sum())
+    if n == 0:
+        raise InputError(f"VOI {name!r}: the mask is empty on the SPECT grid; expected >= 1 voxel")
+    inside = activity_stack[:, mask]
+    volume = n * voxel_volume_ml
+    total = inside.sum(axis=1)
+    sd = None
+    if mbq_per_count is not None:
+        per_count = np.array([np.nan if c is None else c for c in mbq_per_count], dtype=float)
+        sd = np.sqrt(np.clip(total, 0.0, None) * per_count)
+    return VoiTac(
+        name=name, times_h=np.asarray(times_h, dtype=float), activity_mbq=inside.sum(axis=1),
+        volume_ml=volume, mean_concentration_mbq_per_ml=inside.sum(axis=1) / volume,
+        max_concentration_mbq_per_ml=inside.max(axis=1) / voxel_volume_ml, n_voxels=n,
+        poisson_sd_mbq=sd,
+    )
+
+
+def extract_tacs(study, structures: list[str] | None = None) -> dict[str, VoiTac]:
+    """Per-VOI TACs of ``study`` (a :class:`~tdt.imaging.study.Study`).
+
+    ``structures``: names to extract (case-insensitive); default all. An absent name raises
+    :class:`~tdt.errors.InputError` naming it and the available ones. Activities are the sums of
+    the calibrated voxel activities inside the mask: no partial-volume correction is applied
+    (recovery belongs in the measurement model; see docs/imaging.md for the expected loss).
+    """
+    stack = study.activity_stack()
+    names = list(study.masks) if structures is None else list(structures)
+    if not names:
+        raise InputError("extract_tacs: the study has no structures (RTSTRUCT/SEG); expected >= 1")
+    out = {}
+    per_count = [tp.mbq_per_count for tp in study.time_points]
+    for name in names:
+        mask = study.mask(name)
+        out[name] = voi_tac(name, study.times_h, stack, mask, study.geometry.voxel_volume_ml,
+                            per_count)
+    return out

@@ -1,0 +1,44 @@
+"""tdt.inference — the Bayesian twin: PyMC inference on the JAX forward models.
+
+- :class:`PatientData` / :class:`OrganSeries`: image-derived time–activity data, validated.
+- :class:`MeasurementModel`: proportional (lognormal / Student-t) noise, calibration factor per
+  camera session, partial-volume recovery (:func:`sphere_recovery_coefficient`).
+- :class:`TwinModel` and :func:`reduced_model`, :func:`pbpk_model`, :func:`custom_model`:
+  forward model + lognormal prior on its identifiable parameters.
+- :func:`fit_patient` → :class:`Posterior` (ArviZ InferenceData, :class:`Diagnostics` with the
+  convergence gate, ``tia_draws``, ``dose_draws``, ``predict``, ``predict_doses``,
+  ``summary``, ``to_netcdf`` / ``from_netcdf``).
+- :func:`fit_patients`: many patients of one protocol in one vmapped NUTS run.
+- :func:`run_sbc` / :func:`simulate_cohort`: simulation-based calibration.
+- :func:`fit_population` (hierarchical, partial pooling) → :class:`PopulationPosterior`, whose
+  ``prior_model()`` is the prior of a new patient; :func:`fit_single_time_point` and the
+  Hänscheid / Madsen single-time-point formulas.
+
+The forward model enters PyMC through ``pytensor.wrap_jax``; sampling uses numpyro's NUTS
+(vectorised chains, float64). See docs/inference.md.
+"""
+
+from tdt.inference.batch import fit_patients
+from tdt.inference.calibration import (
+    central_interval_coverage,
+    run_sbc,
+    simulate_cohort,
+    standard_template,
+)
+from tdt.inference.data import OrganSeries, PatientData
+from tdt.inference.diagnostics import Diagnostics, compute_diagnostics
+from tdt.inference.measurement import MeasurementModel, sphere_recovery_coefficient
+from tdt.inference.models import TwinModel, custom_model, pbpk_model, reduced_model
+from tdt.inference.population import PopulationPosterior, fit_population
+from tdt.inference.posterior import DosePrediction, Posterior, summarise_draws
+from tdt.inference.sampling import fit_patient
+from tdt.inference.single_time_point import fit_single_time_point, haenscheid_tia, madsen_tia
+
+__all__ = [
+    "Diagnostics", "DosePrediction", "MeasurementModel", "OrganSeries", "PatientData",
+    "PopulationPosterior", "Posterior", "TwinModel", "central_interval_coverage",
+    "compute_diagnostics", "custom_model", "fit_patient", "fit_patients", "fit_population",
+    "fit_single_time_point", "haenscheid_tia", "madsen_tia", "pbpk_model", "reduced_model",
+    "run_sbc", "simulate_cohort", "sphere_recovery_coefficient", "standard_template",
+    "summarise_draws",
+]

@@ -1,0 +1,123 @@
+"""JSON metadata stored with a posterior's NetCDF file, and the rebuild from it.
+
+Stored: the model kind, options, sampled names, prior (loc, Cholesky factor), fixed parameters,
+the patient data (times, activities, volumes, sessions — no identifiers beyond the opaque
+``patient_id``), the schedule, the measurement model and the diagnostics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+
+from tdt.errors import InputError
+from tdt.inference.data import OrganSeries, PatientData
+from tdt.inference.diagnostics import Diagnostics
+from tdt.inference.measurement import MeasurementModel
+from tdt.inference.models import TwinModel, custom_model
+
+FORMAT_VERSION = 1
+
+
+def _schedule_to_list(schedule):
+    if schedule is None:
+        return None
+    admins = getattr(schedule, "administrations", None)
+    if not admins:
+        return None
+    return [[a.time_h, a.activity_mbq, a.ligand_nmol, a.infusion_h] for a in admins]
+
+
+def _schedule_from_list(items):
+    if items is None:
+        return None
+    from tdt.pbpk import Administration, Schedule
+
+    return Schedule([Administration(*item) for item in items])
+
+
+def _data_to_dict(data: PatientData | None):
+    if data is None:
+        return None
+    return {
+        "organs": {
+            name: {"times_h": s.times_h.tolist(), "activity_mbq": s.activity_mbq.tolist(),
+                   "volume_ml": s.volume_ml, "recovery": s.recovery,
+                   "sessions": list(s.sessions)}
+            for name, s in data.organs.items()
+        },
+        "calibration_sd": data.calibration_sd,
+        "administered_activity_mbq": data.administered_activity_mbq,
+        "ligand_nmol": data.ligand_nmol, "injection_time_h": data.injection_time_h,
+        "fwhm_mm": data.fwhm_mm, "nuclide": data.nuclide, "patient_id": data.patient_id,
+    }
+
+
+def posterior_attrs(posterior) -> dict:
+    twin: TwinModel | None = posterior.twin
+    model = None
+    if twin is not None:
+        options = {k: list(v) if isinstance(v, tuple) else v for k, v in twin.options.items()}
+        model = {"kind": twin.kind, "options": options, "sampled": list(twin.sampled),
+                 "prior_loc": np.asarray(twin.prior_loc).tolist(),
+                 "prior_chol": np.asarray(twin.prior_chol).tolist(), "fixed": twin.fixed}
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": model,
+        "data": _data_to_dict(posterior.data),
+        "schedule": _schedule_to_list(posterior.schedule),
+        "measurement": asdict(posterior.measurement),
+        "diagnostics": asdict(posterior.diagnostics),
+    }
+
+
+def _rebuild_forward(kind: str, options: dict, forward):
+    if forward is not None:
+        return forward
+    if kind == "reduced":
+        from tdt.pbpk import reduced_linear
+
+        return reduced_linear(organs=tuple(options["organs"]), nuclide=options["nuclide"])
+    if kind == "pbpk":
+        from tdt.pbpk import psma617
+
+        opts = dict(options)
+        lesions = tuple(opts.pop("lesions", ()))
+        return psma617(lesions=lesions, **opts)
+    return None
+
+
+def restore(attrs: dict, forward=None):
+    """(twin, data, schedule, measurement, diagnostics) from :func:`posterior_attrs`."""
+    if attrs.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"posterior metadata: format_version {attrs.get('format_version')!r}; "
+                         f"expected {FORMAT_VERSION}")
+    twin = None
+    model = attrs.get("model")
+    if model is not None:
+        fwd = _rebuild_forward(model["kind"], model["options"], forward)
+        options = {k: tuple(v) if isinstance(v, list) else v
+                   for k, v in model["options"].items()}
+        if fwd is not None:
+            twin = custom_model(fwd, sampled=model["sampled"], kind=model["kind"],
+                                options=options)
+        else:
+            twin = TwinModel(model["kind"], None, tuple(model["sampled"]),
+                             np.zeros(len(model["sampled"])), np.eye(len(model["sampled"])),
+                             {}, options)
+        twin = TwinModel(twin.kind, twin.forward, tuple(model["sampled"]),
+                         np.asarray(model["prior_loc"], dtype=float),
+                         np.asarray(model["prior_chol"], dtype=float),
+                         {k: float(v) for k, v in model["fixed"].items()}, options)
+    data = None
+    if attrs.get("data") is not None:
+        d = dict(attrs["data"])
+        organs = {name: OrganSeries(**series) for name, series in d.pop("organs").items()}
+        data = PatientData(organs=organs, **d)
+    schedule = _schedule_from_list(attrs.get("schedule"))
+    if data is not None and schedule is not None:
+        data = data._replace(schedule=schedule)
+    measurement = MeasurementModel(**attrs["measurement"])
+    diagnostics = Diagnostics(**attrs["diagnostics"])
+    return twin, data, schedule, measurement, diagnostics

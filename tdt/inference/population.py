@@ -1,0 +1,128 @@
+"""Hierarchical population model (partial pooling) across patients: :func:`fit_population`.
+
+log θ_p = μ + τ ⊙ z_p (non-centred; :func:`tdt.inference.pymc_models.build_population_model`).
+The population posterior becomes the prior of a new patient through its posterior-predictive
+distribution of log θ_new = μ + τ ⊙ z, z ~ N(0, I), approximated by a multivariate normal with
+matched moments (mean E[μ], covariance Cov(μ) + diag E[τ²]) — the standard Gaussian summary of
+a hierarchical posterior used as an informative prior (Gelman et al., Bayesian Data Analysis,
+3rd ed., §5.5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tdt.errors import InputError
+from tdt.inference.data import PatientData
+from tdt.inference.diagnostics import Diagnostics, compute_diagnostics
+from tdt.inference.measurement import MeasurementModel
+from tdt.inference.models import TwinModel, resolve_model
+from tdt.inference.posterior import Posterior, _flatten
+from tdt.inference.pymc_models import build_population_model
+from tdt.inference.sampling import _check_counts, _gate, run_sampler
+
+
+@dataclass
+class PopulationPosterior:
+    """Posterior of the hierarchical model.
+
+    idata: InferenceData with ``mu``, ``tau`` (param), ``log_theta`` (patient, param),
+    ``tia_mbq_h_<p>`` per patient; diagnostics: the gate over mu, tau, z and the TIAs.
+    """
+
+    idata: object
+    diagnostics: Diagnostics
+    twin: TwinModel
+    datasets: list[PatientData]
+    schedules: list
+    measurement: MeasurementModel
+
+    @property
+    def converged(self) -> bool:
+        return self.diagnostics.converged
+
+    @property
+    def mu_draws(self) -> np.ndarray:
+        """(n_draws, n_params) population mean of log θ."""
+        return _flatten(self.idata.posterior["mu"])
+
+    @property
+    def tau_draws(self) -> np.ndarray:
+        """(n_draws, n_params) between-patient SD of log θ."""
+        return _flatten(self.idata.posterior["tau"])
+
+    def predictive_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and covariance of log θ of a new patient (see module docstring)."""
+        mu, tau = self.mu_draws, self.tau_draws
+        loc = mu.mean(axis=0)
+        cov = np.cov(mu, rowvar=False).reshape(loc.size, loc.size) + np.diag(
+            np.mean(tau**2, axis=0))
+        return loc, cov
+
+    def prior_model(self) -> TwinModel:
+        """The twin model with the population posterior-predictive as its prior (for new
+        patients, e.g. :func:`fit_single_time_point`)."""
+        loc, cov = self.predictive_moments()
+        return self.twin.with_prior(loc, cov)
+
+    def patient_posterior(self, index: int) -> Posterior:
+        """The (partially pooled) posterior of patient ``index`` as a :class:`Posterior`."""
+        if not 0 <= index < len(self.datasets):
+            raise InputError(f"patient index {index}; expected 0..{len(self.datasets) - 1}")
+        import arviz as az
+
+        post = self.idata.posterior
+        log_theta = post["log_theta"].isel(patient=index).values
+        tia = post[f"tia_mbq_h_{index}"]
+        organs = [str(o) for o in tia.coords[tia.dims[-1]].values]
+        idata = az.from_dict(
+            posterior={"log_theta": log_theta, "theta": np.exp(log_theta),
+                       "tia_mbq_h": tia.values},
+            coords={"param": list(self.twin.sampled), "organ": organs},
+            dims={"log_theta": ["param"], "theta": ["param"], "tia_mbq_h": ["organ"]},
+        )
+        if hasattr(self.idata, "sample_stats"):
+            idata.add_groups(sample_stats=self.idata.sample_stats)
+        return Posterior(idata, twin=self.twin, data=self.datasets[index],
+                         diagnostics=self.diagnostics, schedule=self.schedules[index],
+                         measurement=self.measurement)
+
+
+def fit_population(datasets: Sequence[PatientData], model: str | TwinModel = "reduced",
+                   draws: int = 1000, chains: int = 4, tune: int = 1000, seed: int = 0,
+                   measurement: MeasurementModel | None = None, schedules=None,
+                   tau_scale: float = 0.5, target_accept: float = 0.9,
+                   dense_mass: bool = False, require_convergence: bool = False
+                   ) -> PopulationPosterior:
+    """Fit the hierarchical (partial-pooling) model to several patients.
+
+    Every patient must have the same organs (the model's); times, sessions, schedules and
+    volumes may differ. ``tau_scale``: HalfNormal scale of the between-patient SD of log θ.
+    """
+    datasets = list(datasets)
+    if len(datasets) < 2 or not all(isinstance(d, PatientData) for d in datasets):
+        raise InputError("fit_population: datasets must be a list of >= 2 PatientData")
+    _check_counts(draws, chains, tune, seed)
+    organs = datasets[0].organ_names
+    for i, d in enumerate(datasets):
+        if d.organ_names != organs:
+            raise InputError(f"fit_population: datasets[{i}].organs {d.organ_names}; expected "
+                             f"the organs of datasets[0] {organs}")
+    ids = [d.patient_id for d in datasets]
+    if len(set(ids)) != len(ids):
+        raise InputError(f"fit_population: patient_id values must be unique; got {ids}")
+    measurement = measurement or MeasurementModel()
+    twin = resolve_model(model, datasets[0])
+    schedules = list(schedules) if schedules is not None else [d.resolve_schedule()
+                                                               for d in datasets]
+    pm_model = build_population_model(datasets, twin, measurement, schedules,
+                                      tau_scale=tau_scale)
+    idata, wall = run_sampler(pm_model, draws=draws, tune=tune, chains=chains, seed=seed,
+                              target_accept=target_accept, dense_mass=dense_mass)
+    gate_vars = ["mu", "tau", "z", "noise_sd"] + [f"tia_mbq_h_{p}" for p in range(len(datasets))]
+    diagnostics = compute_diagnostics(idata, gate_vars, sampling_time_s=wall)
+    _gate(diagnostics, require_convergence, "fit_population")
+    return PopulationPosterior(idata, diagnostics, twin, datasets, schedules, measurement)

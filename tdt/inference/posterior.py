@@ -1,0 +1,302 @@
+"""The :class:`Posterior` of a twin fit: draws, diagnostics, posterior-predictive quantities.
+
+Everything derived from a posterior is computed per draw (``jax.vmap`` over the draws of the
+kinetic parameters) and summarised as the median and the 90 % equal-tailed credible interval
+(5th–95th percentile). A posterior that failed the convergence gate carries the
+"NOT CONVERGED" flag in ``summary()``, ``report()`` and every :class:`DosePrediction`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tdt.errors import InputError
+from tdt.inference.diagnostics import NOT_CONVERGED, Diagnostics, compute_diagnostics
+from tdt.inference.measurement import MeasurementModel
+
+#: Credible interval reported everywhere: 90 % equal-tailed.
+CI_LOW, CI_HIGH = 5.0, 95.0
+_ATTR = "tdt_posterior"
+
+
+def summarise_draws(values) -> dict[str, float]:
+    """Median and 90 % equal-tailed credible interval of 1-D draws."""
+    values = np.asarray(values, dtype=float).ravel()
+    lo, med, hi = np.percentile(values, [CI_LOW, 50.0, CI_HIGH])
+    return {"median": float(med), "ci90_low": float(lo), "ci90_high": float(hi)}
+
+
+def _flatten(da) -> np.ndarray:
+    """(chain, draw, ...) → (chain*draw, ...)."""
+    values = np.asarray(da.values)
+    return values.reshape((-1, *values.shape[2:]))
+
+
+@dataclass
+class DosePrediction:
+    """Per-draw dosimetry of a posterior for a schedule (leading axis: draws).
+
+    tia_mbq_h, dose_gy, effective_half_life_h, bed_gy, eqd2_gy: organ → (n_draws,).
+    tcp: lesion → (n_draws,); ntcp: organ at risk → (n_draws,) (where parameters exist).
+    times_h, activity_mbq: TAC grid (n_times,) and organ → (n_draws, n_times).
+    converged: the source posterior's gate; ``flag`` = "NOT CONVERGED" when it failed.
+    """
+
+    tia_mbq_h: dict[str, np.ndarray]
+    dose_gy: dict[str, np.ndarray]
+    effective_half_life_h: dict[str, np.ndarray]
+    bed_gy: dict[str, np.ndarray] = field(default_factory=dict)
+    eqd2_gy: dict[str, np.ndarray] = field(default_factory=dict)
+    tcp: dict[str, np.ndarray] = field(default_factory=dict)
+    ntcp: dict[str, np.ndarray] = field(default_factory=dict)
+    times_h: np.ndarray | None = None
+    activity_mbq: dict[str, np.ndarray] = field(default_factory=dict)
+    converged: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def flag(self) -> str:
+        return "" if self.converged else NOT_CONVERGED
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Rows: quantity, organ, median, ci90_low, ci90_high, unit, flag."""
+        rows = []
+        for quantity, unit in (("tia_mbq_h", "MBq·h"), ("dose_gy", "Gy"),
+                               ("effective_half_life_h", "h"), ("bed_gy", "Gy"),
+                               ("eqd2_gy", "Gy"), ("tcp", "1"), ("ntcp", "1")):
+            for organ, draws in getattr(self, quantity).items():
+                rows.append({"quantity": quantity, "organ": organ, **summarise_draws(draws),
+                             "unit": unit, "flag": self.flag})
+        return rows
+
+
+class Posterior:
+    """Posterior of a patient fit.
+
+    Attributes
+    ----------
+    idata: ArviZ InferenceData (posterior, sample_stats, observed_data).
+    diagnostics: :class:`Diagnostics` (``converged`` is the gate).
+    twin: the :class:`TwinModel` (forward model + prior), or None if it cannot be rebuilt.
+    data: the :class:`PatientData` fitted.
+    schedule: the administration schedule of the fitted data.
+    """
+
+    def __init__(self, idata, twin=None, data=None, diagnostics: Diagnostics | None = None,
+                 schedule=None, measurement: MeasurementModel | None = None):
+        self.idata = idata
+        self.twin = twin
+        self.data = data
+        self.schedule = schedule
+        self.measurement = measurement or MeasurementModel()
+        self.diagnostics = diagnostics or compute_diagnostics(idata)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def converged(self) -> bool:
+        return self.diagnostics.converged
+
+    @property
+    def flag(self) -> str:
+        return self.diagnostics.flag
+
+    @property
+    def n_draws(self) -> int:
+        post = self.idata.posterior
+        return int(post.sizes["chain"] * post.sizes["draw"])
+
+    @property
+    def log_theta_draws(self) -> np.ndarray:
+        """(n_draws, n_params) log of the sampled kinetic parameters."""
+        return _flatten(self.idata.posterior["log_theta"])
+
+    @property
+    def parameter_draws(self) -> dict[str, np.ndarray]:
+        """Sampled kinetic parameter → (n_draws,) values (model units, e.g. 1/h)."""
+        names = [str(n) for n in self.idata.posterior["theta"].coords["param"].values]
+        values = _flatten(self.idata.posterior["theta"])
+        return {n: values[:, i] for i, n in enumerate(names)}
+
+    @property
+    def tia_draws(self) -> dict[str, np.ndarray]:
+        """Organ → (n_draws,) time-integrated activity (MBq·h) of the fitted schedule, from the
+        model (true activity: calibration and recovery removed), to infinity."""
+        da = self.idata.posterior["tia_mbq_h"]
+        values = _flatten(da)
+        organs = [str(o) for o in da.coords[da.dims[-1]].values]
+        return {o: values[:, i] for i, o in enumerate(organs)}
+
+    def draws(self, name: str) -> np.ndarray:
+        """Any posterior variable, chains flattened: (n_draws, ...)."""
+        if name not in self.idata.posterior:
+            raise InputError(f"Posterior.draws: unknown variable {name!r}; have "
+                             f"{sorted(self.idata.posterior.data_vars)}")
+        return _flatten(self.idata.posterior[name])
+
+    # ------------------------------------------------------------------ predictions
+    def _need_twin(self, what: str):
+        if self.twin is None or self.twin.forward is None:
+            raise InputError(f"Posterior.{what}: the forward model is not available (custom "
+                             "model not stored); pass forward= to Posterior.from_netcdf")
+
+    def predict(self, schedule=None, times_h=None, organs=None, max_draws: int | None = None,
+                seed: int = 0) -> dict[str, Any]:
+        """Posterior-predictive TACs and TIAs for ``schedule`` (default: the fitted one).
+
+        Returns ``{"times_h", "activity_mbq": organ → (n, n_times), "tia_mbq_h": organ → (n,),
+        "ok": (n,)}``, with ``n`` = all draws or a seeded subset of ``max_draws``.
+        Jitted once and vmapped over the draws.
+        """
+        self._need_twin("predict")
+        schedule = self.schedule if schedule is None else schedule
+        if schedule is None:
+            raise InputError("Posterior.predict: schedule is None and no fitted schedule stored")
+        organs = tuple(organs or (self.data.organ_names if self.data else self.twin.organs))
+        if times_h is None:
+            times_h = default_time_grid(schedule)
+        times = jnp.asarray(np.asarray(times_h, dtype=float))
+        log_theta = self.log_theta_draws
+        if max_draws is not None and max_draws < log_theta.shape[0]:
+            idx = np.sort(np.random.default_rng(seed).choice(log_theta.shape[0], max_draws,
+                                                             replace=False))
+            log_theta = log_theta[idx]
+        twin = self.twin
+
+        def one(lt):
+            sim = twin.forward.simulate(twin.params(lt), schedule, times)
+            ok = jnp.asarray(getattr(sim, "ok", True))
+            return ({o: sim.activity_mbq[o] for o in organs},
+                    {o: sim.tia_mbq_h[o] for o in organs}, ok)
+
+        activity, tia, ok = jax.jit(jax.vmap(one))(jnp.asarray(log_theta))
+        return {"times_h": np.asarray(times),
+                "activity_mbq": {o: np.asarray(v) for o, v in activity.items()},
+                "tia_mbq_h": {o: np.asarray(v) for o, v in tia.items()},
+                "ok": np.asarray(ok)}
+
+    def predict_doses(self, schedule=None, phantom: str = "adult-male",
+                      organ_masses_g: dict[str, float] | None = None,
+                      lesion_volumes_ml: dict[str, float] | None = None,
+                      max_draws: int | None = None, radiobiology: bool = True,
+                      tcp_alpha_per_gy: float | None = None, tcp_alpha_sd_per_gy: float = 0.0,
+                      seed: int = 0) -> DosePrediction:
+        """Per-draw TIA (MBq·h), absorbed dose (Gy), effective half-life (h), BED/EQD2 (Gy),
+        NTCP (organs with cited LKB parameters) and TCP (lesions, when ``tcp_alpha_per_gy`` is
+        given) for ``schedule`` (default: the fitted one), e.g. a planned next cycle.
+
+        See :mod:`tdt.inference.predictive` for the definitions.
+        """
+        from tdt.inference.predictive import dose_prediction
+
+        pred = self.predict(schedule, organs=None, max_draws=max_draws, seed=seed)
+        volumes = dict(lesion_volumes_ml or {})
+        if self.data is not None:
+            for organ, series in self.data.organs.items():
+                if series.volume_ml is not None:
+                    volumes.setdefault(organ, series.volume_ml)
+        nuclide = self.data.nuclide if self.data is not None else "Lu-177"
+        return dose_prediction(pred, nuclide=nuclide, phantom=phantom,
+                               organ_masses_g=organ_masses_g, volumes_ml=volumes,
+                               schedule=schedule if schedule is not None else self.schedule,
+                               radiobiology=radiobiology, converged=self.converged,
+                               tcp_alpha_per_gy=tcp_alpha_per_gy,
+                               tcp_alpha_sd_per_gy=tcp_alpha_sd_per_gy)
+
+    def dose_draws(self, phantom: str = "adult-male",
+                   organ_masses_g: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+        """Organ → (n_draws,) absorbed dose (Gy) of the fitted schedule (from ``tia_draws``)."""
+        from tdt.inference.predictive import doses_from_tia
+
+        volumes = {}
+        if self.data is not None:
+            volumes = {o: s.volume_ml for o, s in self.data.organs.items()
+                       if s.volume_ml is not None}
+        nuclide = self.data.nuclide if self.data is not None else "Lu-177"
+        return doses_from_tia(self.tia_draws, nuclide, phantom, organ_masses_g, volumes)
+
+    # ------------------------------------------------------------------ reporting
+    def summary(self) -> list[dict[str, Any]]:
+        """Rows (quantity, organ/parameter, median, ci90_low, ci90_high, unit, flag) for the
+        kinetic parameters and the TIAs."""
+        rows = []
+        for name, values in self.parameter_draws.items():
+            rows.append({"quantity": "parameter", "organ": name, **summarise_draws(values),
+                         "unit": "", "flag": self.flag})
+        for organ, values in self.tia_draws.items():
+            rows.append({"quantity": "tia_mbq_h", "organ": organ, **summarise_draws(values),
+                         "unit": "MBq·h", "flag": self.flag})
+        return rows
+
+    def report(self) -> str:
+        """Plain-text report; starts with a NOT CONVERGED banner when the gate failed."""
+        lines = []
+        if not self.converged:
+            lines.append(f"*** {NOT_CONVERGED}: results below are not reliable ***")
+        lines.append(str(self.diagnostics))
+        for row in self.summary():
+            lines.append(f"{row['quantity']:<10} {row['organ']:<22} {row['median']:.4g} "
+                         f"[{row['ci90_low']:.4g}, {row['ci90_high']:.4g}] {row['unit']} "
+                         f"{row['flag']}".rstrip())
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"Posterior({self.n_draws} draws; {self.diagnostics})"
+
+    # ------------------------------------------------------------------ persistence
+    def to_netcdf(self, path) -> Path:
+        """Write the InferenceData plus everything needed to rebuild the model (JSON attrs)."""
+        from tdt.inference.persist import posterior_attrs
+
+        path = Path(path)
+        idata = self.idata.copy()
+        idata.posterior.attrs[_ATTR] = json.dumps(posterior_attrs(self))
+        tmp = path.with_name(path.name + ".tmp")
+        idata.to_netcdf(str(tmp))
+        tmp.replace(path)  # atomic: nothing half-written is left behind
+        return path
+
+    @classmethod
+    def from_netcdf(cls, path, forward=None) -> Posterior:
+        """Read a posterior written by :meth:`to_netcdf`. ``forward`` supplies the forward
+        model of a ``"custom"`` twin (reduced / pbpk models are rebuilt automatically)."""
+        from tdt.inference.persist import restore
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"Posterior.from_netcdf: no file {str(path)!r}")
+        idata = az.from_netcdf(str(path))
+        try:
+            attrs = json.loads(idata.posterior.attrs[_ATTR])
+        except (KeyError, json.JSONDecodeError):
+            raise InputError(f"Posterior.from_netcdf: {str(path)!r} was not written by "
+                             "Posterior.to_netcdf (no tdt metadata)") from None
+        twin, data, schedule, measurement, diagnostics = restore(attrs, forward)
+        return cls(idata, twin=twin, data=data, diagnostics=diagnostics, schedule=schedule,
+                   measurement=measurement)
+
+
+def default_time_grid(schedule, n_per_cycle: int = 160, tail_h: float | None = None):
+    """Time grid (h) for TACs and dose rates: log-spaced after every administration, out to
+    ``tail_h`` (default 10 physical half-lives of Lu-177 ≈ 1600 h) after the last one."""
+    starts = np.asarray(schedule.time_h, dtype=float)
+    tail_h = 1600.0 if tail_h is None else tail_h
+    pieces = []
+    for k, t0 in enumerate(starts):
+        end = starts[k + 1] if k + 1 < starts.size else t0 + tail_h
+        span = end - t0
+        pieces.append(t0 + np.concatenate([[0.0], np.geomspace(0.05, span, n_per_cycle)]))
+    grid = np.unique(np.concatenate(pieces))
+    return grid[np.isfinite(grid)]
+
+
+def _isfinite(x) -> bool:
+    return x is not None and math.isfinite(x)

@@ -1,0 +1,117 @@
+"""Fitting one patient: :func:`fit_patient` → :class:`~tdt.inference.Posterior`.
+
+Sampler: PyMC model compiled to JAX and sampled by numpyro's NUTS with vectorised chains
+(``chain_method="vectorized"``: pmap fails with diffrax solves, DESIGN.md measured pitfalls),
+float64. ``sampler="pymc"`` uses PyMC's own NUTS (C backend; the wrap_jax Op then runs through
+JAX callbacks) — for comparison only. ``benchmarks/bench_inference.py`` measures both.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pymc as pm
+
+from tdt.errors import ConvergenceError, InputError
+from tdt.inference.bridge import check_forward
+from tdt.inference.data import PatientData
+from tdt.inference.diagnostics import NOT_CONVERGED, compute_diagnostics
+from tdt.inference.measurement import MeasurementModel
+from tdt.inference.models import TwinModel, resolve_model
+from tdt.inference.posterior import Posterior
+from tdt.inference.pymc_models import build_patient_model
+
+#: Variables checked by the convergence gate (free parameters and derived TIA).
+GATE_VARIABLES = ("z", "log_calibration", "log_recovery", "noise_sd", "tia_mbq_h", "mu", "tau")
+
+
+def _check_counts(draws, chains, tune, seed):
+    for name, value, minimum in (("draws", draws, 1), ("chains", chains, 1), ("tune", tune, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise InputError(f"{name}: {value!r}; expected an integer >= {minimum}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed: {seed!r}; expected an integer >= 0")
+
+
+def run_sampler(model: pm.Model, *, draws: int, tune: int, chains: int, seed: int,
+                target_accept: float = 0.9, sampler: str = "numpyro",
+                chain_method: str = "vectorized", progressbar: bool = False,
+                dense_mass: bool = True):
+    """Sample a PyMC model; returns ``(idata, wall_time_s)``.
+
+    ``dense_mass``: adapt a dense mass matrix (numpyro). The kinetic posteriors have strong
+    linear correlations (e.g. all uptake rates against the renal clearance when the plasma phase
+    is not imaged); a dense metric cut the leapfrog steps per draw from ~64 to ~12 and raised
+    the ESS threefold on the standard patient (benchmarks/bench_inference.py).
+    """
+    if sampler not in ("numpyro", "pymc"):
+        raise InputError(f"sampler: {sampler!r}; expected 'numpyro' or 'pymc'")
+    start = time.perf_counter()
+    with model, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        if sampler == "numpyro":
+            idata = pm.sample(
+                draws=draws, tune=tune, chains=chains, random_seed=seed,
+                nuts_sampler="numpyro", target_accept=target_accept, progressbar=progressbar,
+                nuts_sampler_kwargs={"chain_method": chain_method,
+                                     "nuts_kwargs": {"dense_mass": dense_mass}},
+                compute_convergence_checks=False,
+            )
+        else:
+            idata = pm.sample(
+                draws=draws, tune=tune, chains=chains, random_seed=seed, cores=1,
+                target_accept=target_accept, progressbar=progressbar,
+                compute_convergence_checks=False,
+            )
+    return idata, time.perf_counter() - start
+
+
+def fit_patient(data: PatientData, model: str | TwinModel = "reduced", draws: int = 1000,
+                chains: int = 4, tune: int = 1000, seed: int = 0,
+                measurement: MeasurementModel | None = None, schedule=None,
+                target_accept: float = 0.9, sampler: str = "numpyro",
+                require_convergence: bool = False, progressbar: bool = False,
+                dense_mass: bool = True) -> Posterior:
+    """Fit the twin to one patient's time–activity data; return the :class:`Posterior`.
+
+    Parameters
+    ----------
+    data: the patient's :class:`PatientData`.
+    model: ``"reduced"`` (linear kinetic model of tdt.pbpk), ``"pbpk"`` (PSMA PBPK,
+        identifiable subset) or a :class:`TwinModel` (e.g. with a population prior).
+    draws, chains, tune: NUTS draws per chain after ``tune`` warm-up steps.
+    seed: random seed; the same seed gives identical posterior summaries on the same machine.
+    measurement: the :class:`MeasurementModel` (default lognormal noise, 3 %-calibration from
+        ``data.calibration_sd``, sphere recovery for small lesions).
+    schedule: administration schedule (default ``data.resolve_schedule()``).
+    require_convergence: raise :class:`ConvergenceError` if the gate fails, instead of
+        returning a posterior flagged "NOT CONVERGED" (and warning).
+    """
+    if not isinstance(data, PatientData):
+        raise InputError(f"data: {type(data).__name__}; expected a tdt.inference.PatientData")
+    _check_counts(draws, chains, tune, seed)
+    measurement = measurement or MeasurementModel()
+    twin = resolve_model(model, data)
+    schedule = data.resolve_schedule() if schedule is None else schedule
+    check_forward(twin, data, schedule)
+    pm_model = build_patient_model(data, twin, measurement, schedule)
+    idata, wall = run_sampler(pm_model, draws=draws, tune=tune, chains=chains, seed=seed,
+                              target_accept=target_accept, sampler=sampler,
+                              progressbar=progressbar, dense_mass=dense_mass)
+    diagnostics = compute_diagnostics(idata, GATE_VARIABLES, sampling_time_s=wall)
+    posterior = Posterior(idata, twin=twin, data=data, diagnostics=diagnostics,
+                          schedule=schedule, measurement=measurement)
+    _gate(diagnostics, require_convergence, f"fit_patient({data.patient_id!r})")
+    return posterior
+
+
+def _gate(diagnostics, require_convergence: bool, what: str) -> None:
+    if diagnostics.converged:
+        return
+    message = f"{what}: {NOT_CONVERGED} — {diagnostics}"
+    if require_convergence:
+        raise ConvergenceError(message)
+    warnings.warn(message, stacklevel=3)

@@ -1,0 +1,29 @@
+"""tdt.pbpk — mechanistic twin core: JAX PBPK models of radiopharmaceutical therapy.
+
+- :class:`Administration`, :class:`Schedule` (``Schedule.repeated``): what is given, when.
+- :func:`reduced_linear` -> :class:`LinearModel`: first-order plasma <-> organ exchange, renal
+  excretion, physical decay, solved exactly (matrix exponential), exact TIA to infinity.
+- :func:`psma617`, :func:`dotatate` -> :class:`PbpkModel`: receptor PBPK (binding, saturation by
+  hot + cold ligand, internalisation, release, filtration), diffrax Kvaerno5, failures reported.
+- ``model.simulate(params, schedule, times_h)`` -> :class:`Simulation` (``activity_mbq``,
+  ``tia_mbq_h``, mass balance, ``ok``). Pure JAX: jit / vmap / grad over the params dict.
+- :func:`virtual_cohort`: lognormal population draws, one vmapped jitted solve, organ doses.
+
+Units: h, MBq, MBq·h, nmol, mL, 1/h (docs/architecture.md). See docs/pbpk.md.
+"""
+
+from tdt.pbpk.cohort import Cohort, draw_parameters, virtual_cohort
+from tdt.pbpk.description import Tissue
+from tdt.pbpk.dotatate import dotatate
+from tdt.pbpk.linear import LinearModel, reduced_linear
+from tdt.pbpk.nonlinear import PbpkModel, specific_activity_mbq_per_nmol
+from tdt.pbpk.organs import TISSUE_ORGANS
+from tdt.pbpk.psma617 import psma617
+from tdt.pbpk.schedule import Administration, Schedule
+from tdt.pbpk.simulation import Simulation
+
+__all__ = [
+    "Administration", "Cohort", "LinearModel", "PbpkModel", "Schedule", "Simulation",
+    "TISSUE_ORGANS", "Tissue", "dotatate", "draw_parameters", "psma617", "reduced_linear",
+    "specific_activity_mbq_per_nmol", "virtual_cohort",
+]

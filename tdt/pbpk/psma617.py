@@ -1,0 +1,24 @@
+"""177Lu-PSMA-617 receptor PBPK model (plasma, kidneys, salivary glands, liver, spleen, GI, red
+marrow, remainder, lesions, urine). Parameters: catalog ``pbpk_psma617`` (cited per value)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tdt.pbpk.builders import build
+from tdt.pbpk.nonlinear import PbpkModel
+
+ORGANS = ("kidneys", "salivary_glands", "liver", "spleen", "gi", "red_marrow", "remainder")
+#: PSMA-expressing tissues (red marrow and the remainder have no specific binding).
+RECEPTOR_ORGANS = frozenset({"kidneys", "salivary_glands", "liver", "spleen", "gi"})
+
+
+def psma617(lesions: int | Iterable[str] = 1, nuclide: str = "Lu-177",
+            dataset: str = "pbpk_psma617", **options) -> PbpkModel:
+    """The PSMA-617 PBPK model with ``lesions`` tumour lesions (count or names ``lesion_<n>``).
+
+    Each lesion has its own volume ``V_lesion_<n>`` (mL), receptor density ``R_lesion_<n>``
+    (nmol/L), flow, internalisation and release. ``options``: solver settings of
+    :class:`~tdt.pbpk.nonlinear.PbpkModel` (rtol, atol, max_steps, horizon_h, adjoint).
+    """
+    return build("psma617", dataset, ORGANS, RECEPTOR_ORGANS, lesions, nuclide, **options)

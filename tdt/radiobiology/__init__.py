@@ -1,0 +1,76 @@
+"""Radiobiology of radiopharmaceutical therapy: BED (Lea–Catcheside G-factor), EQD2, DVH/BVH
+summaries, gEUD, EUBED, TCP (Poisson LQ with radiosensitivity spread), NTCP (LKB).
+
+Everything is pure JAX: jittable, vmappable over a leading axis of posterior draws, and
+differentiable (e.g. with respect to administered activity for planning). Bad concrete input
+raises :class:`tdt.errors.InputError`; traced input is never checked. See docs/radiobiology.md.
+"""
+
+from __future__ import annotations
+
+from tdt.radiobiology.bed import bed, dose_and_g_factor, exponential_moments
+from tdt.radiobiology.closed_forms import (
+    bed_acute,
+    bed_from_eqd2,
+    bed_monoexponential,
+    bed_sum_of_exponentials,
+    bed_uptake_washout,
+    eqd2,
+    g_factor_sum_of_exponentials,
+    repair_rate_per_h,
+    uptake_washout_terms,
+)
+from tdt.radiobiology.dvh import (
+    cumulative_dvh,
+    dose_at_volume_percent,
+    dvh_summary,
+    mean_dose,
+    volume_percent_at_dose,
+)
+from tdt.radiobiology.eud import eubed, geud
+from tdt.radiobiology.multicycle import bed_multicycle, repopulation_bed
+from tdt.radiobiology.ntcp import ntcp_lkb, ntcp_organ
+from tdt.radiobiology.parameters import (
+    NTCP_PARAMETERS,
+    TISSUES,
+    NtcpParameters,
+    TissueParameters,
+    canonical_tissue_name,
+    ntcp_parameters,
+    tissue,
+)
+from tdt.radiobiology.tcp import tcp_poisson
+
+__all__ = [
+    "NTCP_PARAMETERS",
+    "TISSUES",
+    "NtcpParameters",
+    "TissueParameters",
+    "bed",
+    "bed_acute",
+    "bed_from_eqd2",
+    "bed_monoexponential",
+    "bed_multicycle",
+    "bed_sum_of_exponentials",
+    "bed_uptake_washout",
+    "canonical_tissue_name",
+    "cumulative_dvh",
+    "dose_and_g_factor",
+    "dose_at_volume_percent",
+    "dvh_summary",
+    "eqd2",
+    "eubed",
+    "exponential_moments",
+    "g_factor_sum_of_exponentials",
+    "geud",
+    "mean_dose",
+    "ntcp_lkb",
+    "ntcp_organ",
+    "ntcp_parameters",
+    "repair_rate_per_h",
+    "repopulation_bed",
+    "tcp_poisson",
+    "tissue",
+    "uptake_washout_terms",
+    "volume_percent_at_dose",
+]

@@ -1,0 +1,123 @@
+"""Default radiobiological parameters per tissue and LKB NTCP parameter sets (cited).
+
+Loaded once, at import, from the hash-checked catalog dataset
+``radiobiology_tissue_parameters`` (data_catalog/radiobiology/tissue_parameters.yaml), where
+every value carries its citation and a confidence note. Users may pass their own values to every
+function instead; :func:`tissue` and :func:`ntcp_parameters` resolve names and aliases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+from tdt.errors import unknown_name_error
+
+DATASET = "radiobiology_tissue_parameters"
+
+
+@dataclass(frozen=True)
+class TissueParameters:
+    """Linear-quadratic parameters of one tissue.
+
+    alpha_beta_gy: alpha/beta (Gy); repair_half_time_h: repair half-time (h, mono-exponential
+    repair); citation, confidence ("high" | "medium" | "low") and notes from the catalog file.
+    """
+
+    name: str
+    alpha_beta_gy: float
+    repair_half_time_h: float
+    citation: str
+    confidence: str = "low"
+    notes: str = ""
+
+    def with_values(self, **changes) -> TissueParameters:
+        """A copy with some values replaced (user parameters); citation marked as modified."""
+        return replace(self, citation=f"user-modified ({self.citation})", **changes)
+
+
+@dataclass(frozen=True)
+class NtcpParameters:
+    """Lyman–Kutcher–Burman parameters of one organ.
+
+    td50_gy: uniform dose giving 50 % complication probability (Gy, in ``dose_metric``: "eqd2",
+    "bed" or "absorbed_dose"); m: slope; n: volume effect (gEUD with a = 1/n); alpha_beta_gy used
+    to convert BED to EQD2 for this endpoint.
+    """
+
+    organ: str
+    td50_gy: float
+    m: float
+    n: float
+    dose_metric: str
+    alpha_beta_gy: float
+    endpoint: str
+    citation: str
+    confidence: str = "low"
+    notes: str = ""
+
+
+_ALIASES = {
+    "kidney": "kidneys",
+    "kidneys": "kidneys",
+    "red_marrow": "red_marrow",
+    "redmarrow": "red_marrow",
+    "bone_marrow": "red_marrow",
+    "marrow": "red_marrow",
+    "salivary_glands": "salivary_glands",
+    "salivary_gland": "salivary_glands",
+    "salivary": "salivary_glands",
+    "parotid": "salivary_glands",
+    "parotids": "salivary_glands",
+    "tumour": "tumour",
+    "tumor": "tumour",
+    "lesion": "tumour",
+}
+
+
+def canonical_tissue_name(name: str) -> str:
+    """Canonical tissue key for ``name`` (``lesion_3`` → ``tumour``, ``kidney`` → ``kidneys``)."""
+    key = str(name).strip().lower().replace(" ", "_").replace("-", "_")
+    if key.startswith(("lesion", "tumour", "tumor")):
+        return "tumour"
+    return _ALIASES.get(key, key)
+
+
+def _load():
+    import yaml
+
+    from tdt.catalog import dataset_path
+
+    raw = yaml.safe_load(dataset_path(DATASET).read_text())
+    tissues = {
+        name: TissueParameters(name=name, **{k: v for k, v in spec.items()})
+        for name, spec in raw["tissues"].items()
+    }
+    ntcp = {
+        organ: NtcpParameters(organ=organ, **{k: v for k, v in spec.items()})
+        for organ, spec in raw["ntcp"].items()
+    }
+    return MappingProxyType(tissues), MappingProxyType(ntcp)
+
+
+#: Default LQ parameters by canonical tissue name (read-only mapping).
+TISSUES: MappingProxyType
+#: LKB parameter sets by organ: kidneys, salivary_glands, red_marrow (read-only mapping).
+NTCP_PARAMETERS: MappingProxyType
+TISSUES, NTCP_PARAMETERS = _load()
+
+
+def tissue(name: str) -> TissueParameters:
+    """Default :class:`TissueParameters` for ``name`` (aliases and lesion names accepted)."""
+    key = canonical_tissue_name(name)
+    if key not in TISSUES:
+        raise unknown_name_error("tissue", name, TISSUES)
+    return TISSUES[key]
+
+
+def ntcp_parameters(organ: str) -> NtcpParameters:
+    """Default :class:`NtcpParameters` for ``organ`` (aliases accepted)."""
+    key = canonical_tissue_name(organ)
+    if key not in NTCP_PARAMETERS:
+        raise unknown_name_error("NTCP organ", organ, NTCP_PARAMETERS)
+    return NTCP_PARAMETERS[key]

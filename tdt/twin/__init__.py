@@ -1,0 +1,45 @@
+"""tdt.twin — the living twin: assimilate each cycle, predict the next, plan under risk, QA.
+
+Public API (see docs/twin.md):
+
+- :class:`DoseDraws` — per-draw, per-organ response of future cycles (dose/MBq, BED coefficient);
+- :func:`plan`, :class:`Constraint`, :class:`Policy`, :class:`TcpModel`, :class:`Plan`,
+  :func:`evaluate`, :func:`max_uniform_activity`, :func:`exceedance_probability`;
+- :class:`Twin` (assimilate / predict / plan / save / load), :class:`PatientRecord`,
+  :class:`CycleData`, :class:`Calibration`, :class:`DriftModel`, :class:`GaussianPosterior`;
+- :class:`QAReport`, :class:`AuditLog`, :func:`virtual_trial`.
+"""
+
+from tdt.twin.assimilate import DriftModel, GaussianPosterior, assimilate_laplace
+from tdt.twin.audit import AuditLog
+from tdt.twin.draws import DoseDraws, quadratic_bed_coefficient
+from tdt.twin.plan import (
+    DEFAULT_CONSTRAINTS,
+    KIDNEY_BED_28,
+    KIDNEY_BED_40,
+    RED_MARROW_DOSE_2,
+    Constraint,
+    Plan,
+    Policy,
+    ScheduleEvaluation,
+    TcpModel,
+    evaluate,
+    exceedance_probability,
+    max_uniform_activity,
+    plan,
+)
+from tdt.twin.predict import Prediction, credible_width
+from tdt.twin.qa import QAReport
+from tdt.twin.record import Calibration, CycleData, PatientRecord
+from tdt.twin.tissues import LinearQuadratic, tissue_parameters
+from tdt.twin.trial import TrialResult, virtual_trial
+from tdt.twin.twin import Twin
+
+__all__ = [
+    "AuditLog", "Calibration", "CycleData", "DriftModel", "GaussianPosterior", "Prediction",
+    "PatientRecord", "QAReport", "TrialResult", "Twin", "virtual_trial", "assimilate_laplace", "credible_width",
+    "DEFAULT_CONSTRAINTS", "KIDNEY_BED_28", "KIDNEY_BED_40", "RED_MARROW_DOSE_2", "Constraint",
+    "DoseDraws", "LinearQuadratic", "Plan", "Policy", "ScheduleEvaluation", "TcpModel", "evaluate",
+    "exceedance_probability", "max_uniform_activity", "plan", "quadratic_bed_coefficient",
+    "tissue_parameters",
+]

@@ -1,0 +1,231 @@
+"""Posterior draws of a patient's response to one cycle, in the form the planner needs.
+
+For linear kinetics (the reduced model, or any PBPK away from receptor saturation) the absorbed
+dose-rate of every organ is proportional to the administered activity A, so per cycle
+
+    D(A)   = d · A                 (d: absorbed dose per activity, Gy/MBq)
+    BED(A) = d · A + q · A²        (q: Gy/MBq², from the Lea–Catcheside G-factor)
+
+with, for a dose rate per unit activity R(t) = Σ_k a_k exp(-λ_k t) after an instant uptake and
+a repair rate μ = ln 2 / T_rep (derivation: integrate the G-factor of Dale, Br J Radiol
+1985;58:515, term by term),
+
+    q = (2 / (α/β)) Σ_j Σ_k a_j a_k / ((λ_j + λ_k)(λ_j + μ)).
+
+For one exponential this is Dale's q = d² · T_rep / (T_rep + T_eff) / (α/β).
+
+Cycles 4–8 weeks apart do not interact in the G-factor (exp(-μ Δt) ≈ 0 for Δt ≫ T_rep) and the
+residual activity of the previous cycle is negligible when Δt ≫ T_eff, so the cumulative BED of a
+schedule is the sum of per-cycle BEDs (the usual multi-cycle convention, e.g. Bodei 2008).
+
+``DoseDraws`` holds d and q per cycle, draw and organ, plus what has already been delivered.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tdt.errors import InputError
+from tdt.twin.tissues import LinearQuadratic, is_lesion, tissue_parameters
+
+LN2 = math.log(2.0)
+
+
+def _as_float_array(name: str, value, ndim: int | None = None) -> np.ndarray:
+    array = np.asarray(value, dtype=float)
+    if ndim is not None and array.ndim != ndim:
+        raise InputError(f"{name}: expected an array with {ndim} dimensions, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"{name}: contains non-finite values (NaN or inf); expected finite numbers")
+    return array
+
+
+def quadratic_bed_coefficient(amplitudes_gy_per_h, rates_per_h, alpha_beta_gy, repair_half_time_h):
+    """BED coefficient q (Gy per unit activity²) of a dose rate Σ_k a_k exp(-λ_k t).
+
+    ``amplitudes_gy_per_h``, ``rates_per_h``: arrays (..., K) of dose-rate amplitudes per unit
+    activity (Gy/h/MBq) and rates (1/h). Formula in the module docstring. Returns shape (...);
+    ``alpha_beta_gy`` and ``repair_half_time_h`` broadcast against it. NumPy or JAX arrays.
+    """
+    a = amplitudes_gy_per_h
+    lam = rates_per_h
+    # alpha/beta and T_rep broadcast against the output shape (...)
+    mu = (LN2 / repair_half_time_h) * (lam[..., 0] * 0 + 1)
+    mu = mu[..., None, None]
+    pair = a[..., :, None] * a[..., None, :] / (
+        (lam[..., :, None] + lam[..., None, :]) * (lam[..., :, None] + mu)
+    )
+    return 2.0 / alpha_beta_gy * pair.sum(axis=(-1, -2))
+
+
+@dataclass(frozen=True)
+class DoseDraws:
+    """Per-draw, per-organ response of the remaining cycles (linear-quadratic in activity).
+
+    Attributes
+    ----------
+    organs: organ / lesion names (canonical, e.g. ``kidneys``, ``red_marrow``, ``lesion_1``).
+    dose_per_mbq: (n_cycles, n_draws, n_organs) absorbed dose per administered activity, Gy/MBq.
+        ``n_cycles`` may be 1: the same response is then used for every future cycle.
+    bed_quadratic: (n_cycles, n_draws, n_organs) q in BED = d A + q A², Gy/MBq².
+    prior_dose_gy, prior_bed_gy: (n_draws, n_organs) absorbed dose / BED already delivered.
+    """
+
+    organs: tuple[str, ...]
+    dose_per_mbq: np.ndarray
+    bed_quadratic: np.ndarray
+    prior_dose_gy: np.ndarray = field(default=None)  # type: ignore[assignment]
+    prior_bed_gy: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self):
+        organs = tuple(str(o) for o in self.organs)
+        if len(set(organs)) != len(organs) or not organs:
+            raise InputError(f"organs: expected unique, non-empty organ names, got {organs}")
+        d = _as_float_array("dose_per_mbq", self.dose_per_mbq)
+        q = _as_float_array("bed_quadratic", self.bed_quadratic)
+        if d.ndim == 2:
+            d = d[None]
+        if q.ndim == 2:
+            q = q[None]
+        if d.ndim != 3 or d.shape[-1] != len(organs):
+            raise InputError(
+                f"dose_per_mbq: expected shape (n_cycles, n_draws, {len(organs)}) or "
+                f"(n_draws, {len(organs)}), got {np.shape(self.dose_per_mbq)}"
+            )
+        if q.shape != d.shape:
+            raise InputError(f"bed_quadratic: shape {q.shape} must equal dose_per_mbq's {d.shape}")
+        if np.any(d < 0) or np.any(q < 0):
+            raise InputError("dose_per_mbq / bed_quadratic: expected values >= 0")
+        n_draws = d.shape[1]
+        zeros = np.zeros((n_draws, len(organs)))
+        pd = zeros if self.prior_dose_gy is None else _as_float_array("prior_dose_gy", self.prior_dose_gy)
+        pb = zeros if self.prior_bed_gy is None else _as_float_array("prior_bed_gy", self.prior_bed_gy)
+        for name, value in (("prior_dose_gy", pd), ("prior_bed_gy", pb)):
+            if value.shape != (n_draws, len(organs)):
+                raise InputError(f"{name}: expected shape {(n_draws, len(organs))}, got {value.shape}")
+            if np.any(value < 0):
+                raise InputError(f"{name}: expected values >= 0")
+        object.__setattr__(self, "organs", organs)
+        object.__setattr__(self, "dose_per_mbq", d)
+        object.__setattr__(self, "bed_quadratic", q)
+        object.__setattr__(self, "prior_dose_gy", pd)
+        object.__setattr__(self, "prior_bed_gy", pb)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_draws(self) -> int:
+        return self.dose_per_mbq.shape[1]
+
+    @property
+    def n_cycles_known(self) -> int:
+        return self.dose_per_mbq.shape[0]
+
+    @property
+    def tumour_organs(self) -> tuple[str, ...]:
+        return tuple(o for o in self.organs if is_lesion(o))
+
+    def index(self, organ: str) -> int:
+        if organ not in self.organs:
+            from tdt.errors import unknown_name_error  # noqa: PLC0415
+
+            raise unknown_name_error("organ", organ, self.organs)
+        return self.organs.index(organ)
+
+    def coefficients(self, n_cycles: int) -> tuple[np.ndarray, np.ndarray]:
+        """d and q for ``n_cycles`` future cycles, (n_cycles, n_draws, n_organs) each."""
+        k = self.n_cycles_known
+        if n_cycles <= k:
+            return self.dose_per_mbq[:n_cycles], self.bed_quadratic[:n_cycles]
+        # the last known cycle's response is carried forward
+        reps = np.concatenate([np.arange(k), np.full(n_cycles - k, k - 1)])
+        return self.dose_per_mbq[reps], self.bed_quadratic[reps]
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_monoexponential(
+        cls,
+        organs: Sequence[str],
+        dose_per_mbq,
+        effective_half_life_h,
+        tissues: Mapping[str, LinearQuadratic] | None = None,
+        **kwargs,
+    ) -> DoseDraws:
+        """From absorbed dose per activity (Gy/MBq) and effective half-life (h) per draw/organ.
+
+        Arrays have shape (n_draws, n_organs) or (n_cycles, n_draws, n_organs). Dale's formula
+        (Br J Radiol 1985;58:515): q = d² T_rep / (T_rep + T_eff) / (α/β).
+        """
+        organs = tuple(organs)
+        d = _as_float_array("dose_per_mbq", dose_per_mbq)
+        teff = _as_float_array("effective_half_life_h", effective_half_life_h)
+        if teff.shape != d.shape:
+            raise InputError(f"effective_half_life_h: shape {teff.shape} must equal {d.shape}")
+        if np.any(teff <= 0):
+            raise InputError("effective_half_life_h: expected values > 0 h")
+        ab, trep = _lq_arrays(organs, tissues)
+        q = d**2 * trep / (trep + teff) / ab
+        return cls(organs, d, q, **kwargs)
+
+    @classmethod
+    def from_exponentials(
+        cls,
+        organs: Sequence[str],
+        amplitudes_gy_per_h_per_mbq,
+        rates_per_h,
+        tissues: Mapping[str, LinearQuadratic] | None = None,
+        **kwargs,
+    ) -> DoseDraws:
+        """From dose-rate exponentials per unit activity: arrays (..., n_organs, K).
+
+        d = Σ a_k / λ_k; q from :func:`quadratic_bed_coefficient`. Negative amplitudes (an
+        uptake phase) are allowed as long as the dose rate stays >= 0.
+        """
+        organs = tuple(organs)
+        a = _as_float_array("amplitudes_gy_per_h_per_mbq", amplitudes_gy_per_h_per_mbq)
+        lam = _as_float_array("rates_per_h", rates_per_h)
+        if a.shape != lam.shape or a.ndim < 3 or a.shape[-2] != len(organs):
+            raise InputError(
+                f"amplitudes/rates: expected equal shapes (..., n_draws, {len(organs)}, K), "
+                f"got {a.shape} and {lam.shape}"
+            )
+        if np.any(lam <= 0):
+            raise InputError("rates_per_h: expected rates > 0 1/h (physical decay included)")
+        ab, trep = _lq_arrays(organs, tissues)
+        d = (a / lam).sum(axis=-1)
+        q = quadratic_bed_coefficient(a, lam, ab, trep)
+        return cls(organs, d, q, **kwargs)
+
+    def with_prior(self, prior_dose_gy, prior_bed_gy) -> DoseDraws:
+        """The same response with a different delivered dose / BED (n_draws, n_organs)."""
+        return DoseDraws(self.organs, self.dose_per_mbq, self.bed_quadratic,
+                         prior_dose_gy, prior_bed_gy)
+
+    def with_drift(self, n_cycles: int, drift_sd: float, organs: Sequence[str] | None = None,
+                   drift_mean: float = 0.0, seed: int = 0) -> DoseDraws:
+        """Add a lognormal random walk of uptake across future cycles (per draw).
+
+        The posterior describes the last imaged cycle, so the next cycle is one step away.
+        Cycle c (0 = next) has its uptake multiplied by exp(Σ_{i<=c} ε_i), ε_i ~ N(drift_mean,
+        drift_sd²), independently per draw, for ``organs`` (default: the lesions, whose receptor
+        density falls with response). d scales with the multiplier, q with its square.
+        """
+        if drift_sd < 0:
+            raise InputError(f"drift_sd: expected >= 0, got {drift_sd}")
+        organs = self.tumour_organs if organs is None else tuple(organs)
+        mask = np.array([o in organs for o in self.organs])
+        d, q = self.coefficients(n_cycles)
+        rng = np.random.default_rng(seed)
+        steps = rng.normal(drift_mean, drift_sd, size=(n_cycles, self.n_draws, 1))
+        mult = np.where(mask, np.exp(np.cumsum(steps, axis=0)), 1.0)
+        return DoseDraws(self.organs, d * mult, q * mult**2, self.prior_dose_gy, self.prior_bed_gy)
+
+
+def _lq_arrays(organs, tissues) -> tuple[np.ndarray, np.ndarray]:
+    tissues = dict(tissues or {})
+    params = [tissues.get(o) or tissue_parameters(o) for o in organs]
+    return (np.array([p.alpha_beta_gy for p in params]),
+            np.array([p.repair_half_time_h for p in params]))

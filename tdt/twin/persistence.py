@@ -1,0 +1,192 @@
+"""Save / load a twin: a versioned zip file.
+
+Members:
+
+- ``header.json``: ``{"format": "tdt-twin", "format_version": N, "tdt_version", "saved_utc",
+  "members": {name: sha256}}``;
+- ``state.json``: record, model specification, settings, cycles' data, QA reports;
+- ``arrays.nc``: NetCDF-4 (xarray, h5netcdf) with the prior and posterior (mean and covariance
+  of log θ), the standard normals behind the draws, the posterior parameter draws, the delivered
+  dose / BED per draw (for readers; recomputed on load) and the dose matrix — float64, so predictions reproduce exactly;
+- ``audit.jsonl``: the audit log (hash-chained).
+
+Loading checks the format name, refuses a ``format_version`` newer than this tdt reads, and
+re-hashes every member: any mismatch (a corrupted or edited file) is an :class:`InputError`
+naming the member. Writing is atomic (temporary file in the same folder, then rename).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from tdt.errors import InputError
+
+FORMAT = "tdt-twin"
+FORMAT_VERSION = 1
+
+
+def _arrays_dataset(twin):
+    import xarray as xr  # noqa: PLC0415
+
+    names = list(twin.posterior.names)
+    draws = np.exp(twin.posterior.log_draws(twin._z))
+    delivered_dose, delivered_bed = twin.delivered()
+    return xr.Dataset(
+        {
+            "prior_mean_log": (("parameter",), twin.prior.mean),
+            "prior_cov_log": (("parameter", "parameter_2"), twin.prior.cov),
+            "posterior_mean_log": (("parameter",), twin.posterior.mean),
+            "posterior_cov_log": (("parameter", "parameter_2"), twin.posterior.cov),
+            "standard_normals": (("draw", "parameter"), twin._z),
+            "parameter_draws": (("draw", "parameter"), draws),
+            "delivered_dose_gy": (("draw", "target"), delivered_dose),
+            "delivered_bed_gy": (("draw", "target"), delivered_bed),
+            "dose_matrix_gy_per_mbq_h": (("target", "source"), twin.matrix.values),
+        },
+        coords={"parameter": names, "parameter_2": names, "draw": np.arange(twin.n_draws),
+                "target": list(twin.matrix.targets), "source": list(twin.matrix.sources)},
+        attrs={"units": "log of 1/h (rate constants); Gy; Gy/(MBq h)"},
+    )
+
+
+def save_twin(twin, path) -> None:
+    """Write ``twin`` to ``path`` (zip; see module docstring)."""
+    import tdt  # noqa: PLC0415
+
+    path = Path(path)
+    model = twin.model
+    state = {
+        "record": twin.record.to_dict(),
+        "model": {"name": twin.model_name, "organs": list(model.organs),
+                  "nuclide": getattr(model, "nuclide", twin.record.nuclide),
+                  "dataset": getattr(model, "dataset", None)},
+        "settings": {"n_draws": twin.n_draws, "total_cycles": twin.total_cycles,
+                     "drift": twin.drift.to_dict(), "calibration_sd": twin.calibration_sd,
+                     "dosimetry": twin.dosimetry, "seed": twin.seed, "engine": twin.engine,
+                     "nuts_options": twin.nuts_options},
+        "dose_matrix_method": twin.matrix.method,
+        "posterior": {"method": twin.posterior.method, "diagnostics": twin.posterior.diagnostics},
+        "prior": {"method": twin.prior.method},
+        "cycles": [c.to_dict() for c in twin.cycles],
+        "qa_reports": [r.to_dict() for r in twin.qa_reports],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        nc = Path(tmp) / "arrays.nc"
+        _arrays_dataset(twin).to_netcdf(nc, engine="h5netcdf")
+        members = {
+            "state.json": json.dumps(state, sort_keys=True, default=_default).encode(),
+            "arrays.nc": nc.read_bytes(),
+            "audit.jsonl": twin.audit.to_jsonl().encode(),
+        }
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "tdt_version": tdt.__version__,
+              "saved_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+              "members": {k: hashlib.sha256(v).hexdigest() for k, v in members.items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp_name, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("header.json", json.dumps(header, indent=2, sort_keys=True))
+            for name, data in members.items():
+                zf.writestr(name, data)
+        os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.remove(tmp_name)
+
+
+def _default(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _read_members(path: Path) -> tuple[dict, dict[str, bytes]]:
+    if not path.is_file():
+        raise InputError(f"path: no twin file at {str(path)!r}")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            header = json.loads(zf.read("header.json"))
+            data = {name: zf.read(name) for name in zf.namelist() if name != "header.json"}
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError, zipfile.LargeZipFile) as exc:
+        raise InputError(f"{path.name}: not a readable tdt twin file (corrupted?): {exc}") from None
+    except Exception as exc:  # zlib errors, CRC failures
+        raise InputError(f"{path.name}: corrupted twin file ({type(exc).__name__}: {exc})") from None
+    if header.get("format") != FORMAT:
+        raise InputError(f"{path.name}: format {header.get('format')!r}; expected {FORMAT!r}")
+    version = header.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise InputError(
+            f"{path.name}: format_version {version!r} is newer than this tdt reads "
+            f"({FORMAT_VERSION}); upgrade tdt to load it")
+    for name, digest in header.get("members", {}).items():
+        if name not in data:
+            raise InputError(f"{path.name}: member {name!r} is missing (corrupted file)")
+        if hashlib.sha256(data[name]).hexdigest() != digest:
+            raise InputError(f"{path.name}: member {name!r} does not match its sha256 in the "
+                             "header (corrupted or edited file)")
+    return header, data
+
+
+def load_twin(path):
+    """Read a twin written by :func:`save_twin` (see module docstring for the checks)."""
+    import xarray as xr  # noqa: PLC0415
+
+    from tdt.twin.assimilate import DriftModel, GaussianPosterior  # noqa: PLC0415
+    from tdt.twin.audit import AuditLog  # noqa: PLC0415
+    from tdt.twin.qa import QACheck, QAReport  # noqa: PLC0415
+    from tdt.twin.record import CycleData, PatientRecord  # noqa: PLC0415
+    from tdt.twin.response import DoseMatrix  # noqa: PLC0415
+    from tdt.twin.twin import Twin  # noqa: PLC0415
+
+    path = Path(path)
+    _, data = _read_members(path)
+    state = json.loads(data["state.json"])
+    with xr.open_dataset(io.BytesIO(data["arrays.nc"]), engine="h5netcdf") as ds:
+        arrays = {k: np.asarray(ds[k].values, dtype=float) for k in ds.data_vars}
+        names = tuple(str(n) for n in ds["parameter"].values)
+        targets = tuple(str(n) for n in ds["target"].values)
+        sources = tuple(str(n) for n in ds["source"].values)
+    audit = AuditLog(entries=[json.loads(line) for line in
+                              data["audit.jsonl"].decode().splitlines() if line.strip()])
+    record = PatientRecord.from_dict(state["record"])
+    spec = state["model"]
+    from tdt.pbpk import reduced_linear  # noqa: PLC0415
+
+    kwargs = {"dataset": spec["dataset"]} if spec.get("dataset") else {}
+    model = reduced_linear(tuple(spec["organs"]), nuclide=spec["nuclide"], **kwargs)
+    settings = state["settings"]
+    prior = GaussianPosterior(names, arrays["prior_mean_log"], arrays["prior_cov_log"],
+                              state["prior"]["method"])
+    twin = Twin(record, model, prior, n_draws=int(settings["n_draws"]),
+                total_cycles=int(settings["total_cycles"]),
+                drift=DriftModel(**settings["drift"]),
+                calibration_sd=float(settings["calibration_sd"]),
+                dosimetry=settings["dosimetry"], seed=int(settings["seed"]),
+                engine=settings.get("engine", "laplace"),
+                nuts_options=settings.get("nuts_options"), _audit=audit)
+    twin.model_name = spec["name"]
+    twin.posterior = GaussianPosterior(names, arrays["posterior_mean_log"],
+                                       arrays["posterior_cov_log"], state["posterior"]["method"],
+                                       state["posterior"]["diagnostics"])
+    twin._z = arrays["standard_normals"]
+    twin.matrix = DoseMatrix(targets, sources, arrays["dose_matrix_gy_per_mbq_h"],
+                             state["dose_matrix_method"])
+    twin.targets = targets
+    twin.cycles = [CycleData.from_dict(c) for c in state["cycles"]]
+    twin.qa_reports = [
+        QAReport(r["cycle"], tuple(QACheck(c["name"], c["status"], c["message"], c["value"])
+                                   for c in r["checks"]), r["data_sha256"], r["versions"])
+        for r in state["qa_reports"]]
+    return twin

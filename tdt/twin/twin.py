@@ -1,0 +1,271 @@
+"""``tdt.Twin``: the living twin of one patient.
+
+Lifecycle::
+
+    twin = Twin(record)                       # population prior, reduced linear model
+    report = twin.assimilate(cycle_1_data)    # posterior update + QA report (+ audit entry)
+    twin.predict([7400, 7400])                # posterior predictive dose / BED / TCP / NTCP
+    p = twin.plan()                           # activities for the remaining cycles (+ audit)
+    twin.save("patient.tdtwin"); Twin.load("patient.tdtwin")
+
+State: a Gaussian posterior over the log rate constants (see :mod:`tdt.twin.assimilate`),
+materialised as ``n_draws`` draws through fixed standard normals, and the activities given.
+
+Delivered dose: the dose and BED of every past cycle are recomputed per draw from the *current*
+posterior (which has seen all images), so that past and future doses of one draw come from the
+same kinetics and the uncertainty of the cumulative dose is not understated by pairing draws of
+different posteriors. For the organs at risk (drift sd 0.05 per cycle) this is accurate; for
+lesions, whose uptake falls between cycles, it understates past tumour BED (conservative).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from tdt.errors import InputError
+from tdt.twin.assimilate import (
+    DriftModel,
+    GaussianPosterior,
+    assimilate_laplace,
+    assimilate_nuts,
+    posterior_predictive_z,
+)
+from tdt.twin.audit import AuditLog
+from tdt.twin.draws import DoseDraws
+from tdt.twin.plan import Constraint, Plan, Policy, TcpModel, evaluate, plan
+from tdt.twin.predict import Prediction, predict_schedule
+from tdt.twin.qa import QAReport, build_report
+from tdt.twin.record import CycleData, PatientRecord
+from tdt.twin.response import DoseMatrix, dose_matrix, response_draws, tia_fraction_after
+from tdt.twin.tissues import is_lesion, tissue_parameters
+
+#: Organs of the default reduced model (lesions are added from the record).
+DEFAULT_MODEL_ORGANS = ("kidneys", "salivary_glands", "liver", "spleen", "red_marrow", "remainder")
+MODELS = ("reduced", "psma617")
+
+
+def _build_model(model, record: PatientRecord):
+    if not isinstance(model, str):
+        return model, getattr(model, "kind", type(model).__name__)
+    if model not in MODELS:
+        if model == "dotatate":
+            raise InputError("model: 'dotatate' has no reduced (linear) parameter table yet; "
+                             "pass a tdt.pbpk.reduced_linear model built on a DOTATATE dataset")
+        raise InputError(f"model: got {model!r}; expected one of {MODELS} or a linear model")
+    from tdt.pbpk import reduced_linear  # noqa: PLC0415
+
+    lesions = sorted(record.lesions, key=lambda n: int(n.split("_")[1]))
+    return reduced_linear(DEFAULT_MODEL_ORGANS, nuclide=record.nuclide, lesions=lesions), \
+        "reduced_linear_psma617"
+
+
+class Twin:
+    """A patient's theranostic digital twin (see module docstring).
+
+    Parameters
+    ----------
+    record: the :class:`PatientRecord` (masses, lesions with volumes, risk factors).
+    model: ``"reduced"`` / ``"psma617"`` (the reduced linear 177Lu-PSMA-617 model with the
+        record's lesions) or a linear model object (``tdt.pbpk.reduced_linear(...)``).
+    prior: population prior over log rate constants (default: the model table's priors).
+    n_draws: posterior draws used for every prediction and plan (default 1000).
+    total_cycles: cycles in the treatment course (default 6).
+    drift: between-cycle random walk of the parameters (:class:`DriftModel`).
+    calibration_sd: relative sd of the per-cycle calibration factor (default 0.03).
+    dosimetry: ``"auto"``, ``"svalues"`` or ``"local"`` (see :func:`dose_matrix`).
+    seed: seed of the standard normals behind the draws and the drift paths.
+    audit_path: file mirroring the append-only audit log (optional).
+    engine: ``"laplace"`` (default, fast) or ``"nuts"`` (tdt.inference NUTS, summarised as a
+        Gaussian; ``nuts_options`` go to :func:`assimilate_nuts`).
+    """
+
+    def __init__(self, record: PatientRecord, model="reduced", prior: GaussianPosterior | None = None,
+                 n_draws: int = 1000, total_cycles: int = 6, drift: DriftModel | None = None,
+                 calibration_sd: float = 0.03, dosimetry: str = "auto", seed: int = 0,
+                 audit_path=None, engine: str = "laplace", nuts_options: dict | None = None,
+                 _audit: AuditLog | None = None):
+        if not isinstance(record, PatientRecord):
+            raise InputError(f"record: expected a PatientRecord, got {type(record).__name__}")
+        if not (isinstance(n_draws, int) and n_draws >= 20):
+            raise InputError(f"n_draws: got {n_draws!r}; expected an integer >= 20")
+        if not (isinstance(total_cycles, int) and total_cycles >= 1):
+            raise InputError(f"total_cycles: got {total_cycles!r}; expected an integer >= 1")
+        if engine not in ("laplace", "nuts"):
+            raise InputError(f"engine: got {engine!r}; expected 'laplace' or 'nuts'")
+        self.engine = engine
+        self.nuts_options = dict(nuts_options or {})
+        self.record = record
+        self.model, self.model_name = _build_model(model, record)
+        self.prior = prior or GaussianPosterior.from_model_priors(self.model)
+        self.posterior = self.prior
+        self.n_draws = n_draws
+        self.total_cycles = total_cycles
+        self.drift = drift or DriftModel()
+        self.calibration_sd = float(calibration_sd)
+        self.dosimetry = dosimetry
+        self.seed = int(seed)
+        self.cycles: list[CycleData] = []
+        self.qa_reports: list[QAReport] = []
+        self.targets = tuple(o for o in self.model.organs if _has_tissue(o))
+        self.matrix: DoseMatrix = dose_matrix(self.targets, self.model.organs, record, dosimetry)
+        self._z = self.prior.standard_normals(n_draws, self.seed)
+        self.audit = _audit if _audit is not None else AuditLog(audit_path)
+        if _audit is None:
+            self.audit.append("create", self._describe())
+
+    # ------------------------------------------------------------------ state
+    def _describe(self) -> dict:
+        return {"patient_id": self.record.patient_id, "model": self.model_name,
+                "organs": list(self.model.organs), "targets": list(self.targets),
+                "n_draws": self.n_draws, "total_cycles": self.total_cycles,
+                "drift": self.drift.to_dict(), "calibration_sd": self.calibration_sd,
+                "dosimetry": self.matrix.method, "seed": self.seed, "engine": self.engine,
+                "kidney_bed_limit_gy": self.record.kidney_bed_limit_gy}
+
+    @property
+    def n_assimilated(self) -> int:
+        return len(self.cycles)
+
+    @property
+    def cycles_remaining(self) -> int:
+        return max(self.total_cycles - len(self.cycles), 0)
+
+    def parameter_draws(self) -> dict[str, np.ndarray]:
+        """Current posterior draws of the rate constants (1/h), name -> (n_draws,)."""
+        return self.posterior.draws(self._z)
+
+    def default_constraints(self) -> tuple[Constraint, ...]:
+        """P(kidney BED > record's limit) <= 5 %, P(red-marrow dose > 2 Gy) <= 5 %."""
+        out = [Constraint("kidneys", "bed", self.record.kidney_bed_limit_gy, 0.05)]
+        if "red_marrow" in self.targets:
+            out.append(Constraint("red_marrow", "dose", 2.0, 0.05))
+        return tuple(out)
+
+    def response(self, n_cycles: int) -> DoseDraws:
+        """Per-draw response of the next ``n_cycles`` cycles, with drift, plus what is delivered.
+
+        The current posterior describes the last imaged cycle (or, before any imaging, cycle 1):
+        future cycle c is c (+1 after imaging) drift steps away. Drift steps are drawn per draw
+        with a seed fixed by the twin's seed and the number of assimilated cycles.
+        """
+        n_cycles = max(int(n_cycles), 1)
+        names = self.posterior.names
+        base = self.posterior.log_draws(self._z)  # (n_draws, p)
+        mu, sd = self.drift.step(names)
+        rng = np.random.default_rng([self.seed, 7919, len(self.cycles)])
+        steps = rng.standard_normal((n_cycles, self.n_draws, len(names))) * sd + mu
+        if not self.cycles:
+            steps[0] = 0.0
+        log_theta = base[None] + np.cumsum(steps, axis=0)
+        params = {n: np.exp(log_theta[..., i]) for i, n in enumerate(names)}
+        draws = response_draws(self.model, params, self.matrix)
+        dose, bed = self.delivered()
+        return draws.with_prior(dose, bed)
+
+    @property
+    def activities_given_mbq(self) -> tuple[float, ...]:
+        return tuple(float(c.activity_mbq) for c in self.cycles)
+
+    def delivered(self) -> tuple[np.ndarray, np.ndarray]:
+        """Absorbed dose and BED (Gy) delivered so far, per draw and target (n_draws, n_targets).
+
+        Every past cycle is evaluated with the current posterior's kinetics (see module doc).
+        """
+        if not self.cycles:
+            zeros = np.zeros((self.n_draws, len(self.targets)))
+            return zeros, zeros.copy()
+        current = response_draws(self.model, self.parameter_draws(), self.matrix)
+        ev = evaluate(current, list(self.activities_given_mbq), constraints=())
+        return ev.cumulative_dose_gy, ev.cumulative_bed_gy
+
+    # ------------------------------------------------------------------ assimilate
+    def assimilate(self, cycle: CycleData) -> QAReport:
+        """Update the posterior with one cycle's imaging; return (and log) the QA report."""
+        if not isinstance(cycle, CycleData):
+            raise InputError(f"cycle: expected a CycleData, got {type(cycle).__name__}")
+        if self.cycles_remaining == 0:
+            raise InputError(f"cycle: all {self.total_cycles} cycles are already assimilated")
+        prior = self.posterior if not self.cycles else self.posterior.drifted(self.drift)
+        if self.engine == "nuts":
+            posterior = assimilate_nuts(self.model, prior, cycle, self.calibration_sd,
+                                        **self.nuts_options)
+        else:
+            posterior = assimilate_laplace(self.model, prior, cycle, self.calibration_sd)
+        draws = posterior.draws(self._z)
+        response = response_draws(self.model, draws, self.matrix)
+        delivered = evaluate(response, [cycle.activity_mbq], constraints=())
+        extrapolated = {}
+        for organ, (t, _) in cycle.measurements.items():
+            extrapolated[organ] = float(np.median(
+                tia_fraction_after(self.model, draws, organ, float(t[-1]))))
+        z_scores = posterior_predictive_z(self.model, posterior, cycle, self._z[:400],
+                                          self.calibration_sd)
+        report = build_report(len(self.cycles) + 1, cycle, posterior.diagnostics, extrapolated,
+                              z_scores, {"model": self.model_name, "engine": posterior.method,
+                                         "dosimetry": self.matrix.method})
+        # commit the update only once everything above succeeded
+        self.posterior = posterior
+        self.cycles.append(cycle)
+        self.qa_reports.append(report)
+        self.audit.append("assimilate", {
+            "cycle": len(self.cycles), "data_sha256": cycle.sha256(),
+            "activity_mbq": cycle.activity_mbq, "qa": report.to_dict(),
+            "posterior": {"method": posterior.method, "mean_log": posterior.mean,
+                          "sd_log": posterior.sd_log, "diagnostics": posterior.diagnostics},
+            "delivered_cycle": {o: _stats(delivered.cumulative_dose_gy[:, j])
+                                for j, o in enumerate(self.targets)},
+        })
+        return report
+
+    # ------------------------------------------------------------------ predict / plan
+    def predict(self, schedule, tcp: TcpModel | None = None) -> Prediction:
+        """Posterior predictive for proposed future activities (MBq list or pbpk Schedule)."""
+        from tdt.twin.predict import activities_from  # noqa: PLC0415
+
+        x = activities_from(schedule)
+        return predict_schedule(self.response(len(x)), x, tcp)
+
+    def plan(self, objective: str = "tumour_bed", constraints: Sequence[Constraint] | None = None,
+             policy: Policy | None = None, n_cycles: int | None = None, method: str = "uniform",
+             tcp: TcpModel | None = None) -> Plan:
+        """Activities for the remaining cycles (see :func:`tdt.twin.plan.plan`); audited."""
+        n = self.cycles_remaining if n_cycles is None else int(n_cycles)
+        constraints = self.default_constraints() if constraints is None else tuple(constraints)
+        result = plan(self.response(max(n, 1)), n, objective, constraints, policy, method, tcp)
+        unreliable = [r.cycle for r in self.qa_reports if r.check("fit").status == "fail"]
+        payload = result.to_dict() | {"cycles_assimilated": len(self.cycles),
+                                      "unreliable_fits": unreliable}
+        self.audit.append("plan", payload)
+        return result
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> None:
+        """Write the twin to ``path`` (versioned zip, see :mod:`tdt.twin.persistence`)."""
+        from tdt.twin.persistence import save_twin  # noqa: PLC0415
+
+        save_twin(self, path)
+        self.audit.append("save", {"path_name": str(path).rsplit("/", 1)[-1]})
+
+    @classmethod
+    def load(cls, path) -> Twin:
+        """Read a twin written by :meth:`save`; newer or corrupted files raise InputError."""
+        from tdt.twin.persistence import load_twin  # noqa: PLC0415
+
+        return load_twin(path)
+
+
+def _has_tissue(organ: str) -> bool:
+    if is_lesion(organ):
+        return True
+    try:
+        tissue_parameters(organ)
+    except InputError:
+        return False
+    return True
+
+
+def _stats(values: np.ndarray) -> dict:
+    return {"median": float(np.median(values)), "q05": float(np.quantile(values, 0.05)),
+            "q95": float(np.quantile(values, 0.95))}

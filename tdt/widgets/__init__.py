@@ -1,0 +1,37 @@
+"""Interactive JupyterLab tools of tdt (ipywidgets).
+
+* :class:`ScenarioExplorer` — live what-if explorer of activity, cycles, interval, ligand amount,
+  kidney risk factors and radiobiology over posterior draws, with a patient-facing explain view.
+* :class:`ScenarioInputs`, :class:`Scenario`, :class:`ScenarioModel`, :func:`evaluate` — the
+  widget-free core (pure JAX, jitted and vectorised over draws) the explorer is built on.
+"""
+
+from tdt.widgets.explain import explain_html
+from tdt.widgets.inputs import ScenarioInputs, effective_half_life_from_tia, is_lesion
+from tdt.widgets.scenario import (
+    KIDNEY_BED_LIMIT_GY,
+    KIDNEY_BED_LIMIT_RISK_GY,
+    MAX_CYCLES,
+    QUANTILES,
+    RED_MARROW_DOSE_LIMIT_GY,
+    Outcomes,
+    Scenario,
+    ScenarioModel,
+    evaluate,
+)
+
+
+def __getattr__(name: str):
+    # ipywidgets is imported only when the explorer itself is used
+    if name == "ScenarioExplorer":
+        from tdt.widgets.explorer import ScenarioExplorer
+
+        return ScenarioExplorer
+    raise AttributeError(f"module 'tdt.widgets' has no attribute {name!r}")
+
+
+__all__ = [
+    "KIDNEY_BED_LIMIT_GY", "KIDNEY_BED_LIMIT_RISK_GY", "MAX_CYCLES", "QUANTILES",
+    "RED_MARROW_DOSE_LIMIT_GY", "Outcomes", "Scenario", "ScenarioExplorer", "ScenarioInputs",
+    "ScenarioModel", "effective_half_life_from_tia", "evaluate", "explain_html", "is_lesion",
+]

@@ -1,0 +1,99 @@
+"""Virtual trial: table structure, interval arithmetic (Wilson score by hand), policy bounds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tdt.errors import InputError
+from tdt.twin import Policy, virtual_trial
+
+
+def wilson(k, n, z=1.959963984540054):
+    """Wilson score interval (Wilson, JASA 1927;22:209), written out independently."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+def test_small_virtual_trial_table():
+    result = virtual_trial(n_patients=4, seed=2, n_draws=400, n_bootstrap=200)
+    table, patients = result.table, result.patients
+    assert list(table["arm"]) == ["fixed 7.4 GBq x 6", "dosimetry-guided"]
+    assert len(patients) == 4
+    for _, row in table.iterrows():
+        k = round(row["kidney_bed_gt_28gy_rate"] * 4)
+        lo, hi = wilson(k, 4)
+        assert row["rate_ci95_low"] == pytest.approx(lo, abs=1e-9)
+        assert row["rate_ci95_high"] == pytest.approx(hi, abs=1e-9)
+        assert row["median_ci95_low"] <= row["median_tumour_bed_gy"] <= row["median_ci95_high"]
+    fixed = patients["fixed_kidney_bed_gy"].to_numpy()
+    assert table.loc[0, "kidney_bed_gt_28gy_rate"] == np.mean(fixed > 28.0)
+    policy = Policy()
+    per_cycle = patients["guided_total_activity_mbq"] / patients["guided_cycles"]
+    assert np.all(per_cycle >= policy.min_activity_mbq - 1e-6)
+    assert np.all(per_cycle <= policy.max_activity_mbq + 1e-6)
+    assert result.settings["posterior"].startswith("Laplace")
+    # the difference of medians is computed on the same patients (paired design)
+    diff = np.median(patients["guided_tumour_bed_gy"]) - np.median(patients["fixed_tumour_bed_gy"])
+    assert table.loc[1, "median_tumour_bed_diff_vs_fixed_gy"] == pytest.approx(diff)
+    assert table.loc[1, "diff_ci95_low"] <= table.loc[1, "diff_ci95_high"]
+    assert table.loc[0, "median_tumour_bed_diff_vs_fixed_gy"] == 0.0
+    ratio = patients["guided_tumour_bed_gy"] / patients["fixed_tumour_bed_gy"]
+    assert table.loc[1, "median_tumour_bed_ratio_vs_fixed"] == pytest.approx(np.median(ratio))
+    assert table.loc[1, "fraction_tumour_bed_raised"] == pytest.approx(np.mean(ratio > 1))
+    assert table.loc[0, "median_tumour_bed_ratio_vs_fixed"] == 1.0
+
+
+def test_trial_options_cycles_oracle_own_limit_and_kidney_scale():
+    """max_guided_cycles, the oracle arm, the own-limit rate and kidney_uptake_scale."""
+    base = dict(n_patients=3, seed=5, n_draws=60, n_bootstrap=100, risk_factor_prevalence=0.5)
+    result = virtual_trial(**base, max_guided_cycles=8, oracle=True)
+    table, patients = result.table, result.patients
+    assert list(table["arm"])[2].startswith("oracle")
+    assert np.all(patients["fixed_cycles"] == 6)
+    assert np.all((patients["guided_cycles"] >= 1) & (patients["guided_cycles"] <= 8))
+    assert np.all(patients["guided_activities_mbq"].map(len) == patients["guided_cycles"])
+    assert np.allclose(patients["guided_activities_mbq"].map(sum),
+                       patients["guided_total_activity_mbq"])
+    # Bodei 2008 limits: 28 Gy with a risk factor, 40 Gy without
+    assert np.all(patients["kidney_limit_gy"] == np.where(patients["risk_factor"], 28.0, 40.0))
+    # the oracle plans on the true kinetics (one draw): its kidney BED never exceeds the limit
+    assert np.all(patients["oracle_kidney_bed_gy"] <= patients["kidney_limit_gy"] + 1e-6)
+    for i, arm in enumerate(("fixed", "guided", "oracle")):
+        own = np.mean(patients[f"{arm}_kidney_bed_gy"] > patients["kidney_limit_gy"])
+        assert table.loc[i, "kidney_bed_gt_own_limit_rate"] == pytest.approx(own)
+        lo, hi = wilson(round(own * 3), 3)
+        assert table.loc[i, "own_rate_ci95_low"] == pytest.approx(lo, abs=1e-9)
+        assert table.loc[i, "own_rate_ci95_high"] == pytest.approx(hi, abs=1e-9)
+    # Halving kidney uptake (same patients: the scale draws no random numbers) at least halves
+    # the kidney dose per GBq but not much more: kidney TIA = k_in * AUC_plasma / (k_out + lambda)
+    # in the linear model, and AUC_plasma rises when less activity goes to the kidneys.
+    half = virtual_trial(**(base | {"n_patients": 2}), kidney_uptake_scale=0.5)
+    full = virtual_trial(**(base | {"n_patients": 2}))
+    ratio = half.patients["kidney_gy_per_gbq"] / full.patients["kidney_gy_per_gbq"]
+    assert np.all((ratio >= 0.5) & (ratio < 0.6))
+    assert half.settings["kidney_uptake_scale"] == 0.5
+
+
+def test_virtual_trial_input_errors():
+    with pytest.raises(InputError, match="n_patients"):
+        virtual_trial(n_patients=1)
+    with pytest.raises(InputError, match="risk_factor_prevalence"):
+        virtual_trial(n_patients=3, risk_factor_prevalence=2.0)
+    with pytest.raises(InputError, match="kidney_uptake_scale"):
+        virtual_trial(n_patients=3, kidney_uptake_scale=0.0)
+    with pytest.raises(InputError, match="max_guided_cycles"):
+        virtual_trial(n_patients=3, max_guided_cycles=0)
+
+
+@pytest.mark.slow
+def test_guided_arm_lowers_kidney_exceedance():
+    result = virtual_trial(n_patients=40, seed=1)
+    fixed, guided = result.table["kidney_bed_gt_28gy_rate"]
+    assert guided < fixed
+    # the planner's own risk level is 5 %: the realised rate should be near it
+    assert result.table.loc[1, "rate_ci95_low"] <= 0.05

@@ -457,7 +457,8 @@ fan_ax = plotting.plot_fan_chart(activities_gbq, kidney_bed, xlabel="activity pe
 fan_ax.axhline(scenario.kidney_bed_limit_gy, ls="--", color="k", lw=1)
 fan_ax.legend(fontsize="small")
 p_over = (kidney_bed > scenario.kidney_bed_limit_gy).mean(axis=0)
-dict(zip(np.round(activities_gbq, 1), np.round(p_over, 3)))
+pd.Series(p_over, index=pd.Index(np.round(activities_gbq, 1), name="activity per cycle (GBq)"),
+          name="P(kidney BED > limit)").round(3).to_frame()
 '''),
         md("## Optimised plan (tdt.twin): maximise tumour BED subject to P(limit exceeded) ≤ 5 %"),
         code('''
@@ -472,7 +473,9 @@ constraints = [twin.Constraint("kidneys", "bed", scenario.kidney_bed_limit_gy, 0
 if "red_marrow" in draws.organs:
     constraints.append(twin.Constraint("red_marrow", "dose", 2.0, 0.05))
 the_plan = twin.plan(draws, n_cycles=n_cycles, constraints=constraints)
-the_plan
+print(f"decision: {the_plan.decision} — {the_plan.reason}")
+pd.DataFrame({"activity (GBq)": np.asarray(the_plan.activities_mbq) / 1000.0},
+             index=pd.RangeIndex(1, len(the_plan.activities_mbq) + 1, name="cycle")).round(2)
 '''),
         code('''
 if SAVE:

@@ -8,6 +8,7 @@ host name, user name, absolute path or patient identifier.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -52,6 +53,31 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+@functools.lru_cache(maxsize=1)
+def tdt_source_sha256() -> str:
+    """sha256 over tdt's own Python source (sorted relative paths and file bytes).
+
+    Part of the cache key: a code change in the package re-runs studies even when the version
+    string did not change (an editable install during development, an unreleased fix). Computed
+    once per process (~200 small files).
+    """
+    import tdt
+
+    root = Path(tdt.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+#: Packages whose versions enter the cache key (they can change a number, not only a rendering).
+RESULT_PACKAGES = (
+    "numpy", "scipy", "jax", "jaxlib", "diffrax", "optimistix", "pymc", "pytensor", "numpyro",
+    "arviz", "pydicom", "radioactivedecay",
+)
 
 
 def platform_info() -> dict[str, Any]:
@@ -151,6 +177,7 @@ def environment(root: Path) -> dict[str, Any]:
     return {
         "platform": platform_info(),
         "packages": package_versions(),
+        "tdt_source_sha256": tdt_source_sha256(),
         "git": git_info(root),
         "executable": Path(sys.executable).name,
     }

@@ -81,7 +81,12 @@ def render_notebook(path: Path) -> str:
 
 
 def reproduce_block(manifests: list[dict[str, Any]], run_dirs: list[str]) -> str:
-    """Shell commands that rebuild these runs and this supplement from the repository."""
+    """Shell commands that rebuild these runs and this supplement from the repository.
+
+    Run directories are shown relative to the repository (``runs/<study>/<run-id>``, where
+    ``tdt run`` writes them), never as this machine's absolute paths.
+    """
+    run_dirs = [f"runs/{Path(d).parent.name}/{Path(d).name}" for d in run_dirs]
     commits = {m["environment"]["git"].get("commit") for m in manifests}
     lines = ["# from a clone of the tdt repository"]
     for commit in sorted(c for c in commits if c):

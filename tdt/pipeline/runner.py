@@ -1,8 +1,9 @@
 """Execute a study with papermill into ``runs/<study>/<run-id>/``, atomically and cached.
 
 - The **cache key** is the sha256 of: the resolved study (name, version, notebooks, datasets,
-  parameters, grid, seed), the bytes of every notebook, the sha256 of every input dataset, and
-  the tdt version. Not the wall time, the executor or the description. The run id is its first
+  parameters, grid, seed), the bytes of every notebook, the sha256 of every input dataset, the
+  tdt version, the sha256 of tdt's own source, and the versions of the packages that compute
+  results (numpy, jax, pymc, ...). Not the wall time, the executor or the description. The run id is its first
   16 hex digits, so the same inputs always map to the same directory.
 - **Atomic**: a run executes in ``runs/<study>/.tmp-<run-id>-<uuid>/``; ``manifest.json`` with
   ``status: complete`` is written last, then the directory is renamed to ``<run-id>/``. A killed
@@ -97,6 +98,8 @@ def cache_key(spec: StudySpec, inputs: dict[str, Any]) -> str:
     payload = {
         "cache_schema": CACHE_SCHEMA,
         "tdt": __version__,
+        "tdt_source": mf.tdt_source_sha256(),
+        "packages": mf.package_versions(mf.RESULT_PACKAGES),
         "study": spec.canonical(),
         "notebooks": inputs["notebooks"],
         "datasets": {k: v["sha256"] for k, v in inputs["datasets"].items()},

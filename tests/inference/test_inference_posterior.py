@@ -78,3 +78,16 @@ def test_netcdf_round_trip_rebuilds_reduced_model(posterior, tmp_path):
     np.testing.assert_allclose(back.predict()["tia_mbq_h"]["kidneys"],
                                posterior.tia_draws["kidneys"], rtol=1e-9)
     assert back.data.organs["lesion_2"].volume_ml == 4.0
+
+
+def test_pbpk_identifiable_subset_and_priors():
+    from tdt.inference import pbpk_model
+
+    twin = pbpk_model(organs=("kidneys", "salivary_glands"), lesions=("lesion_1",))
+    assert twin.sampled == ("GFR", "R_kidneys", "krel_kidneys", "R_salivary_glands",
+                            "krel_salivary_glands", "R_lesion_1", "krel_lesion_1")
+    priors = twin.forward.priors()  # the model's cited lognormal priors are used unchanged
+    for name in twin.sampled:
+        assert twin.prior_median[name] == pytest.approx(priors[name][0])
+        assert twin.prior_sd_log[name] == pytest.approx(priors[name][1])
+    assert "V_kidneys" in twin.fixed

@@ -95,6 +95,8 @@ def test_tiny_study_end_to_end_and_cache(tmp_path, catalog_env, monkeypatch, cap
     # a supplement of two runs: an index with the commands that reproduce both
     index = build_report([first.run_dir, changed.run_dir], tmp_path / "supp")
     assert "tdt run studies/tiny.yaml -p x=3.0" in index.read_text()
+    assert f"tdt verify runs/tiny/{changed.run_dir.name}" in index.read_text()
+    assert str(tmp_path) not in index.read_text()  # no local absolute paths in the supplement
     assert (index.parent / f"tiny-{changed.run_dir.name}" / "tiny.html").is_file()
 
     # tampering with an output: verify fails, the cache refuses, the report refuses

@@ -133,3 +133,23 @@ def test_shipped_studies_validate(repo_root, monkeypatch):
     assert checked or waiting
     if not checked:
         pytest.skip(f"notebooks of {', '.join(waiting)} not written yet")
+
+
+def test_cache_key_follows_tdt_source_and_package_versions(monkeypatch):
+    """A change in tdt's code or in a result-computing package must re-run a study."""
+    from tdt.pipeline import manifest as mf
+    from tdt.pipeline import runner
+
+    class _Spec:
+        def canonical(self):
+            return {"name": "s"}
+
+    inputs = {"notebooks": {"a.ipynb": "0" * 64}, "datasets": {}}
+    base = runner.cache_key(_Spec(), inputs)
+    assert runner.cache_key(_Spec(), inputs) == base
+    monkeypatch.setattr(mf, "tdt_source_sha256", lambda: "f" * 64)
+    changed_source = runner.cache_key(_Spec(), inputs)
+    assert changed_source != base
+    monkeypatch.setattr(mf, "package_versions", lambda names=mf.PACKAGES: {n: "9.9" for n in names})
+    assert runner.cache_key(_Spec(), inputs) not in {base, changed_source}
+

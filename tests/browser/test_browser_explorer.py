@@ -13,28 +13,24 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_servers import (
+    KIDNEY_BED,
+    REPO,
+    free_port,
+    kidney_bed_text,
+    launch_chromium,
+    local_server,
+    require_browser,
+)
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = "04_treatment_planning.ipynb"
-KIDNEY_BED = '.tdt-scenario-explorer [data-region="kidneys"][data-quantity="bed_total_gy"]'
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _prepare_notebook(directory: Path) -> None:
@@ -49,54 +45,38 @@ def _prepare_notebook(directory: Path) -> None:
 
 @pytest.fixture
 def jupyter_lab(tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (make browser installs it)")
-    pytest.importorskip("playwright.sync_api")
+    require_browser()
     root = tmp_path / "lab"
     root.mkdir()
     _prepare_notebook(root)
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
+    # JupyterLab 4 renders long notebooks "windowed" (off-screen cells detached): turn that off
+    # so the explorer's table stays in the DOM wherever "run all" leaves the scroll position
+    settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
+               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
                JAX_PLATFORMS="cpu", MPLBACKEND="Agg")
     jupyter = Path(sys.executable).with_name("jupyter")
-    log = (tmp_path / "jupyter.log").open("w")
-    process = subprocess.Popen(
-        [str(jupyter), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-         "--ServerApp.port_retries=0"] + (["--allow-root"] if os.geteuid() == 0 else []),
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail("JupyterLab did not start:\n"
-                            + (tmp_path / "jupyter.log").read_text()[-3000:])
-            time.sleep(0.5)
+
+    def is_ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    command = [str(jupyter), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+               f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
+               f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+               "--ServerApp.port_retries=0"] + (["--allow-root"] if os.geteuid() == 0 else [])
+    with local_server(command, cwd=root, env=env, log_path=tmp_path / "jupyter.log",
+                      name="JupyterLab", is_ready=is_ready, timeout_s=90):
         yield base, token, tmp_path
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-        log.close()
-
-
-def _kidney_bed(page) -> str:
-    return page.locator(KIDNEY_BED).first.inner_text(timeout=5_000).strip()
 
 
 def test_explorer_slider_changes_kidney_bed_in_jupyterlab(jupyter_lab):
@@ -106,10 +86,7 @@ def test_explorer_slider_changes_kidney_bed_in_jupyterlab(jupyter_lab):
     shots = [tmp_path / "explorer_before.png", tmp_path / "explorer_after.png",
              tmp_path / "explorer_explain.png"]
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.set_default_timeout(30_000)
@@ -123,9 +100,12 @@ def test_explorer_slider_changes_kidney_bed_in_jupyterlab(jupyter_lab):
                 timeout=120_000)
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
             page.wait_for_selector(KIDNEY_BED, timeout=240_000)
-            before = _kidney_bed(page)
             explorer = page.locator(".tdt-scenario-explorer").first
             explorer.scroll_into_view_if_needed()
+            page.wait_for_function(
+                "(selector) => { const e = document.querySelector(selector);"
+                " return e && e.textContent.trim() !== ''; }", arg=KIDNEY_BED, timeout=60_000)
+            before = kidney_bed_text(page)
             page.screenshot(path=str(shots[0]), full_page=True)
             handle = explorer.locator(".noUi-handle").first
             handle.focus()
@@ -133,9 +113,9 @@ def test_explorer_slider_changes_kidney_bed_in_jupyterlab(jupyter_lab):
                 handle.press("ArrowRight")
             page.wait_for_function(
                 "([selector, old]) => { const e = document.querySelector(selector);"
-                " return e && e.textContent.trim() !== old; }",
+                " return e && e.textContent.trim() !== old && e.textContent.trim() !== ''; }",
                 arg=[KIDNEY_BED, before], timeout=60_000)
-            after = _kidney_bed(page)
+            after = kidney_bed_text(page)
             page.screenshot(path=str(shots[1]), full_page=True)
             # the patient-facing view: plain words and one picture
             explorer.get_by_text("explain (patient)").click()

@@ -16,39 +16,33 @@ import http.client
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_servers import (
+    EXPLORER,
+    KIDNEY_BED,
+    REPO,
+    free_port,
+    kidney_bed_text,
+    launch_chromium,
+    local_server,
+    require_browser,
+)
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = "04_treatment_planning.ipynb"
-EXPLORER = ".tdt-scenario-explorer"
-KIDNEY_BED = f'{EXPLORER} [data-region="kidneys"][data-quantity="bed_total_gy"]'
 # what Voilà shows when a cell raises (with and without --show_tracebacks)
 ERROR_MARKERS = ("Traceback (most recent call last)", "There was an error when executing cell")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def voila_app(tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (make browser installs it)")
-    pytest.importorskip("playwright.sync_api")
+    require_browser()
     pytest.importorskip("voila")
     voila = Path(sys.executable).with_name("voila")
     if not voila.exists():
@@ -56,45 +50,26 @@ def voila_app(tmp_path):
     root = tmp_path / "app"
     root.mkdir()
     shutil.copy(REPO / "notebooks" / NOTEBOOK, root / NOTEBOOK)
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JAX_PLATFORMS="cpu")
     env.pop("MPLBACKEND", None)  # as a user serves it: the kernel's inline backend shows figures
-    log_path = tmp_path / "voila.log"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [str(voila), NOTEBOOK, "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}",
-         "--Voila.port_retries=0", f"--token={token}", "--show_tracebacks=True",
-         "--VoilaExecutor.timeout=300"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # the server is up once its static files are served
-            try:
-                with urllib.request.urlopen(f"{base}/voila/static/favicon.ico", timeout=5):
-                    break
-            except urllib.error.HTTPError:
-                break  # it answers: it is up
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail("Voilà did not start:\n" + log_path.read_text()[-3000:])
-            time.sleep(0.5)
+
+    def is_ready() -> bool:  # the server is up once it answers for its static files
+        try:
+            with urllib.request.urlopen(f"{base}/voila/static/favicon.ico", timeout=5):
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answers: it is up
+        except OSError:
+            return False
+
+    command = [str(voila), NOTEBOOK, "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}",
+               "--Voila.port_retries=0", f"--token={token}", "--show_tracebacks=True",
+               "--VoilaExecutor.timeout=300"]
+    with local_server(command, cwd=root, env=env, log_path=tmp_path / "voila.log",
+                      name="Voilà", is_ready=is_ready, timeout_s=60):
         yield base, token, tmp_path
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-        log.close()
-
-
-def _kidney_bed(page) -> str:
-    return page.locator(KIDNEY_BED).first.inner_text(timeout=5_000).strip()
 
 
 def test_explorer_renders_as_voila_app_and_slider_changes_kidney_bed(voila_app):
@@ -113,10 +88,7 @@ def test_explorer_renders_as_voila_app_and_slider_changes_kidney_bed(voila_app):
              tmp_path / "voila_plan.png"]
     page_errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(30_000)
@@ -127,7 +99,7 @@ def test_explorer_renders_as_voila_app_and_slider_changes_kidney_bed(voila_app):
             # the last cell's output is there once the whole notebook has run
             page.get_by_text("Optimised plan").first.wait_for(timeout=300_000)
             page.wait_for_load_state("load", timeout=300_000)
-            before = _kidney_bed(page)
+            before = kidney_bed_text(page)
             explorer = page.locator(EXPLORER).first
             explorer.scroll_into_view_if_needed()
             page.screenshot(path=str(shots[0]), full_page=True)
@@ -139,7 +111,7 @@ def test_explorer_renders_as_voila_app_and_slider_changes_kidney_bed(voila_app):
                 "([selector, old]) => { const e = document.querySelector(selector);"
                 " return e && e.textContent.trim() !== old; }",
                 arg=[KIDNEY_BED, before], timeout=60_000)
-            after = _kidney_bed(page)
+            after = kidney_bed_text(page)
             explorer.scroll_into_view_if_needed()
             page.screenshot(path=str(shots[1]), full_page=True)
             # the rest of the app: fan chart and optimised plan below the explorer

@@ -14,6 +14,7 @@ chains and are compared by min ESS/s (the row says which). ``quick=True``: small
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 
@@ -204,7 +205,13 @@ def run(quick: bool = False) -> list[dict]:
     ess_s = reduced.pop("min_ess_per_s")
     rows.append(case_baseline("odeint", twin, data, ess_s, 100 if quick else 400))
     # pm.ode is extremely slow (2 x (20+20) did not finish in 26 min on the shared 2-core CPU)
-    rows.append(case_baseline("pm_ode", twin, data, ess_s, 3 if quick else 10))
+    if os.environ.get("TDT_BENCH_PM_ODE") == "1":
+        rows.append(case_baseline("pm_ode", twin, data, ess_s, 3 if quick else 10))
+    else:  # measured once: 2x(20+20) had not finished after 26 min on the 2-core CPU
+        rows.append({"case": "min ESS/s vs pm.ode.DifferentialEquation + NUTS", "tdt": ess_s,
+                     "baseline": None, "unit": "ESS/s", "target": ">= 50x",
+                     "note": "skipped (TDT_BENCH_PM_ODE=1 runs it: tens of minutes); measured "
+                             "bound > 1000x: 2x(20+20) unfinished after 26 min"})
     rows.append(case_pbpk(data, 30 if quick else 200))
     rows.append(case_population(twin, 5 if quick else 20, 100 if quick else 500))
     return rows

@@ -16,23 +16,31 @@
 
 The forward model enters PyMC through ``pytensor.wrap_jax``; sampling uses numpyro's NUTS
 (vectorised chains, float64). See docs/inference.md.
+
+Importing tdt.inference sets equinox's runtime-error mode to ``"nan"`` (unless ``EQX_ON_ERROR``
+is set): a failed implicit ODE solve inside the sampler's gradient must reject the proposal,
+not raise (:func:`tdt.inference.bridge.use_nan_on_solver_error`).
 """
 
-from tdt.inference.batch import fit_patients
-from tdt.inference.calibration import (
+from tdt.inference.bridge import use_nan_on_solver_error
+
+use_nan_on_solver_error()  # a failed implicit solve inside NUTS: rejected, not an exception
+
+from tdt.inference.batch import fit_patients  # noqa: E402
+from tdt.inference.calibration import (  # noqa: E402
     central_interval_coverage,
     run_sbc,
     simulate_cohort,
     standard_template,
 )
-from tdt.inference.data import OrganSeries, PatientData
-from tdt.inference.diagnostics import Diagnostics, compute_diagnostics
-from tdt.inference.measurement import MeasurementModel, sphere_recovery_coefficient
-from tdt.inference.models import TwinModel, custom_model, pbpk_model, reduced_model
-from tdt.inference.population import PopulationPosterior, fit_population
-from tdt.inference.posterior import DosePrediction, Posterior, summarise_draws
-from tdt.inference.sampling import fit_patient
-from tdt.inference.single_time_point import fit_single_time_point, haenscheid_tia, madsen_tia
+from tdt.inference.data import OrganSeries, PatientData  # noqa: E402
+from tdt.inference.diagnostics import Diagnostics, compute_diagnostics  # noqa: E402
+from tdt.inference.measurement import MeasurementModel, sphere_recovery_coefficient  # noqa: E402
+from tdt.inference.models import TwinModel, custom_model, pbpk_model, reduced_model  # noqa: E402
+from tdt.inference.population import PopulationPosterior, fit_population  # noqa: E402
+from tdt.inference.posterior import DosePrediction, Posterior, summarise_draws  # noqa: E402
+from tdt.inference.sampling import fit_patient  # noqa: E402
+from tdt.inference.single_time_point import fit_single_time_point, haenscheid_tia, madsen_tia  # noqa: E402
 
 __all__ = [
     "Diagnostics", "DosePrediction", "MeasurementModel", "OrganSeries", "PatientData",

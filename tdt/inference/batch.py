@@ -29,6 +29,7 @@ from pymc.backends.arviz import coords_and_dims_for_inferencedata
 from pymc.sampling.jax import get_jaxified_graph
 
 from tdt.errors import InputError
+from tdt.inference.bridge import nan_on_solver_error
 from tdt.inference.data import PatientData
 from tdt.inference.diagnostics import compute_diagnostics
 from tdt.inference.measurement import MeasurementModel
@@ -123,7 +124,8 @@ def fit_patients(datasets: Sequence[PatientData], model: str | TwinModel = "redu
 
     run = jax.jit(jax.vmap(jax.vmap(one_chain, in_axes=(0, 0, None)), in_axes=(0, 0, 0)))
     start = time.perf_counter()
-    zs, div, steps = jax.block_until_ready(run(inits, keys, log_y))
+    with nan_on_solver_error():  # a failed implicit solve: rejected proposal, not an exception
+        zs, div, steps = jax.block_until_ready(run(inits, keys, log_y))
     wall = time.perf_counter() - start
 
     def outputs(z):

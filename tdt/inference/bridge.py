@@ -10,7 +10,9 @@ a NaN passed as a distribution parameter makes numpyro raise).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +21,62 @@ from pytensor import wrap_jax
 
 from tdt.inference.data import PatientData
 from tdt.inference.models import TwinModel
+
+
+def _equinox_errors():
+    try:
+        import equinox._errors as eqx_errors
+    except ImportError:  # pragma: no cover - equinox comes with diffrax
+        return None
+    return eqx_errors if hasattr(eqx_errors, "EQX_ON_ERROR") else None
+
+
+@contextmanager
+def nan_on_solver_error() -> Iterator[None]:
+    """Inside the block, equinox runtime errors (``eqx.error_if``) return NaN instead of
+    raising, unless the user chose a mode with the ``EQX_ON_ERROR`` environment variable.
+
+    Why: diffrax's implicit solvers (Kvaerno5) call ``lineax.linear_solve`` with
+    ``throw=False`` in the forward pass, but lineax's JVP/transpose rules solve the tangent and
+    cotangent systems with ``throw=True`` unconditionally (lineax ``_solve.py``: "nowhere to
+    pipe result to"). A singular Newton matrix in a wild warm-up proposal then raises
+    "linear solver returned non-finite output" from inside the sampler's compiled gradient and
+    aborts the whole fit. With ``"nan"`` the gradient becomes NaN instead: numpyro/blackjax
+    treat the trajectory as divergent and reject it, and the bridge's ``ok`` flag turns a
+    failed forward solve into a ``-inf`` log-density. The mode is read when the sampler's
+    log-density is traced, which happens inside this block. equinox caches its jitted error
+    check per shape with the mode of the first trace: :func:`use_nan_on_solver_error` (run
+    at import of tdt.inference) therefore sets the mode process-wide; this block re-asserts
+    it.
+    """
+    errors = _equinox_errors()
+    if errors is None or _USER_MODE is not None:
+        yield
+        return
+    previous = errors.EQX_ON_ERROR
+    errors.EQX_ON_ERROR = "nan"
+    try:
+        yield
+    finally:
+        errors.EQX_ON_ERROR = previous
+
+
+def use_nan_on_solver_error() -> None:
+    """Make ``"nan"`` equinox's process-wide default error mode (called when tdt.inference is
+    imported) unless the user set ``EQX_ON_ERROR``. Process-wide because equinox caches its
+    jitted error checks with the mode of their first trace (a scoped switch would leak into,
+    or be overridden by, traces made outside the sampler). tdt never relies on equinox
+    raising inside compiled code: every solver failure is reported as ``Simulation.ok``."""
+    if _USER_MODE is not None:
+        return
+    os.environ["EQX_ON_ERROR"] = "nan"  # for equinox imported later (and subprocesses)
+    errors = _equinox_errors()
+    if errors is not None:
+        errors.EQX_ON_ERROR = "nan"
+
+
+#: The user's own EQX_ON_ERROR (respected), read before tdt changes it.
+_USER_MODE = os.environ.get("EQX_ON_ERROR")
 
 
 def forward_function(twin: TwinModel, data: PatientData, schedule) -> Callable:

@@ -221,16 +221,34 @@ def pbpk_model(
     sampled: Sequence[str] | None = None,
     prior_median: Mapping[str, float] | None = None,
     sd_log: float | Mapping[str, float] | None = None,
+    forward=None,
     **kwargs,
 ) -> TwinModel:
     """(b) The nonlinear PSMA-617 PBPK of :func:`tdt.pbpk.psma617` with its identifiable
     parameter subset (:func:`identifiable_pbpk_parameters` for the observed ``organs`` and
     ``lesions``) sampled under the model's cited lognormal priors (``forward.priors()``);
     everything else fixed at the literature values. ``kwargs`` go to ``psma617`` (solver
-    options)."""
-    from tdt.pbpk import psma617
+    options, e.g. tolerances or a solver method when tdt.pbpk offers one).
 
-    forward = psma617(lesions=tuple(lesions), **kwargs)
+    ``forward``: an already built PBPK model (any ``tdt.pbpk`` model object with the protocol:
+    ``parameter_names``, ``default_params``, ``priors``, ``simulate``); then ``kwargs`` must be
+    empty and the model is used as given (its solver included).
+    """
+    if forward is None:
+        from tdt.pbpk import psma617
+
+        forward = psma617(lesions=tuple(lesions), **kwargs)
+        options = {"lesions": tuple(lesions), **kwargs}
+    else:
+        if kwargs:
+            raise InputError(f"pbpk_model: options {sorted(kwargs)} given together with a "
+                             "built forward model; pass them to the model's factory instead")
+        for attr in ("parameter_names", "default_params", "simulate"):
+            if not hasattr(forward, attr):
+                raise InputError(f"pbpk_model: forward {type(forward).__name__} has no "
+                                 f"{attr!r}; expected a tdt.pbpk model")
+        known = tuple(getattr(forward, "organs", ()))
+        options = {"lesions": tuple(o for o in known if o.startswith("lesion"))}
     if sampled is None:
         sampled = identifiable_pbpk_parameters(forward, (*organs, *lesions))
     if not sampled:
@@ -239,7 +257,7 @@ def pbpk_model(
         )
     return custom_model(
         forward, sampled=sampled, prior_median=prior_median, sd_log=sd_log, kind="pbpk",
-        options={"lesions": tuple(lesions), **kwargs},
+        options=options,
     )
 
 
@@ -250,12 +268,18 @@ def resolve_model(model, data) -> TwinModel:
         return model
     if model == "reduced":
         return reduced_model(data.organ_names, nuclide=data.nuclide)
+    lesions = tuple(o for o in data.organ_names if o.startswith("lesion"))
+    organs = tuple(o for o in data.organ_names if not o.startswith("lesion"))
     if model == "pbpk":
-        lesions = tuple(o for o in data.organ_names if o.startswith("lesion"))
-        organs = tuple(o for o in data.organ_names if not o.startswith("lesion"))
         twin = pbpk_model(organs=organs, lesions=lesions)
         twin.check_organs(data.organ_names)
         return twin
+    if getattr(model, "kind", None) == "pbpk" and hasattr(model, "simulate"):
+        # a built PBPK model (e.g. with another solver): identifiable subset, cited priors
+        twin = pbpk_model(organs=organs, lesions=lesions, forward=model)
+        twin.check_organs(data.organ_names)
+        return twin
     raise InputError(
-        f"model: {model!r}; expected 'reduced', 'pbpk' or a tdt.inference.TwinModel"
+        f"model: {model!r}; expected 'reduced', 'pbpk', a tdt.pbpk PBPK model or a "
+        "tdt.inference.TwinModel"
     )

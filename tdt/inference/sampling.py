@@ -1,9 +1,11 @@
 """Fitting one patient: :func:`fit_patient` → :class:`~tdt.inference.Posterior`.
 
-Sampler: PyMC model compiled to JAX and sampled by numpyro's NUTS with vectorised chains
-(``chain_method="vectorized"``: pmap fails with diffrax solves, DESIGN.md measured pitfalls),
-float64. ``sampler="pymc"`` uses PyMC's own NUTS (C backend; the wrap_jax Op then runs through
-JAX callbacks) — for comparison only. ``benchmarks/bench_inference.py`` measures both.
+Sampler: PyMC model compiled to JAX and sampled by a JAX NUTS with vectorised chains
+(``jax.vmap``: pmap fails with diffrax solves, DESIGN.md measured pitfalls), float64, dense
+mass matrix with Stan's windowed adaptation: blackjax when installed (the fastest of the three
+JAX backends on the standard patient), else numpyro; ``sampler="nutpie"`` runs nutpie on the
+JAX log-density. ``sampler="pymc"`` uses PyMC's own NUTS (C backend; the wrap_jax Op then runs
+through JAX callbacks) — for comparison only. ``benchmarks/bench_inference.py`` measures them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import pymc as pm
 
 from tdt.errors import ConvergenceError, InputError
-from tdt.inference.bridge import check_forward
+from tdt.inference.bridge import check_forward, nan_on_solver_error
 from tdt.inference.data import PatientData
 from tdt.inference.diagnostics import NOT_CONVERGED, compute_diagnostics
 from tdt.inference.measurement import MeasurementModel
@@ -35,44 +37,74 @@ def _check_counts(draws, chains, tune, seed):
         raise InputError(f"seed: {seed!r}; expected an integer >= 0")
 
 
-def run_sampler(model: pm.Model, *, draws: int, tune: int, chains: int, seed: int,
-                target_accept: float = 0.9, sampler: str = "numpyro",
-                chain_method: str = "vectorized", progressbar: bool = False,
-                dense_mass: bool = True):
-    """Sample a PyMC model; returns ``(idata, wall_time_s)``.
+#: NUTS backends accepted by :func:`run_sampler` (docs/inference.md, "Sampler choices", has the
+#: benchmark of the JAX backends).
+SAMPLERS = ("numpyro", "blackjax", "nutpie", "pymc")
 
-    ``dense_mass``: adapt a dense mass matrix (numpyro). The kinetic posteriors have strong
-    linear correlations (e.g. all uptake rates against the renal clearance when the plasma phase
+
+def default_sampler() -> str:
+    """blackjax when installed (fastest on the standard patient: 16 s, 162 min-ESS/s vs
+    numpyro's 33 s, 77 min-ESS/s; benchmarks/bench_inference.py), else numpyro."""
+    try:
+        import blackjax  # noqa: F401
+    except ImportError:
+        return "numpyro"
+    return "blackjax"
+
+
+def run_sampler(model: pm.Model, *, draws: int, tune: int, chains: int, seed: int,
+                target_accept: float = 0.9, sampler: str | None = None,
+                chain_method: str = "vectorized", progressbar: bool = False,
+                dense_mass: bool = True, max_tree_depth: int = 10):
+    """Sample a PyMC model; returns ``(idata, wall_time_s)`` (compilation included).
+
+    ``sampler``: ``None`` (default: :func:`default_sampler`), ``"numpyro"``, ``"blackjax"``
+    (both JAX NUTS, chains vectorised
+    with ``jax.vmap``), ``"nutpie"`` (nutpie's Rust NUTS on the JAX-compiled log-density and
+    JAX gradient; chains in threads; its dense option is the low-rank modified mass matrix) or
+    ``"pymc"`` (PyMC's own NUTS; comparison only). blackjax and nutpie are optional
+    dependencies (``pip install blackjax nutpie``).
+
+    ``dense_mass``: adapt a dense mass matrix. The kinetic posteriors have strong linear
+    correlations (e.g. all uptake rates against the renal clearance when the plasma phase
     is not imaged); a dense metric cut the leapfrog steps per draw from ~64 to ~12 and raised
     the ESS threefold on the standard patient (benchmarks/bench_inference.py).
     """
-    if sampler not in ("numpyro", "pymc"):
-        raise InputError(f"sampler: {sampler!r}; expected 'numpyro' or 'pymc'")
+    sampler = default_sampler() if sampler is None else sampler
+    if sampler not in SAMPLERS:
+        raise InputError(f"sampler: {sampler!r}; expected one of {SAMPLERS}")
     start = time.perf_counter()
-    with model, warnings.catch_warnings():
+    common = {"draws": draws, "tune": tune, "chains": chains, "random_seed": seed,
+              "target_accept": target_accept, "progressbar": progressbar,
+              "compute_convergence_checks": False}
+    with model, warnings.catch_warnings(), nan_on_solver_error():
         warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
         warnings.filterwarnings("ignore", category=FutureWarning)
         if sampler == "numpyro":
-            idata = pm.sample(
-                draws=draws, tune=tune, chains=chains, random_seed=seed,
-                nuts_sampler="numpyro", target_accept=target_accept, progressbar=progressbar,
-                nuts_sampler_kwargs={"chain_method": chain_method,
-                                     "nuts_kwargs": {"dense_mass": dense_mass}},
-                compute_convergence_checks=False,
-            )
+            idata = pm.sample(nuts_sampler="numpyro", nuts_sampler_kwargs={
+                "chain_method": chain_method,
+                "nuts_kwargs": {"dense_mass": dense_mass, "max_tree_depth": max_tree_depth}},
+                **common)
+        elif sampler == "blackjax":
+            from tdt.inference.laplace_nuts import sample_blackjax_nuts
+
+            idata, _ = sample_blackjax_nuts(model, draws=draws, tune=tune, chains=chains,
+                                            seed=seed, target_accept=target_accept,
+                                            dense_mass=dense_mass,
+                                            max_tree_depth=max_tree_depth)
+        elif sampler == "nutpie":
+            idata = pm.sample(nuts_sampler="nutpie", nuts_sampler_kwargs={
+                "backend": "jax", "gradient_backend": "jax", "maxdepth": max_tree_depth,
+                "low_rank_modified_mass_matrix": dense_mass}, **common)
         else:
-            idata = pm.sample(
-                draws=draws, tune=tune, chains=chains, random_seed=seed, cores=1,
-                target_accept=target_accept, progressbar=progressbar,
-                compute_convergence_checks=False,
-            )
+            idata = pm.sample(cores=1, **common)
     return idata, time.perf_counter() - start
 
 
 def fit_patient(data: PatientData, model: str | TwinModel = "reduced", draws: int = 1000,
                 chains: int = 4, tune: int = 1000, seed: int = 0,
                 measurement: MeasurementModel | None = None, schedule=None,
-                target_accept: float = 0.9, sampler: str = "numpyro",
+                target_accept: float = 0.9, sampler: str | None = None,
                 require_convergence: bool = False, progressbar: bool = False,
                 dense_mass: bool = True) -> Posterior:
     """Fit the twin to one patient's time–activity data; return the :class:`Posterior`.
@@ -87,6 +119,7 @@ def fit_patient(data: PatientData, model: str | TwinModel = "reduced", draws: in
     measurement: the :class:`MeasurementModel` (default lognormal noise, 3 %-calibration from
         ``data.calibration_sd``, sphere recovery for small lesions).
     schedule: administration schedule (default ``data.resolve_schedule()``).
+    sampler: NUTS backend (:data:`SAMPLERS`); default :func:`default_sampler`.
     require_convergence: raise :class:`ConvergenceError` if the gate fails, instead of
         returning a posterior flagged "NOT CONVERGED" (and warning).
     """

@@ -166,22 +166,34 @@ def fluxes(layout: Layout, p: dict, total, amount, xp=jnp):
     return xp.stack(d)
 
 
-def rhs(layout: Layout, decay_constant_per_h: float):
-    """The ODE right-hand side ``f(t, y, args)`` with ``args = (params, ligand_rate_nmol_h)``."""
+def rhs(layout: Layout, decay_constant_per_h: float, frozen_receptors: bool = False):
+    """The ODE right-hand side ``f(t, y, args)`` with ``args = (params, ligand_rate_nmol_h)``.
+
+    ``frozen_receptors=True`` gives ``f(t, y, args, occupancy_total)``: the same equations with
+    the receptor occupancy taken from ``occupancy_total`` (the total-peptide sub-state, n_sub)
+    instead of ``y``, so ``f`` is affine in ``y`` — the late-phase linearisation used by
+    :mod:`tdt.pbpk.grid_solver`.
+    """
     n = layout.n_sub
     report = layout.report_matrix()
     lam = decay_constant_per_h
 
-    def f(t, y, args):
+    def f_frozen(t, y, args, occupancy_total):
         params, ligand_rate = args
         total, hot = y[:n], y[n:2 * n]
         line, rate = y[layout.line_index], y[layout.rate_index]
-        d_total = fluxes(layout, params, total, total).at[0].add(ligand_rate)
-        d_hot = fluxes(layout, params, total, hot) - lam * hot
+        d_total = fluxes(layout, params, occupancy_total, total).at[0].add(ligand_rate)
+        d_hot = fluxes(layout, params, occupancy_total, hot) - lam * hot
         d_hot = d_hot.at[0].add(rate)
         d_line = -rate - lam * line
         d_rate = -lam * rate
         return jnp.concatenate([d_total, d_hot, jnp.stack([d_line, d_rate]), report @ hot,
                                 line[None]])
+
+    if frozen_receptors:
+        return f_frozen
+
+    def f(t, y, args):
+        return f_frozen(t, y, args, y[:n])
 
     return f

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from tdt.errors import InputError
 from tdt.pbpk.description import Layout, Tissue, fluxes, parameter_names, rhs
+from tdt.pbpk.grid_solver import rosenbrock_segment
 from tdt.pbpk.parameters import ParameterSpec
 from tdt.pbpk.schedule import Schedule
 from tdt.pbpk.simulation import Simulation
@@ -33,6 +34,10 @@ from tdt.physics import nuclide as _nuclide
 from tdt.units import BQ_PER_MBQ, SECONDS_PER_HOUR
 
 __all__ = ["PbpkModel", "specific_activity_mbq_per_nmol"]
+
+#: ``adaptive``: diffrax Kvaerno5 with error control (the reference); ``grid``: fixed geometric
+#: grid, Rosenbrock ROS2 (:mod:`tdt.pbpk.grid_solver`), for cohorts and fitting.
+METHODS = ("adaptive", "grid")
 
 AVOGADRO_PER_NMOL = 6.02214076e14  # atoms per nmol (SI 2019, exact N_A × 1e-9)
 
@@ -53,6 +58,14 @@ class PbpkModel:
     (per segment), ``horizon_h`` (integration after the last administration before the
     linearised tail), ``adjoint`` (diffrax adjoint; ``diffrax.ForwardMode()`` for jax.jacfwd),
     ``solver`` (a stiff diffrax solver; default ``Kvaerno5()``).
+
+    ``method="adaptive"`` (default) solves with diffrax and error control (the reference).
+    ``method="grid"`` uses :mod:`tdt.pbpk.grid_solver`: ``grid_steps`` Rosenbrock steps on a
+    geometric grid from ``grid_first_step_h`` to ``linear_after_h`` after each administration,
+    then the exact solution with the receptor occupancy frozen. Constant cost, ~10–40× faster
+    under ``vmap``; accuracy vs the adaptive reference (tests/pbpk/test_pbpk_grid_solver.py):
+    TIA within ~3e-4 at 150 nmol and ~2e-3 at 2000 nmol (strong saturation) with the defaults.
+    Meant for virtual cohorts and fitting; ``rtol``/``atol``/``solver`` do not apply to it.
     """
 
     kind = "pbpk"
@@ -60,7 +73,8 @@ class PbpkModel:
     def __init__(self, name: str, tissues: tuple[Tissue, ...], nuclide: str,
                  table: dict[str, ParameterSpec], dataset: str, *, rtol: float = 1e-7,
                  atol: float = 1e-6, max_steps: int = 16384, horizon_h: float = 2000.0,
-                 adjoint=None, solver=None):
+                 adjoint=None, solver=None, method: str = "adaptive", grid_steps: int = 64,
+                 grid_first_step_h: float = 1e-3, linear_after_h: float = 168.0):
         self.name = name
         self.tissues = tissues
         self.layout = Layout(tissues)
@@ -74,7 +88,22 @@ class PbpkModel:
         self.rtol, self.atol, self.max_steps, self.horizon_h = rtol, atol, max_steps, horizon_h
         self.adjoint = adjoint if adjoint is not None else diffrax.RecursiveCheckpointAdjoint()
         self.solver = solver if solver is not None else diffrax.Kvaerno5()
+        if method not in METHODS:
+            raise InputError(f"{name}.method: expected one of {METHODS}, got {method!r}")
+        if int(grid_steps) < 4:
+            raise InputError(f"{name}.grid_steps: expected an integer >= 4, got {grid_steps!r}")
+        if not grid_first_step_h > 0.0:
+            raise InputError(f"{name}.grid_first_step_h: expected > 0 h, got "
+                             f"{grid_first_step_h!r}")
+        self.method, self.grid_steps = method, int(grid_steps)
+        self.grid_first_step_h = float(grid_first_step_h)
+        if not linear_after_h > 0.0:
+            raise InputError(f"{name}.linear_after_h: expected > 0 h, got {linear_after_h!r}")
+        self.linear_after_h = float(linear_after_h)
         self._term = diffrax.ODETerm(rhs(self.layout, self.decay_constant_per_h))
+        frozen = rhs(self.layout, self.decay_constant_per_h, frozen_receptors=True)
+        n_sub = self.layout.n_sub
+        self._frozen = lambda t, y, args, y_switch: frozen(t, y, args, y_switch[:n_sub])
         self._jitted = jax.jit(self._solve)
 
     def __repr__(self) -> str:
@@ -123,7 +152,10 @@ class PbpkModel:
     def _solve(self, params: dict, schedule: Schedule, times_h) -> Simulation:
         layout = self.layout
         n, n_rep = layout.n_sub, len(layout.reported)
-        t_final = jnp.maximum(schedule.time_h[-1] + schedule.infusion_h[-1] + self.horizon_h,
+        # grid method: after linear_after_h the occupancy is frozen, which is exactly what the
+        # analytic tail below assumes, so the last segment stops there (no matrix exponential)
+        horizon = self.linear_after_h if self.method == "grid" else self.horizon_h
+        t_final = jnp.maximum(schedule.time_h[-1] + schedule.infusion_h[-1] + horizon,
                               jnp.max(times_h))
         order = jnp.argsort(times_h)
         sorted_times = times_h[order]
@@ -134,20 +166,26 @@ class PbpkModel:
             y = y.at[0].add(j_lig).at[n].add(j_hot)
             y = y.at[layout.line_index].add(line).at[layout.rate_index].add(r_hot)
             start_integrals = y[layout.integral_start:layout.integral_start + n_rep]
-            ts = jnp.clip(sorted_times, t0, t1)
-            sol = diffrax.diffeqsolve(
-                self._term, self.solver, t0, t1, None, y, args=(params, r_lig),
-                saveat=diffrax.SaveAt(ts=ts, t1=True), stepsize_controller=controller,
-                max_steps=self.max_steps, throw=False, adjoint=self.adjoint)
+            if self.method == "grid":
+                y_samples, y_end, finite = rosenbrock_segment(
+                    self._term.vector_field, self._frozen, y, t0, t1, (params, r_lig), sorted_times,
+                    self.grid_steps, self.grid_first_step_h, self.linear_after_h)
+                failed = ~finite
+            else:
+                ts = jnp.clip(sorted_times, t0, t1)
+                sol = diffrax.diffeqsolve(
+                    self._term, self.solver, t0, t1, None, y, args=(params, r_lig),
+                    saveat=diffrax.SaveAt(ts=ts, t1=True), stepsize_controller=controller,
+                    max_steps=self.max_steps, throw=False, adjoint=self.adjoint)
+                y_samples, y_end = sol.ys[:-1], sol.ys[-1]
+                failed = sol.result != diffrax.RESULTS.successful
             inside = (sorted_times >= t0) & (sorted_times < t1)
-            y_end = sol.ys[-1]
             # end of an infusion: the line is empty (analytically 0), reset round-off
             y_end = y_end.at[layout.line_index].set(
                 jnp.where(is_start > 0, 0.0, y_end[layout.line_index]))
             y_end = y_end.at[layout.rate_index].set(
                 jnp.where(is_start > 0, 0.0, y_end[layout.rate_index]))
-            failed = sol.result != diffrax.RESULTS.successful
-            return y_end, (jnp.where(inside[:, None], sol.ys[:-1], 0.0), inside, start_integrals,
+            return y_end, (jnp.where(inside[:, None], y_samples, 0.0), inside, start_integrals,
                            failed)
 
         y0 = jnp.zeros(layout.n_state)

@@ -21,7 +21,8 @@ class TissueParameters:
     """Linear-quadratic parameters of one tissue.
 
     alpha_beta_gy: alpha/beta (Gy); repair_half_time_h: repair half-time (h, mono-exponential
-    repair); citation, confidence ("high" | "medium" | "low") and notes from the catalog file.
+    repair); citation, confidence ("high" | "medium" | "low"), verification (what of the
+    citation was checked, what is "recalled, not verified") and notes from the catalog file.
     """
 
     name: str
@@ -30,6 +31,7 @@ class TissueParameters:
     citation: str
     confidence: str = "low"
     notes: str = ""
+    verification: str = ""
 
     def with_values(self, **changes) -> TissueParameters:
         """A copy with some values replaced (user parameters); citation marked as modified."""
@@ -42,7 +44,8 @@ class NtcpParameters:
 
     td50_gy: uniform dose giving 50 % complication probability (Gy, in ``dose_metric``: "eqd2",
     "bed" or "absorbed_dose"); m: slope; n: volume effect (gEUD with a = 1/n); alpha_beta_gy used
-    to convert BED to EQD2 for this endpoint.
+    to convert BED to EQD2 for this endpoint; citation, confidence, verification and notes as in
+    :class:`TissueParameters`.
     """
 
     organ: str
@@ -55,6 +58,7 @@ class NtcpParameters:
     citation: str
     confidence: str = "low"
     notes: str = ""
+    verification: str = ""
 
 
 _ALIASES = {

@@ -6,7 +6,8 @@ Members:
   "members": {name: sha256}}``;
 - ``state.json``: record, model specification, settings, cycles' data, QA reports;
 - ``arrays.nc``: NetCDF-4 (xarray, h5netcdf) with the prior and posterior (mean and covariance
-  of log θ), the standard normals behind the draws, the posterior parameter draws, the delivered
+  of log θ; since format 2 also the posterior after each assimilated cycle, ``filtered_*``, from
+  which the delivered dose is backward-sampled), the standard normals behind the draws, the posterior parameter draws, the delivered
   dose / BED per draw (for readers; recomputed on load) and the dose matrix — float64, so predictions reproduce exactly;
 - ``audit.jsonl``: the audit log (hash-chained).
 
@@ -31,7 +32,7 @@ import numpy as np
 from tdt.errors import InputError
 
 FORMAT = "tdt-twin"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-cycle posteriors (filtered_mean_log / filtered_cov_log)
 
 
 def _arrays_dataset(twin):
@@ -40,8 +41,13 @@ def _arrays_dataset(twin):
     names = list(twin.posterior.names)
     draws = np.exp(twin.posterior.log_draws(twin._z))
     delivered_dose, delivered_bed = twin.delivered()
+    p = len(names)
+    filtered_mean = np.array([f.mean for f in twin.filtered]).reshape(-1, p)
+    filtered_cov = np.array([f.cov for f in twin.filtered]).reshape(-1, p, p)
     return xr.Dataset(
         {
+            "filtered_mean_log": (("cycle", "parameter"), filtered_mean),
+            "filtered_cov_log": (("cycle", "parameter", "parameter_2"), filtered_cov),
             "prior_mean_log": (("parameter",), twin.prior.mean),
             "prior_cov_log": (("parameter", "parameter_2"), twin.prior.cov),
             "posterior_mean_log": (("parameter",), twin.posterior.mean),
@@ -76,6 +82,7 @@ def save_twin(twin, path) -> None:
         "dose_matrix_method": twin.matrix.method,
         "posterior": {"method": twin.posterior.method, "diagnostics": twin.posterior.diagnostics},
         "prior": {"method": twin.prior.method},
+        "filtered": [{"method": f.method, "diagnostics": f.diagnostics} for f in twin.filtered],
         "cycles": [c.to_dict() for c in twin.cycles],
         "qa_reports": [r.to_dict() for r in twin.qa_reports],
     }
@@ -181,6 +188,13 @@ def load_twin(path):
                                        arrays["posterior_cov_log"], state["posterior"]["method"],
                                        state["posterior"]["diagnostics"])
     twin._z = arrays["standard_normals"]
+    # format 1 files have no per-cycle posteriors: the twin then falls back to the current
+    # posterior for past cycles (Twin.past_log_draws)
+    if "filtered_mean_log" in arrays and len(state.get("filtered", [])) == len(state["cycles"]):
+        twin.filtered = [
+            GaussianPosterior(names, arrays["filtered_mean_log"][j], arrays["filtered_cov_log"][j],
+                              f["method"], f["diagnostics"])
+            for j, f in enumerate(state["filtered"])]
     twin.matrix = DoseMatrix(targets, sources, arrays["dose_matrix_gy_per_mbq_h"],
                              state["dose_matrix_method"])
     twin.targets = targets

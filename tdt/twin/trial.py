@@ -30,7 +30,11 @@ Design (stated so that the table can be read without the code):
   CIs) and median true tumour BED (mean over lesions; bootstrap 95 % percentile CI), per arm;
   the difference of median tumour BED from the fixed arm with a paired bootstrap CI (the arms
   treat the same virtual patients, so patients are resampled as pairs); per patient, the ratio
-  of tumour BED to the fixed arm's: its median (bootstrap 95 % CI) and the fraction above 1.
+  of tumour BED to the fixed arm's: its median (bootstrap 95 % CI) and the fraction above 1;
+  the differences of the exceedance rates from the fixed arm (paired bootstrap 95 % CI).
+- Planner calibration: for every guided plan, its P(kidney BED > own limit) and the true BED
+  had it been followed (``guided_plan_checks``), summarised by :func:`plan_calibration` in
+  ``settings["plan_calibration"]``.
 - Random numbers: one stream per patient for the patient (volumes, risk factor, kinetics, drift)
   and one for the imaging noise, so every setting (and grid point) with the same ``seed`` treats
   the same virtual patients.
@@ -83,6 +87,49 @@ def _paired_median_difference(a: np.ndarray, b: np.ndarray, rng: np.random.Gener
     idx = rng.integers(0, len(a), size=(n_boot, len(a)))
     diff = np.median(a[idx], axis=1) - np.median(b[idx], axis=1)
     return float(np.quantile(diff, 0.025)), float(np.quantile(diff, 0.975))
+
+
+def _paired_rate_difference(a: np.ndarray, b: np.ndarray, rng: np.random.Generator,
+                            n_boot: int) -> tuple[float, float]:
+    """95 % percentile CI of mean(a) − mean(b) for 0/1 outcomes, patients resampled as pairs."""
+    idx = rng.integers(0, len(a), size=(n_boot, len(a)))
+    diff = a[idx].mean(axis=1) - b[idx].mean(axis=1)
+    return float(np.quantile(diff, 0.025)), float(np.quantile(diff, 0.975))
+
+
+def plan_calibration(patients, max_probability: float = 0.05) -> dict:
+    """Realised against planned kidney risk over every guided plan of a trial.
+
+    For each plan: did the patient's true cumulative kidney BED, had the planned schedule been
+    followed (delivered + planned), exceed the patient's own limit? With a calibrated posterior
+    the number of such plans is at most about the sum of the plans' probabilities (each
+    <= ``max_probability``). Plans of one patient share the patient, so the binomial tolerance
+    ``binomial_upper_99`` (99 % quantile of Binomial(n_plans, max_probability)) is a guide, not
+    an exact test. Also the last plan per patient alone (independent across patients), and the
+    patients whose first cycle (the standard activity, before any imaging) alone already took
+    them over their limit: a realised exceedance no plan can prevent. A patient's realised
+    exceedance implies that either the first cycle or the last plan exceeded (the delivered
+    schedule is the start of that plan's schedule), so realised <= those two counts together.
+    """
+    from scipy.stats import binom  # noqa: PLC0415
+
+    risks, exceeded, last = [], [], []
+    for checks, limit in zip(patients["guided_plan_checks"], patients["kidney_limit_gy"],
+                             strict=True):
+        for i, c in enumerate(checks):
+            risks.append(c["kidney_risk"])
+            exceeded.append(c["true_kidney_bed_if_followed_gy"] > limit)
+            if i == len(checks) - 1:
+                last.append(exceeded[-1])
+    n = len(risks)
+    first = int(np.sum(patients["first_cycle_kidney_bed_gy"] > patients["kidney_limit_gy"]))
+    return {"n_plans": n, "exceeded": int(np.sum(exceeded)),
+            "rate": float(np.mean(exceeded)) if n else float("nan"),
+            "nominal_max": max_probability,
+            "mean_planned_risk": float(np.mean(risks)) if n else float("nan"),
+            "binomial_upper_99": int(binom.ppf(0.99, n, max_probability)) if n else 0,
+            "n_last_plans": len(last), "last_plans_exceeded": int(np.sum(last)),
+            "n_patients": len(patients), "exceeded_by_first_cycle": first}
 
 
 def _true_totals(truth_response, activities, kidney_index, lesion_indices):
@@ -168,7 +215,13 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
                                                   kid, lesions)
         kidney_gy_per_gbq = float(evaluate(truth_response, [1000.0], constraints=())
                                   .cumulative_dose_gy[0, kid])
+        # what the first (standard, not yet guided) cycle alone gives: no plan can undo it
+        first_cycle_kidney = float(_true_totals(truth_response, [standard_activity_mbq], kid,
+                                                lesions)[0])
         given = []
+        plan_checks = []  # per plan: its P(kidney BED > own limit) and the truth if followed
+        kidney_label = twin.default_constraints()[0].label
+        policy_kidney_risk = twin.default_constraints()[0].max_probability
         activity = standard_activity_mbq
         times = np.asarray(IMAGING_TIMES_H)
         for k in range(n_guided):
@@ -186,11 +239,18 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
             proposal = twin.plan(policy=policy)
             if proposal.n_cycles == 0:
                 break
+            followed = np.array(given + list(proposal.activities_mbq))
+            plan_checks.append({
+                "after_cycle": k + 1,
+                "kidney_risk": float(proposal.constraint_probabilities[kidney_label]),
+                "true_kidney_bed_if_followed_gy": float(
+                    _true_totals(truth_response, followed, kid, lesions)[0])})
             activity = proposal.next_activity_mbq
         guided_kidney, guided_tumour = _true_totals(truth_response, np.array(given), kid, lesions)
         row = {"patient": record.patient_id, "risk_factor": bool(risk),
                "kidney_limit_gy": record.kidney_bed_limit_gy,
                "kidney_gy_per_gbq": kidney_gy_per_gbq,
+               "first_cycle_kidney_bed_gy": first_cycle_kidney,
                "fixed_kidney_bed_gy": float(fixed_kidney),
                "guided_kidney_bed_gy": float(guided_kidney),
                "fixed_tumour_bed_gy": float(fixed_tumour),
@@ -198,7 +258,8 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
                "fixed_total_activity_mbq": standard_activity_mbq * n_cycles,
                "guided_total_activity_mbq": float(np.sum(given)),
                "fixed_cycles": n_cycles, "guided_cycles": len(given),
-               "guided_activities_mbq": [float(a) for a in given]}
+               "guided_activities_mbq": [float(a) for a in given],
+               "guided_plan_checks": plan_checks}
         if oracle:
             # same planner, one "draw" = the true kinetics: the constraints become deterministic
             best = plan(truth_response, n_guided, constraints=twin.default_constraints(),
@@ -227,6 +288,11 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
         mlo, mhi = _bootstrap_median(tumour, boot, n_bootstrap)
         fixed_tumour = patients["fixed_tumour_bed_gy"].to_numpy()
         dlo, dhi = _paired_median_difference(tumour, fixed_tumour, boot, n_bootstrap)
+        fixed_kidney = patients["fixed_kidney_bed_gy"].to_numpy()
+        r28lo, r28hi = _paired_rate_difference(kidney > kidney_limit_gy,
+                                               fixed_kidney > kidney_limit_gy, boot, n_bootstrap)
+        rolo, rohi = _paired_rate_difference(kidney > own_limit, fixed_kidney > own_limit, boot,
+                                             n_bootstrap)
         ratio = tumour / fixed_tumour  # per patient: this arm's tumour BED / the fixed arm's
         rlo, rhi = _bootstrap_median(ratio, boot, n_bootstrap)
         table_rows.append({
@@ -235,6 +301,11 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
             "rate_ci95_low": lo, "rate_ci95_high": hi,
             "kidney_bed_gt_own_limit_rate": own / n_patients,
             "own_rate_ci95_low": olo, "own_rate_ci95_high": ohi,
+            "rate_diff_vs_fixed": exceed / n_patients
+            - float(np.mean(fixed_kidney > kidney_limit_gy)),
+            "rate_diff_ci95_low": r28lo, "rate_diff_ci95_high": r28hi,
+            "own_rate_diff_vs_fixed": own / n_patients - float(np.mean(fixed_kidney > own_limit)),
+            "own_rate_diff_ci95_low": rolo, "own_rate_diff_ci95_high": rohi,
             "median_tumour_bed_gy": float(np.median(tumour)),
             "median_ci95_low": mlo, "median_ci95_high": mhi,
             "median_tumour_bed_diff_vs_fixed_gy": float(np.median(tumour) - np.median(fixed_tumour)),
@@ -256,5 +327,6 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
                 "kidney_uptake_scale": kidney_uptake_scale, "max_guided_cycles": n_guided,
                 "oracle": oracle,
                 "median_kidney_gy_per_gbq": float(patients["kidney_gy_per_gbq"].median()),
-                "imaging_times_h": list(IMAGING_TIMES_H), "imaged_organs": list(IMAGED_ORGANS)}
+                "imaging_times_h": list(IMAGING_TIMES_H), "imaged_organs": list(IMAGED_ORGANS),
+                "plan_calibration": plan_calibration(patients, policy_kidney_risk)}
     return TrialResult(pd.DataFrame(table_rows), patients, settings)

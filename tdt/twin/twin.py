@@ -11,11 +11,14 @@ Lifecycle::
 State: a Gaussian posterior over the log rate constants (see :mod:`tdt.twin.assimilate`),
 materialised as ``n_draws`` draws through fixed standard normals, and the activities given.
 
-Delivered dose: the dose and BED of every past cycle are recomputed per draw from the *current*
-posterior (which has seen all images), so that past and future doses of one draw come from the
-same kinetics and the uncertainty of the cumulative dose is not understated by pairing draws of
-different posteriors. For the organs at risk (drift sd 0.05 per cycle) this is accurate; for
-lesions, whose uptake falls between cycles, it understates past tumour BED (conservative).
+Delivered dose: the dose and BED of every past cycle j are computed per draw from that cycle's
+own kinetics θ_j, drawn jointly with the current posterior's draw θ_k given all images so far
+(forward filtering, backward sampling through the drift model:
+:func:`tdt.twin.assimilate.backward_sample`). Past and future doses of one draw therefore lie on
+one kinetic path. (Until 2026-11-21 every past cycle was recomputed with θ_k itself; the
+kinetics drift between cycles, so that put the delivered kidney BED off by the drift and made
+the planner's 5 % risk ~10 % realised in the virtual trial — docs/twin.md "Planner
+calibration".)
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from tdt.twin.assimilate import (
     GaussianPosterior,
     assimilate_laplace,
     assimilate_nuts,
+    backward_sample,
     posterior_predictive_z,
 )
 from tdt.twin.audit import AuditLog
@@ -107,6 +111,9 @@ class Twin:
         self.dosimetry = dosimetry
         self.seed = int(seed)
         self.cycles: list[CycleData] = []
+        #: posterior after each assimilated cycle (given the data up to it), for the delivered
+        #: dose (backward sampling); the last one is ``self.posterior``
+        self.filtered: list[GaussianPosterior] = []
         self.qa_reports: list[QAReport] = []
         self.targets = tuple(o for o in self.model.organs if _has_tissue(o))
         self.matrix: DoseMatrix = dose_matrix(self.targets, self.model.organs, record, dosimetry)
@@ -171,14 +178,30 @@ class Twin:
     def delivered(self) -> tuple[np.ndarray, np.ndarray]:
         """Absorbed dose and BED (Gy) delivered so far, per draw and target (n_draws, n_targets).
 
-        Every past cycle is evaluated with the current posterior's kinetics (see module doc).
+        Every past cycle is evaluated with its own kinetics, drawn jointly with the current
+        posterior's draws given all images (:meth:`past_log_draws`; see module doc).
         """
-        if not self.cycles:
-            zeros = np.zeros((self.n_draws, len(self.targets)))
-            return zeros, zeros.copy()
-        current = response_draws(self.model, self.parameter_draws(), self.matrix)
-        ev = evaluate(current, list(self.activities_given_mbq), constraints=())
-        return ev.cumulative_dose_gy, ev.cumulative_bed_gy
+        dose = np.zeros((self.n_draws, len(self.targets)))
+        bed = np.zeros_like(dose)
+        names = self.posterior.names
+        for log_theta, cycle in zip(self.past_log_draws(), self.cycles, strict=True):
+            params = {n: np.exp(log_theta[:, i]) for i, n in enumerate(names)}
+            ev = evaluate(response_draws(self.model, params, self.matrix),
+                          [cycle.activity_mbq], constraints=())
+            dose += ev.cumulative_dose_gy
+            bed += ev.cumulative_bed_gy
+        return dose, bed
+
+    def past_log_draws(self) -> list[np.ndarray]:
+        """log θ (n_draws, p) of every assimilated cycle, cycle 1 first, jointly with the current
+        posterior's draws (the last entry) given all data: backward sampling through the drift
+        model (:func:`tdt.twin.assimilate.backward_sample`). Deterministic (seeded by the
+        twin's seed). A twin without per-cycle posteriors (``filtered``; files written before
+        format 2) uses the current posterior's draws for every past cycle, as before."""
+        last = self.posterior.log_draws(self._z)
+        if len(self.filtered) != len(self.cycles):
+            return [last] * len(self.cycles)
+        return backward_sample(self.filtered, self.drift, last, (self.seed, 104729))
 
     # ------------------------------------------------------------------ assimilate
     def assimilate(self, cycle: CycleData) -> QAReport:
@@ -207,6 +230,7 @@ class Twin:
                                          "dosimetry": self.matrix.method})
         # commit the update only once everything above succeeded
         self.posterior = posterior
+        self.filtered.append(posterior)
         self.cycles.append(cycle)
         self.qa_reports.append(report)
         self.audit.append("assimilate", {

@@ -180,7 +180,11 @@ def test_ntcp_organ_converts_bed_to_eqd2():
     expected = stats.norm.cdf((float(eqd2(bed, 2.6)) - 28.0) / (0.1 * 28.0))
     assert float(ntcp_organ("kidneys", bed)) == pytest.approx(expected, rel=1e-12)
     assert kidneys.td50_gy == 28.0 and kidneys.n == 0.7
-    # consistency with Emami et al. 1991 whole-kidney TD5/5 = 23 Gy: NTCP(23 Gy) ~ 5 %
+    # consistency with Emami et al. IJROBP 1991;21:109 whole-kidney TD5/5 = 23 Gy: NTCP ~ 5 %
     assert 0.02 < float(ntcp_lkb(23.0, kidneys.td50_gy, kidneys.m)) < 0.08
+    # monotone in BED, and the "parotid" alias resolves to the salivary set
     assert float(ntcp_organ("salivary_glands", 100.0)) > float(ntcp_organ("parotid", 30.0))
-    assert float(ntcp_organ("red_marrow", 0.0, absorbed_dose_gy=3.0)) == pytest.approx(0.5)
+    # red marrow is defined on absorbed dose: NTCP(TD50) = 0.5 by definition, BED ignored
+    td50_rm = NTCP_PARAMETERS["red_marrow"].td50_gy
+    assert float(ntcp_organ("red_marrow", 0.0, absorbed_dose_gy=td50_rm)) == pytest.approx(0.5)
+    assert float(ntcp_organ("red_marrow", 500.0, absorbed_dose_gy=td50_rm)) == pytest.approx(0.5)

@@ -189,6 +189,42 @@ def test_save_load_round_trip_is_exact(twin_after_two, tmp_path):
     assert loaded.n_assimilated == 2 and len(loaded.qa_reports) == 2
 
 
+def test_format_1_file_loads_without_per_cycle_posteriors(twin_after_two, tmp_path):
+    """A file written before format 2 has no per-cycle posteriors: it loads, and the twin then
+    evaluates every past cycle with its current posterior (the format-1 behaviour)."""
+    import io
+
+    import xarray as xr
+
+    twin = twin_after_two["twin"]
+    path = tmp_path / "v2.tdtwin"
+    twin.save(path)
+    assert len(Twin.load(path).filtered) == 2
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    with xr.open_dataset(io.BytesIO(members["arrays.nc"]), engine="h5netcdf") as ds:
+        old = ds.drop_vars(["filtered_mean_log", "filtered_cov_log"]).load()
+    nc = tmp_path / "arrays.nc"
+    old.to_netcdf(nc, engine="h5netcdf")
+    state = json.loads(members["state.json"])
+    del state["filtered"]
+    members["arrays.nc"] = nc.read_bytes()
+    members["state.json"] = json.dumps(state, sort_keys=True).encode()
+    header = json.loads(members.pop("header.json"))
+    header["format_version"] = 1
+    header["members"] = {k: hashlib.sha256(v).hexdigest() for k, v in members.items()}
+    v1 = tmp_path / "v1.tdtwin"
+    with zipfile.ZipFile(v1, "w") as zf:
+        zf.writestr("header.json", json.dumps(header))
+        for k, v in members.items():
+            zf.writestr(k, v)
+    loaded = Twin.load(v1)
+    assert loaded.filtered == []
+    current = loaded.posterior.log_draws(loaded._z)
+    for past in loaded.past_log_draws():
+        np.testing.assert_array_equal(past, current)
+
+
 def test_load_rejects_newer_and_corrupted_files(twin_after_two, tmp_path):
     twin = twin_after_two["twin"]
     path = tmp_path / "p.tdtwin"

@@ -1,4 +1,5 @@
-"""Nonlinear receptor PBPK models solved with diffrax (stiff, float64, failures reported).
+"""Nonlinear receptor PBPK models solved with diffrax (stiff, float64, failures reported), or
+with the fixed-grid Rosenbrock method of :mod:`tdt.pbpk.grid_solver` (``method="grid"``).
 
 Integration is piecewise between schedule events (DESIGN.md): for administration k, an infusion
 segment [t_k, t_k + T_k] (zero length for a bolus) with the ligand entering plasma at a constant

@@ -19,6 +19,7 @@ def psma617(lesions: int | Iterable[str] = 1, nuclide: str = "Lu-177",
 
     Each lesion has its own volume ``V_lesion_<n>`` (mL), receptor density ``R_lesion_<n>``
     (nmol/L), flow, internalisation and release. ``options``: solver settings of
-    :class:`~tdt.pbpk.nonlinear.PbpkModel` (rtol, atol, max_steps, horizon_h, adjoint).
+    :class:`~tdt.pbpk.nonlinear.PbpkModel` (rtol, atol, max_steps, horizon_h, adjoint, solver;
+    ``method="grid"`` with grid_steps, grid_first_step_h, linear_after_h for cohorts/fitting).
     """
     return build("psma617", dataset, ORGANS, RECEPTOR_ORGANS, lesions, nuclide, **options)

@@ -513,9 +513,17 @@ Arms: **fixed** `activity_gbq` × `n_cycles`; **dosimetry-guided** (cycle 1 at `
 then the twin's plan); optionally **oracle**, the same planner given the patient's true kinetics
 (perfect knowledge: a reference, not a realisable arm). Outcomes are *true* doses: the rate of
 cumulative kidney BED > `kidney_bed_limit_gy` (28 Gy) and > the patient's own limit, with Wilson
-95 % CIs and the difference from the fixed arm with a paired bootstrap 95 % CI, and the median
-tumour BED (mean over lesions) with a bootstrap 95 % CI and its paired difference / per-patient
-ratio to the fixed arm.
+95 % CIs and the difference from the fixed arm with a paired bootstrap 95 % CI, the rate of
+cumulative red-marrow absorbed dose > 2 Gy (the planner's second constraint; Wilson 95 % CI), and
+the median tumour BED (mean over lesions) with a bootstrap 95 % CI and its paired difference /
+per-patient ratio to the fixed arm.
+
+The number of guided cycles is a decision too (`max_guided_cycles`): as in kidney-dosimetry-guided
+177Lu-DOTATATE treatment, where 7.4 GBq cycles were given until a predefined kidney dose was
+reached (Sundlöv et al., EJNMMI 2022;49(11): median 5 cycles, range 1–9). docs/twin.md reports the trial with up to
+8 and 10 guided cycles: more cycles raise the tumour BED of the patients the fixed schedule keeps
+within their limits, but cannot raise it for those it overdoses, so the median per-patient ratio
+rises only where fewer than half the patients are overdosed by 7.4 GBq × 6.
 
 `kidney_uptake_scale` multiplies the population median kidney uptake rate of the virtual
 patients (not the twin's prior): 1 gives a median kidney dose of ~0.59 Gy/GBq; published

@@ -25,7 +25,9 @@ numpyro's windowed dense adaptation from the model's initial point.
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import arviz as az
 import jax
@@ -201,12 +203,19 @@ def idata_from_flat(model: pm.Model, samples, unravel, stats: dict, attrs: dict)
 
 def sample_blackjax_nuts(model: pm.Model, *, draws: int, tune: int, chains: int, seed: int,
                          target_accept: float = 0.9, dense_mass: bool = True,
-                         max_tree_depth: int = 10):
-    """blackjax NUTS with Stan's window adaptation (``blackjax.window_adaptation``), chains
-    vectorised with ``jax.vmap``; ``(idata, wall_s)``. (PyMC 5.28's own blackjax wrapper
-    passes ``progress_bar`` to blackjax 1.7's kernel and fails; this is the same algorithm.)
+                         max_tree_depth: int = 10, chain_method: str = "parallel"):
+    """blackjax NUTS with Stan's window adaptation (:func:`windowed_nuts_chain`);
+    ``(idata, wall_s)``. (PyMC 5.28's own blackjax wrapper passes ``progress_bar`` to blackjax
+    1.7's kernel and fails; this is the same algorithm.)
+
+    ``chain_method``: ``"parallel"`` (default) compiles one chain once and runs the chains in
+    threads, one per CPU core (XLA releases the GIL); ``"vectorized"`` runs them under
+    ``jax.vmap``. Vectorised chains advance in lockstep: every draw waits for the chain with
+    the longest NUTS trajectory, and the two cores share one thread. On the 2-core CPU the
+    PBPK standard patient, 4 × (1000 + 1000) with compilation, took 56 s in threads vs 110 s
+    vectorised (benchmarks/bench_inference.py). Each chain depends only on its own key, so
+    the result does not depend on the thread schedule.
     """
-    import blackjax
 
     start = time.perf_counter()
     init_point = model.initial_point()
@@ -220,33 +229,99 @@ def sample_blackjax_nuts(model: pm.Model, *, draws: int, tune: int, chains: int,
 
     key_init, key_run = jax.random.split(jax.random.PRNGKey(seed))
     inits = flat0 + jax.random.uniform(key_init, (chains, flat0.size), minval=-1, maxval=1)
-    # a jittered start where the model cannot be solved (log density -inf) would never move:
-    # start that chain at the model's initial point instead (the prior median, checked)
-    finite = jnp.isfinite(jax.jit(jax.vmap(logdensity))(inits))
-    inits = jnp.where(finite[:, None], inits, flat0)
 
     def one_chain(x0, key):
-        key_adapt, key_draw = jax.random.split(key)
-        adapt = blackjax.window_adaptation(
-            blackjax.nuts, logdensity, is_mass_matrix_diagonal=not dense_mass,
-            target_acceptance_rate=target_accept, max_num_doublings=max_tree_depth)
-        (state, params), _ = adapt.run(key_adapt, x0, num_steps=tune)
-        kernel = blackjax.nuts(logdensity, **params).step  # params include the tree depth
+        # a jittered start where the model cannot be solved (log density -inf) would never
+        # move: start that chain at the model's initial point instead (the prior median,
+        # checked). Inside the jitted run: a separate jit would compile the model once more.
+        x0 = jnp.where(jnp.isfinite(logdensity(x0)), x0, flat0)
+        return windowed_nuts_chain(logdensity, x0, key, tune=tune, draws=draws,
+                                   target_accept=target_accept, dense_mass=dense_mass,
+                                   max_tree_depth=max_tree_depth)
 
-        def step(s, k):
-            s, info = kernel(k, s)
-            return s, (s.position, info.is_divergent, info.num_integration_steps,
-                       info.acceptance_rate, info.energy)
-
-        _, out = jax.lax.scan(step, state, jax.random.split(key_draw, draws))
-        return out
-
+    chain_keys = jax.random.split(key_run, chains)
     with nan_on_solver_error():
-        run = jax.jit(jax.vmap(one_chain))
-        positions, div, steps, acc, energy = jax.block_until_ready(
-            run(inits, jax.random.split(key_run, chains)))
+        if chain_method == "vectorized":
+            run = jax.jit(jax.vmap(one_chain))
+            out = jax.block_until_ready(run(inits, chain_keys))
+        else:  # "parallel": one compiled chain, the chains in threads (see docstring)
+            compiled = jax.jit(one_chain).lower(inits[0], chain_keys[0]).compile()
+            workers = max(1, min(chains, os.cpu_count() or 1))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = list(pool.map(
+                    lambda c: jax.block_until_ready(compiled(inits[c], chain_keys[c])),
+                    range(chains)))
+            out = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *results)
+        positions, div, steps, acc, energy = out
     wall = time.perf_counter() - start
     idata = idata_from_flat(model, positions, unravel, {
         "diverging": div, "n_steps": steps, "acceptance_rate": acc, "energy": energy},
-        {"sampling_time": wall, "sampler": "blackjax NUTS (window adaptation, vmapped)"})
+        {"sampling_time": wall,
+         "sampler": f"blackjax NUTS (Stan window adaptation, chains {chain_method})"})
     return idata, wall
+
+
+def _tree_where(condition, new, old):
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(condition, a, b), new, old)
+
+
+def windowed_nuts_chain(logdensity, x0, key, *, tune: int, draws: int, target_accept: float,
+                        dense_mass: bool = True, max_tree_depth: int = 10):
+    """One NUTS chain: Stan's windowed warm-up then ``draws`` draws, in ONE ``lax.scan``.
+
+    The warm-up is Stan's (Stan Reference Manual, "HMC algorithm parameters": a fast
+    step-size window, doubling slow windows that estimate the (dense) mass matrix, a final
+    fast window; dual averaging, Hoffman & Gelman JMLR 2014;15:1593) and uses blackjax's own
+    pieces (``build_schedule``, ``mass_matrix_adaptation``, ``dual_averaging_adaptation``,
+    ``nuts.build_kernel``), as ``blackjax.window_adaptation`` does. Why not call that: it runs
+    the warm-up in its own scan, so the compiled program holds the NUTS kernel — with the
+    model's gradient inside — twice (warm-up and sampling). For the PBPK model that doubled
+    the XLA compilation (~10 s of a ~2 min fit); here the kernel is compiled once and the
+    adaptation state is masked off after the warm-up.
+
+    Returns per draw: position, divergence, integration steps, acceptance rate, energy.
+    """
+    import blackjax
+    from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
+    from blackjax.adaptation.step_size import dual_averaging_adaptation
+    from blackjax.adaptation.window_adaptation import build_schedule
+
+    kernel = blackjax.nuts.build_kernel()
+    mm_init, mm_update, mm_final = mass_matrix_adaptation(not dense_mass)
+    da_init, da_update, da_final = dual_averaging_adaptation(target_accept)
+    with jax.ensure_compile_time_eval():  # a static schedule, also when called under jit
+        schedule = (np.asarray(build_schedule(tune), dtype=int).reshape(-1, 2) if tune > 0
+                    else np.zeros((0, 2), dtype=int))
+    stage = np.concatenate([schedule[:, 0], np.full(draws, 2)])  # 0 fast, 1 slow, 2 sampling
+    window_end = np.concatenate([schedule[:, 1], np.zeros(draws, dtype=int)]).astype(bool)
+    last_warmup = np.zeros(tune + draws, dtype=bool)
+    if tune > 0:
+        last_warmup[tune - 1] = True
+
+    mm_state, da_state = mm_init(x0.size), da_init(1.0)
+    carry0 = (blackjax.nuts.init(x0, logdensity), mm_state, da_state, jnp.asarray(1.0),
+              mm_state.inverse_mass_matrix)
+
+    def body(carry, inputs):
+        state, mm, da, step_size, inverse_mass = carry
+        key_i, stage_i, end_i, last_i = inputs
+        state, info = kernel(key_i, state, logdensity, step_size, inverse_mass,
+                             max_num_doublings=max_tree_depth)
+        adapting = stage_i < 2
+        da = _tree_where(adapting, da_update(da, info.acceptance_rate), da)
+        mm = _tree_where(stage_i == 1, mm_update(mm, state.position), mm)
+        step_size = jnp.where(adapting, jnp.exp(da.log_step_size), step_size)
+        # end of a slow window: new mass matrix, dual averaging restarted near the average
+        mm_end, da_end = mm_final(mm), da_init(da_final(da))
+        mm, da = _tree_where(end_i, mm_end, mm), _tree_where(end_i, da_end, da)
+        inverse_mass = jnp.where(end_i, mm_end.inverse_mass_matrix, inverse_mass)
+        step_size = jnp.where(end_i, jnp.exp(da_end.log_step_size), step_size)
+        step_size = jnp.where(last_i, da_final(da), step_size)  # sampling: averaged step
+        return (state, mm, da, step_size, inverse_mass), (
+            state.position, info.is_divergent, info.num_integration_steps,
+            info.acceptance_rate, info.energy)
+
+    keys = jax.random.split(key, tune + draws)
+    _, out = jax.lax.scan(body, carry0, (keys, jnp.asarray(stage), jnp.asarray(window_end),
+                                         jnp.asarray(last_warmup)))
+    return jax.tree_util.tree_map(lambda a: a[tune:], out)

@@ -42,6 +42,12 @@ def _check_counts(draws, chains, tune, seed):
 SAMPLERS = ("numpyro", "blackjax", "nutpie", "pymc")
 
 
+#: Default NUTS target acceptance per model kind. PBPK: 0.8 (Stan's default) — on the standard
+#: patient 4×(1000+1000) it gave 7.4 leapfrog steps per draw instead of 10.7 at 0.9, a higher
+#: min bulk ESS (3073 vs 2965) and 0 divergences (benchmarks/bench_inference.py, 2026-11-21).
+TARGET_ACCEPT = {"pbpk": 0.8, "default": 0.9}
+
+
 def default_sampler() -> str:
     """blackjax when installed (fastest on the standard patient: 16 s, 162 min-ESS/s vs
     numpyro's 33 s, 77 min-ESS/s; benchmarks/bench_inference.py), else numpyro."""
@@ -54,7 +60,7 @@ def default_sampler() -> str:
 
 def run_sampler(model: pm.Model, *, draws: int, tune: int, chains: int, seed: int,
                 target_accept: float = 0.9, sampler: str | None = None,
-                chain_method: str = "vectorized", progressbar: bool = False,
+                chain_method: str | None = None, progressbar: bool = False,
                 dense_mass: bool = True, max_tree_depth: int = 10):
     """Sample a PyMC model; returns ``(idata, wall_time_s)`` (compilation included).
 
@@ -64,6 +70,9 @@ def run_sampler(model: pm.Model, *, draws: int, tune: int, chains: int, seed: in
     JAX gradient; chains in threads; its dense option is the low-rank modified mass matrix) or
     ``"pymc"`` (PyMC's own NUTS; comparison only). blackjax and nutpie are optional
     dependencies (``pip install blackjax nutpie``).
+
+    ``chain_method``: how chains share the CPU — blackjax ``"parallel"`` (default: threads)
+    or ``"vectorized"``; numpyro ``"vectorized"`` (default), ``"sequential"`` or ``"parallel"``.
 
     ``dense_mass``: adapt a dense mass matrix. The kinetic posteriors have strong linear
     correlations (e.g. all uptake rates against the renal clearance when the plasma phase
@@ -82,7 +91,7 @@ def run_sampler(model: pm.Model, *, draws: int, tune: int, chains: int, seed: in
         warnings.filterwarnings("ignore", category=FutureWarning)
         if sampler == "numpyro":
             idata = pm.sample(nuts_sampler="numpyro", nuts_sampler_kwargs={
-                "chain_method": chain_method,
+                "chain_method": chain_method or "vectorized",
                 "nuts_kwargs": {"dense_mass": dense_mass, "max_tree_depth": max_tree_depth}},
                 **common)
         elif sampler == "blackjax":
@@ -91,7 +100,8 @@ def run_sampler(model: pm.Model, *, draws: int, tune: int, chains: int, seed: in
             idata, _ = sample_blackjax_nuts(model, draws=draws, tune=tune, chains=chains,
                                             seed=seed, target_accept=target_accept,
                                             dense_mass=dense_mass,
-                                            max_tree_depth=max_tree_depth)
+                                            max_tree_depth=max_tree_depth,
+                                            chain_method=chain_method or "parallel")
         elif sampler == "nutpie":
             idata = pm.sample(nuts_sampler="nutpie", nuts_sampler_kwargs={
                 "backend": "jax", "gradient_backend": "jax", "maxdepth": max_tree_depth,
@@ -104,7 +114,7 @@ def run_sampler(model: pm.Model, *, draws: int, tune: int, chains: int, seed: in
 def fit_patient(data: PatientData, model: str | TwinModel = "reduced", draws: int = 1000,
                 chains: int = 4, tune: int = 1000, seed: int = 0,
                 measurement: MeasurementModel | None = None, schedule=None,
-                target_accept: float = 0.9, sampler: str | None = None,
+                target_accept: float | None = None, sampler: str | None = None,
                 require_convergence: bool = False, progressbar: bool = False,
                 dense_mass: bool = True) -> Posterior:
     """Fit the twin to one patient's time–activity data; return the :class:`Posterior`.
@@ -119,6 +129,7 @@ def fit_patient(data: PatientData, model: str | TwinModel = "reduced", draws: in
     measurement: the :class:`MeasurementModel` (default lognormal noise, 3 %-calibration from
         ``data.calibration_sd``, sphere recovery for small lesions).
     schedule: administration schedule (default ``data.resolve_schedule()``).
+    target_accept: NUTS target acceptance rate; default :data:`TARGET_ACCEPT` by model kind.
     sampler: NUTS backend (:data:`SAMPLERS`); default :func:`default_sampler`.
     require_convergence: raise :class:`ConvergenceError` if the gate fails, instead of
         returning a posterior flagged "NOT CONVERGED" (and warning).
@@ -131,6 +142,8 @@ def fit_patient(data: PatientData, model: str | TwinModel = "reduced", draws: in
     schedule = data.resolve_schedule() if schedule is None else schedule
     check_forward(twin, data, schedule)
     pm_model = build_patient_model(data, twin, measurement, schedule)
+    if target_accept is None:
+        target_accept = TARGET_ACCEPT.get(twin.kind, TARGET_ACCEPT["default"])
     idata, wall = run_sampler(pm_model, draws=draws, tune=tune, chains=chains, seed=seed,
                               target_accept=target_accept, sampler=sampler,
                               progressbar=progressbar, dense_mass=dense_mass)

@@ -34,7 +34,7 @@ from tdt.pbpk.validation import check_params, check_times
 from tdt.physics import nuclide as _nuclide
 from tdt.units import BQ_PER_MBQ, SECONDS_PER_HOUR
 
-__all__ = ["PbpkModel", "specific_activity_mbq_per_nmol"]
+__all__ = ["PbpkModel", "specific_activity_mbq_per_nmol", "total_ligand_nmol"]
 
 #: ``adaptive``: diffrax Kvaerno5 with error control (the reference); ``grid``: fixed geometric
 #: grid, Rosenbrock ROS2 (:mod:`tdt.pbpk.grid_solver`), for cohorts and fitting.
@@ -49,6 +49,13 @@ def specific_activity_mbq_per_nmol(decay_constant_per_h: float) -> float:
     177Lu: λ = 1.207e-6 /s → 727 MBq/nmol, so 7.4 GBq carries ~10 nmol of labelled ligand.
     """
     return decay_constant_per_h / SECONDS_PER_HOUR * AVOGADRO_PER_NMOL / BQ_PER_MBQ
+
+
+def total_ligand_nmol(schedule: Schedule, decay_constant_per_h: float):
+    """Total peptide per administration (nmol): the schedule's ligand amount, but at least the
+    labelled atoms themselves (carrier-free specific activity)."""
+    return jnp.maximum(schedule.ligand_nmol, schedule.activity_mbq
+                       / specific_activity_mbq_per_nmol(decay_constant_per_h))
 
 
 class PbpkModel:
@@ -134,9 +141,7 @@ class PbpkModel:
         next_start = jnp.concatenate([starts[1:], t_final[None]])
         bolus = durations <= 0.0
         safe = jnp.where(bolus, 1.0, durations)
-        # total peptide >= the labelled atoms themselves (carrier-free specific activity)
-        ligand = jnp.maximum(schedule.ligand_nmol, schedule.activity_mbq
-                             / specific_activity_mbq_per_nmol(self.decay_constant_per_h))
+        ligand = total_ligand_nmol(schedule, self.decay_constant_per_h)
         zero = jnp.zeros_like(starts)
         t0 = jnp.stack([starts, ends], 1).reshape(-1)
         t1 = jnp.stack([ends, next_start], 1).reshape(-1)

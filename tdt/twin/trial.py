@@ -27,7 +27,9 @@ Design (stated so that the table can be read without the code):
   The next cycle gets the plan's first activity. Optional oracle arm: the same planner on the
   true kinetics (perfect knowledge, a reference).
 - Outcome: rate of true cumulative kidney BED > 28 Gy and > the patient's own limit (Wilson 95 %
-  CIs) and median true tumour BED (mean over lesions; bootstrap 95 % percentile CI), per arm;
+  CIs), rate of true cumulative red-marrow absorbed dose > 2 Gy (the planner's second
+  constraint; Wilson 95 % CI) and median true tumour BED (mean over lesions; bootstrap 95 %
+  percentile CI), per arm;
   the difference of median tumour BED from the fixed arm with a paired bootstrap CI (the arms
   treat the same virtual patients, so patients are resampled as pairs); per patient, the ratio
   of tumour BED to the fixed arm's: its median (bootstrap 95 % CI) and the fraction above 1;
@@ -57,6 +59,8 @@ from tdt.twin.twin import Twin
 IMAGED_ORGANS = ("kidneys", "salivary_glands", "liver", "spleen", "red_marrow", "lesion_1",
                  "lesion_2")
 IMAGING_TIMES_H = (4.0, 24.0, 48.0, 96.0, 168.0)
+#: the twin's red-marrow constraint (Twin.default_constraints): absorbed dose 2 Gy
+MARROW_DOSE_LIMIT_GY = 2.0
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,14 @@ def _true_totals(truth_response, activities, kidney_index, lesion_indices):
     return ev.cumulative_bed_gy[0, kidney_index], ev.cumulative_bed_gy[0, lesion_indices].mean()
 
 
+def _true_marrow_dose(truth_response, activities, marrow_index):
+    """True cumulative red-marrow absorbed dose (Gy) of the activities given (NaN: no marrow)."""
+    if marrow_index is None:
+        return float("nan")
+    ev = evaluate(truth_response, np.asarray(activities, dtype=float), constraints=())
+    return float(ev.cumulative_dose_gy[0, marrow_index])
+
+
 def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
                   standard_activity_mbq: float = 7400.0, n_draws: int = 300,
                   policy: Policy | None = None, drift: DriftModel | None = None,
@@ -210,6 +222,7 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
                                         twin.matrix)
         amp, rates = batched_bolus_exponentials(model, truth_params)
         kid = twin.targets.index("kidneys")
+        marrow = twin.targets.index("red_marrow") if "red_marrow" in twin.targets else None
         lesions = [twin.targets.index(t) for t in twin.targets if t.startswith("lesion")]
         fixed_kidney, fixed_tumour = _true_totals(truth_response, np.full(n_cycles, standard_activity_mbq),
                                                   kid, lesions)
@@ -255,6 +268,9 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
                "guided_kidney_bed_gy": float(guided_kidney),
                "fixed_tumour_bed_gy": float(fixed_tumour),
                "guided_tumour_bed_gy": float(guided_tumour),
+               "fixed_marrow_dose_gy": _true_marrow_dose(
+                   truth_response, np.full(n_cycles, standard_activity_mbq), marrow),
+               "guided_marrow_dose_gy": _true_marrow_dose(truth_response, np.array(given), marrow),
                "fixed_total_activity_mbq": standard_activity_mbq * n_cycles,
                "guided_total_activity_mbq": float(np.sum(given)),
                "fixed_cycles": n_cycles, "guided_cycles": len(given),
@@ -267,6 +283,7 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
             x = np.asarray(best.activities_mbq, dtype=float)
             o_kidney, o_tumour = _true_totals(truth_response, x, kid, lesions)
             row |= {"oracle_kidney_bed_gy": float(o_kidney), "oracle_tumour_bed_gy": float(o_tumour),
+                    "oracle_marrow_dose_gy": _true_marrow_dose(truth_response, x, marrow),
                     "oracle_total_activity_mbq": float(x.sum()), "oracle_cycles": len(x),
                     "oracle_activities_mbq": [float(a) for a in x]}
         rows.append(row)
@@ -294,6 +311,9 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
         rolo, rohi = _paired_rate_difference(kidney > own_limit, fixed_kidney > own_limit, boot,
                                              n_bootstrap)
         ratio = tumour / fixed_tumour  # per patient: this arm's tumour BED / the fixed arm's
+        marrow_dose = patients[f"{arm}_marrow_dose_gy"].to_numpy()
+        marrow_over = int(np.sum(marrow_dose > MARROW_DOSE_LIMIT_GY))
+        mrlo, mrhi = _wilson(marrow_over, n_patients)
         rlo, rhi = _bootstrap_median(ratio, boot, n_bootstrap)
         table_rows.append({
             "arm": label, "n_patients": n_patients,
@@ -314,6 +334,8 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
             "ratio_ci95_low": rlo, "ratio_ci95_high": rhi,
             "fraction_tumour_bed_raised": float(np.mean(tumour > fixed_tumour)),
             "median_kidney_bed_gy": float(np.median(kidney)),
+            f"marrow_dose_gt_{MARROW_DOSE_LIMIT_GY:g}gy_rate": marrow_over / n_patients,
+            "marrow_rate_ci95_low": mrlo, "marrow_rate_ci95_high": mrhi,
             "mean_total_activity_gbq": float(patients[f"{arm}_total_activity_mbq"].mean() / 1000),
             "mean_cycles": float(patients[f"{arm}_cycles"].mean()),
         })

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tdt.errors import InputError
-from tdt.twin import Policy, virtual_trial
+from tdt.twin import PatientRecord, Policy, Twin, virtual_trial
+from tdt.twin.trial import MARROW_DOSE_LIMIT_GY
 
 
 def wilson(k, n, z=1.959963984540054):
@@ -61,8 +62,21 @@ def test_trial_options_cycles_oracle_own_limit_and_kidney_scale():
                        patients["guided_total_activity_mbq"])
     # Bodei 2008 limits: 28 Gy with a risk factor, 40 Gy without
     assert np.all(patients["kidney_limit_gy"] == np.where(patients["risk_factor"], 28.0, 40.0))
-    # the oracle plans on the true kinetics (one draw): its kidney BED never exceeds the limit
+    # the oracle plans on the true kinetics (one draw): its kidney BED never exceeds the limit,
+    # nor its red-marrow dose the twin's 2 Gy
     assert np.all(patients["oracle_kidney_bed_gy"] <= patients["kidney_limit_gy"] + 1e-6)
+    assert np.all(patients["oracle_marrow_dose_gy"] <= MARROW_DOSE_LIMIT_GY + 1e-6)
+    twin_marrow = [c for c in Twin(PatientRecord("p")).default_constraints()
+                   if c.organ == "red_marrow"]
+    assert [(c.quantity, c.limit_gy) for c in twin_marrow] == [("dose", MARROW_DOSE_LIMIT_GY)]
+    # every marrow rate recounted by hand with its Wilson interval
+    assert np.all(patients["fixed_marrow_dose_gy"] > 0)
+    for i, arm in enumerate(("fixed", "guided", "oracle")):
+        k = int(np.sum(patients[f"{arm}_marrow_dose_gy"] > 2.0))
+        assert table.loc[i, "marrow_dose_gt_2gy_rate"] == pytest.approx(k / 3)
+        lo, hi = wilson(k, 3)
+        assert table.loc[i, "marrow_rate_ci95_low"] == pytest.approx(lo, abs=1e-9)
+        assert table.loc[i, "marrow_rate_ci95_high"] == pytest.approx(hi, abs=1e-9)
     for i, arm in enumerate(("fixed", "guided", "oracle")):
         own = np.mean(patients[f"{arm}_kidney_bed_gy"] > patients["kidney_limit_gy"])
         assert table.loc[i, "kidney_bed_gt_own_limit_rate"] == pytest.approx(own)
@@ -87,6 +101,13 @@ def test_trial_options_cycles_oracle_own_limit_and_kidney_scale():
         assert len(cs) == given - 1  # a plan is recorded when, and only when, a cycle follows
     # the first cycle's kidney BED is at most the whole fixed course's
     assert np.all(patients["first_cycle_kidney_bed_gy"] < patients["fixed_kidney_bed_gy"])
+    # More cycles allowed can only help a planner with perfect knowledge: the first 6 cycles'
+    # true kinetics are the same (common random numbers) and its candidate schedules with up to
+    # 6 cycles are among those with up to 8, so its true tumour BED (its objective) cannot fall.
+    six = virtual_trial(**base, max_guided_cycles=6, oracle=True).patients
+    assert np.all(six["fixed_tumour_bed_gy"] == patients["fixed_tumour_bed_gy"])
+    assert np.all(patients["oracle_tumour_bed_gy"] >= six["oracle_tumour_bed_gy"] * (1 - 1e-9))
+    assert np.all(six["oracle_cycles"] <= 6)
     # Halving kidney uptake (same patients: the scale draws no random numbers) at least halves
     # the kidney dose per GBq but not much more: kidney TIA = k_in * AUC_plasma / (k_out + lambda)
     # in the linear model, and AUC_plasma rises when less activity goes to the kidneys.
@@ -95,6 +116,14 @@ def test_trial_options_cycles_oracle_own_limit_and_kidney_scale():
     ratio = half.patients["kidney_gy_per_gbq"] / full.patients["kidney_gy_per_gbq"]
     assert np.all((ratio >= 0.5) & (ratio < 0.6))
     assert half.settings["kidney_uptake_scale"] == 0.5
+    # Absorbed dose is linear in activity (BED is not): halving the standard activity halves the
+    # fixed arm's marrow dose exactly for the same patients, while its kidney BED falls to
+    # between a quarter and a half (the dose term halves, the quadratic term falls by four).
+    low = virtual_trial(**(base | {"n_patients": 2}), standard_activity_mbq=3700.0).patients
+    assert np.allclose(low["fixed_marrow_dose_gy"], 0.5 * full.patients["fixed_marrow_dose_gy"],
+                       rtol=1e-9)
+    kidney_ratio = low["fixed_kidney_bed_gy"] / full.patients["fixed_kidney_bed_gy"]
+    assert np.all((kidney_ratio > 0.25) & (kidney_ratio < 0.5))
 
 
 def test_virtual_trial_input_errors():

@@ -15,8 +15,8 @@ case that matters for fitting — *one bolus into an empty body* — three exact
 
    since c e^{−λt} total solves the hot equation with the hot initial condition. Only the total
    peptide is integrated (24 states instead of 64); urine is a sink and never feeds back, so it
-   is dropped. The integrals ∫₀ᵗ e^{−λs} total_o(s) ds of the observed organs and u = e^{−λt}
-   ride along as quadrature states (they feed nothing back).
+   is dropped. The TIA to ``linear_after_h`` is a Hermite quadrature of c e^{−λt} total over the
+   solver's grid (values and exact derivatives at the grid points, no extra states).
 2. **Arrowhead Jacobian.** Tissues exchange only with plasma (star topology), so after ordering
    the state as plasma + per-tissue blocks (free, bound, internalised; one state for a tissue
    without receptors, padded to 3), the Jacobian is an arrowhead matrix with 3×3 diagonal
@@ -302,7 +302,6 @@ def solve_bolus(forward, params: dict, schedule, times_h, organs):
                       system.frozen_blocks(x_end) - lam * eye3, system.mask)
     tail_p, tail_x = _block_solve(factors, system.row, -hot_per_nmol * u_end * p_end,
                                   -hot_per_nmol * u_end * x_end * system.mask)
-    tia = hot_integral \
-        + weights_p * tail_p + (weights_x * tail_x[None]).sum((1, 2))
+    tia = hot_integral + observed(tail_p, tail_x)
     ok = jnp.all(jnp.isfinite(activity)) & jnp.all(jnp.isfinite(tia))
     return activity.T, tia, ok

@@ -88,11 +88,11 @@ class TwinModel:
         """
         from tdt.inference import fast_linear, fast_pbpk
 
-        for fast_path in (fast_linear, fast_pbpk):
-            use = fast_path.applicable(self.forward, schedule) if fast is None else fast
-            if use and fast_path.applicable(self.forward, schedule):
-                return fast_path.solve_bolus(self.forward, self.params(log_theta), schedule,
-                                             jnp.asarray(times_h), organs)
+        if fast is not False:
+            for fast_path in (fast_linear, fast_pbpk):
+                if fast_path.applicable(self.forward, schedule):
+                    return fast_path.solve_bolus(self.forward, self.params(log_theta),
+                                                 schedule, jnp.asarray(times_h), organs)
         sim = self.forward.simulate(self.params(log_theta), schedule, jnp.asarray(times_h))
         activity = jnp.stack([jnp.asarray(sim.activity_mbq[o]) for o in organs])
         tia = jnp.stack([jnp.asarray(sim.tia_mbq_h[o]) for o in organs])

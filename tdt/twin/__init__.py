@@ -7,7 +7,7 @@ Public API (see docs/twin.md):
   :func:`evaluate`, :func:`max_uniform_activity`, :func:`exceedance_probability`;
 - :class:`Twin` (assimilate / predict / plan / save / load), :class:`PatientRecord`,
   :class:`CycleData`, :class:`Calibration`, :class:`DriftModel`, :class:`GaussianPosterior`;
-- :class:`QAReport`, :class:`AuditLog`, :func:`virtual_trial`.
+- :class:`QAReport`, :class:`AuditLog`, :func:`virtual_trial`, :func:`virtual_trial_cohort`.
 """
 
 from tdt.twin.assimilate import DriftModel, GaussianPosterior, assimilate_laplace
@@ -32,12 +32,12 @@ from tdt.twin.predict import Prediction, credible_width
 from tdt.twin.qa import QAReport
 from tdt.twin.record import Calibration, CycleData, PatientRecord
 from tdt.twin.tissues import LinearQuadratic, tissue_parameters
-from tdt.twin.trial import TrialResult, virtual_trial
+from tdt.twin.trial import TrialResult, virtual_trial, virtual_trial_cohort
 from tdt.twin.twin import Twin
 
 __all__ = [
     "AuditLog", "Calibration", "CycleData", "DriftModel", "GaussianPosterior", "Prediction",
-    "PatientRecord", "QAReport", "TrialResult", "Twin", "virtual_trial", "assimilate_laplace", "credible_width",
+    "PatientRecord", "QAReport", "TrialResult", "Twin", "virtual_trial_cohort", "virtual_trial", "assimilate_laplace", "credible_width",
     "DEFAULT_CONSTRAINTS", "KIDNEY_BED_28", "KIDNEY_BED_40", "RED_MARROW_DOSE_2", "Constraint",
     "DoseDraws", "LinearQuadratic", "Plan", "Policy", "ScheduleEvaluation", "TcpModel", "evaluate",
     "exceedance_probability", "max_uniform_activity", "plan", "quadratic_bed_coefficient",

@@ -4,8 +4,10 @@ Design (stated so that the table can be read without the code):
 
 - Virtual patients: rate constants of the reduced linear 177Lu-PSMA-617 model drawn from its
   population prior (lognormal around the catalog table's medians, with the table's sds times
-  ``population_sd_scale``: 1 = the wide inference prior, kidney dose CV ~0.8; 0.5 gives a kidney
-  dose CV ~0.4 as in published cohorts, e.g. Violet et al. J Nucl Med 2019;60:517), two lesions
+  ``population_sd_scale``, lesion parameters times ``lesion_sd_scale``: 1 = the wide inference
+  prior, kidney dose CV ~0.8; the shipped study uses 0.45 with ``kidney_uptake_scale`` 0.68,
+  which gives the kidney dose per activity of the VISION dosimetry sub-study, 0.43 +- 0.16
+  Gy/GBq, Herrmann et al. J Nucl Med 2024;65:71; see :func:`virtual_trial_cohort`), two lesions
   with volumes uniform in [2, 30] mL, a kidney risk factor with probability
   ``risk_factor_prevalence`` (limit 28 Gy with, 40 Gy without — Bodei 2008; the twin plans
   against the patient's own limit, the outcome is reported at 28 Gy for everyone).
@@ -150,12 +152,98 @@ def _true_marrow_dose(truth_response, activities, marrow_index):
     return float(ev.cumulative_dose_gy[0, marrow_index])
 
 
+def _virtual_patient(model, seed: int, patient: int, n_cycles: int, drift: DriftModel,
+                     risk_factor_prevalence: float, population_sd_scale: float,
+                     lesion_sd_scale: float, kidney_uptake_scale: float, **twin_kwargs):
+    """One virtual patient: record, twin (catalog prior), true parameters per cycle, true doses.
+
+    The patient's random numbers come from their own stream ``[seed, patient]``, so the same
+    ``seed`` gives the same patients in every setting (common random numbers). True log rate
+    constants: the catalog prior's medians plus its sds times ``population_sd_scale`` (lesion
+    parameters: ``lesion_sd_scale``) times standard normals, ``k_in_kidneys`` shifted by
+    log(``kidney_uptake_scale``); then the twin's drift model between cycles.
+    """
+    rng = np.random.default_rng([seed, patient])
+    volumes = rng.uniform(2.0, 30.0, size=2)
+    risk = rng.uniform() < risk_factor_prevalence
+    record = PatientRecord(f"virtual_{patient:04d}",
+                           lesions={"lesion_1": float(volumes[0]), "lesion_2": float(volumes[1])},
+                           risk_factors=("hypertension",) if risk else ())
+    twin = Twin(record, model=model, drift=drift, seed=seed * 100003 + patient, **twin_kwargs)
+    names = twin.prior.names
+    mu, sd = drift.step(names)
+    sd_scale = np.array([lesion_sd_scale if "_lesion" in n else population_sd_scale
+                         for n in names])
+    log_truth = twin.prior.mean + sd_scale * twin.prior.sd_log * rng.standard_normal(len(names))
+    log_truth[names.index("k_in_kidneys")] += np.log(kidney_uptake_scale)
+    truths = [log_truth]
+    for _ in range(n_cycles - 1):
+        truths.append(truths[-1] + mu + sd * rng.standard_normal(len(names)))
+    truth_params = {n: np.exp(np.array([t[i] for t in truths])) for i, n in enumerate(names)}
+    truth_response = response_draws(model, {k: v[:, None] for k, v in truth_params.items()},
+                                    twin.matrix)
+    return record, twin, truth_params, truth_response
+
+
+def virtual_trial_cohort(n_patients: int = 200, seed: int = 0, n_cycles: int = 6,
+                         population_sd_scale: float = 1.0, lesion_sd_scale: float | None = None,
+                         kidney_uptake_scale: float = 1.0, risk_factor_prevalence: float = 1.0,
+                         drift: DriftModel | None = None):
+    """The virtual trial's patients without the trial: true absorbed dose per activity per cycle.
+
+    Same patients as :func:`virtual_trial` with the same arguments (shared drawing code and
+    random streams). Returns a DataFrame, one row per patient and cycle, with ``patient``,
+    ``cycle`` (1-based), ``risk_factor`` and ``<organ>_gy_per_gbq`` for every dose target
+    (true kinetics of that cycle, drift included): the numbers to set against published
+    patient cohorts (docs/twin.md, "The virtual cohort against VISION").
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    from tdt.pbpk import reduced_linear  # noqa: PLC0415
+    from tdt.twin.twin import DEFAULT_MODEL_ORGANS  # noqa: PLC0415
+
+    lesion_sd_scale = _check_cohort(n_patients, 1, n_cycles, population_sd_scale, lesion_sd_scale,
+                                    kidney_uptake_scale, risk_factor_prevalence)
+    drift = drift or DriftModel()
+    model = reduced_linear(DEFAULT_MODEL_ORGANS, lesions=("lesion_1", "lesion_2"))
+    rows = []
+    for patient in range(n_patients):
+        record, twin, _, response = _virtual_patient(
+            model, seed, patient, n_cycles, drift, risk_factor_prevalence, population_sd_scale,
+            lesion_sd_scale, kidney_uptake_scale, n_draws=20, total_cycles=n_cycles)
+        dose_per_mbq, _ = response.coefficients(n_cycles)  # (cycles, 1, organs), Gy/MBq
+        for k in range(n_cycles):
+            rows.append({"patient": record.patient_id, "cycle": k + 1,
+                         "risk_factor": bool(record.risk_factors)}
+                        | {f"{organ}_gy_per_gbq": float(dose_per_mbq[k, 0, j] * 1000.0)
+                           for j, organ in enumerate(response.organs)})
+    return pd.DataFrame(rows)
+
+
+def _check_cohort(n_patients, min_patients, n_cycles, population_sd_scale, lesion_sd_scale,
+                  kidney_uptake_scale, risk_factor_prevalence) -> float:
+    """Validate the cohort arguments; return the lesion sd scale (None: the population's)."""
+    if not (isinstance(n_patients, int) and n_patients >= min_patients):
+        raise InputError(f"n_patients: got {n_patients!r}; expected an integer >= {min_patients}")
+    if not (isinstance(n_cycles, int) and n_cycles >= 1):
+        raise InputError(f"n_cycles: got {n_cycles!r}; expected an integer >= 1")
+    if not population_sd_scale > 0:
+        raise InputError(f"population_sd_scale: got {population_sd_scale!r}; expected > 0")
+    if lesion_sd_scale is not None and not lesion_sd_scale > 0:
+        raise InputError(f"lesion_sd_scale: got {lesion_sd_scale!r}; expected > 0 (or null)")
+    if not 0.0 <= risk_factor_prevalence <= 1.0:
+        raise InputError(f"risk_factor_prevalence: got {risk_factor_prevalence!r}; expected in [0, 1]")
+    if not kidney_uptake_scale > 0:
+        raise InputError(f"kidney_uptake_scale: got {kidney_uptake_scale!r}; expected > 0")
+    return population_sd_scale if lesion_sd_scale is None else lesion_sd_scale
+
+
 def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
                   standard_activity_mbq: float = 7400.0, n_draws: int = 300,
                   policy: Policy | None = None, drift: DriftModel | None = None,
                   kidney_limit_gy: float = 28.0, relative_sd: float = 0.1,
                   calibration_sd: float = 0.03, n_bootstrap: int = 2000,
-                  population_sd_scale: float = 1.0,
+                  population_sd_scale: float = 1.0, lesion_sd_scale: float | None = None,
                   risk_factor_prevalence: float = 1.0, kidney_uptake_scale: float = 1.0,
                   max_guided_cycles: int | None = None, oracle: bool = False) -> TrialResult:
     """Run the trial described in the module docstring; return per-arm and per-patient tables.
@@ -175,16 +263,8 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
     """
     import pandas as pd  # noqa: PLC0415
 
-    if not (isinstance(n_patients, int) and n_patients >= 2):
-        raise InputError(f"n_patients: got {n_patients!r}; expected an integer >= 2")
-    if not (isinstance(n_cycles, int) and n_cycles >= 1):
-        raise InputError(f"n_cycles: got {n_cycles!r}; expected an integer >= 1")
-    if not population_sd_scale > 0:
-        raise InputError(f"population_sd_scale: got {population_sd_scale!r}; expected > 0")
-    if not 0.0 <= risk_factor_prevalence <= 1.0:
-        raise InputError(f"risk_factor_prevalence: got {risk_factor_prevalence!r}; expected in [0, 1]")
-    if not kidney_uptake_scale > 0:
-        raise InputError(f"kidney_uptake_scale: got {kidney_uptake_scale!r}; expected > 0")
+    lesion_sd_scale = _check_cohort(n_patients, 2, n_cycles, population_sd_scale, lesion_sd_scale,
+                                    kidney_uptake_scale, risk_factor_prevalence)
     n_guided = n_cycles if max_guided_cycles is None else max_guided_cycles
     if not (isinstance(n_guided, int) and n_guided >= 1):
         raise InputError(f"max_guided_cycles: got {max_guided_cycles!r}; expected an integer >= 1")
@@ -200,26 +280,12 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
     for patient in range(n_patients):
         # one stream per patient for who the patient is, another for the imaging noise: the same
         # virtual patients in every setting (common random numbers across arms and grid points)
-        rng = np.random.default_rng([seed, patient])
         noise = np.random.default_rng([seed, patient, 1])
-        volumes = rng.uniform(2.0, 30.0, size=2)
-        risk = rng.uniform() < risk_factor_prevalence
-        record = PatientRecord(f"virtual_{patient:04d}",
-                               lesions={"lesion_1": float(volumes[0]), "lesion_2": float(volumes[1])},
-                               risk_factors=("hypertension",) if risk else ())
-        twin = Twin(record, model=model, n_draws=n_draws, total_cycles=n_guided, drift=drift,
-                    calibration_sd=calibration_sd, seed=seed * 100003 + patient)
-        names = twin.prior.names
-        mu, sd = drift.step(names)
-        log_truth = (twin.prior.mean + population_sd_scale * twin.prior.sd_log
-                     * rng.standard_normal(len(names)))
-        log_truth[names.index("k_in_kidneys")] += np.log(kidney_uptake_scale)
-        truths = [log_truth]
-        for _ in range(n_truth - 1):
-            truths.append(truths[-1] + mu + sd * rng.standard_normal(len(names)))
-        truth_params = {n: np.exp(np.array([t[i] for t in truths])) for i, n in enumerate(names)}
-        truth_response = response_draws(model, {k: v[:, None] for k, v in truth_params.items()},
-                                        twin.matrix)
+        record, twin, truth_params, truth_response = _virtual_patient(
+            model, seed, patient, n_truth, drift, risk_factor_prevalence, population_sd_scale,
+            lesion_sd_scale, kidney_uptake_scale, n_draws=n_draws, total_cycles=n_guided,
+            calibration_sd=calibration_sd)
+        risk = bool(record.risk_factors)
         amp, rates = batched_bolus_exponentials(model, truth_params)
         kid = twin.targets.index("kidneys")
         marrow = twin.targets.index("red_marrow") if "red_marrow" in twin.targets else None
@@ -344,11 +410,14 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
                 "policy": policy.__dict__, "drift": drift.to_dict(),
                 "kidney_limit_gy": kidney_limit_gy, "relative_sd": relative_sd,
                 "calibration_sd": calibration_sd, "posterior": "Laplace (per cycle)",
-                "population_sd_scale": population_sd_scale,
+                "population_sd_scale": population_sd_scale, "lesion_sd_scale": lesion_sd_scale,
                 "risk_factor_prevalence": risk_factor_prevalence,
                 "kidney_uptake_scale": kidney_uptake_scale, "max_guided_cycles": n_guided,
                 "oracle": oracle,
                 "median_kidney_gy_per_gbq": float(patients["kidney_gy_per_gbq"].median()),
+                # the cohort against published per-patient figures (VISION dosimetry sub-study)
+                "mean_kidney_gy_per_gbq": float(patients["kidney_gy_per_gbq"].mean()),
+                "sd_kidney_gy_per_gbq": float(patients["kidney_gy_per_gbq"].std(ddof=1)),
                 "imaging_times_h": list(IMAGING_TIMES_H), "imaged_organs": list(IMAGED_ORGANS),
                 "plan_calibration": plan_calibration(patients, policy_kidney_risk)}
     return TrialResult(pd.DataFrame(table_rows), patients, settings)

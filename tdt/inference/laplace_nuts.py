@@ -312,13 +312,13 @@ def windowed_nuts_chain(logdensity, x0, key, *, tune: int, draws: int, target_ac
         mm = _tree_where(stage_i == 1, mm_update(mm, state.position), mm)
         step_size = jnp.where(adapting, jnp.exp(da.log_step_size), step_size)
         # end of a slow window: new mass matrix, dual averaging restarted near the average
-        def window_end(args):
+        def close_window(args):
             mm, da, _, _ = args
             mm, da = mm_final(mm), da_init(da_final(da))
             return mm, da, mm.inverse_mass_matrix, jnp.exp(da.log_step_size)
 
         mm, da, inverse_mass, step_size = jax.lax.cond(
-            end_i, window_end, lambda args: args, (mm, da, inverse_mass, step_size))
+            end_i, close_window, lambda args: args, (mm, da, inverse_mass, step_size))
         step_size = jnp.where(last_i, da_final(da), step_size)  # sampling: averaged step
         return (state, mm, da, step_size, inverse_mass), (
             state.position, info.is_divergent, info.num_integration_steps,

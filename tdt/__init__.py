@@ -25,6 +25,7 @@ from tdt.errors import (  # noqa: E402
     ConvergenceError,
     DicomError,
     InputError,
+    PlausibilityWarning,
     SolverError,
     StudyError,
     TdtError,
@@ -50,7 +51,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "CatalogError", "ConvergenceError", "DicomError", "InputError", "Nuclide", "SolverError",
+    "CatalogError", "ConvergenceError", "DicomError", "InputError", "Nuclide", "PlausibilityWarning",
+    "SolverError",
     "StudyError", "TdtError", "UnitError", "available_nuclides", "errors", "nuclide", "units",
     "__version__",
 ]

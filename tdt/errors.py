@@ -8,6 +8,7 @@ message that names the field, the offending value and what was expected. The CLI
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Iterable
 
 
@@ -41,6 +42,24 @@ class ConvergenceError(TdtError):
 
 class SolverError(TdtError):
     """An ODE solve failed (outside a sampler, where failures become -inf log-density)."""
+
+
+class PlausibilityWarning(UserWarning):
+    """A value is valid but implausible (a unit that looks wrong, activity beyond what was given).
+
+    Issued with :func:`warn_implausible`; the pipeline records every such warning and shows it
+    in the executed notebook, the QA report and the supplement. Impossible values raise
+    :class:`InputError` instead.
+    """
+
+    def __init__(self, field: str, value: object, expected: str):
+        self.field, self.value, self.expected = field, value, expected
+        super().__init__(f"{field}: {value!r} is implausible; expected {expected}")
+
+
+def warn_implausible(field: str, value: object, expected: str, stacklevel: int = 2) -> None:
+    """Issue a :class:`PlausibilityWarning` naming the field, the value and what was expected."""
+    warnings.warn(PlausibilityWarning(field, value, expected), stacklevel=stacklevel + 1)
 
 
 def suggest(name: str, choices: Iterable[str], n: int = 3) -> str:

@@ -82,6 +82,10 @@ class TimePoint:
     def total_activity_mbq(self) -> float:
         return float(self.activity_mbq.sum())
 
+    def __repr__(self) -> str:  # no file paths (they may name the patient), no voxel arrays
+        return (f"TimePoint(t={self.time_h:.3f} h, total {self.total_activity_mbq:.2f} MBq, "
+                f"{self.units}, {len(self.files)} file(s))")
+
 
 @dataclass
 class Study:
@@ -123,6 +127,9 @@ class Study:
         from tdt.imaging.rtstruct import find_structure
 
         return self.masks[find_structure(self.masks, name)]
+
+    def __repr__(self) -> str:  # no file paths (they may name the patient), no voxel arrays
+        return self.summary()
 
     def summary(self) -> str:
         lines = [f"Study: {len(self.time_points)} time points, grid {self.geometry.shape} "

@@ -3,17 +3,23 @@
 Members:
 
 - ``header.json``: ``{"format": "tdt-twin", "format_version": N, "tdt_version", "saved_utc",
-  "members": {name: sha256}}``;
+  "members": {name: sha256}, "audit_head", "integrity": {"algorithm": "HMAC-SHA256", "key_id",
+  "mac"}}`` — ``mac`` is the HMAC (:mod:`tdt.integrity`, the installation key) of the canonical
+  JSON of the header without ``integrity``; through the members' sha256 it covers the state,
+  the arrays and the audit log, and ``audit_head`` ties the log's keyed chain to the file;
 - ``state.json``: record, model specification, settings, cycles' data, QA reports;
 - ``arrays.nc``: NetCDF-4 (xarray, h5netcdf) with the prior and posterior (mean and covariance
   of log θ; since format 2 also the posterior after each assimilated cycle, ``filtered_*``, from
   which the delivered dose is backward-sampled), the standard normals behind the draws, the posterior parameter draws, the delivered
   dose / BED per draw (for readers; recomputed on load) and the dose matrix — float64, so predictions reproduce exactly;
-- ``audit.jsonl``: the audit log (hash-chained).
+- ``audit.jsonl``: the audit log (MAC-chained, :mod:`tdt.twin.audit`).
 
-Loading checks the format name, refuses a ``format_version`` newer than this tdt reads, and
-re-hashes every member: any mismatch (a corrupted or edited file) is an :class:`InputError`
-naming the member. Writing is atomic (temporary file in the same folder, then rename).
+Loading checks the format name, refuses a ``format_version`` newer than this tdt reads, checks
+the header's HMAC, then re-hashes every member: an edited file — even one whose sha256s were
+recomputed — is an :class:`InputError`. Files without a MAC (format < 3) are refused unless
+``allow_unsigned=True`` (then a warning). Any malformed content (not a zip, truncated NetCDF,
+malformed ``state.json``, missing keys) is one InputError naming the file and what is wrong.
+Writing is atomic (temporary file in the same folder, then rename).
 """
 
 from __future__ import annotations
@@ -24,15 +30,19 @@ import io
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from tdt import integrity
 from tdt.errors import InputError
 
 FORMAT = "tdt-twin"
-FORMAT_VERSION = 2  # 2: per-cycle posteriors (filtered_mean_log / filtered_cov_log)
+FORMAT_VERSION = 3  # 2: per-cycle posteriors (filtered_*); 3: keyed MAC over the header
+SIGNED_SINCE = 3
+MEMBERS = ("state.json", "arrays.nc", "audit.jsonl")
 
 
 def _arrays_dataset(twin):
@@ -64,8 +74,13 @@ def _arrays_dataset(twin):
     )
 
 
-def save_twin(twin, path) -> None:
-    """Write ``twin`` to ``path`` (zip; see module docstring)."""
+def _signed_part(header: dict) -> bytes:
+    body = {k: v for k, v in header.items() if k != "integrity"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def save_twin(twin, path) -> str:
+    """Write ``twin`` to ``path`` (zip; see module docstring); returns the header's MAC."""
     import tdt  # noqa: PLC0415
 
     path = Path(path)
@@ -96,7 +111,11 @@ def save_twin(twin, path) -> None:
         }
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "tdt_version": tdt.__version__,
               "saved_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-              "members": {k: hashlib.sha256(v).hexdigest() for k, v in members.items()}}
+              "members": {k: hashlib.sha256(v).hexdigest() for k, v in members.items()},
+              "audit_head": twin.audit.head}
+    key = integrity.installation_key()
+    header["integrity"] = {"algorithm": integrity.ALGORITHM, "key_id": integrity.key_id(key),
+                           "mac": integrity.mac(_signed_part(header), key)}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -109,6 +128,7 @@ def save_twin(twin, path) -> None:
     finally:
         if os.path.exists(tmp_name):
             os.remove(tmp_name)
+    return header["integrity"]["mac"]
 
 
 def _default(value):
@@ -119,7 +139,7 @@ def _default(value):
     return str(value)
 
 
-def _read_members(path: Path) -> tuple[dict, dict[str, bytes]]:
+def _read_members(path: Path, allow_unsigned: bool = False) -> tuple[dict, dict[str, bytes]]:
     if not path.is_file():
         raise InputError(f"path: no twin file at {str(path)!r}")
     try:
@@ -130,6 +150,9 @@ def _read_members(path: Path) -> tuple[dict, dict[str, bytes]]:
         raise InputError(f"{path.name}: not a readable tdt twin file (corrupted?): {exc}") from None
     except Exception as exc:  # zlib errors, CRC failures
         raise InputError(f"{path.name}: corrupted twin file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(header, dict):
+        raise InputError(f"{path.name}: header.json is {type(header).__name__}; expected an "
+                         "object")
     if header.get("format") != FORMAT:
         raise InputError(f"{path.name}: format {header.get('format')!r}; expected {FORMAT!r}")
     version = header.get("format_version")
@@ -137,7 +160,24 @@ def _read_members(path: Path) -> tuple[dict, dict[str, bytes]]:
         raise InputError(
             f"{path.name}: format_version {version!r} is newer than this tdt reads "
             f"({FORMAT_VERSION}); upgrade tdt to load it")
-    for name, digest in header.get("members", {}).items():
+    if version >= SIGNED_SINCE:
+        seal = header.get("integrity")
+        if not isinstance(seal, dict):
+            raise InputError(f"{path.name}: header.json has no integrity record (edited file)")
+        integrity.verify(_signed_part(header), seal.get("mac"), path.name, seal.get("key_id"))
+    elif not allow_unsigned:
+        raise InputError(
+            f"{path.name}: format_version {version} carries no keyed integrity (written before "
+            "tdt signed twins), so edits cannot be detected; load it with "
+            "allow_unsigned=True only if you trust where it came from")
+    else:
+        warnings.warn(f"{path.name}: unsigned twin file (format_version {version}) loaded "
+                      "without an integrity check", UserWarning, stacklevel=3)
+    members = header.get("members")
+    if not isinstance(members, dict) or any(m not in members for m in MEMBERS):
+        raise InputError(f"{path.name}: header.json lists members {members!r}; expected "
+                         f"{', '.join(MEMBERS)}")
+    for name, digest in members.items():
         if name not in data:
             raise InputError(f"{path.name}: member {name!r} is missing (corrupted file)")
         if hashlib.sha256(data[name]).hexdigest() != digest:
@@ -146,8 +186,24 @@ def _read_members(path: Path) -> tuple[dict, dict[str, bytes]]:
     return header, data
 
 
-def load_twin(path):
+def load_twin(path, allow_unsigned: bool = False):
     """Read a twin written by :func:`save_twin` (see module docstring for the checks)."""
+    path = Path(path)
+    header, data = _read_members(path, allow_unsigned)
+    try:
+        twin = _rebuild(header, data, legacy=header["format_version"] < SIGNED_SINCE)
+    except InputError as exc:
+        raise InputError(f"{path.name}: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OSError) as exc:
+        raise InputError(f"{path.name}: malformed content ({type(exc).__name__}: {exc}); "
+                         "expected a twin written by Twin.save") from None
+    if header["format_version"] >= SIGNED_SINCE and twin.audit.head != header.get("audit_head"):
+        raise InputError(f"{path.name}: the audit log's head does not match the signed header")
+    return twin
+
+
+def _rebuild(header: dict, data: dict[str, bytes], legacy: bool):
+    """The twin from verified members (errors are turned into InputError by load_twin)."""
     import xarray as xr  # noqa: PLC0415
 
     from tdt.twin.assimilate import DriftModel, GaussianPosterior  # noqa: PLC0415
@@ -157,8 +213,6 @@ def load_twin(path):
     from tdt.twin.response import DoseMatrix  # noqa: PLC0415
     from tdt.twin.twin import Twin  # noqa: PLC0415
 
-    path = Path(path)
-    _, data = _read_members(path)
     state = json.loads(data["state.json"])
     with xr.open_dataset(io.BytesIO(data["arrays.nc"]), engine="h5netcdf") as ds:
         arrays = {k: np.asarray(ds[k].values, dtype=float) for k in ds.data_vars}
@@ -166,7 +220,8 @@ def load_twin(path):
         targets = tuple(str(n) for n in ds["target"].values)
         sources = tuple(str(n) for n in ds["source"].values)
     audit = AuditLog(entries=[json.loads(line) for line in
-                              data["audit.jsonl"].decode().splitlines() if line.strip()])
+                              data["audit.jsonl"].decode().splitlines() if line.strip()],
+                     legacy=legacy)
     record = PatientRecord.from_dict(state["record"])
     spec = state["model"]
     from tdt.pbpk import reduced_linear  # noqa: PLC0415

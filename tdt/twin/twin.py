@@ -269,15 +269,17 @@ class Twin:
         """Write the twin to ``path`` (versioned zip, see :mod:`tdt.twin.persistence`)."""
         from tdt.twin.persistence import save_twin  # noqa: PLC0415
 
-        save_twin(self, path)
-        self.audit.append("save", {"path_name": str(path).rsplit("/", 1)[-1]})
+        file_mac = save_twin(self, path)
+        self.audit.append("save", {"path_name": str(path).rsplit("/", 1)[-1],
+                                   "file_mac": file_mac})
 
     @classmethod
-    def load(cls, path) -> Twin:
-        """Read a twin written by :meth:`save`; newer or corrupted files raise InputError."""
+    def load(cls, path, allow_unsigned: bool = False) -> Twin:
+        """Read a twin written by :meth:`save`; newer, edited (HMAC mismatch), unsigned (unless
+        ``allow_unsigned``) or corrupted files raise InputError naming the file."""
         from tdt.twin.persistence import load_twin  # noqa: PLC0415
 
-        return load_twin(path)
+        return load_twin(path, allow_unsigned=allow_unsigned)
 
 
 def _has_tissue(organ: str) -> bool:

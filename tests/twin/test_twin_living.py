@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -162,11 +164,12 @@ def test_audit_log_is_hash_chained_and_append_only(twin_after_two, tmp_path):
     lines = twin_after_two["audit"].read_text().splitlines()
     assert len(lines) == len(twin.audit)
     previous = "0" * 64
+    key = bytes.fromhex(open(os.environ["TDT_HMAC_KEY_FILE"]).read().strip())
     for line in lines:
         entry = json.loads(line)
         body = {k: v for k, v in entry.items() if k != "hash"}
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"),
-                                           default=str).encode()).hexdigest()
+        digest = hmac.new(key, json.dumps(body, sort_keys=True, separators=(",", ":"),
+                                          default=str).encode(), hashlib.sha256).hexdigest()
         assert entry["hash"] == digest and entry["prev_hash"] == previous
         previous = entry["hash"]
     events = [json.loads(line)["event"] for line in lines]
@@ -174,6 +177,15 @@ def test_audit_log_is_hash_chained_and_append_only(twin_after_two, tmp_path):
     tampered = [json.loads(line) for line in lines]
     tampered[1]["payload"]["activity_mbq"] = 1.0
     with pytest.raises(InputError, match="entry 1"):
+        AuditLog(entries=tampered)
+    # re-chained with plain sha256 (what an editor without the key can do): refused
+    previous = "0" * 64
+    for entry in tampered:
+        entry["prev_hash"] = previous
+        body = {k: v for k, v in entry.items() if k != "hash"}
+        entry["hash"] = previous = hashlib.sha256(json.dumps(
+            body, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+    with pytest.raises(InputError, match="entry 0"):
         AuditLog(entries=tampered)
 
 
@@ -218,7 +230,10 @@ def test_format_1_file_loads_without_per_cycle_posteriors(twin_after_two, tmp_pa
         zf.writestr("header.json", json.dumps(header))
         for k, v in members.items():
             zf.writestr(k, v)
-    loaded = Twin.load(v1)
+    with pytest.raises(InputError, match="no keyed integrity"):
+        Twin.load(v1)
+    with pytest.warns(UserWarning, match="unsigned"):
+        loaded = Twin.load(v1, allow_unsigned=True)
     assert loaded.filtered == []
     current = loaded.posterior.log_draws(loaded._z)
     for past in loaded.past_log_draws():
@@ -254,6 +269,72 @@ def test_load_rejects_newer_and_corrupted_files(twin_after_two, tmp_path):
     junk.write_bytes(b"not a zip")
     with pytest.raises(InputError, match="corrupted"):
         Twin.load(junk)
+
+
+def _rewrite(path, out, mutate, sign_key=None):
+    """Copy a twin file with ``mutate(members)`` applied, sha256s recomputed, and the header
+    re-signed with ``sign_key`` (HMAC computed here with the hmac module) if given."""
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    header = json.loads(members.pop("header.json"))
+    mutate(members)
+    header["members"] = {k: hashlib.sha256(v).hexdigest() for k, v in members.items()}
+    if sign_key is not None:
+        body = {k: v for k, v in header.items() if k != "integrity"}
+        header["integrity"]["mac"] = hmac.new(sign_key, json.dumps(
+            body, sort_keys=True, separators=(",", ":")).encode(), hashlib.sha256).hexdigest()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("header.json", json.dumps(header))
+        for k, v in members.items():
+            zf.writestr(k, v)
+    return out
+
+
+def test_edited_twin_with_recomputed_hashes_is_refused(twin_after_two, tmp_path):
+    twin = twin_after_two["twin"]
+    path = tmp_path / "p.tdtwin"
+    twin.save(path)
+    assert twin.audit.entries[-1]["payload"]["file_mac"] == json.loads(
+        zipfile.ZipFile(path).read("header.json"))["integrity"]["mac"]
+
+    def edit_state(members):
+        state = json.loads(members["state.json"])
+        state["settings"]["calibration_sd"] = 0.5
+        members["state.json"] = json.dumps(state, sort_keys=True).encode()
+
+    edited = _rewrite(path, tmp_path / "edited.tdtwin", edit_state)
+    with pytest.raises(InputError, match="edited.tdtwin: its HMAC-SHA256 does not match"):
+        Twin.load(edited)
+    # signed with another installation's key: refused, and the message says so
+    foreign = _rewrite(path, tmp_path / "foreign.tdtwin", edit_state, sign_key=b"k" * 32)
+    with pytest.raises(InputError, match="another installation's key|does not match"):
+        Twin.load(foreign)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "state_not_json",
+                                    "state_missing_keys", "arrays_not_netcdf", "audit_garbage"])
+def test_malformed_twin_files_give_one_input_error(twin_after_two, tmp_path, damage):
+    twin = twin_after_two["twin"]
+    path = tmp_path / "p.tdtwin"
+    twin.save(path)
+    key = bytes.fromhex(open(os.environ["TDT_HMAC_KEY_FILE"]).read().strip())
+    bad = tmp_path / f"{damage}.tdtwin"
+    if damage == "truncated":
+        bad.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "garbage":
+        bad.write_bytes(os.urandom(4096))
+    elif damage == "empty":
+        bad.write_bytes(b"")
+    else:  # validly signed (as a buggy writer holding the key would) but malformed content
+        member, content = {
+            "state_not_json": ("state.json", b"{not json"),
+            "state_missing_keys": ("state.json", b'{"record": {}}'),
+            "arrays_not_netcdf": ("arrays.nc", b"CDF\x01 truncated"),
+            "audit_garbage": ("audit.jsonl", b"[1, 2]\n"),
+        }[damage]
+        _rewrite(path, bad, lambda m: m.update({member: content}), sign_key=key)
+    with pytest.raises(InputError, match=f"{damage}.tdtwin"):
+        Twin.load(bad)
 
 
 def test_twin_input_errors(model):

@@ -1,16 +1,24 @@
-"""JSON metadata stored with a posterior's NetCDF file, and the rebuild from it.
+"""JSON metadata stored with a posterior's NetCDF file, its keyed MAC, and the rebuild from it.
 
 Stored: the model kind, options, sampled names, prior (loc, Cholesky factor), fixed parameters,
 the patient data (times, activities, volumes, sessions — no identifiers beyond the opaque
 ``patient_id``), the schedule, the measurement model and the diagnostics.
+
+Integrity: the attribute ``tdt_integrity`` holds an HMAC-SHA256 (:mod:`tdt.integrity`, the
+installation key) over the metadata JSON and the content of every variable and coordinate of
+every group (name, dtype, shape and bytes): an edited draw, an edited metadata field or a
+re-hashed file no longer verifies.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict
 
 import numpy as np
 
+from tdt import integrity
 from tdt.errors import InputError
 from tdt.inference.data import OrganSeries, PatientData
 from tdt.inference.diagnostics import Diagnostics
@@ -18,6 +26,45 @@ from tdt.inference.measurement import MeasurementModel
 from tdt.inference.models import TwinModel, custom_model
 
 FORMAT_VERSION = 1
+INTEGRITY_ATTR = "tdt_integrity"
+
+
+def _content(idata, metadata_json: str) -> bytes:
+    """Canonical bytes of a posterior: the metadata JSON, then every array of every group."""
+    digest = hashlib.sha256(metadata_json.encode())
+    for group in sorted(idata.groups()):
+        ds = idata[group]
+        for name in sorted(str(n) for n in ds.variables):
+            values = np.asarray(ds[name].values)
+            digest.update(f"|{group}/{name}|{values.shape}|".encode())
+            if values.dtype.kind in "OUSM":
+                digest.update(json.dumps([str(v) for v in values.ravel()]).encode())
+            else:
+                digest.update(values.dtype.kind.encode() + str(values.dtype.itemsize).encode())
+                digest.update(np.ascontiguousarray(
+                    values, dtype=values.dtype.newbyteorder("<")).tobytes())
+    return digest.digest()
+
+
+def seal(idata, metadata_json: str) -> str:
+    """The JSON integrity record to store as the ``tdt_integrity`` attribute."""
+    key = integrity.installation_key()
+    return json.dumps({"algorithm": integrity.ALGORITHM, "key_id": integrity.key_id(key),
+                       "mac": integrity.mac(_content(idata, metadata_json), key)})
+
+
+def check_seal(idata, metadata_json: str, record: str | None, what: str) -> None:
+    """InputError naming ``what`` unless ``record`` is a valid seal of the content."""
+    if record is None:
+        raise InputError(f"{what}: no {INTEGRITY_ATTR} attribute (unsigned posterior, written "
+                         "before tdt signed them, or stripped); pass allow_unsigned=True only "
+                         "if you trust where it came from")
+    try:
+        fields = json.loads(record)
+        mac, key_id = fields["mac"], fields.get("key_id")
+    except (ValueError, TypeError, KeyError):
+        raise InputError(f"{what}: malformed {INTEGRITY_ATTR} attribute") from None
+    integrity.verify(_content(idata, metadata_json), mac, what, key_id)
 
 
 def _schedule_to_list(schedule):

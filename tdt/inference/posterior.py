@@ -254,32 +254,54 @@ class Posterior:
     # ------------------------------------------------------------------ persistence
     def to_netcdf(self, path) -> Path:
         """Write the InferenceData plus everything needed to rebuild the model (JSON attrs)."""
-        from tdt.inference.persist import posterior_attrs
+        from tdt.inference.persist import INTEGRITY_ATTR, posterior_attrs, seal
 
         path = Path(path)
         idata = self.idata.copy()
-        idata.posterior.attrs[_ATTR] = json.dumps(posterior_attrs(self))
+        metadata = json.dumps(posterior_attrs(self))
+        idata.posterior.attrs[_ATTR] = metadata
+        idata.posterior.attrs.pop(INTEGRITY_ATTR, None)
+        idata.posterior.attrs[INTEGRITY_ATTR] = seal(idata, metadata)
         tmp = path.with_name(path.name + ".tmp")
         idata.to_netcdf(str(tmp))
         tmp.replace(path)  # atomic: nothing half-written is left behind
         return path
 
     @classmethod
-    def from_netcdf(cls, path, forward=None) -> Posterior:
+    def from_netcdf(cls, path, forward=None, allow_unsigned: bool = False) -> Posterior:
         """Read a posterior written by :meth:`to_netcdf`. ``forward`` supplies the forward
-        model of a ``"custom"`` twin (reduced / pbpk models are rebuilt automatically)."""
-        from tdt.inference.persist import restore
+        model of a ``"custom"`` twin (reduced / pbpk models are rebuilt automatically).
+
+        The keyed MAC (:mod:`tdt.inference.persist`) is checked first: an edited or unsigned
+        file (unless ``allow_unsigned``) is refused. Any unreadable or malformed file (not
+        NetCDF, truncated, edited metadata) is one InputError naming the file."""
+        from tdt.inference.persist import INTEGRITY_ATTR, check_seal, restore
 
         path = Path(path)
+        where = f"Posterior.from_netcdf: {path.name}"
         if not path.is_file():
             raise InputError(f"Posterior.from_netcdf: no file {str(path)!r}")
-        idata = az.from_netcdf(str(path))
         try:
-            attrs = json.loads(idata.posterior.attrs[_ATTR])
-        except (KeyError, json.JSONDecodeError):
-            raise InputError(f"Posterior.from_netcdf: {str(path)!r} was not written by "
-                             "Posterior.to_netcdf (no tdt metadata)") from None
-        twin, data, schedule, measurement, diagnostics = restore(attrs, forward)
+            idata = az.from_netcdf(str(path))
+            posterior_group = idata.posterior
+        except Exception as exc:  # h5py/netCDF/xarray raise many types for a damaged file
+            raise InputError(f"{where}: not a readable NetCDF posterior (truncated or not "
+                             f"NetCDF? {type(exc).__name__}: {exc})") from None
+        metadata = posterior_group.attrs.get(_ATTR)
+        if not isinstance(metadata, str):
+            raise InputError(f"{where}: was not written by Posterior.to_netcdf (no tdt "
+                             "metadata)")
+        record = posterior_group.attrs.get(INTEGRITY_ATTR)
+        if record is not None or not allow_unsigned:
+            check_seal(idata, metadata, record, where)
+        try:
+            attrs = json.loads(metadata)
+            twin, data, schedule, measurement, diagnostics = restore(attrs, forward)
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise InputError(f"{where}: malformed tdt metadata ({type(exc).__name__}: {exc})"
+                             ) from None
         return cls(idata, twin=twin, data=data, diagnostics=diagnostics, schedule=schedule,
                    measurement=measurement)
 

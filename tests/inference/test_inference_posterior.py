@@ -91,3 +91,68 @@ def test_pbpk_identifiable_subset_and_priors():
         assert twin.prior_median[name] == pytest.approx(priors[name][0])
         assert twin.prior_sd_log[name] == pytest.approx(priors[name][1])
     assert "V_kidneys" in twin.fixed
+
+
+def _rewrite_netcdf(src, out, mutate):
+    """Re-write a posterior file with ``mutate(idata)`` applied (no re-signing)."""
+    idata = az.from_netcdf(str(src))
+    mutate(idata)
+    idata.to_netcdf(str(out))
+    return out
+
+
+def test_edited_posterior_files_are_refused(posterior, tmp_path):
+    import json
+
+    from tdt.errors import InputError
+
+    path = posterior.to_netcdf(tmp_path / "p.nc")
+
+    def edit_draw(idata):
+        idata.posterior["theta"].values[0, 0, 0] *= 10.0
+
+    def edit_metadata(idata):
+        meta = json.loads(idata.posterior.attrs["tdt_posterior"])
+        meta["data"]["organs"]["lesion_2"]["volume_ml"] = 40.0
+        idata.posterior.attrs["tdt_posterior"] = json.dumps(meta)
+
+    def strip_seal(idata):
+        del idata.posterior.attrs["tdt_integrity"]
+
+    for name, mutate, message in (("draw", edit_draw, "does not match"),
+                                  ("meta", edit_metadata, "does not match"),
+                                  ("unsigned", strip_seal, "unsigned")):
+        bad = _rewrite_netcdf(path, tmp_path / f"{name}.nc", mutate)
+        with pytest.raises(InputError, match=f"{name}.nc: .*{message}"):
+            Posterior.from_netcdf(bad)
+    assert Posterior.from_netcdf(tmp_path / "unsigned.nc", allow_unsigned=True).n_draws == 20
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "metadata_not_json",
+                                    "metadata_wrong_types"])
+def test_malformed_posterior_files_give_one_input_error(posterior, tmp_path, damage):
+    import json
+
+    from tdt.errors import InputError
+    from tdt.inference.persist import seal
+
+    path = posterior.to_netcdf(tmp_path / "p.nc")
+    bad = tmp_path / f"{damage}.nc"
+    if damage == "truncated":
+        bad.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "garbage":
+        bad.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif damage == "empty":
+        bad.write_bytes(b"")
+    else:  # validly signed (a buggy writer holding the key) but malformed metadata
+        text = "{not json" if damage == "metadata_not_json" else json.dumps(
+            {"format_version": 1, "model": {"kind": 3}, "measurement": [],
+             "diagnostics": None})
+
+        def mutate(idata):
+            idata.posterior.attrs["tdt_posterior"] = text
+            idata.posterior.attrs["tdt_integrity"] = seal(idata, text)
+
+        _rewrite_netcdf(path, bad, mutate)
+    with pytest.raises(InputError, match=f"{damage}.nc"):
+        Posterior.from_netcdf(bad)

@@ -215,13 +215,42 @@ def test_grid_on_dask_localhost(tmp_path, catalog_env):
     assert mf.verify_run(result.run_dir) == []
 
 
-def test_dask_cluster_binds_localhost_only():
-    from tdt.pipeline.executors import DaskExecutor
+def test_dask_cluster_refuses_foreign_clients_and_serves_no_http():
+    """The private cluster: 127.0.0.1 only, mutual TLS with a per-run credential, no HTTP
+    server (distributed would otherwise serve /info, /json and /metrics on :8787)."""
+    import psutil
+    from distributed import Client
+
+    from tdt.pipeline.executors import DaskExecutor, run_security
 
     with DaskExecutor(n_workers=1, processes=True) as pool:
-        info = pool.client.scheduler_info()
-        assert pool.client.scheduler.address.startswith("tcp://127.0.0.1:")
-        assert all(addr.startswith("tcp://127.0.0.1:") for addr in info["workers"])
+        address = pool.client.scheduler.address
+        workers = list(pool.client.scheduler_info()["workers"])
+        assert address.startswith("tls://127.0.0.1:")
+        assert workers and all(w.startswith("tls://127.0.0.1:") for w in workers)
+        assert pool.map(abs, [-1, -2]) == [1, 2]
+        # every listening socket of this process tree is a TLS comm port on 127.0.0.1
+        me = psutil.Process()
+        pids = {me.pid} | {c.pid for c in me.children(recursive=True)}
+        listening = {(c.laddr.ip, c.laddr.port) for c in psutil.net_connections("inet")
+                     if c.status == psutil.CONN_LISTEN and c.pid in pids}
+        comm_ports = {int(a.rsplit(":", 1)[1]) for a in [address, *workers]}
+        nanny_ports = {int(w["nanny"].rsplit(":", 1)[1])
+                       for w in pool.client.scheduler_info()["workers"].values()}
+        assert {ip for ip, _ in listening} == {"127.0.0.1"}
+        assert {port for _, port in listening} == comm_ports | nanny_ports
+        assert 8787 not in {port for _, port in listening}
+        # a foreign client: plain TCP, or TLS with a credential of its own, to the scheduler
+        # and straight to a worker: all refused
+        with Client(address, security=pool.security, timeout="10s") as own:  # control
+            assert own.submit(abs, -3).result(timeout=10) == 3
+        stranger = run_security()
+        for target in (address, workers[0]):
+            for scheme, security in (("tcp://", None), ("tls://", stranger)):
+                with pytest.raises((OSError, TimeoutError)):
+                    foreign = Client(scheme + target.split("://", 1)[1], security=security,
+                                     timeout="3s")
+                    foreign.submit(abs, -1).result(timeout=3)
 
 
 def test_demo_cli_on_a_two_notebook_study(tmp_path, catalog_env, capsys):

@@ -298,7 +298,7 @@ class Deidentifier:
                 continue
             values = value if isinstance(value, (list, tuple, MultiValue)) else [value]
             for v in values:
-                tokens.update(t for t in re.split(r"[\^=\s,]+", str(v or "")) if len(t) >= 3)
+                tokens.update(t for t in re.split(r"[\^=\s,]+", str(v or "")) if len(t) >= 2)
         if tokens:
             alternatives = "|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True))
             self._identifiers = re.compile(rf"(?i)(?<![A-Za-z0-9])(?:{alternatives})"

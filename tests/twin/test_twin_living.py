@@ -297,8 +297,9 @@ def test_edited_twin_with_recomputed_hashes_is_refused(twin_after_two, tmp_path)
     assert twin.audit.entries[-1]["payload"]["file_mac"] == json.loads(
         zipfile.ZipFile(path).read("header.json"))["integrity"]["mac"]
 
-    def edit_state(members):
+    def edit_state(members):  # the case: kidney mass 290 -> 29 g, sha256 recomputed
         state = json.loads(members["state.json"])
+        state["record"]["organ_masses_g"]["kidneys"] = 29.0
         state["settings"]["calibration_sd"] = 0.5
         members["state.json"] = json.dumps(state, sort_keys=True).encode()
 

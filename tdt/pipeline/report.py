@@ -93,8 +93,16 @@ def reproduce_block(manifests: list[dict[str, Any]], run_dirs: list[str]) -> str
         lines.append(f"git checkout {commit}")
     if any(m["environment"]["git"].get("dirty") for m in manifests):
         lines.append("# WARNING: a run was made from a working tree with uncommitted changes")
-    lines += ["make venv        # or: python -m venv .venv && .venv/bin/pip install -e .",
-              ".venv/bin/tdt catalog build"]
+    locks = {(m["environment"].get("lock") or {}).get("sha256") for m in manifests}
+    locks.discard(None)
+    lines += ["make venv        # installs requirements.lock (hash-checked), then tdt"]
+    if locks:
+        lines.append("sha256sum requirements.lock   # the run's: " + ", ".join(sorted(locks)))
+    lines.append(".venv/bin/tdt catalog build")
+    lines.append("# re-execute each run from its manifest and compare every number with it")
+    for d in run_dirs:
+        lines.append(f".venv/bin/tdt verify --rerun {d}")
+    lines.append("# or step by step")
     for m in manifests:
         lines.append(".venv/bin/" + m["reproduce"])
     for d in run_dirs:

@@ -266,3 +266,11 @@ def test_shipped_virtual_trial_on_dask_processes(tmp_path, repo_root, monkeypatc
         rows = {row["arm"]: row for row in trial["table"]}
         assert {"fixed 7.4 GBq x 6", "dosimetry-guided"} <= set(rows)
     assert mf.verify_run(result.run_dir) == []
+
+
+def test_demo_fails_when_its_posterior_fails_the_convergence_gate(tmp_path, catalog_env, capsys):
+    study = write_study(tmp_path, notebooks=("tiny.ipynb", "tiny_plot.ipynb"))
+    code, stdout, stderr = main_cli(capsys, "demo", "--study", str(study), "-p", "x=60",
+                                    "--runs-dir", str(tmp_path / "runs"), "--no-progress")
+    assert code == 1 and "did NOT pass the convergence gate" in stderr
+    assert "open the supplement:" in stdout  # the run and its supplement are still shown

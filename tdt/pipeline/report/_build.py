@@ -3,9 +3,12 @@
 Layout of the supplement directory (default ``runs/_supplement/<study>-<run-id>/``)::
 
     index.html                       runs, their status and convergence, how to reproduce
-    <study>-<run-id>/index.html      parameters, inputs, environment, results, figures
+    <study>-<run-id>/index.html      methods, results tables, convergence and MCMC diagnostics,
+                                     figures, grid comparison, notebooks, provenance (collapsed)
     <study>-<run-id>/*.html          executed notebooks rendered by nbconvert
-    <study>-<run-id>/files/...       figures, JSON results, manifest.json, study.yaml
+    <study>-<run-id>/diagnostics/    rank and trace plots (ArviZ)
+    <study>-<run-id>/files/...       every output of the run with its manifest: a copy that
+                                     ``tdt verify RUN --against <it>`` accepts
 
 Every run is re-hashed first (:func:`tdt.pipeline.manifest.verify_run`); a run that fails is
 refused, so a supplement only ever shows intact runs. Fits whose convergence flags are false
@@ -15,8 +18,6 @@ directory, then rename).
 
 from __future__ import annotations
 
-import html
-import json
 import os
 import shutil
 import uuid
@@ -26,48 +27,13 @@ from typing import Any
 
 from tdt.errors import StudyError
 from tdt.pipeline import manifest as mf
+from tdt.pipeline.report._diagnostics import diagnostics_section
+from tdt.pipeline.report._html import badge, e, number, page, table
+from tdt.pipeline.report._methods import methods_html
+from tdt.pipeline.report._results import grid_comparison, results_section
 
 SUPPLEMENT_DIR = "_supplement"
-_TEXT_SUFFIXES = {".json", ".yaml", ".yml", ".csv", ".txt"}
 _IMAGE_SUFFIXES = {".png", ".svg", ".jpg", ".jpeg", ".gif"}
-_CSS = """
-body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;
-text-align:left;vertical-align:top}pre{background:#f6f6f6;padding:.8em;overflow-x:auto}
-.bad{color:#fff;background:#b00020;padding:.1em .4em;border-radius:3px}
-.good{color:#fff;background:#1b5e20;padding:.1em .4em;border-radius:3px}
-.unknown{background:#ddd;padding:.1em .4em;border-radius:3px}img{max-width:100%}
-code{background:#f1f1f1;padding:0 .2em}
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def _page(title: str, body: str) -> str:
-    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>\n{body}\n"
-            "</body></html>\n")
-
-
-def _badge(converged: bool | None) -> str:
-    if converged is None:
-        return "<span class='unknown'>no convergence flags</span>"
-    return ("<span class='good'>converged</span>" if converged
-            else "<span class='bad'>NOT CONVERGED</span>")
-
-
-def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...] | None = None,
-           raw: bool = False) -> str:
-    out = ["<table>"]
-    if header:
-        out.append("<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>")
-    for row in rows:
-        cells = (str(c) if raw else _e(c) for c in row)
-        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    out.append("</table>")
-    return "\n".join(out)
 
 
 def render_notebook(path: Path) -> str:
@@ -114,77 +80,97 @@ def reproduce_block(manifests: list[dict[str, Any]], run_dirs: list[str]) -> str
     return "\n".join(lines)
 
 
+def _rhat(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) else "—"
+
+
+def _convergence_table(manifest: dict[str, Any]) -> str:
+    rows = []
+    for point, fits in manifest["convergence"].items():
+        for fit, flags in fits.items():
+            flags = flags if isinstance(flags, dict) else {"converged": False}
+            rows.append((e(point), e(fit), badge(bool(flags.get("converged"))),
+                         _rhat(flags.get("max_rhat", flags.get("r_hat_max"))),
+                         number(flags.get("min_ess_bulk")), number(flags.get("min_ess_tail")),
+                         number(flags.get("divergences")), number(flags.get("n_chains")),
+                         number(flags.get("n_draws")), number(flags.get("sampling_time_s"))))
+    return table(rows, ("point", "fit", "gate", "max R-hat", "min ESS bulk", "min ESS tail",
+                        "divergences", "chains", "draws per chain", "sampling s"), raw=True)
+
+
+def _provenance(manifest: dict[str, Any], run_dir: Path) -> str:
+    env = manifest["environment"]
+    git = env["git"]
+    lock = env.get("lock") or {}
+    parts = ["<details><summary>Provenance: parameters, inputs, environment, output hashes"
+             "</summary>", "<h3>How to reproduce</h3>",
+             f"<pre>{e(reproduce_block([manifest], [str(run_dir)]))}</pre>",
+             "<h3>Parameters</h3>",
+             table([(p["dir"], ", ".join(f"{k} = {v}" for k, v in sorted(p["parameters"].items())),
+                     p["status"], sum(n["seconds"] for n in p["notebooks"]))
+                    for p in manifest["points"]], ("point", "parameters", "status", "s"))]
+    rows = [("notebook", k, v) for k, v in manifest["inputs"]["notebooks"].items()]
+    rows += [(f"dataset ({v['kind']})", k, v["sha256"])
+             for k, v in manifest["inputs"]["datasets"].items()]
+    parts += ["<h3>Inputs</h3>", table(rows, ("kind", "name", "sha256")), "<h3>Environment</h3>",
+              table([("git commit", git.get("commit")),
+                     ("uncommitted changes", git.get("dirty")),
+                     ("requirements.lock sha256", lock.get("sha256")),
+                     ("installed = lock", lock.get("matches_installed")),
+                     *[(k, v) for k, v in env["platform"].items()],
+                     *[(k, v) for k, v in env["packages"].items() if v]]),
+              "<h3>Outputs (sha256)</h3>",
+              table(sorted(manifest["outputs"].items()), ("file", "sha256")),
+              f"<p><a href='files/{mf.MANIFEST}'>manifest.json</a></p></details>"]
+    return "\n".join(parts)
+
+
 def _run_page(run_dir: Path, manifest: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True)
     files = out / "files"
-    notebooks_html = []
-    figures = []
-    texts = []
+    notebooks_html, figures, json_files, netcdf = [], [], [], []
     for rel in sorted([*manifest["outputs"], mf.MANIFEST]):
         src = run_dir / rel
+        (files / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, files / rel)  # every output: `tdt verify --against files/` works
         suffix = src.suffix.lower()
         if suffix == ".ipynb":
             name = rel.replace("/", "-").removesuffix(".ipynb") + ".html"
             (out / name).write_text(render_notebook(src))
             notebooks_html.append((rel, name))
-        elif suffix in _IMAGE_SUFFIXES or suffix in _TEXT_SUFFIXES or suffix == ".nc":
-            (files / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, files / rel)
-            if suffix in _IMAGE_SUFFIXES:
-                figures.append(rel)
-            elif suffix in _TEXT_SUFFIXES and rel != mf.MANIFEST:
-                texts.append(rel)
+        elif suffix in _IMAGE_SUFFIXES:
+            figures.append(rel)
+        elif suffix == ".json" and rel != mf.MANIFEST and not rel.endswith("convergence.json"):
+            json_files.append(rel)
+        elif suffix == ".nc":
+            netcdf.append(rel)
     study = manifest["study"]
-    env = manifest["environment"]
     body = ["<p><a href='../index.html'>&larr; supplement index</a></p>",
-            f"<h1>{_e(study['name'])} <small>v{_e(study['version'])}</small></h1>",
-            f"<p>{_e(study.get('description', ''))}</p>",
-            f"<p>run <code>{_e(manifest['run_id'])}</code> &middot; status "
-            f"<b>{_e(manifest['status'])}</b> &middot; {_badge(manifest.get('converged'))} "
+            f"<h1>{e(study['name'])} <small>v{e(study['version'])}</small></h1>",
+            f"<p>{e(study.get('description', ''))}</p>",
+            f"<p>run <code>{e(manifest['run_id'])}</code> &middot; status "
+            f"<b>{e(manifest['status'])}</b> &middot; {badge(manifest.get('converged'))} "
             f"&middot; {manifest['timings']['seconds']:.1f} s &middot; "
-            f"{_e(manifest['timings']['started_utc'])}</p>",
-            "<h2>How to reproduce</h2>",
-            f"<pre>{_e(reproduce_block([manifest], [str(run_dir)]))}</pre>",
-            "<h2>Executed notebooks</h2><ul>"]
-    body += [f"<li><a href='{_e(h)}'>{_e(rel)}</a></li>" for rel, h in notebooks_html]
-    body.append("</ul><h2>Parameters</h2>")
-    body.append(_table([(p["dir"], json.dumps(p["parameters"], sort_keys=True), p["status"],
-                         sum(n["seconds"] for n in p["notebooks"]))
-                        for p in manifest["points"]], ("point", "parameters", "status", "s")))
+            f"{e(manifest['timings']['started_utc'])}</p>",
+            "<h2>Methods</h2>", methods_html(manifest)]
     if manifest.get("convergence"):
-        body.append("<h2>Convergence</h2>")
-        rows = []
-        for point, fits in manifest["convergence"].items():
-            for fit, flags in fits.items():
-                flags = flags if isinstance(flags, dict) else {"converged": False}
-                detail = {k: v for k, v in flags.items() if k != "converged"}
-                rows.append((_e(point), _e(fit), _badge(bool(flags.get("converged"))),
-                             _e(json.dumps(detail, sort_keys=True))))
-        body.append(_table(rows, ("point", "fit", "flag", "diagnostics"), raw=True))
+        body += ["<h2>Convergence</h2>", _convergence_table(manifest)]
+    comparison = grid_comparison(run_dir, manifest["points"], json_files)
+    if comparison:
+        body += ["<h2>Grid points compared</h2>", comparison]
+    if json_files:
+        body += ["<h2>Results</h2>", results_section(run_dir, json_files)]
     if figures:
         body.append("<h2>Figures</h2>")
-        body += [f"<figure><img src='files/{_e(f)}' alt='{_e(f)}'>"
-                 f"<figcaption>{_e(f)}</figcaption></figure>" for f in figures]
-    if texts:
-        body.append("<h2>Results</h2>")
-        for rel in texts:
-            text = (run_dir / rel).read_text(errors="replace")
-            clipped = text if len(text) < 20000 else text[:20000] + "\n... (truncated)"
-            body.append(f"<h3><a href='files/{_e(rel)}'>{_e(rel)}</a></h3><pre>{_e(clipped)}</pre>")
-    body.append("<h2>Inputs</h2>")
-    rows = [("notebook", k, v) for k, v in manifest["inputs"]["notebooks"].items()]
-    rows += [(f"dataset ({v['kind']})", k, v["sha256"])
-             for k, v in manifest["inputs"]["datasets"].items()]
-    body.append(_table(rows, ("kind", "name", "sha256")))
-    body.append("<h2>Environment</h2>")
-    git = env["git"]
-    body.append(_table([("git commit", git.get("commit")), ("uncommitted changes", git.get("dirty")),
-                        *[(k, v) for k, v in env["platform"].items()],
-                        *[(k, v) for k, v in env["packages"].items() if v]]))
-    body.append("<h2>Outputs (sha256)</h2>")
-    body.append(_table(sorted(manifest["outputs"].items()), ("file", "sha256")))
-    body.append(f"<p><a href='files/{mf.MANIFEST}'>manifest.json</a></p>")
-    (out / "index.html").write_text(_page(f"{study['name']} {manifest['run_id']}", "\n".join(body)))
+        body += [f"<figure><img src='files/{e(f)}' alt='{e(f)}'>"
+                 f"<figcaption>{e(f)}</figcaption></figure>" for f in figures]
+    diagnostics = diagnostics_section(run_dir, netcdf, out) if netcdf else ""
+    if diagnostics:
+        body += ["<h2>MCMC diagnostics</h2>", diagnostics]
+    body.append("<h2>Executed notebooks</h2><ul>")
+    body += [f"<li><a href='{e(h)}'>{e(rel)}</a></li>" for rel, h in notebooks_html]
+    body += ["</ul>", _provenance(manifest, run_dir)]
+    (out / "index.html").write_text(page(f"{study['name']} {manifest['run_id']}", "\n".join(body)))
 
 
 def default_report_dir(run_dirs: list[Path]) -> Path:
@@ -218,18 +204,18 @@ def build_report(run_dirs: list[Path | str], out_dir: Path | str | None = None) 
         for d, m in zip(dirs, manifests, strict=True):
             slug = f"{m['study']['name']}-{m['run_id']}"
             _run_page(d, m, tmp / slug)
-            rows.append((f"<a href='{_e(slug)}/index.html'>{_e(m['study']['name'])}</a>",
-                         f"<code>{_e(m['run_id'])}</code>", _e(m["status"]),
-                         _badge(m.get("converged")), _e(f"{m['timings']['seconds']:.1f}"),
-                         _e(m["timings"]["started_utc"])))
+            rows.append((f"<a href='{e(slug)}/index.html'>{e(m['study']['name'])}</a>",
+                         f"<code>{e(m['run_id'])}</code>", e(m["status"]),
+                         badge(m.get("converged")), e(f"{m['timings']['seconds']:.1f}"),
+                         e(m["timings"]["started_utc"])))
         shown_dirs = [os.path.relpath(d) if not Path(d).is_absolute() else str(d) for d in dirs]
         body = ["<h1>tdt supplement</h1>",
                 f"<p>Built {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} from "
                 f"{len(dirs)} verified run(s).</p>",
-                _table(rows, ("study", "run", "status", "convergence", "s", "started"), raw=True),
+                table(rows, ("study", "run", "status", "convergence", "s", "started"), raw=True),
                 "<h2>How to reproduce</h2>",
-                f"<pre>{_e(reproduce_block(manifests, shown_dirs))}</pre>"]
-        (tmp / "index.html").write_text(_page("tdt supplement", "\n".join(body)))
+                f"<pre>{e(reproduce_block(manifests, shown_dirs))}</pre>"]
+        (tmp / "index.html").write_text(page("tdt supplement", "\n".join(body)))
         if out.exists():
             old = out.parent / f".old-report-{uuid.uuid4().hex[:8]}"
             os.rename(out, old)

@@ -274,3 +274,32 @@ def register_demo(parser: argparse.ArgumentParser) -> Handler:
         return 0
 
     return handler
+
+
+# ------------------------------------------------------------------------ dose
+
+
+def register_dose(parser: argparse.ArgumentParser) -> Handler:
+    parser.add_argument("dicom_dir", help="folder with one administration's SPECT/CT, "
+                                          "RTSTRUCT/SEG (any layout)")
+    parser.add_argument("--phantom", default="adult-male",
+                        help="S-value phantom (adult-male, adult-female)")
+    parser.add_argument("--cycles", type=int, default=1,
+                        help="also report the dose of this many identical cycles")
+    parser.add_argument("--activity-gbq", type=float, default=None,
+                        help="administered activity per cycle (default: from the DICOM)")
+    parser.add_argument("--runs-dir", default="runs", help="reports go to RUNS/dose/<id>/")
+
+    def handler(args: argparse.Namespace) -> int:
+        from tdt.pipeline.dose_report import dose_report
+
+        result = dose_report(args.dicom_dir, runs_dir=args.runs_dir, phantom=args.phantom,
+                             n_cycles=args.cycles, activity_gbq=args.activity_gbq,
+                             log=lambda msg: print(msg, flush=True))
+        for warning in result.warnings:
+            _err(f"tdt: warning: {warning}")
+        print(f"\nreport: {result.directory / 'report.html'}")
+        print(f"        {result.directory / 'report.pdf'}, {result.directory / 'organ_doses.csv'}")
+        return 0
+
+    return handler

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tdt._atomic import atomic_directory
 from tdt.catalog._identity import content_sha256
 from tdt.catalog._store import (
     CATALOG_FILE,
@@ -73,7 +74,7 @@ def _locked_directory(directory: Path) -> Iterator[None]:
 
 def _remove_leftovers(root: Path, name: str) -> None:
     """Remove what a killed build of ``name`` left (call only while holding the lock)."""
-    for leftover in root.glob(f".tmp-{name}-*"):
+    for leftover in [*root.glob(f".tmp-{name}-*"), *root.glob(f".old-{name}-*")]:
         shutil.rmtree(leftover, ignore_errors=True)
     stale_lock = root / f".lock-{name}"  # lock files of earlier tdt versions
     if stale_lock.is_file():
@@ -150,9 +151,7 @@ def _build_one(item: CatalogEntry, force: bool, record: bool) -> BuildResult:
             return BuildResult(item.name, target, item.sha256, "up to date",
                                time.perf_counter() - start)
         func = _resolve_generator(item)
-        tmp = root / f".tmp-{item.name}-{uuid.uuid4().hex}"
-        tmp.mkdir(parents=True)
-        try:
+        with atomic_directory(target) as tmp:
             func(tmp, **item.params)
             digest = content_sha256(tmp)
             if item.sha256 is not None and digest != item.sha256 and not record:
@@ -161,12 +160,6 @@ def _build_one(item: CatalogEntry, force: bool, record: bool) -> BuildResult:
                     f"content with sha256 {digest}, expected {item.sha256} (not deterministic, "
                     f"or changed since the sha256 was recorded). " + mismatch_advice(item.name)
                 )
-            if target.exists():
-                shutil.rmtree(target)
-            os.rename(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         action = "built"
         if item.sha256 != digest:
             _record_sha256(item.name, digest)

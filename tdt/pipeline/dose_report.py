@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
-import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from tdt._atomic import atomic_directory
 from tdt.errors import InputError
 
 
@@ -205,9 +203,7 @@ def dose_report(dicom_dir: Path | str, runs_dir: Path | str = "runs",
     root = Path(runs_dir) / "dose"
     root.mkdir(parents=True, exist_ok=True)
     target = root / identity[:16]
-    tmp = root / f".tmp-{identity[:16]}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with atomic_directory(target) as tmp:
         fig = _figure(sources, fits, tmp / "tac_fits.png")
         with (tmp / "organ_doses.csv").open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -217,10 +213,4 @@ def dose_report(dicom_dir: Path | str, runs_dir: Path | str = "runs",
         _write_html(tmp / "report.html", rows, n_cycles, summary)
         _write_pdf(tmp / "report.pdf", rows, ["target", "TIA (MBq·h)", "Gy per cycle", "Gy/GBq"],
                    summary, fig)
-        if target.exists():
-            shutil.rmtree(target)
-        os.rename(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return DoseReport(target, rows, effective.effective_dose_sv, messages)

@@ -50,7 +50,8 @@ def test_supplement_reads_like_a_supplement_in_chromium(supplement, tmp_path):
         text = page.evaluate("document.body.innerText")
         assert "median [90 % CrI]" in text and "MBq·h" in text and "Gy" in text
         assert "\\u00b7" not in text and str(result.run_dir.parent.parent) not in text
-        assert "NOT CONVERGED" not in text and "converged" in text
+        assert page.query_selector("span.bad") is None  # no NOT CONVERGED badge
+        assert page.query_selector("span.good") is not None
         images = page.evaluate(
             "Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])")
         assert any("diagnostics/" in src and width > 0 for src, width in images)  # rank/trace

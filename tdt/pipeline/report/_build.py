@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tdt._atomic import atomic_directory
 from tdt.errors import StudyError
 from tdt.pipeline import manifest as mf
 from tdt.pipeline.report._diagnostics import diagnostics_section
@@ -197,9 +197,7 @@ def build_report(run_dirs: list[Path | str], out_dir: Path | str | None = None) 
         manifests.append(mf.read_manifest(d))
     out = Path(out_dir) if out_dir else default_report_dir(dirs)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".tmp-report-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with atomic_directory(out) as tmp:
         rows = []
         for d, m in zip(dirs, manifests, strict=True):
             slug = f"{m['study']['name']}-{m['run_id']}"
@@ -216,14 +214,4 @@ def build_report(run_dirs: list[Path | str], out_dir: Path | str | None = None) 
                 "<h2>How to reproduce</h2>",
                 f"<pre>{e(reproduce_block(manifests, shown_dirs))}</pre>"]
         (tmp / "index.html").write_text(page("tdt supplement", "\n".join(body)))
-        if out.exists():
-            old = out.parent / f".old-report-{uuid.uuid4().hex[:8]}"
-            os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out / "index.html"

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("tdt.pipeline.cli", "register_verify"),
     "report": ("tdt.pipeline.cli", "register_report"),
     "demo": ("tdt.pipeline.cli", "register_demo"),
+    "dose": ("tdt.pipeline.cli", "register_dose"),
 }
 
 HELP = {
@@ -31,6 +32,7 @@ HELP = {
     "verify": "re-hash a run's outputs against its manifest",
     "report": "build a static HTML supplement from runs",
     "demo": "build the catalog, run the reference study and its supplement",
+    "dose": "organ-dose report (HTML, PDF, CSV) from a patient's DICOM folder",
 }
 
 

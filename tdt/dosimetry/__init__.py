@@ -7,6 +7,7 @@ Public API: :func:`organ_doses`, :func:`svalue`, :func:`svalue_table`, :func:`re
 :func:`kernel_dose`, :func:`local_deposition_dose`, :func:`voxel_dose`, :func:`dvh`.
 """
 
+from tdt.dosimetry.effective import EffectiveDose, effective_dose
 from tdt.dosimetry.kernel import (
     KernelConvolver,
     VoxelKernel,
@@ -39,6 +40,7 @@ from tdt.dosimetry.voxel import (
 )
 
 __all__ = [
+    "EffectiveDose", "effective_dose",
     "PHANTOMS", "REMAINDER_TISSUES", "TABLE_NUCLIDES", "SValueTable", "electron_range_mm",
     "organ_doses", "reference_mass_g", "scaled_self_svalue", "sphere_absorbed_fraction",
     "sphere_dose", "sphere_svalue", "svalue", "svalue_table",

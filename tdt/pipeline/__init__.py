@@ -11,7 +11,8 @@ Importing this package is light: papermill, nbconvert and dask load only when us
 """
 
 from tdt.pipeline import results
-from tdt.pipeline.manifest import compare_runs, read_manifest, verify_run
+from tdt.pipeline.compare import compare_runs
+from tdt.pipeline.manifest import read_manifest, verify_run
 from tdt.pipeline.report import build_report
 from tdt.pipeline.runner import RunResult, cache_key, run_study
 from tdt.pipeline.spec import StudySpec, load_study, parse_override, validate_study

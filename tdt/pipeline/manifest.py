@@ -173,71 +173,20 @@ def verify_run(run_dir: Path | str) -> list[str]:
 
 
 def environment(root: Path) -> dict[str, Any]:
-    """Everything about where a run executes: platform, packages, git."""
+    """Everything about where a run executes: platform, packages, lock file, git.
+
+    ``packages`` holds the versions of the packages that compute or render results;
+    ``installed`` every distribution of the interpreter; ``lock`` the sha256 of the committed
+    ``requirements.lock`` and whether the installed versions match it.
+    """
+    from tdt.pipeline.environment import installed_distributions, lock_info
+
     return {
         "platform": platform_info(),
         "packages": package_versions(),
+        "installed": installed_distributions(),
+        "lock": lock_info(),
         "tdt_source_sha256": tdt_source_sha256(),
         "git": git_info(root),
         "executable": Path(sys.executable).name,
     }
-
-
-#: Keys of convergence.json that measure speed, not results (they differ between machines).
-_TIMING_KEYS = ("sampling_time_s", "min_ess_per_s", "seconds", "wall_time_s")
-
-
-def _compare_values(a: Any, b: Any, where: str, rtol: float, out: list[str]) -> None:
-    import math
-
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            if key in _TIMING_KEYS:
-                continue
-            if key not in a or key not in b:
-                out.append(f"{where}.{key}: only in {'the first' if key in a else 'the second'} run")
-            else:
-                _compare_values(a[key], b[key], f"{where}.{key}", rtol, out)
-    elif isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            out.append(f"{where}: {len(a)} vs {len(b)} items")
-        for i, (x, y) in enumerate(zip(a, b, strict=False)):
-            _compare_values(x, y, f"{where}[{i}]", rtol, out)
-    elif (isinstance(a, int | float) and isinstance(b, int | float)
-          and not isinstance(a, bool) and not isinstance(b, bool)):
-        if not math.isclose(a, b, rel_tol=rtol, abs_tol=0.0):
-            out.append(f"{where}: {a!r} vs {b!r}")
-    elif a != b:
-        out.append(f"{where}: {a!r} vs {b!r}")
-
-
-def compare_runs(first: Path | str, second: Path | str, rtol: float = 1e-9) -> list[str]:
-    """Differences between the *results* of two runs (empty: the same numbers).
-
-    Compares every JSON output present in either run (numbers to relative tolerance ``rtol``;
-    the timing fields of ``convergence.json`` are ignored) and the set of NetCDF and figure
-    files. Executed notebooks are not compared (they carry timestamps and timings).
-    """
-    first, second = Path(first), Path(second)
-    a_out = read_manifest(first)["outputs"]
-    b_out = read_manifest(second)["outputs"]
-    problems: list[str] = []
-    for name in sorted(set(a_out) | set(b_out)):
-        if name.endswith(".ipynb") or name == "study.yaml" or name.endswith(".marker"):
-            continue
-        if name not in a_out or name not in b_out:
-            problems.append(f"{name}: only in {first if name in a_out else second}")
-            continue
-        if a_out[name] == b_out[name] or not name.endswith(".json"):
-            continue  # identical bytes; non-JSON files (figures, NetCDF) are compared by presence
-        try:
-            a_data = json.loads((first / name).read_text())
-            b_data = json.loads((second / name).read_text())
-        except (OSError, ValueError) as exc:
-            problems.append(f"{name}: unreadable ({exc})")
-            continue
-        found: list[str] = []
-        _compare_values(a_data, b_data, name, rtol, found)
-        problems += found[:20] + ([f"{name}: ... {len(found) - 20} more"] if len(found) > 20
-                                  else [])
-    return problems

@@ -168,8 +168,13 @@ def _execute_task(task: dict[str, Any]) -> dict[str, Any]:
                 # the kernel's working directory, via nbclient's resources; papermill's own
                 # `cwd=` would chdir this whole process, which races between Dask threads
                 resources={"metadata": {"path": str(out_dir)}},
-                progress_bar=task["progress"], execution_timeout=task["timeout_s"],
-                start_timeout=120, log_output=False,
+                progress_bar=({"desc": Path(path).stem, "leave": True} if task["progress"]
+                              else False),
+                execution_timeout=task["timeout_s"], start_timeout=120, log_output=False,
+                # the kernel's own log (the TCP-transport notice at start, "KeyboardInterrupt
+                # caught in kernel" at shutdown) is noise on a terminal: errors of the notebook
+                # itself still fail the run with their traceback
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
             entry["status"] = mf.STATUS_COMPLETE
         except Exception as exc:  # noqa: BLE001 - every failure is reported, none is fatal here

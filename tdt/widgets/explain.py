@@ -46,7 +46,7 @@ def focus_region(outcomes: Outcomes) -> str:
     return outcomes.regions[0]
 
 
-def explain_html(outcomes: Outcomes) -> str:
+def explain_html(outcomes: Outcomes, synthetic: bool = False) -> str:
     """A short plain-language account of ``outcomes`` (HTML, no jargon beyond 'radiation dose')."""
     s = outcomes.scenario
     weeks = s.interval_h / HOURS_PER_DAY / 7.0
@@ -91,10 +91,16 @@ def explain_html(outcomes: Outcomes) -> str:
             "<p><b>Tumours:</b> the model's chance that each tumour is controlled "
             f"(this depends strongly on assumptions about the tumour) — {parts}.</p>"
         )
-    lines.append(
-        "<p><i>These are estimates from a computer model fitted to your scans, not certainties. "
-        "Your care team weighs them together with everything else they know about you.</i></p>"
-    )
+    if synthetic:
+        lines.insert(0, "<p><b>Example only:</b> these numbers come from synthetic example data, "
+                        "not from your scans.</p>")
+        lines.append("<p><i>Illustrative estimates of a computer model on example data, not "
+                     "about you.</i></p>")
+    else:
+        lines.append(
+            "<p><i>These are estimates from a computer model fitted to your scans, not "
+            "certainties. Your care team weighs them together with everything else they know "
+            "about you.</i></p>")
     return "\n".join(lines)
 
 

@@ -213,7 +213,9 @@ class ScenarioExplorer:
         self.tabs.observe(self._on_tab, names="selected_index")
         header = w.HTML(
             f"<b>Scenario explorer</b> — {self.inputs.n_draws} posterior draws "
-            f"({html.escape(self.inputs.source)})")
+            f"({html.escape(self.inputs.source)})"
+            + (" — <b style='color:#a00'>SYNTHETIC EXAMPLE, not a patient's posterior</b>"
+               if self.inputs.synthetic else ""))
         controls = w.VBox([
             c["activity_gbq"], c["n_cycles"], c["interval_weeks"], c["ligand_nmol"],
             w.HTML(f"<small>{ligand_note}</small>", layout=w.Layout(width="460px")),
@@ -514,7 +516,7 @@ class ScenarioExplorer:
     def _render_explain(self, o: Outcomes) -> None:
         from tdt.plotting import figure_png
 
-        text = explain_html(o)
+        text = explain_html(o, synthetic=self.inputs.synthetic)
         self._explain_ax.clear()
         plot_explain(o, self._explain_ax)
         # picture first: the front end then never shows the new words beside an old picture

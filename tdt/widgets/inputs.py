@@ -82,6 +82,11 @@ class ScenarioInputs:
     delivered_dose_gy: np.ndarray | None = None
     delivered_bed_gy: np.ndarray | None = None
 
+    @property
+    def synthetic(self) -> bool:
+        """True for illustrative synthetic draws (not any patient's posterior)."""
+        return self.source.startswith("synthetic")
+
     def __post_init__(self):
         regions = tuple(str(r) for r in self.regions)
         if not regions:

@@ -54,7 +54,7 @@ def test_generator_build_records_then_checks(catalog_env):
     assert catalog.entries()["tinygen"].sha256 == first.sha256
     built = catalog.dataset_path("tinygen")
     assert sorted(p.name for p in built.rglob("*")) == ["meta.txt", "sub", "values.csv"]
-    assert catalog.tree_sha256(built) == first.sha256
+    assert catalog.content_sha256(built) == first.sha256
     # deterministic: a forced rebuild reproduces the recorded hash
     [again] = catalog.build("tinygen", force=True)
     assert again.action == "built" and again.sha256 == first.sha256
@@ -75,7 +75,7 @@ def test_generator_build_records_then_checks(catalog_env):
 def test_dataset_path_builds_generator_on_first_load(catalog_env):
     path = catalog.dataset_path("tinygen")
     assert (path / "values.csv").is_file()
-    assert catalog.entries()["tinygen"].sha256 == catalog.tree_sha256(path)
+    assert catalog.entries()["tinygen"].sha256 == catalog.content_sha256(path)
 
 
 def test_bad_generator_entries(catalog_env):

@@ -16,6 +16,7 @@ from pipeline_helpers import main_cli, run_cli, write_catalog, write_study
 from tdt.errors import CatalogError, StudyError
 from tdt.pipeline import manifest as mf
 from tdt.pipeline import runner
+from tdt.pipeline.compare import compare_runs
 from tdt.pipeline.report import build_report
 from tdt.pipeline.runner import run_study
 
@@ -115,10 +116,10 @@ def test_tiny_study_end_to_end_and_cache(tmp_path, catalog_env, monkeypatch, cap
     forced = run_study(study, runs_dir=runs, force=True)
     assert forced.run_dir == first.run_dir and mf.verify_run(forced.run_dir) == []
     # a re-execution gives the same numbers; another parameter gives other numbers
-    assert mf.compare_runs(forced.run_dir, changed.run_dir) == ["summary.json.y: 4.0 vs 6.0"]
+    assert compare_runs(forced.run_dir, changed.run_dir) == ["summary.json:y: 4 vs 6"]
     code, stdout, _ = main_cli(capsys, "verify", str(changed.run_dir), "--against",
                                str(forced.run_dir))
-    assert code == 1 and "summary.json.y: 6.0 vs 4.0" in stdout
+    assert code == 1 and "summary.json:y" in stdout and "DIFFERENT" in stdout
 
 
 def test_failing_notebook_is_kept_but_never_cached(tmp_path, catalog_env):
@@ -294,3 +295,11 @@ def test_shipped_virtual_trial_on_dask_processes(tmp_path, repo_root, monkeypatc
         rows = {row["arm"]: row for row in trial["table"]}
         assert {"fixed 7.4 GBq x 6", "dosimetry-guided"} <= set(rows)
     assert mf.verify_run(result.run_dir) == []
+
+
+def test_demo_fails_when_its_posterior_fails_the_convergence_gate(tmp_path, catalog_env, capsys):
+    study = write_study(tmp_path, notebooks=("tiny.ipynb", "tiny_plot.ipynb"))
+    code, stdout, stderr = main_cli(capsys, "demo", "--study", str(study), "-p", "x=60",
+                                    "--runs-dir", str(tmp_path / "runs"), "--no-progress")
+    assert code == 1 and "did NOT pass the convergence gate" in stderr
+    assert "open the supplement:" in stdout  # the run and its supplement are still shown

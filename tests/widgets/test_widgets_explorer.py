@@ -97,6 +97,10 @@ def test_explain_view_in_plain_words(explorer):
     explorer.controls["activity_gbq"].value = 6.0
     assert "6.0 GBq" in explorer.explain_text.value  # refreshed while visible
     assert re.search(r"about <b>\d+ Gy</b>", explorer.explain())
+    # synthetic example draws are said to be so on every tab, never "fitted to your scans"
+    assert explorer.inputs.synthetic
+    assert "not from your scans" in text and "fitted to your scans" not in text
+    assert "SYNTHETIC EXAMPLE" in explorer.widget.children[0].value
 
 
 def test_callback_exception_is_shown_in_widget_not_raised(example_inputs):

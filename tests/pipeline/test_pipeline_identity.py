@@ -1,0 +1,117 @@
+"""Content identity of generated datasets, leftovers of killed builds, catalog CLI (issue #17)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pydicom
+import pytest
+from pipeline_helpers import main_cli
+
+from tdt import catalog
+from tdt.errors import CatalogError
+from tdt.imaging.dicom_io import NM_IMAGE_STORAGE, deterministic_uid, new_file_dataset
+
+
+def _write_dicom(path, pixels, spacing="4.7952", version_name="TDT_0_1"):
+    ds = new_file_dataset(NM_IMAGE_STORAGE, deterministic_uid("identity-test", path.name))
+    ds.file_meta.ImplementationVersionName = version_name
+    ds.Modality = "NM"
+    ds.PixelSpacing = [spacing, spacing]
+    ds.Rows, ds.Columns = pixels.shape
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PixelData = pixels.astype("<u2").tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def _dataset(directory, pixels, **kwargs):
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_dicom(directory / "img.dcm", pixels, **kwargs)
+    (directory / "truth.json").write_text(json.dumps({"tia_mbq_h": 15800.123456789, "n": 3}))
+    (directory / "notes.txt").write_text("synthetic\n")
+    return directory
+
+
+@pytest.fixture
+def pixels():
+    return np.arange(64, dtype=np.uint16).reshape(8, 8) * 7
+
+
+def test_identity_ignores_incidental_bytes(tmp_path, pixels):
+    first = _dataset(tmp_path / "a", pixels)
+    # the same content written differently: other writer version string, other DS spelling,
+    # other JSON float printing and layout
+    second = _dataset(tmp_path / "b", pixels, spacing="4.79520", version_name="OTHER_9_9")
+    (second / "truth.json").write_text('{\n  "n": 3,\n  "tia_mbq_h": 1.5800123456789e4\n}\n')
+    assert catalog.tree_sha256(first) != catalog.tree_sha256(second)  # the bytes differ
+    assert catalog.content_sha256(first) == catalog.content_sha256(second)
+
+
+def test_identity_detects_one_voxel_one_tag_one_number(tmp_path, pixels):
+    reference = catalog.content_sha256(_dataset(tmp_path / "ref", pixels))
+    changed = pixels.copy()
+    changed[3, 4] += 1
+    assert catalog.content_sha256(_dataset(tmp_path / "voxel", changed)) != reference
+    assert catalog.content_sha256(_dataset(tmp_path / "tag", pixels, spacing="4.3")) != reference
+    other = _dataset(tmp_path / "json", pixels)
+    (other / "truth.json").write_text(json.dumps({"tia_mbq_h": 15800.2, "n": 3}))
+    assert catalog.content_sha256(other) != reference
+    extra = _dataset(tmp_path / "extra", pixels)
+    (extra / "more.txt").write_text("x")
+    assert catalog.content_sha256(extra) != reference
+
+
+def test_dicom_tag_edit_changes_identity(tmp_path, pixels):
+    directory = _dataset(tmp_path / "d", pixels)
+    before = catalog.content_sha256(directory)
+    ds = pydicom.dcmread(directory / "img.dcm")
+    ds.RescaleSlope = "2"
+    ds.save_as(directory / "img.dcm")
+    assert catalog.content_sha256(directory) != before
+
+
+def test_killed_build_leaves_nothing_behind(catalog_env):
+    generated = catalog_env / "generated"
+    leftover = generated / ".tmp-tinygen-deadbeef"
+    (leftover / "sub").mkdir(parents=True)
+    (generated / ".lock-tinygen").write_text("")  # lock file of an earlier tdt version
+    catalog.build("tinygen")
+    names = sorted(p.name for p in generated.iterdir())
+    assert not [n for n in names if n.startswith((".tmp-", ".lock-"))], names
+
+
+def test_verify_builds_unbuilt_generators_in_a_temporary_folder(catalog_env):
+    [built] = catalog.build("tinygen")
+    import shutil
+
+    shutil.rmtree(built.path)
+    [result] = catalog.verify("tinygen")
+    assert result.ok is True and "temporary" in result.message
+    assert not built.path.exists()  # verification did not install anything
+    [skipped] = catalog.verify("tinygen", build_missing=False)
+    assert skipped.ok is None
+    # a generator whose output changed is caught without a build in place
+    yaml_path = catalog_env / "catalog.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace("seed: 3", "seed: 4"))
+    [changed] = catalog.verify("tinygen")
+    assert changed.ok is False and "tdt catalog build --record tinygen" in changed.message
+
+
+def test_catalog_cli_force_and_record(catalog_env, capsys):
+    code, out, err = main_cli(capsys, "catalog", "build", "--force", "tinygen")
+    assert code == 0, err
+    code, out, err = main_cli(capsys, "catalog", "build", "tinygen", "--force")
+    assert code == 0 and "tinygen: built" in out, err
+    yaml_path = catalog_env / "catalog.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace("seed: 3", "seed: 4"))
+    with pytest.raises(CatalogError, match="--record tinygen"):
+        catalog.build("tinygen", force=True)
+    code, out, err = main_cli(capsys, "catalog", "build", "--record", "tinygen")
+    assert code == 0 and "tinygen: recorded" in out, err
+    code, out, _ = main_cli(capsys, "catalog", "verify", "--no-build")
+    assert code == 0

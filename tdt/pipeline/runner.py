@@ -151,8 +151,11 @@ def _execute_task(task: dict[str, Any]) -> dict[str, Any]:
 
     out_dir = Path(task["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
+    # dataset paths relative to the kernel's working directory (the run folder): an executed
+    # notebook must not show where on this machine the data live
+    datasets = {name: os.path.relpath(path, out_dir) for name, path in task["datasets"].items()}
     parameters = {**task["parameters"], "seed": task["seed"], "output_dir": ".",
-                  "datasets": task["datasets"]}
+                  "datasets": datasets}
     record: dict[str, Any] = {"index": task["index"], "dir": task["rel_dir"],
                               "parameters": task["parameters"], "notebooks": [],
                               "status": mf.STATUS_COMPLETE}
@@ -185,11 +188,27 @@ def _execute_task(task: dict[str, Any]) -> dict[str, Any]:
             entry["status"] = "failed"
             entry["error"] = f"{ename}: {str(evalue).strip()[:500]}{where}"
             record["status"] = "failed"
+        if (out_dir / Path(path).name).is_file():
+            _relative_papermill_paths(out_dir / Path(path).name, raw)
         entry["seconds"] = round(time.perf_counter() - start, 3)
         record["notebooks"].append(entry)
         if record["status"] != mf.STATUS_COMPLETE:
             break
     return record
+
+
+def _relative_papermill_paths(executed: Path, raw: str) -> None:
+    """Replace papermill's absolute input/output paths in an executed notebook's metadata."""
+    import nbformat
+
+    try:
+        notebook = nbformat.read(str(executed), as_version=4)
+    except (OSError, ValueError):
+        return  # a notebook papermill could not finish writing: nothing to rewrite
+    meta = notebook.metadata.get("papermill")
+    if meta is not None:
+        meta["input_path"], meta["output_path"] = raw, executed.name
+        nbformat.write(notebook, str(executed))
 
 
 def _tasks(spec: StudySpec, tmp: Path, inputs: dict[str, Any], progress: bool,

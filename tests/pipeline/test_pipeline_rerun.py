@@ -67,3 +67,13 @@ def test_rerun_agrees_then_detects_a_perturbed_result(tmp_path, catalog_env, cap
     assert "quantities disagree" in out and "different results" in err
     rows = compare_outputs(original, result.rerun, rtol=1e-3)  # a looser tolerance accepts it
     assert all(r.ok for r in rows)
+
+
+def test_executed_notebooks_and_manifest_hold_no_absolute_paths(tmp_path, catalog_env):
+    result = run_study(write_study(tmp_path, notebooks=("tiny.ipynb", "tiny_plot.ipynb")),
+                       runs_dir=tmp_path / "runs")
+    for name in ("tiny.ipynb", "tiny_plot.ipynb", "manifest.json", "study.yaml"):
+        text = (result.run_dir / name).read_text()
+        assert str(tmp_path) not in text, name  # neither the catalog nor the checkout path
+    meta = json.loads((result.run_dir / "tiny.ipynb").read_text())["metadata"]["papermill"]
+    assert meta["input_path"] == "notebooks/tiny.ipynb" and meta["output_path"] == "tiny.ipynb"

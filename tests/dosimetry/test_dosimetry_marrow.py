@@ -114,3 +114,20 @@ def test_bladder_voiding_matches_quadrature_of_the_dynamic_model():
     assert got == pytest.approx(exact, rel=2e-3)
     # voiding every 3.5 h keeps a small fraction of the urine TIA in the bladder
     assert got < 0.01 * bladder_contents_tia(t, _urine(t, a0, k), void_interval_h=np.inf)
+
+
+def test_blood_samples_input_plasma_to_blood_and_tia():
+    from tdt.inference.data import BloodSamples, OrganSeries, PatientData
+
+    t = np.array([0.1, 0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8, 12, 24, 48, 72, 96, 144, 168])
+    plasma = 0.01 * np.exp(-(0.3 + LAMBDA) * t) + 0.002 * np.exp(-(0.02 + LAMBDA) * t)
+    samples = BloodSamples(t, plasma, hematocrit=0.45, sample="plasma")
+    assert np.allclose(samples.blood_concentration_mbq_per_ml(), 0.55 * plasma)
+    assert samples.blood_tia_mbq_h_per_ml() == pytest.approx(
+        0.55 * blood_tia_from_samples(t, plasma), rel=1e-12)
+    data = PatientData({"kidneys": OrganSeries([4.0, 24.0], [100.0, 80.0])}, blood=samples)
+    assert data.subset(["kidneys"]).blood is samples
+    for bad in (dict(hematocrit=1.0), dict(sample="serum"), dict(times_h=t[::-1])):
+        kwargs = {"times_h": t, "concentration_mbq_per_ml": plasma, **bad}
+        with pytest.raises(InputError):
+            BloodSamples(**kwargs)

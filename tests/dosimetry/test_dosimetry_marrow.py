@@ -131,3 +131,18 @@ def test_blood_samples_input_plasma_to_blood_and_tia():
         kwargs = {"times_h": t, "concentration_mbq_per_ml": plasma, **bad}
         with pytest.raises(InputError):
             BloodSamples(**kwargs)
+
+
+def test_lacrimal_glands_are_two_spheres_without_cross_dose():
+    # Not in the OLINDA-style tables: two identical uniform spheres, each half the TIA and mass
+    from tdt.dosimetry import organ_doses, sphere_dose
+
+    doses = organ_doses({"lacrimal_glands": 10.0, "kidneys": 100.0})
+    assert float(doses["lacrimal_glands"]) == pytest.approx(float(sphere_dose(5.0, mass_g=0.7)))
+    assert float(doses["kidneys"]) == pytest.approx(100.0 * svalue("kidneys", "kidneys"))
+    patient = organ_doses({"lacrimal": 10.0}, organ_masses_g={"lacrimal_glands": 2.0})
+    assert float(patient["lacrimal_glands"]) == pytest.approx(float(sphere_dose(5.0, mass_g=1.0)))
+    # with a whole-body TIA the lacrimal TIA leaves the remainder like any other source
+    with_tb = organ_doses({"lacrimal_glands": 10.0, "kidneys": 100.0, "total_body": 1000.0})
+    without = organ_doses({"kidneys": 100.0, "total_body": 990.0})
+    assert float(with_tb["liver"]) == pytest.approx(float(without["liver"]), rel=1e-12)

@@ -5,8 +5,8 @@ D_RM = Ã_RM S(RM ← RM) + Ã_RB S(RM ← RB) + Σ_organs Ã_h S(RM ← h), wit
 
 * **blood** (:func:`marrow_tia_blood_based`): the marrow activity concentration is RMBLR times the
   blood concentration, Ã_RM = RMBLR · [Ã_blood] (MBq·h/g) · m_RM. RMBLR = 1 for small peptides
-  that do not bind to marrow cells: measured for 177Lu-DOTATATE in marrow aspirates (Forrer F,
-  et al. J Nucl Med 2009;50:1117: marrow concentration identical to blood); the guideline's
+  that do not bind to marrow cells: after 177Lu-DOTATATE the marrow concentration equals blood (Forrer F,
+  et al. 2009, finding checked; journal reference J Nucl Med 2009;50:1117 recalled); the guideline's
   antibody value, RMECFF 0.19 (Sgouros G. J Nucl Med 1993;34:689; recalled, not verified), is
   RMBLR = 0.19 / (1 − Hct) ≈ 0.36 at Hct 0.47 — the lower end of :data:`RMBLR_RANGE`;
 * **images** (:func:`marrow_tia_image_based`): the TIA of lumbar-vertebra VOIs L2–L4 divided by

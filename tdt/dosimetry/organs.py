@@ -188,8 +188,9 @@ def organ_doses(
     masses = _phantom_masses(table.phantom)
     sphere_masses = {name: SPHERE_ORGANS[name][0] for name in SPHERE_ORGANS}
 
-    target_names = table.targets if targets is None else tuple(
+    target_names = table.targets if targets is None else tuple(  # sphere organs: always returned
         canonical_organ(t, table.targets, "targets") for t in targets
+        if not (isinstance(t, str) and sphere_organ(t) is not None)
     )
     target_idx = [table.targets.index(t) for t in target_names]
     s_ref = table.s_gy_per_mbq_h

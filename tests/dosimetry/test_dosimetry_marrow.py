@@ -140,6 +140,8 @@ def test_lacrimal_glands_are_two_spheres_without_cross_dose():
     doses = organ_doses({"lacrimal_glands": 10.0, "kidneys": 100.0})
     assert float(doses["lacrimal_glands"]) == pytest.approx(float(sphere_dose(5.0, mass_g=0.7)))
     assert float(doses["kidneys"]) == pytest.approx(100.0 * svalue("kidneys", "kidneys"))
+    only = organ_doses({"lacrimal_glands": 10.0}, targets=["lacrimal_glands", "kidneys"])
+    assert set(only) == {"kidneys", "lacrimal_glands"} and float(only["kidneys"]) == 0.0
     patient = organ_doses({"lacrimal": 10.0}, organ_masses_g={"lacrimal_glands": 2.0})
     assert float(patient["lacrimal_glands"]) == pytest.approx(float(sphere_dose(5.0, mass_g=1.0)))
     # with a whole-body TIA the lacrimal TIA leaves the remainder like any other source

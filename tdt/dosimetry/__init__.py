@@ -1,5 +1,6 @@
 """MIRD dosimetry: organ S-values (OLINDA-style adults, OpenDose ICRP 110), mass scaling,
-remainder of body, lesion spheres. Units: TIA MBq·h, S Gy/(MBq·h), dose Gy, mass g, volume mL.
+remainder of body, lesion spheres; red marrow from blood or L2-L4 images and the urinary bladder
+with voiding (:mod:`tdt.dosimetry.marrow`). Units: TIA MBq·h, S Gy/(MBq·h), dose Gy, mass g, volume mL.
 
 Public API: :func:`organ_doses`, :func:`svalue`, :func:`svalue_table`, :func:`reference_mass_g`,
 :func:`sphere_dose`, :func:`sphere_svalue`, :func:`scaled_self_svalue`; voxel dosimetry
@@ -15,6 +16,18 @@ from tdt.dosimetry.kernel import (
     direct_convolve,
     load_kernel,
     resample_kernel,
+)
+from tdt.dosimetry.marrow import (
+    L2_L4_MARROW_FRACTION,
+    RMBLR_PEPTIDE,
+    RMBLR_RANGE,
+    MarrowDose,
+    bladder_contents_tia,
+    blood_tia_from_plasma,
+    blood_tia_from_samples,
+    marrow_tia_blood_based,
+    marrow_tia_image_based,
+    red_marrow_dose,
 )
 from tdt.dosimetry.names import PHANTOMS, REMAINDER_TISSUES
 from tdt.dosimetry.organs import organ_doses, reference_mass_g, scaled_self_svalue
@@ -47,5 +60,7 @@ __all__ = [
     "DEFAULT_HU_DENSITY", "Dvh", "KernelConvolver", "VoxelKernel", "convolve", "density_correct",
     "density_from_hu", "direct_convolve", "dvh", "dvh_table", "kernel_dose", "load_kernel",
     "local_deposition_dose", "resample_kernel", "tia_map_from_reference", "tia_map_voxelwise",
-    "voxel_dose",
+    "voxel_dose", "L2_L4_MARROW_FRACTION", "RMBLR_PEPTIDE", "RMBLR_RANGE", "MarrowDose",
+    "bladder_contents_tia", "blood_tia_from_plasma", "blood_tia_from_samples",
+    "marrow_tia_blood_based", "marrow_tia_image_based", "red_marrow_dose",
 ]

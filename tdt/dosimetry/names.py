@@ -81,7 +81,24 @@ ALIASES: dict[str, str] = {
     "salivary_glands": "salivary_glands", "rest_of_body": "remainder", "remainder_of_body": "remainder",
     "rob": "remainder", "ub_wall": "urinary_bladder_wall", "bladder_wall": "urinary_bladder_wall",
     "left_kidney_c+m+p": "left_kidney", "right_kidney_c+m+p": "right_kidney",
+    "lacrimal": "lacrimal_glands", "lacrimal_gland": "lacrimal_glands",
+    "tear_glands": "lacrimal_glands",
 }
+
+#: Organs absent from the vendored S-value tables, dosed as uniform spheres (self-dose only,
+#: :func:`tdt.dosimetry.sphere_dose`): canonical name -> (reference total mass g, number of
+#: identical glands sharing the TIA and the mass). Lacrimal glands: ~0.7 g each in adults
+#: (cadaver and imaging series, e.g. Orbit 2009;28:137-146, doi:10.1080/01676830902766014;
+#: value recalled, not verified). Their cross-dose to other organs (1.4 g in the orbits) is
+#: neglected; with a whole-body TIA they are subtracted from the remainder like any source.
+SPHERE_ORGANS: dict[str, tuple[float, int]] = {"lacrimal_glands": (1.4, 2)}
+
+
+def sphere_organ(name: str) -> str | None:
+    """Canonical name of a sphere-modelled organ (:data:`SPHERE_ORGANS`), else None."""
+    key = normalise(name)
+    key = ALIASES.get(key, key)
+    return key if key in SPHERE_ORGANS else None
 
 #: Canonical VOI names (architecture.md) that are not organs of the S-value tables: their TIA is
 #: activity in the rest of the body and is added to the remainder (see organ_doses).

@@ -18,6 +18,9 @@
   ``total_body``, not both).
 * **Lesions** (``lesion_*`` keys): self-dose of a uniform sphere (:mod:`tdt.dosimetry.spheres`),
   given ``lesion_volumes_ml`` or ``lesion_masses_g``.
+* **Organs without table S-values** (:data:`~tdt.dosimetry.names.SPHERE_ORGANS`, e.g.
+  ``lacrimal_glands``): each of the n identical glands is a uniform sphere holding TIA/n in mass
+  m/n (reference mass, or ``organ_masses_g`` for the patient's total); self-dose only.
 
 The arithmetic is pure ``jax.numpy`` on the pre-loaded S matrix, so ``organ_doses`` works inside
 ``jax.jit`` / ``jax.vmap`` (name handling happens at trace time) and on TIAs with a leading axis
@@ -36,10 +39,12 @@ from tdt.catalog import dataset_path
 from tdt.dosimetry.names import (
     PHANTOMS,
     REMAINDER_TISSUES,
+    SPHERE_ORGANS,
     canonical_organ,
     canonical_phantom,
     is_lesion,
     normalise,
+    sphere_organ,
 )
 from tdt.dosimetry.spheres import _check_positive, _concrete, sphere_dose
 from tdt.dosimetry.svalues import SValueTable, svalue_table
@@ -80,8 +85,9 @@ def scaled_self_svalue(s_self, m_ref_g, m_patient_g, delta_np_gy_g_per_mbq_h):
     return s_np * ratio + s_p * ratio ** (2.0 / 3.0)
 
 
-def _classify(tia_mbq_h: dict, table: SValueTable, ignore) -> tuple[dict, dict, dict, object]:
+def _classify(tia_mbq_h: dict, table: SValueTable, ignore, spheres: dict | None = None):
     ignored = {normalise(x) for x in ignore}
+    spheres = {} if spheres is None else spheres
     organs: dict[str, object] = {}
     lesions: dict[str, object] = {}
     remainder: dict[str, object] = {}
@@ -96,6 +102,11 @@ def _classify(tia_mbq_h: dict, table: SValueTable, ignore) -> tuple[dict, dict, 
             continue
         if is_lesion(key):
             lesions[key] = value
+            continue
+        if sphere_organ(key) is not None:
+            if sphere_organ(key) in spheres:
+                raise InputError(f"tia_mbq_h: organ {sphere_organ(key)!r} given twice (key {key!r})")
+            spheres[sphere_organ(key)] = value
             continue
         try:
             name = canonical_organ(key, allowed, "tia_mbq_h organ")
@@ -172,11 +183,14 @@ def organ_doses(
     table = svalue_table(nuclide, phantom)
     if not isinstance(tia_mbq_h, dict) or not tia_mbq_h:
         raise InputError("tia_mbq_h: expected a non-empty dict {organ: TIA in MBq·h}")
-    organs, lesions, remainder, total_body = _classify(tia_mbq_h, table, ignore)
+    spheres: dict[str, object] = {}
+    organs, lesions, remainder, total_body = _classify(tia_mbq_h, table, ignore, spheres)
     masses = _phantom_masses(table.phantom)
+    sphere_masses = {name: SPHERE_ORGANS[name][0] for name in SPHERE_ORGANS}
 
-    target_names = table.targets if targets is None else tuple(
+    target_names = table.targets if targets is None else tuple(  # sphere organs: always returned
         canonical_organ(t, table.targets, "targets") for t in targets
+        if not (isinstance(t, str) and sphere_organ(t) is not None)
     )
     target_idx = [table.targets.index(t) for t in target_names]
     s_ref = table.s_gy_per_mbq_h
@@ -186,6 +200,10 @@ def organ_doses(
     delta_np = mev_per_decay_to_gy_g_per_mbq_h(get_nuclide(nuclide).energy_nonpenetrating_mev)
     scaled: dict[str, object] = {}
     for organ, mass in (organ_masses_g or {}).items():
+        if isinstance(organ, str) and sphere_organ(organ) is not None:
+            _check_positive(f"organ_masses_g[{organ!r}]", mass)
+            sphere_masses[sphere_organ(organ)] = mass
+            continue
         name = canonical_organ(organ, table.targets, "organ_masses_g")
         _check_positive(f"organ_masses_g[{organ!r}]", mass)
         if name not in masses:
@@ -216,7 +234,7 @@ def organ_doses(
         j_tb = table.sources.index("total_body")
         if total_body is not None:
             tia_rb = _check_tia("total_body", total_body)
-            for value in organs.values():
+            for value in (*organs.values(), *spheres.values()):
                 tia_rb = tia_rb - jnp.asarray(value, dtype=float)
             tia_rb = jnp.maximum(tia_rb, 0.0)
         else:
@@ -228,6 +246,11 @@ def organ_doses(
             doses[t] = doses[t] + s_rb * tia_rb
 
     result = {t: jnp.asarray(d, dtype=float) for t, d in doses.items()}
+    for name, value in spheres.items():
+        n_glands = SPHERE_ORGANS[name][1]
+        tia = _check_tia(name, value)
+        result[name] = sphere_dose(tia / n_glands, mass_g=sphere_masses[name] / n_glands,
+                                   nuclide=nuclide)
     if lesions:
         volumes = lesion_volumes_ml or {}
         lmasses = lesion_masses_g or {}

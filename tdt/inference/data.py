@@ -137,6 +137,59 @@ class OrganSeries:
 
 
 @dataclass(frozen=True)
+class BloodSamples:
+    """Blood samples of one patient: activity concentration (MBq/mL) at ``times_h`` (h after the
+    first administration), for blood-based red-marrow dosimetry (:mod:`tdt.dosimetry.marrow`).
+
+    ``sample``: ``"blood"`` (whole blood) or ``"plasma"`` (converted with the haematocrit,
+    [A_blood] = (1 − Hct) [A_plasma], for ligands that do not enter red cells). ``hematocrit``:
+    volume fraction of red cells in [0, 1) (typical adult 0.35–0.5).
+    """
+
+    times_h: Any
+    concentration_mbq_per_ml: Any
+    hematocrit: float = 0.4
+    sample: str = "blood"
+
+    def __post_init__(self):
+        times = _as_1d_float(self.times_h, "blood", "times_h")
+        conc = _as_1d_float(self.concentration_mbq_per_ml, "blood", "concentration_mbq_per_ml")
+        if times.size < 2 or conc.shape != times.shape:
+            raise InputError(f"BloodSamples: {times.size} times_h and {conc.size} concentrations; "
+                             "expected at least two samples, one concentration per time")
+        if not np.all(np.isfinite(times)) or np.any(np.diff(times) <= 0) or times[0] < 0:
+            raise InputError(f"BloodSamples.times_h: {times.tolist()}; expected increasing "
+                             "finite times >= 0 h")
+        if not np.all(np.isfinite(conc)) or np.any(conc < 0):
+            raise InputError(f"BloodSamples.concentration_mbq_per_ml: {conc.tolist()}; expected "
+                             "finite concentrations >= 0 MBq/mL")
+        if not (math.isfinite(self.hematocrit) and 0.0 <= self.hematocrit < 1.0):
+            raise InputError(f"BloodSamples.hematocrit: {self.hematocrit!r}; expected a fraction "
+                             "in [0, 1), e.g. 0.4")
+        if self.sample not in ("blood", "plasma"):
+            raise InputError(f"BloodSamples.sample: {self.sample!r}; expected 'blood' or 'plasma'")
+        if np.max(conc) > 10.0:
+            from tdt.errors import warn_implausible
+
+            warn_implausible("BloodSamples.concentration_mbq_per_ml", float(np.max(conc)),
+                             "< 10 MBq/mL (7.4 GBq in ~5 L of blood is ~1.5 MBq/mL at most)")
+        object.__setattr__(self, "times_h", times)
+        object.__setattr__(self, "concentration_mbq_per_ml", conc)
+
+    def blood_concentration_mbq_per_ml(self) -> np.ndarray:
+        """Whole-blood activity concentration (MBq/mL) at ``times_h``."""
+        factor = 1.0 if self.sample == "blood" else 1.0 - self.hematocrit
+        return factor * self.concentration_mbq_per_ml
+
+    def blood_tia_mbq_h_per_ml(self, nuclide: str = "Lu-177") -> float:
+        """Whole-blood TIA concentration (MBq·h/mL): trapezoid + fitted tail."""
+        from tdt.dosimetry.marrow import blood_tia_from_samples
+
+        return float(blood_tia_from_samples(self.times_h, self.blood_concentration_mbq_per_ml(),
+                                            nuclide))
+
+
+@dataclass(frozen=True)
 class PatientData:
     """Image-derived time–activity data of one patient (validated on construction).
 
@@ -154,6 +207,7 @@ class PatientData:
     fwhm_mm: system spatial resolution (FWHM, mm) for volume-based recovery coefficients.
     nuclide: radionuclide name, e.g. ``"Lu-177"``.
     patient_id: an opaque, non-identifying label (never PHI).
+    blood: optional :class:`BloodSamples` (blood-based red-marrow dosimetry).
     """
 
     organs: Mapping[str, Any]
@@ -165,6 +219,7 @@ class PatientData:
     fwhm_mm: float = 12.0
     nuclide: str = "Lu-177"
     patient_id: str = "patient"
+    blood: BloodSamples | None = None
     _sessions: tuple[str, ...] = field(init=False, repr=False, default=())
 
     def __post_init__(self):
@@ -189,6 +244,9 @@ class PatientData:
             )
         if not (math.isfinite(self.fwhm_mm) and self.fwhm_mm > 0):
             raise InputError(f"PatientData.fwhm_mm: {self.fwhm_mm!r}; expected a FWHM > 0 mm")
+        if self.blood is not None and not isinstance(self.blood, BloodSamples):
+            raise InputError(f"PatientData.blood: {type(self.blood).__name__}; expected "
+                             "BloodSamples(times_h, concentration_mbq_per_ml, hematocrit)")
         if not math.isfinite(self.injection_time_h):
             raise InputError(
                 f"PatientData.injection_time_h: {self.injection_time_h!r}; expected finite hours"
@@ -294,7 +352,7 @@ class PatientData:
             "administered_activity_mbq": self.administered_activity_mbq,
             "ligand_nmol": self.ligand_nmol, "schedule": self.schedule,
             "injection_time_h": self.injection_time_h, "fwhm_mm": self.fwhm_mm,
-            "nuclide": self.nuclide, "patient_id": self.patient_id,
+            "nuclide": self.nuclide, "patient_id": self.patient_id, "blood": self.blood,
         }
         kwargs.update(changes)
         return PatientData(**kwargs)

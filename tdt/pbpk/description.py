@@ -7,7 +7,7 @@ when it expresses the target receptor, binds, internalises and releases it::
     plasma P ──Q_o (C_p − C_int,o)──► free interstitial F_o ──k_on C_int R_free / k_off──► bound B_o
                                            ▲                                               │ k_int
                                            └────────────── k_rel ──── internalised I_o ◄───┘
-    plasma ──GFR · C_p──► (1 − f_reabs) to urine U, f_reabs reabsorbed into I_kidneys
+    plasma ──fu · GFR · C_p──► (1 − f_reabs) to urine U, f_reabs reabsorbed into I_kidneys
 
 C_p = P / V_plasma, C_int,o = F_o / (f_int,o V_o) (nmol/mL); R_free,o = R_o V_o / 1000 − B_o (nmol,
 receptor density R_o in nmol/L of tissue; internalised receptors are re-expressed, so the
@@ -44,7 +44,8 @@ RECEPTOR_PARAMETERS = {
 #: Whole-body parameters.
 GLOBAL_PARAMETERS = {
     "V_plasma": "mL",
-    "GFR": "mL/h",  # glomerular filtration rate (plasma clearance by filtration)
+    "GFR": "mL/h",  # glomerular filtration rate (plasma water filtered per hour)
+    "fu_plasma": "1",  # unbound fraction in plasma: only unbound ligand is filtered
     "f_reabs": "1",  # fraction of filtered ligand reabsorbed into kidney cells
     "kon": "mL/(nmol h)",  # association rate constant
     "koff": "1/h",  # dissociation rate constant
@@ -133,7 +134,10 @@ def fluxes(layout: Layout, p: dict, total, amount, xp=jnp):
     d = [None] * layout.n_sub
     ip = 0
     c_p = amount[ip] / p["V_plasma"]
-    d_plasma = -p["GFR"] * c_p
+    # Glomerular filtration clears only the ligand not bound to plasma proteins: renal filtration
+    # clearance fu · GFR (rapid plasma-protein binding equilibrium; bound ligand is not filtered).
+    filtered = p["fu_plasma"] * p["GFR"] * c_p
+    d_plasma = -filtered
     for t in layout.tissues:
         o = t.name
         i_f = layout.sub_index(f"{o}:free")
@@ -153,7 +157,6 @@ def fluxes(layout: Layout, p: dict, total, amount, xp=jnp):
             d[i_b] = binding - internalisation
             d[i_i] = internalisation - release
         d[i_f] = d_free
-    filtered = p["GFR"] * c_p
     i_u = layout.sub_index("urine")
     d[i_u] = (1.0 - p["f_reabs"]) * filtered
     kidney_cells = "kidneys:internalised"

@@ -9,7 +9,7 @@ from tdt.errors import InputError, unknown_name_error
 
 #: Organs a model may carry besides ``plasma``/``urine`` and lesions ``lesion_<n>``.
 TISSUE_ORGANS: tuple[str, ...] = (
-    "kidneys", "salivary_glands", "liver", "spleen", "gi", "red_marrow", "muscle", "remainder",
+    "kidneys", "salivary_glands", "lacrimal_glands", "liver", "spleen", "gi", "red_marrow", "muscle", "remainder",
 )
 _LESION = re.compile(r"lesion_([1-9][0-9]*)")
 

@@ -1,5 +1,5 @@
-"""177Lu-PSMA-617 receptor PBPK model (plasma, kidneys, salivary glands, liver, spleen, GI, red
-marrow, remainder, lesions, urine). Parameters: catalog ``pbpk_psma617`` (cited per value)."""
+"""177Lu-PSMA-617 receptor PBPK model (plasma, kidneys, salivary glands, lacrimal glands, liver,
+spleen, GI, red marrow, remainder, lesions, urine). Parameters: catalog ``pbpk_psma617`` (cited per value)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from collections.abc import Iterable
 from tdt.pbpk.builders import build
 from tdt.pbpk.nonlinear import PbpkModel
 
-ORGANS = ("kidneys", "salivary_glands", "liver", "spleen", "gi", "red_marrow", "remainder")
+ORGANS = ("kidneys", "salivary_glands", "lacrimal_glands", "liver", "spleen", "gi", "red_marrow",
+          "remainder")
 #: PSMA-expressing tissues (red marrow and the remainder have no specific binding).
-RECEPTOR_ORGANS = frozenset({"kidneys", "salivary_glands", "liver", "spleen", "gi"})
+RECEPTOR_ORGANS = frozenset({"kidneys", "salivary_glands", "lacrimal_glands", "liver", "spleen",
+                             "gi"})
 
 
 def psma617(lesions: int | Iterable[str] = 1, nuclide: str = "Lu-177",

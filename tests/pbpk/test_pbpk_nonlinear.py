@@ -37,7 +37,7 @@ def scipy_reference(p: dict, ligand_nmol: float, activity_mbq: float, t_eval):
         cp, ck, cr = x[0] / p["V_plasma"], x[1] / vint_k, x[4] / vint_r
         bind = p["kon"] * ck * max(r_tot - total[2], 0.0) - p["koff"] * x[2]
         ex_k, ex_r = p["Q_kidneys"] * (cp - ck), p["Q_remainder"] * (cp - cr)
-        gfr = p["GFR"] * cp
+        gfr = p["fu_plasma"] * p["GFR"] * cp
         return np.array([
             -ex_k - ex_r - gfr,
             ex_k - bind + p["krel_kidneys"] * x[3],

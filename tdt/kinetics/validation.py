@@ -141,9 +141,9 @@ def check_tac_plausibility(times_h: np.ndarray, activity_mbq: np.ndarray,
                          "time point (the TIA tail beyond it is an assumption)")
     elif t.size >= 2 and y[-2] > 0 and y[-1] > 0 and t[-1] > t[-2]:
         rate = math.log(y[-2] / y[-1]) / (t[-1] - t[-2])
-        if 0 < rate < math.log(2.0) / (EFFECTIVE_HALF_LIFE_MAX_FACTOR * half_life):
-            warn_implausible(f"{name} effective half-life (last two points)",
-                             f"{math.log(2.0) / rate:.4g} h",
+        if rate < math.log(2.0) / (EFFECTIVE_HALF_LIFE_MAX_FACTOR * half_life):
+            shown = f"{math.log(2.0) / rate:.4g} h" if rate > 0 else "infinite (flat or rising)"
+            warn_implausible(f"{name} effective half-life (last two points)", shown,
                              f"<= the physical half-life of {nuclide} ({half_life:.4g} h) x "
                              f"{EFFECTIVE_HALF_LIFE_MAX_FACTOR:g} (times in minutes?)")
     if administered_mbq:

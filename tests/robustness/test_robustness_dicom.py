@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import numpy as np
 import pydicom
 import pytest
 from robustness_helpers import edit_dicom, nm_files, recorded

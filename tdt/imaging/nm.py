@@ -173,7 +173,8 @@ def _checked(image: NmImage, ds: Dataset, name: str) -> NmImage:
     slope = ds.get("RescaleSlope")
     check_image_values(image.values, image.units, None if slope in (None, "") else float(slope),
                        name)
-    check_voxel_shape(image.geometry.spacing_mm, name)
+    if str(ds.get("Modality", "NM")).upper() == "NM":  # PET voxels are often not cubic
+        check_voxel_shape(image.geometry.spacing_mm, name)
     return image
 
 

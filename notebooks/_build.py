@@ -191,11 +191,18 @@ if patient_dir is None:
     patient_dir = imaging.make_phantom_patient(base / "phantom_patient", seed=seed,
                                                n_lesions=n_lesions, overwrite=True).directory
 study = imaging.load_study(patient_dir)
+# every PlausibilityWarning (implausible but valid input) is collected and shown under
+# "Input checks" below; load_study records its own in study.warnings
+input_warnings = [str(w) for w in study.warnings]
 study
 '''),
         md("## Time–activity curves of every VOI"),
         code('''
-tacs = imaging.extract_tacs(study)
+from tdt.errors import collect_implausible
+
+with collect_implausible() as found:
+    tacs = imaging.extract_tacs(study)
+input_warnings += [str(w) for w in found]
 organs = [n for n in tacs if n != "urinary_bladder_contents"]
 {name: (np.round(t.times_h, 1).tolist(), np.round(t.activity_mbq, 1).tolist()) for name, t in tacs.items()}
 '''),
@@ -203,7 +210,9 @@ organs = [n for n in tacs if n != "urinary_bladder_contents"]
         code('''
 from tdt.kinetics import fit_tac
 
-fits = {n: fit_tac(tacs[n].times_h, tacs[n].activity_mbq) for n in organs}
+with collect_implausible() as found:
+    fits = {n: fit_tac(tacs[n].times_h, tacs[n].activity_mbq) for n in organs}
+input_warnings += [str(w) for w in found]
 grid = np.linspace(0, tacs[organs[0]].times_h[-1] * 1.5, 200)
 ncols = 4
 fig, axes = plt.subplots(-(-len(organs) // ncols), ncols, figsize=(13, 6), layout="constrained")
@@ -222,7 +231,9 @@ from tdt.dosimetry import organ_doses
 
 tia_mbq_h = {n: f.tia_mbq_h for n, f in fits.items()}
 lesion_volumes_ml = {n: tacs[n].volume_ml for n in organs if n.startswith("lesion")}
-doses_gy = organ_doses(tia_mbq_h, phantom=phantom, lesion_volumes_ml=lesion_volumes_ml)
+with collect_implausible() as found:
+    doses_gy = organ_doses(tia_mbq_h, phantom=phantom, lesion_volumes_ml=lesion_volumes_ml)
+input_warnings += [str(w) for w in found]
 table = pd.DataFrame({"TIA (MBq·h)": pd.Series(tia_mbq_h),
                       "dose (Gy)": pd.Series({k: float(v) for k, v in doses_gy.items()})})
 truth_file = Path(patient_dir) / "ground_truth.json"
@@ -262,8 +273,25 @@ if voxel_dose:
     dvh_fig = ax.figure
     display(pd.DataFrame(voxel.dvh_table(dose_map, masks, voxel_mm)).T.round(2))
 '''),
+        md('''
+## Input checks: plausibility warnings
+
+Values that are valid but implausible (activity in the field of view vs the administered activity
+decayed to the scan, voxel sizes, CT/SPECT alignment, time or activity units that look wrong,
+absurd doses; thresholds in docs/imaging.md "Input checks") are listed here, and files that could
+not be used with the reason. An empty list means every check passed.
+'''),
+        code('''
+print(f"{len(input_warnings)} plausibility warning(s)")
+for text in input_warnings:
+    print("  WARNING:", text)
+for name, reason in study.skipped:
+    print(f"  skipped file {name}: {reason}")
+'''),
         code('''
 if SAVE:
+    results.save_json("input_warnings", {"warnings": input_warnings,
+                                         "skipped": [list(s) for s in study.skipped]}, output_dir)
     results.save_json("patient_tacs", {
         "times_h": {n: tacs[n].times_h for n in organs},
         "activity_mbq": {n: tacs[n].activity_mbq for n in organs},

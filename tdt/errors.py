@@ -7,9 +7,10 @@ message that names the field, the offending value and what was expected. The CLI
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 
 class TdtError(Exception):
@@ -60,6 +61,28 @@ class PlausibilityWarning(UserWarning):
 def warn_implausible(field: str, value: object, expected: str, stacklevel: int = 2) -> None:
     """Issue a :class:`PlausibilityWarning` naming the field, the value and what was expected."""
     warnings.warn(PlausibilityWarning(field, value, expected), stacklevel=stacklevel + 1)
+
+
+@contextlib.contextmanager
+def collect_implausible(reemit: bool = True) -> Iterator[list[PlausibilityWarning]]:
+    """Collect the :class:`PlausibilityWarning` s issued inside the block into a list.
+
+    Other warnings pass through untouched. With ``reemit`` (default) each collected warning is
+    issued again on leaving the block, so that a caller (or ``pytest.warns``) still sees it; the
+    list is what an object records (e.g. ``Study.warnings``) to show the user later.
+    """
+    collected: list[PlausibilityWarning] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield collected
+    for item in caught:
+        if isinstance(item.message, PlausibilityWarning):
+            collected.append(item.message)
+        else:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    if reemit:
+        for w in collected:
+            warnings.warn(w, stacklevel=3)
 
 
 def suggest(name: str, choices: Iterable[str], n: int = 3) -> str:

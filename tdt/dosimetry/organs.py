@@ -33,7 +33,6 @@ import csv
 import functools
 
 import jax.numpy as jnp
-import numpy as np
 
 from tdt.catalog import dataset_path
 from tdt.dosimetry.names import (
@@ -46,7 +45,7 @@ from tdt.dosimetry.names import (
     normalise,
     sphere_organ,
 )
-from tdt.dosimetry.spheres import _check_positive, _concrete, sphere_dose
+from tdt.dosimetry.spheres import _check_positive, _check_tia, sphere_dose
 from tdt.dosimetry.svalues import SValueTable, svalue_table
 from tdt.errors import InputError, unknown_name_error
 from tdt.units import mev_per_decay_to_gy_g_per_mbq_h
@@ -140,16 +139,6 @@ def _remainder_or_total_name(name: str):
     key = normalise(name)
     key = ALIASES.get(key, key)
     return key if key in REMAINDER_TISSUES or key == "total_body" else None
-
-
-def _check_tia(name: str, value):
-    if _concrete(value):
-        arr = np.asarray(value, dtype=float)
-        if not np.all(np.isfinite(arr)):
-            raise InputError(f"tia_mbq_h[{name!r}]: NaN or infinite TIA; expected finite MBq·h")
-        if np.any(arr < 0):
-            raise InputError(f"tia_mbq_h[{name!r}]: negative TIA ({arr.min():.4g} MBq·h)")
-    return jnp.asarray(value, dtype=float)
 
 
 def organ_doses(

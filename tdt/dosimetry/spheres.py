@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tdt.errors import InputError
+from tdt.errors import InputError, warn_implausible
 from tdt.units import mev_per_decay_to_gy_g_per_mbq_h
 
 #: Default tissue density (g/mL) to turn a lesion volume into a mass: soft tissue (ICRU Report
@@ -73,6 +73,32 @@ def _check_positive(field: str, value) -> None:
     arr = np.asarray(value, dtype=float)
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
         raise InputError(f"{field}: expected finite values > 0, got {arr.tolist()}")
+
+
+#: 100 GBq decaying in one source with a 1000 h mean life; beyond this a TIA's unit is wrong
+#: (Bq·h or Bq·s passed as MBq·h): a PlausibilityWarning, not an error
+TIA_MAX_MBQ_H = 1e8
+
+
+def _check_tia(name: str, value):
+    if _concrete(value):
+        if isinstance(value, (str, bytes, dict)):
+            raise InputError(f"tia_mbq_h[{name!r}]: got a {type(value).__name__} {value!r:.40}; "
+                             "expected a number (MBq·h)")
+        try:
+            arr = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise InputError(f"tia_mbq_h[{name!r}]: {value!r:.40} is not numeric; expected "
+                             "MBq·h") from None
+        if not np.all(np.isfinite(arr)):
+            raise InputError(f"tia_mbq_h[{name!r}]: NaN or infinite TIA; expected finite MBq·h")
+        if np.any(arr < 0):
+            raise InputError(f"tia_mbq_h[{name!r}]: negative TIA ({arr.min():.4g} MBq·h)")
+        if arr.size and arr.max() > TIA_MAX_MBQ_H:
+            warn_implausible(f"tia_mbq_h[{name!r}]", f"{arr.max():.4g} MBq·h",
+                             f"<= {TIA_MAX_MBQ_H:g} MBq·h (100 GBq x 1000 h mean life)",
+                             stacklevel=3)
+    return jnp.asarray(value, dtype=float)
 
 
 def sphere_svalue(
@@ -126,9 +152,7 @@ def sphere_dose(
     of draws); jittable when the inputs are arrays. Cross-dose from organs is not included.
     """
     if _concrete(tia_mbq_h):
-        arr = np.asarray(tia_mbq_h, dtype=float)
-        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-            raise InputError("tia_mbq_h: expected finite values >= 0 (MBq·h) for the lesion")
+        _check_tia("lesion", tia_mbq_h)
     return jnp.asarray(tia_mbq_h, dtype=float) * sphere_svalue(
         volume_ml, mass_g, nuclide, density_g_per_ml
     )

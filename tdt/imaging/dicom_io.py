@@ -81,19 +81,26 @@ def deterministic_uid(*parts: object) -> str:
 
 
 def parse_date(value: str) -> _dt.date:
-    """DICOM DA ``YYYYMMDD`` → date."""
-    return _dt.datetime.strptime(str(value).strip()[:8], "%Y%m%d").date()
+    """DICOM DA ``YYYYMMDD`` → date (DicomError naming the value if malformed)."""
+    try:
+        return _dt.datetime.strptime(str(value).strip()[:8], "%Y%m%d").date()
+    except ValueError:
+        raise DicomError(f"malformed DA (date) value {str(value)!r}; expected YYYYMMDD") from None
 
 
 def parse_time(value: str) -> _dt.time:
     """DICOM TM ``HHMMSS.FFFFFF`` (also ``HHMM``, ``HH``, legacy ``HH:MM:SS``) → time."""
     text = str(value).strip().replace(":", "")
-    if not text:
-        raise ValueError("empty TM")
-    main, _, frac = text.partition(".")
-    main = main.ljust(6, "0")
-    micro = int((frac + "000000")[:6]) if frac else 0
-    return _dt.time(int(main[:2]), int(main[2:4]), int(main[4:6]), micro)
+    try:
+        if not text:
+            raise ValueError("empty TM")
+        main, _, frac = text.partition(".")
+        main = main.ljust(6, "0")
+        micro = int((frac + "000000")[:6]) if frac else 0
+        return _dt.time(int(main[:2]), int(main[2:4]), int(main[4:6]), micro)
+    except ValueError:
+        raise DicomError(f"malformed TM (time) value {str(value)!r}; expected HHMMSS.FFFFFF"
+                         ) from None
 
 
 def parse_datetime(value: str) -> _dt.datetime:

@@ -70,14 +70,21 @@ class NmImage:
 def acquisition_datetime(ds: Dataset, name: str) -> _dt.datetime:
     """Acquisition start: AcquisitionDateTime, else AcquisitionDate + AcquisitionTime."""
     if ds.get("AcquisitionDateTime"):
-        return parse_datetime(ds.AcquisitionDateTime)
+        try:
+            return parse_datetime(ds.AcquisitionDateTime)
+        except DicomError as exc:
+            raise DicomError(f"{name}: AcquisitionDateTime (0008,002A): {exc}") from None
     date = ds.get("AcquisitionDate")
     time = ds.get("AcquisitionTime")
     if not date:
         raise DicomError(f"{name}: missing required tag AcquisitionDate (0008,0022)")
     if not time:
         raise DicomError(f"{name}: missing required tag AcquisitionTime (0008,0032)")
-    return _dt.datetime.combine(parse_date(date), parse_time(time))
+    try:
+        return _dt.datetime.combine(parse_date(date), parse_time(time))
+    except DicomError as exc:
+        raise DicomError(f"{name}: AcquisitionDate/AcquisitionTime (0008,0022/0032): {exc}"
+                         ) from None
 
 
 def acquisition_duration_s(ds: Dataset) -> float | None:
@@ -155,7 +162,20 @@ def read_nm_multiframe(path: Path, ds: Dataset) -> NmImage:
         frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
     )
     values = rescale(ds, pixel_array(ds, name)).reshape(geometry.shape)
-    return NmImage(values=values, geometry=geometry, files=[path], **_quant_attributes(ds, name))
+    return _checked(NmImage(values=values, geometry=geometry, files=[path],
+                            **_quant_attributes(ds, name)), ds, name)
+
+
+def _checked(image: NmImage, ds: Dataset, name: str) -> NmImage:
+    """Refuse images that cannot be quantified; warn on implausible ones (tdt.imaging.plausibility)."""
+    from tdt.imaging.plausibility import check_image_values, check_voxel_shape
+
+    slope = ds.get("RescaleSlope")
+    check_image_values(image.values, image.units, None if slope in (None, "") else float(slope),
+                       name)
+    if str(ds.get("Modality", "NM")).upper() == "NM":  # PET voxels are often not cubic
+        check_voxel_shape(image.geometry.spacing_mm, name)
+    return image
 
 
 def read_nm_slices(items: list[tuple[Path, Dataset]]) -> NmImage:
@@ -164,8 +184,8 @@ def read_nm_slices(items: list[tuple[Path, Dataset]]) -> NmImage:
     for path, ds in items:
         _check_recon(ds, path.name)
     values, geometry, paths = stack_slices(items, source)
-    return NmImage(values=values, geometry=geometry, files=paths,
-                   **_quant_attributes(items[0][1], items[0][0].name))
+    return _checked(NmImage(values=values, geometry=geometry, files=paths,
+                            **_quant_attributes(items[0][1], items[0][0].name)), items[0][1], source)
 
 
 def read_nm(paths: list[Path] | Path, datasets: list[Dataset] | None = None) -> NmImage:

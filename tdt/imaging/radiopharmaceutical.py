@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import re
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from tdt.errors import DicomError
+from tdt.errors import DicomError, warn_implausible
 from tdt.imaging.dicom_io import format_datetime, format_time, parse_datetime, parse_time
 from tdt.physics import nuclide as _nuclide
+from tdt.units import bq_to_mbq
 
 _ELEMENTS = {
     "lutetium": "Lu", "terbium": "Tb", "actinium": "Ac", "lead": "Pb", "yttrium": "Y",
@@ -65,24 +67,39 @@ def read_radiopharmaceutical(ds: Dataset, name: str, acquisition: _dt.datetime) 
             f"{name}: missing required tag RadionuclideCodeSequence (0054,0300) with a known "
             "radionuclide code meaning (e.g. '^177^Lutetium')"
         )
-    if item.get("RadiopharmaceuticalStartDateTime"):
-        injection = parse_datetime(item.RadiopharmaceuticalStartDateTime)
-    elif item.get("RadiopharmaceuticalStartTime"):
-        injection = _dt.datetime.combine(
-            acquisition.date(), parse_time(item.RadiopharmaceuticalStartTime)
-        )
-        if injection > acquisition:
+    try:
+        if item.get("RadiopharmaceuticalStartDateTime"):
+            injection = parse_datetime(item.RadiopharmaceuticalStartDateTime)
+        elif item.get("RadiopharmaceuticalStartTime"):
+            injection = _dt.datetime.combine(
+                acquisition.date(), parse_time(item.RadiopharmaceuticalStartTime)
+            )
+    except DicomError as exc:
+        raise DicomError(f"{name}: RadiopharmaceuticalStartDateTime (0018,1078): {exc}") from None
+    if item.get("RadiopharmaceuticalStartDateTime") or item.get("RadiopharmaceuticalStartTime"):
+        if not item.get("RadiopharmaceuticalStartDateTime") and injection > acquisition:
             injection -= _dt.timedelta(days=1)
     else:
         raise DicomError(
             f"{name}: missing required tag RadiopharmaceuticalStartDateTime (0018,1078) "
             "(injection time)"
         )
-    dose_bq = item.get("RadionuclideTotalDose")
+    try:
+        dose_bq = item.get("RadionuclideTotalDose")
+        injected = None if dose_bq in (None, "") else bq_to_mbq(float(dose_bq))
+    except (ValueError, TypeError, OverflowError):
+        raise DicomError(f"{name}: RadionuclideTotalDose (0018,1074) is malformed; expected a "
+                         "decimal number of Bq") from None
+    if injected is not None and not (math.isfinite(injected) and injected > 0):
+        raise DicomError(f"{name}: RadionuclideTotalDose (0018,1074) {dose_bq!r} Bq; expected "
+                         "the administered activity > 0 Bq")
+    if injected is not None and not 1.0 <= injected <= 1e5:
+        warn_implausible(f"{name}: RadionuclideTotalDose (0018,1074)", f"{injected:.4g} MBq",
+                         "1 MBq to 100 GBq (the tag is in Bq: a value in MBq reads 1e6x low)")
     return {
         "nuclide": nuclide,
         "injection_datetime": injection,
-        "injected_activity_mbq": float(dose_bq) / 1e6 if dose_bq not in (None, "") else None,
+        "injected_activity_mbq": injected,
         "radiopharmaceutical": str(item.get("Radiopharmaceutical", "")),
     }
 

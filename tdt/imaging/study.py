@@ -30,7 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tdt.errors import DicomError, InputError, TdtError
+from tdt.errors import (
+    DicomError,
+    InputError,
+    PlausibilityWarning,
+    TdtError,
+    collect_implausible,
+    warn_implausible,
+)
 from tdt.imaging.calibration import (
     CameraCalibration,
     activity_at_acquisition_start,
@@ -77,6 +84,8 @@ class TimePoint:
     files: list[Path] = field(default_factory=list)
     #: MBq per reconstructed count (CNTS images; None for BQML), for Poisson error estimates
     mbq_per_count: float | None = None
+    #: voxel size of the image as stored (x, y, z mm), before resampling to the study grid
+    spacing_mm: tuple[float, float, float] | None = None
 
     @property
     def total_activity_mbq(self) -> float:
@@ -102,6 +111,8 @@ class Study:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     deidentified: bool = True
     patient_info: dict = field(default_factory=dict, repr=False)
+    #: every PlausibilityWarning raised while loading (implausible values, skipped files)
+    warnings: list[PlausibilityWarning] = field(default_factory=list)
 
     @property
     def times_h(self) -> np.ndarray:
@@ -140,6 +151,8 @@ class Study:
                          f"({tp.units}, decay correction {tp.decay_correction})")
         for name, reason in self.skipped:
             lines.append(f"  skipped {name}: {reason}")
+        for w in self.warnings:
+            lines.append(f"  warning: {w}")
         return "\n".join(lines)
 
 
@@ -192,7 +205,19 @@ def load_study(
     salt: de-identification salt (same salt → same UIDs and date shift); default random.
     structures: ``"auto"`` (RTSTRUCT ROIs, then SEG segments not already present), ``"rtstruct"``,
         ``"seg"`` or ``"none"``.
+
+    Every :class:`~tdt.errors.PlausibilityWarning` issued while loading (see
+    :mod:`tdt.imaging.plausibility`) is also recorded in ``Study.warnings``.
     """
+    with collect_implausible() as recorded:
+        study = _load_study(path, calibration, deidentify=deidentify, salt=salt,
+                            structures=structures)
+    study.warnings.extend(recorded)
+    return study
+
+
+def _load_study(path, calibration, *, deidentify, salt, structures) -> Study:
+    from tdt.imaging.plausibility import check_study
     root = Path(path)
     if not root.is_dir():
         raise InputError(f"load_study: path {str(root)!r} is not a directory")
@@ -214,7 +239,16 @@ def load_study(
             skipped.append((rel, str(exc)))
             continue
         if tool is not None:
-            tool(ds)
+            try:
+                tool(ds)
+            except TdtError as exc:
+                skipped.append((rel, str(exc)))
+                continue
+            except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+                # a malformed value (DA/DT/TM, a VR that does not parse) is this file's problem
+                skipped.append((rel, f"de-identification failed on a malformed attribute "
+                                     f"({type(exc).__name__}: {exc})"))
+                continue
         sop = str(ds.SOPClassUID)
         kind = {NM_IMAGE_STORAGE: "NM", PET_IMAGE_STORAGE: "NM", CT_IMAGE_STORAGE: "CT",
                 RT_STRUCTURE_SET_STORAGE: "RTSTRUCT", SEGMENTATION_STORAGE: "SEG"}.get(sop)
@@ -293,6 +327,14 @@ def load_study(
         calibration = _load_calibration(root)
 
     images.sort(key=lambda img: img.acquisition_datetime)
+    early = [img for img in images if img.hours_since_injection < 0]
+    if early:
+        img = early[0]
+        raise DicomError(
+            f"{img.files[0].name}: acquisition (AcquisitionDateTime) {img.acquisition_datetime} is "
+            f"{-img.hours_since_injection:.2f} h before the injection "
+            f"(RadiopharmaceuticalStartDateTime (0018,1078)) {img.injection_datetime}; expected "
+            "scans after the administration")
     grid = images[0].geometry
     time_points = []
     for img in images:
@@ -311,7 +353,7 @@ def load_study(
             acquisition_datetime=img.acquisition_datetime, units=img.units,
             decay_correction=img.decay_correction, duration_s=img.duration_s,
             series_instance_uid=img.series_instance_uid, files=img.files,
-            mbq_per_count=mbq_per_count,
+            mbq_per_count=mbq_per_count, spacing_mm=img.geometry.spacing_mm,
         ))
     times = [tp.time_h for tp in time_points]
     if len(set(np.round(times, 9))) != len(times):
@@ -333,9 +375,14 @@ def load_study(
     if skipped:
         warnings.warn(f"load_study: {len(skipped)} file(s) skipped; see Study.skipped",
                       stacklevel=2)
-    return Study(
+        for name, reason in skipped:
+            if not reason.startswith(("SOPClassUID", "additional CT")):  # not faults
+                warn_implausible(f"file {name}", "skipped", f"a usable DICOM file ({reason})")
+    study = Study(
         time_points=time_points, geometry=grid, masks=masks, nuclide=images[0].nuclide,
         injection_datetime=images[0].injection_datetime,
         injected_activity_mbq=images[0].injected_activity_mbq, ct=ct, calibration=calibration,
         skipped=skipped, deidentified=tool is not None, patient_info=patient_info,
     )
+    check_study(study)
+    return study

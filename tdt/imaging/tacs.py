@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tdt.errors import InputError
+from tdt.imaging.plausibility import check_voi_activity
 
 
 @dataclass(frozen=True)
@@ -79,4 +80,6 @@ def extract_tacs(study, structures: list[str] | None = None) -> dict[str, VoiTac
         mask = study.mask(name)
         out[name] = voi_tac(name, study.times_h, stack, mask, study.geometry.voxel_volume_ml,
                             per_count)
+        check_voi_activity(name, study.times_h, out[name].activity_mbq,
+                           study.injected_activity_mbq, study.nuclide)
     return out

@@ -26,7 +26,12 @@ from tdt.kinetics.models import (
     min_points_for_aicc,
 )
 from tdt.kinetics.trapezoid import tia_trapezoid
-from tdt.kinetics.validation import check_activity, check_times, resolve_weights
+from tdt.kinetics.validation import (
+    check_activity,
+    check_tac_plausibility,
+    check_times,
+    resolve_weights,
+)
 
 
 def aicc(n_points: int, wrss, n_params: int):
@@ -305,6 +310,7 @@ def fit_tac(
     """
     t = check_times(times_h)
     y = check_activity(activity_mbq, t.size, batched=False)
+    check_tac_plausibility(t, y, nuclide)
     names = _resolve_models(model, t.size)
     if names[0] in TRAPEZOID_MODELS:
         lam = _decay_constant(nuclide)

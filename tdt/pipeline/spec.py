@@ -28,6 +28,7 @@ from __future__ import annotations
 import ast
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +157,15 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str) and value == raw.strip():
+        # YAML 1.1 reads "1e-3" (no dot in the mantissa) as a string; a number is meant
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+        else:
+            if math.isfinite(number) and any(c.isdigit() for c in value):
+                value = number
     return key, value
 
 
@@ -268,7 +278,9 @@ def validate_study(data: Any, source: Path | None = None,
     if data.get("timeout_s") is not None:
         expect("timeout_s", _is_number(data["timeout_s"]) and data["timeout_s"] > 0)
 
-    base = source.parent if source else Path.cwd()
+    # relative notebook paths: from the study file's folder, else its parent (the repository
+    # root for studies/); resolved so that `cd studies && tdt run x.yaml` finds ../notebooks
+    base = source.resolve().parent if source else Path.cwd()
     paths = tuple(_resolve_notebook(n, base, where) for n in notebooks)
     per_notebook = tuple(frozenset(_declared_parameters(p, where)) for p in paths)
     declared = set().union(*per_notebook)

@@ -12,10 +12,14 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from tdt.errors import InputError
+from tdt.errors import InputError, warn_implausible
+
+#: no radiopharmaceutical therapy delivers 10 kGy: lesion means reach a few hundred Gy and voxel
+#: maxima a few thousand; above this bound a TIA or activity unit is wrong (Bq as MBq, s as h)
+DOSE_MAX_GY = 1e4
 
 
-def concrete(value) -> np.ndarray | None:
+def concrete(value, name: str = "value") -> np.ndarray | None:
     """``value`` as a float NumPy array, or ``None`` when it is (or contains) a JAX tracer."""
     if isinstance(value, jax.core.Tracer):
         return None
@@ -24,7 +28,7 @@ def concrete(value) -> np.ndarray | None:
     try:
         return np.asarray(value, dtype=float)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"expected a numeric array, got {value!r} ({exc})") from None
+        raise InputError(f"{name}: expected a numeric array, got {value!r:.60} ({exc})") from None
 
 
 def _show(array: np.ndarray) -> str:
@@ -35,7 +39,7 @@ def _show(array: np.ndarray) -> str:
 
 def check_finite(name: str, value) -> None:
     """Raise :class:`InputError` if ``value`` (when concrete) holds NaN or ±inf."""
-    array = concrete(value)
+    array = concrete(value, name)
     if array is not None and not np.all(np.isfinite(array)):
         bad = array[~np.isfinite(array)]
         raise InputError(f"{name}: expected finite numbers, got {_show(bad)} (NaN or inf)")
@@ -72,3 +76,13 @@ def check_strictly_increasing(name: str, value) -> None:
             f"{name}: expected strictly increasing times, got {array[i]:.6g} followed by "
             f"{array[i + 1]:.6g} at index {i + 1}"
         )
+
+
+def check_dose_gy(name: str, value) -> None:
+    """Finite, >= 0 (InputError), and <= :data:`DOSE_MAX_GY` (else a PlausibilityWarning)."""
+    check_nonnegative(name, value)
+    array = concrete(value)
+    if array is not None and array.size and float(array.max()) > DOSE_MAX_GY:
+        warn_implausible(name, f"max {float(array.max()):.4g} Gy",
+                         f"<= {DOSE_MAX_GY:g} Gy (no RPT absorbed dose or BED is larger; "
+                         "a TIA or activity unit is wrong?)", stacklevel=3)

@@ -32,7 +32,12 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from tdt.radiobiology._validation import check_finite, check_nonnegative, check_positive
+from tdt.radiobiology._validation import (
+    check_dose_gy,
+    check_finite,
+    check_nonnegative,
+    check_positive,
+)
 
 LN2 = 0.6931471805599453
 
@@ -109,7 +114,7 @@ def bed_monoexponential(
     Example (kidney, alpha/beta 2.6 Gy, T_rep 2.8 h, T_eff 50 h): 23 Gy → 33.79 Gy.
     """
     if validate:
-        check_nonnegative("dose_gy", dose_gy)
+        check_dose_gy("dose_gy", dose_gy)
         check_positive("alpha_beta_gy", alpha_beta_gy)
         check_positive("repair_half_time_h", repair_half_time_h)
         check_positive("effective_half_life_h", effective_half_life_h)
@@ -154,7 +159,7 @@ def bed_uptake_washout(
     Units: dose Gy; alpha/beta Gy; half-times h.
     """
     if validate:
-        check_nonnegative("dose_gy", dose_gy)
+        check_dose_gy("dose_gy", dose_gy)
         check_positive("alpha_beta_gy", alpha_beta_gy)
         check_positive("repair_half_time_h", repair_half_time_h)
         check_positive("uptake_half_time_h", uptake_half_time_h)
@@ -168,7 +173,7 @@ def bed_uptake_washout(
 def bed_acute(dose_gy, alpha_beta_gy, *, validate=True):
     """BED (Gy) of an instantaneous (acute, G = 1) dose: D (1 + D / (alpha/beta))."""
     if validate:
-        check_nonnegative("dose_gy", dose_gy)
+        check_dose_gy("dose_gy", dose_gy)
         check_positive("alpha_beta_gy", alpha_beta_gy)
     dose = jnp.asarray(dose_gy, dtype=float)
     return dose * (1.0 + dose / jnp.asarray(alpha_beta_gy, dtype=float))
@@ -180,7 +185,7 @@ def eqd2(bed_gy, alpha_beta_gy, *, validate=True):
     (Bentzen et al., Radiother Oncol 2012;105:266.) Broadcasts; jittable; differentiable.
     """
     if validate:
-        check_nonnegative("bed_gy", bed_gy)
+        check_dose_gy("bed_gy", bed_gy)
         check_positive("alpha_beta_gy", alpha_beta_gy)
     ab = jnp.asarray(alpha_beta_gy, dtype=float)
     return jnp.asarray(bed_gy, dtype=float) / (1.0 + 2.0 / ab)
@@ -189,7 +194,7 @@ def eqd2(bed_gy, alpha_beta_gy, *, validate=True):
 def bed_from_eqd2(eqd2_gy, alpha_beta_gy, *, validate=True):
     """Inverse of :func:`eqd2`: BED = EQD2 (1 + 2 Gy / (alpha/beta)) (Gy)."""
     if validate:
-        check_nonnegative("eqd2_gy", eqd2_gy)
+        check_dose_gy("eqd2_gy", eqd2_gy)
         check_positive("alpha_beta_gy", alpha_beta_gy)
     ab = jnp.asarray(alpha_beta_gy, dtype=float)
     return jnp.asarray(eqd2_gy, dtype=float) * (1.0 + 2.0 / ab)

@@ -17,6 +17,7 @@ from jax.scipy.special import logsumexp
 
 from tdt.errors import InputError
 from tdt.radiobiology._validation import (
+    check_dose_gy,
     check_finite,
     check_nonnegative,
     check_positive,
@@ -38,7 +39,7 @@ def geud(doses_gy, a, volumes=None, *, axis=-1, validate=True):
     ``volumes``: relative voxel / bin volumes (default equal), broadcast against ``doses_gy``.
     """
     if validate:
-        check_nonnegative("doses_gy", doses_gy)
+        check_dose_gy("doses_gy", doses_gy)
         check_finite("a", a)
         a_c = concrete(a)
         if a_c is not None and np.any(a_c == 0):
@@ -67,7 +68,7 @@ def eubed(beds_gy, alpha_per_gy, volumes=None, *, axis=-1, validate=True):
     volumes (default equal). Computed with log-sum-exp (no underflow at high BED).
     """
     if validate:
-        check_nonnegative("beds_gy", beds_gy)
+        check_dose_gy("beds_gy", beds_gy)
         check_positive("alpha_per_gy", alpha_per_gy)
         if volumes is not None:
             check_nonnegative("volumes", volumes)

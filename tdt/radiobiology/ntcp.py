@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jax.scipy.special import ndtr
 
 from tdt.errors import InputError
-from tdt.radiobiology._validation import check_nonnegative, check_positive
+from tdt.radiobiology._validation import check_dose_gy, check_positive
 from tdt.radiobiology.closed_forms import eqd2
 from tdt.radiobiology.eud import geud
 from tdt.radiobiology.parameters import NtcpParameters, ntcp_parameters
@@ -41,7 +41,7 @@ def ntcp_lkb(
         Relative voxel / bin volumes along ``voxel_axis`` (default equal).
     """
     if validate:
-        check_nonnegative("dose_gy", dose_gy)
+        check_dose_gy("dose_gy", dose_gy)
         check_positive("td50_gy", td50_gy)
         check_positive("m", m)
         check_positive("n", n)

@@ -32,7 +32,7 @@ import numpy as np
 from jax.scipy.special import logsumexp, ndtr
 
 from tdt.errors import InputError
-from tdt.radiobiology._validation import check_nonnegative, check_positive
+from tdt.radiobiology._validation import check_dose_gy, check_nonnegative, check_positive
 
 _GH_Z, _GH_W = np.polynomial.hermite_e.hermegauss(64)
 _GH_W = _GH_W / np.sqrt(2.0 * np.pi)
@@ -100,7 +100,7 @@ def tcp_poisson(
         Clonogens per mL (default 1e7, a commonly used value; uncertain by orders of magnitude).
     """
     if validate:
-        check_nonnegative("bed_gy", bed_gy)
+        check_dose_gy("bed_gy", bed_gy)
         check_positive("alpha_per_gy", alpha_per_gy)
         check_nonnegative("alpha_sd_per_gy", alpha_sd_per_gy)
         check_positive("clonogen_density_per_ml", clonogen_density_per_ml)

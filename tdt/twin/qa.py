@@ -12,6 +12,10 @@ Checks (status ``pass`` / ``warn`` / ``fail``; the report's status is the worst 
   (fail if expired, warn if the imaging date is unknown).
 - ``outliers``: data points whose standardised residual against the posterior predictive
   exceeds 3 in absolute value (warn, listed).
+- ``plausibility``: the warnings recorded with the input (``CycleData.input_warnings``, e.g. from
+  ``Study.warnings``) and the TAC checks of :func:`tdt.kinetics.validation.check_tac_plausibility`
+  (a VOI above the administered activity decayed to the scan, a time or activity unit that looks
+  wrong, a curve still rising at its last point); warn when any, each listed.
 - ``provenance`` (always pass): model, dosimetry method, package versions, sha256 of the data.
 """
 
@@ -22,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tdt.errors import collect_implausible
+from tdt.kinetics.validation import check_tac_plausibility
 from tdt.twin.record import CycleData
 
 STATUS_ORDER = {"pass": 0, "warn": 1, "fail": 2}
@@ -151,11 +157,25 @@ def outlier_check(z_scores: Mapping[str, np.ndarray], cycle: CycleData) -> QAChe
     return QACheck("outliers", "pass", f"no point with |z| > {OUTLIER_Z:g}", [])
 
 
+def plausibility_check(cycle: CycleData, nuclide: str = "Lu-177") -> QACheck:
+    """Recorded input warnings plus the TAC plausibility checks against the administered activity."""
+    with collect_implausible(reemit=False) as found:
+        for organ, (t, a) in cycle.measurements.items():
+            check_tac_plausibility(t, a, nuclide, administered_mbq=cycle.activity_mbq,
+                                   name=f"measurements[{organ!r}]")
+    messages = [*cycle.input_warnings, *(str(w) for w in found)]
+    if messages:
+        return QACheck("plausibility", "warn", f"{len(messages)} implausible input(s): "
+                       + "; ".join(messages), messages)
+    return QACheck("plausibility", "pass", "no implausible input recorded", [])
+
+
 def build_report(cycle_index: int, cycle: CycleData, diagnostics: Mapping,
                  extrapolated: Mapping[str, float], z_scores: Mapping[str, np.ndarray],
-                 provenance: Mapping) -> QAReport:
+                 provenance: Mapping, nuclide: str = "Lu-177") -> QAReport:
     versions = package_versions()
     checks = (
+        plausibility_check(cycle, nuclide),
         time_point_check(cycle),
         extrapolation_check(extrapolated),
         fit_check(diagnostics),

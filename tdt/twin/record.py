@@ -120,6 +120,9 @@ class CycleData:
     calibration: Calibration | None = None
     imaged_on: _dt.date | None = None
     relative_sd: float = 0.1
+    #: plausibility warnings recorded on the way in (e.g. ``str(w) for w in Study.warnings``);
+    #: shown in the QA report
+    input_warnings: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not (math.isfinite(self.activity_mbq) and self.activity_mbq > 0):
@@ -148,6 +151,7 @@ class CycleData:
                                  "expected finite activities > 0 MBq")
             clean[organ] = (t, a)
         object.__setattr__(self, "measurements", clean)
+        object.__setattr__(self, "input_warnings", tuple(str(w) for w in self.input_warnings))
 
     @property
     def organs(self) -> tuple[str, ...]:
@@ -160,7 +164,7 @@ class CycleData:
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "imaged_on": None if self.imaged_on is None else self.imaged_on.isoformat(),
             "relative_sd": self.relative_sd,
-        }
+        } | ({"input_warnings": list(self.input_warnings)} if self.input_warnings else {})
 
     @classmethod
     def from_dict(cls, data: Mapping) -> CycleData:
@@ -170,6 +174,7 @@ class CycleData:
             Calibration.from_dict(data.get("calibration")),
             None if data.get("imaged_on") is None else _dt.date.fromisoformat(data["imaged_on"]),
             float(data.get("relative_sd", 0.1)),
+            tuple(data.get("input_warnings", ())),
         )
 
     def sha256(self) -> str:

@@ -227,7 +227,8 @@ class Twin:
                                           self.calibration_sd)
         report = build_report(len(self.cycles) + 1, cycle, posterior.diagnostics, extrapolated,
                               z_scores, {"model": self.model_name, "engine": posterior.method,
-                                         "dosimetry": self.matrix.method})
+                                         "dosimetry": self.matrix.method},
+                              nuclide=self.record.nuclide)
         # commit the update only once everything above succeeded
         self.posterior = posterior
         self.filtered.append(posterior)

@@ -81,7 +81,10 @@ def test_treatment_planning_runs_with_example_draws(tmp_path):
 @pytest.mark.slow
 def test_patient_dosimetry_runs(tmp_path):
     files = _execute("02_patient_dosimetry.ipynb", tmp_path, voxel_dose=True)
-    assert {"patient_tacs.json", "organ_doses.json", "tac_fits.png"} <= set(files)
+    assert {"patient_tacs.json", "organ_doses.json", "tac_fits.png",
+            "input_warnings.json"} <= set(files)
+    # the phantom is plausible: the "Input checks" section lists no warning
+    assert json.loads(files["input_warnings.json"].read_text())["warnings"] == []
 
 
 @pytest.mark.slow

@@ -128,8 +128,9 @@ def test_plan_constraints_hold_on_resimulation_and_are_audited(twin_after_two):
 def test_qa_report_contents(twin_after_two, model):
     report = twin_after_two["first_report"]
     names = {c.name for c in report.checks}
-    assert names == {"time_points", "tia_extrapolated", "fit", "calibration", "outliers",
-                     "provenance"}
+    assert names == {"plausibility", "time_points", "tia_extrapolated", "fit", "calibration",
+                     "outliers", "provenance"}
+    assert report.check("plausibility").status == "pass", report.check("plausibility").message
     assert report.check("fit").status == "pass"
     assert report.check("calibration").status == "pass"
     assert report.check("time_points").status == "pass"

@@ -46,3 +46,16 @@ def test_run_page_has_methods_results_and_no_raw_json(tmp_path, catalog_env, cap
     assert json.loads((files / "manifest.json").read_text())["run_id"] == run.name
     code, out, err = main_cli(capsys, "verify", str(run), "--against", str(files))
     assert code == 0 and "same results" in out, out + err
+
+
+def test_input_warnings_are_shown_at_the_top(tmp_path):
+    from tdt.pipeline.report._build import _input_checks
+
+    (tmp_path / "input_warnings.json").write_text(json.dumps(
+        {"warnings": ["activity_mbq: 7400000.0 is implausible; expected MBq"],
+         "skipped": [["CT_0003.dcm", "malformed StudyDate"]]}))
+    box = _input_checks(tmp_path, ["input_warnings.json"])
+    assert "1 plausibility warning(s), 1 skipped file(s)" in box and "CT_0003.dcm" in box
+    (tmp_path / "input_warnings.json").write_text(json.dumps({"warnings": [], "skipped": []}))
+    assert "input checks passed" in _input_checks(tmp_path, ["input_warnings.json"])
+    assert _input_checks(tmp_path, []) == ""

@@ -18,6 +18,7 @@ directory, then rename).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from datetime import UTC, datetime
@@ -125,6 +126,30 @@ def _provenance(manifest: dict[str, Any], run_dir: Path) -> str:
     return "\n".join(parts)
 
 
+def _input_checks(run_dir: Path, files: list[str]) -> str:
+    """The recorded plausibility warnings (``input_warnings.json`` of any point), as a box."""
+    found, skipped, checked = [], [], False
+    for rel in files:
+        if Path(rel).name != "input_warnings.json":
+            continue
+        try:
+            data = json.loads((run_dir / rel).read_text())
+        except (OSError, ValueError):
+            continue
+        checked = True
+        prefix = "" if "/" not in rel else rel.rsplit("/", 1)[0] + ": "
+        found += [prefix + str(w) for w in data.get("warnings", [])]
+        skipped += [prefix + " — ".join(map(str, s)) for s in data.get("skipped", [])]
+    if not checked:
+        return ""
+    if not found and not skipped:
+        return "<p><span class='good'>input checks passed</span> no plausibility warning.</p>"
+    items = "".join(f"<li>{e(w)}</li>" for w in found)
+    items += "".join(f"<li>skipped file: {e(s)}</li>" for s in skipped)
+    return (f"<div class='warn'><b>Input checks: {len(found)} plausibility warning(s), "
+            f"{len(skipped)} skipped file(s)</b><ul>{items}</ul></div>")
+
+
 def _run_page(run_dir: Path, manifest: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True)
     files = out / "files"
@@ -152,6 +177,7 @@ def _run_page(run_dir: Path, manifest: dict[str, Any], out: Path) -> None:
             f"<b>{e(manifest['status'])}</b> &middot; {badge(manifest.get('converged'))} "
             f"&middot; {manifest['timings']['seconds']:.1f} s &middot; "
             f"{e(manifest['timings']['started_utc'])}</p>",
+            _input_checks(run_dir, json_files),
             "<h2>Methods</h2>", methods_html(manifest)]
     if manifest.get("convergence"):
         body += ["<h2>Convergence</h2>", _convergence_table(manifest)]

@@ -51,6 +51,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 from pydicom.uid import UID, generate_uid
 
+from tdt.errors import PlausibilityWarning
 from tdt.imaging.dicom_io import UID_PREFIX
 
 PROFILE_DATASET = "dicom_ps315_basic_profile"
@@ -72,8 +73,17 @@ _METHOD_CODES = (
 )
 
 
-class DeidentificationWarning(UserWarning):
-    """A value could not be de-identified as the profile says and was emptied instead."""
+class DeidentificationWarning(PlausibilityWarning):
+    """A value could not be de-identified as the profile says and was emptied instead.
+
+    A :class:`~tdt.errors.PlausibilityWarning` (the input is malformed, the load goes on), so
+    ``load_study`` records it in ``Study.warnings`` and notebooks, QA reports and supplements
+    show it.
+    """
+
+    def __init__(self, where: str, reason: str):
+        super().__init__(f"de-identification: {where}", "a malformed value (emptied)",
+                         f"a valid DICOM value ({reason})")
 
 
 @dataclass(frozen=True)
@@ -244,8 +254,7 @@ class Deidentifier:
     def _warn(self, tag, reason: str) -> None:
         where = f"{self._file}: {Tag(tag)}"
         self.warnings.append((self._file, str(Tag(tag)), reason))
-        warnings.warn(DeidentificationWarning(f"de-identification: {where}: {reason}"),
-                      stacklevel=4)
+        warnings.warn(DeidentificationWarning(where, reason), stacklevel=4)
 
     def _apply(self, ds: Dataset, tag: int) -> None:
         element = ds[tag]

@@ -128,20 +128,22 @@ IMPLAUSIBLE = {
     "total_dose_1000x_high": (NM_ONLY, _total_dose("7.4e12"), "RadionuclideTotalDose", 3),
     "zero_counts_at_48h": (NM_ONLY, _zero_image(2), "NM_tp3.dcm", 2),
     "negative_slope_one_time_point": (NM_ONLY, _scale(-1.0, slice(1, 2)), "NM_tp2.dcm", 2),
+    # a malformed date/time is emptied by the de-identifier (a recorded warning naming the file
+    # and tag); the time then comes from the tags that remain, so the time point is kept
     "malformed_acquisition_datetime": (NM_ONLY, _malformed("AcquisitionDateTime", "2024XX15"),
-                                       "NM_tp1.dcm", 2),
+                                       "NM_tp1.dcm", 3),
     "malformed_acquisition_time": (
         NM_ONLY, lambda f: edit_dicom(nm_files(f)[1:2], AcquisitionDateTime="",
                                       AcquisitionTime="99x"), "NM_tp2.dcm", 2),
     "malformed_injection_datetime_one_file": (
         NM_ONLY, lambda f: edit_dicom(nm_files(f)[:1], _=lambda ds: setattr(
             ds.RadiopharmaceuticalInformationSequence[0], "RadiopharmaceuticalStartDateTime",
-            "20240115XX")), "RadiopharmaceuticalStartDateTime", 2),
+            "20240115XX")), "NM_tp1.dcm", 3),
     "truncated_nm_file": (NM_ONLY, _truncate(1), "NM_tp2.dcm", 2),
     "junk_file_in_folder": (NM_ONLY, _junk_file, "notes.dcm", 3),
     "malformed_study_date_in_one_ct_slice": (
         ("NM", "CT", "calibration.json"), _malformed("StudyDate", "2024XX15", "CT", 5),
-        "de-identification failed", 3),
+        "de-identification", 3),
     "malformed_content_time_in_one_ct_slice": (
         ("NM", "CT", "calibration.json"), _malformed("AcquisitionDateTime", "notadate", "CT", 0),
         "CT", 3),

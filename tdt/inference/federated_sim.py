@@ -109,3 +109,63 @@ def compare_priors(fed_loc, fed_cov, pooled_loc, pooled_cov, new_log_theta) -> d
         "coverage_federated": interval_coverage(fed_loc, fed_cov, new_log_theta),
         "coverage_pooled": interval_coverage(pooled_loc, pooled_cov, new_log_theta),
     }
+
+
+class _TwoParameterModel:
+    """Forward-model stub of :func:`two_parameter_twin` (only its prior is used here)."""
+
+    parameter_names = ("f_kidneys", "kb_kidneys")
+    organs = ("kidneys",)
+
+    def default_params(self):
+        return {"f_kidneys": 0.04, "kb_kidneys": 0.02}
+
+    def simulate(self, params, schedule, times_h):
+        raise InputError("two_parameter_twin: a prior-only model for federated_sim; "
+                         "expected no forward simulation")
+
+
+def two_parameter_twin(sd_log: float = 0.4):
+    """A :class:`TwinModel` with two log-parameters (kidney uptake fraction 0.04, washout
+    0.02 1/h; prior log-SD ``sd_log``) and identity population coordinates, for the reduced
+    validation (its forward model is never evaluated)."""
+    from tdt.inference.models import custom_model
+
+    return custom_model(_TwoParameterModel(), sampled=("f_kidneys", "kb_kidneys"),
+                        sd_log=sd_log)
+
+
+def run_scenario(twin, sizes: Sequence[int], sigmas: Sequence[float], shift, tau, eta,
+                 seed: int = 0, n_new: int = 20000, tau_scale: float = 0.5,
+                 heterogeneity: str = "reml",
+                 radiopharmaceutical: str = "177Lu-PSMA-617") -> dict:
+    """One validation scenario of the reduced model: simulate the sites (population mean
+    ``twin.prior_loc + shift``), summarise each (:func:`site_summary_from_draws` of its grid
+    posterior), combine (:func:`combine_site_summaries`), fit the pooled hierarchical model
+    and compare both new-patient priors on ``n_new`` new patients at new sites.
+
+    Returns ``{"federated": FederatedPrior, "summaries", "pooled": (loc, cov), **compare}``."""
+    from tdt.inference.federated import combine_site_summaries, site_summary_from_draws
+    from tdt.inference.pymc_models import population_coordinates
+
+    if not np.array_equal(population_coordinates(twin)[0], np.eye(twin.n_params)):
+        raise InputError(f"run_scenario: twin of kind {twin.kind!r} has non-identity population "
+                         "coordinates; expected independent coordinates (e.g. a custom model)")
+    prior_sd = np.sqrt(np.sum(np.asarray(twin.prior_chol) ** 2, axis=1))
+    mean = np.asarray(twin.prior_loc) + np.asarray(shift, dtype=float)
+    sites = simulate_sites(sizes, sigmas, mean, tau, eta, seed=seed)
+    summaries = []
+    for site in sites:
+        mu, tau_draws = grid_population_draws(site.x, site.sigma, twin.prior_loc, prior_sd,
+                                              tau_scale, seed=seed)
+        summaries.append(site_summary_from_draws(
+            mu, tau_draws, site=site.name, n_patients=len(site.x), twin=twin,
+            tau_scale=tau_scale, radiopharmaceutical=radiopharmaceutical, organs=twin.organs))
+    fed = combine_site_summaries(summaries, heterogeneity=heterogeneity)
+    x = np.concatenate([s.x for s in sites])
+    sig = np.concatenate([np.full(len(s.x), s.sigma) for s in sites])
+    mu, tau_draws = grid_population_draws(x, sig, twin.prior_loc, prior_sd, tau_scale, seed=seed)
+    loc, cov = predictive_from_draws(mu, tau_draws)
+    new = new_patients(n_new, mean, tau, eta, seed=seed + 10_000)
+    return {"federated": fed, "summaries": summaries, "pooled": (loc, cov),
+            **compare_priors(fed.loc, fed.cov, loc, cov, new)}

@@ -103,15 +103,8 @@ def test_reml_recovers_between_site_sd():
 def test_federated_matches_pooled_on_simulated_sites(seed):
     # 5 sites of 4–12 patients, protocols of different precision, a real between-site SD of
     # 0.1; pooled = the hierarchical posterior of all patients (grid, the same priors).
-    twin = _twin()
-    mean = twin.prior_loc + TRUE_SHIFT
-    eta = np.array([0.1, 0.1])
-    sites = fs.simulate_sites([4, 6, 8, 10, 12], [0.1, 0.15, 0.2, 0.25, 0.3], mean, TAU, eta,
-                              seed=seed)
-    fed = combine_site_summaries(_summaries(sites, twin, seed))
-    loc, cov = _pooled(sites, twin, seed)
-    new = fs.new_patients(20000, mean, TAU, eta, seed=seed + 10)
-    r = fs.compare_priors(fed.loc, fed.cov, loc, cov, new)
+    r = fs.run_scenario(_twin(), [4, 6, 8, 10, 12], [0.1, 0.15, 0.2, 0.25, 0.3], TRUE_SHIFT,
+                        TAU, [0.1, 0.1], seed=seed)
     assert np.all(r["mean_diff_sd"] < 0.1), r
     assert np.all(np.abs(r["sd_ratio"] - 1) < 0.16), r
     assert np.all(np.abs(r["coverage_federated"] - r["coverage_pooled"]) < 0.06), r

@@ -106,8 +106,8 @@ def test_federated_matches_pooled_on_simulated_sites(seed):
     r = fs.run_scenario(_twin(), [4, 6, 8, 10, 12], [0.1, 0.15, 0.2, 0.25, 0.3], TRUE_SHIFT,
                         TAU, [0.1, 0.1], seed=seed)
     assert np.all(r["mean_diff_sd"] < 0.1), r
-    assert np.all(np.abs(r["sd_ratio"] - 1) < 0.16), r
-    assert np.all(np.abs(r["coverage_federated"] - r["coverage_pooled"]) < 0.06), r
+    assert np.all(np.abs(r["sd_ratio"] - 1) <= 0.15), r
+    assert np.all(np.abs(r["coverage_federated"] - r["coverage_pooled"]) <= 0.05), r
 
 
 def test_heterogeneity_is_estimated_and_widens_the_prior():
@@ -243,3 +243,25 @@ def test_federated_nuts_sites_match_pooled_fit_population():
     sd = np.sqrt(np.diag(cov))
     assert np.all(np.abs(fed.loc - loc) / sd < 0.25)
     assert np.all(np.abs(np.sqrt(np.diag(fed.cov)) / sd - 1) < 0.3)
+
+
+def test_reduced_model_coordinates_carry_into_the_new_patient_covariance():
+    # reduced model: log θ = A w; the between-patient covariance is A diag E[τ_w²] Aᵀ
+    # (PopulationPosterior.predictive_moments), here with identical sites (η = 0 forced).
+    from tdt.inference import reduced_model
+
+    twin = reduced_model(("kidneys", "liver"))
+    rng = np.random.default_rng(6)
+    p = twin.n_params
+    mu = twin.prior_loc + 0.05 * rng.standard_normal((4000, p))
+    tau = 0.3 + 0.02 * rng.standard_normal((4000, p))
+    sums = [site_summary_from_draws(mu, tau, site=f"S{i}", n_patients=8, twin=twin,
+                                    tau_scale=0.5, radiopharmaceutical="177Lu-PSMA-617")
+            for i in range(2)]
+    fed = combine_site_summaries(sums, heterogeneity="none")
+    a = sums[0].coordinates
+    tau_m, tau_v = fed.phi_mean[p:], np.diag(fed.phi_cov)[p:]
+    expected = fed.phi_cov[:p, :p] + a @ np.diag(tau_m**2 + tau_v) @ a.T
+    np.testing.assert_allclose(fed.cov, expected, rtol=1e-10)
+    assert not np.allclose(a, np.eye(p))
+    assert fed.prior_model(twin).n_params == p

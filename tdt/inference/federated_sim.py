@@ -137,7 +137,7 @@ def two_parameter_twin(sd_log: float = 0.4):
 
 def run_scenario(twin, sizes: Sequence[int], sigmas: Sequence[float], shift, tau, eta,
                  seed: int = 0, n_new: int = 20000, tau_scale: float = 0.5,
-                 heterogeneity: str = "reml",
+                 heterogeneity: str = "reml", tau_prior: str = "gaussian",
                  radiopharmaceutical: str = "177Lu-PSMA-617") -> dict:
     """One validation scenario of the reduced model: simulate the sites (population mean
     ``twin.prior_loc + shift``), summarise each (:func:`site_summary_from_draws` of its grid
@@ -161,7 +161,7 @@ def run_scenario(twin, sizes: Sequence[int], sigmas: Sequence[float], shift, tau
         summaries.append(site_summary_from_draws(
             mu, tau_draws, site=site.name, n_patients=len(site.x), twin=twin,
             tau_scale=tau_scale, radiopharmaceutical=radiopharmaceutical, organs=twin.organs))
-    fed = combine_site_summaries(summaries, heterogeneity=heterogeneity)
+    fed = combine_site_summaries(summaries, heterogeneity=heterogeneity, tau_prior=tau_prior)
     x = np.concatenate([s.x for s in sites])
     sig = np.concatenate([np.full(len(s.x), s.sigma) for s in sites])
     mu, tau_draws = grid_population_draws(x, sig, twin.prior_loc, prior_sd, tau_scale, seed=seed)

@@ -85,6 +85,29 @@ def test_consensus_is_product_of_posteriors_divided_by_prior():
     np.testing.assert_allclose(fed.cov, fed.phi_cov[:2, :2] + np.diag(tau_m**2 + tau_v))
 
 
+def test_moment_matched_tau_prior_a_site_without_data_adds_nothing():
+    # tau_prior="moments": a site whose posterior is exactly the prior (μ ~ N(prior_loc,
+    # prior_sd); τ ~ HalfNormal(0.5): mean 0.5·sqrt(2/π), variance 0.25(1 − 2/π)) adds nothing.
+    twin = _twin()
+    sd = _prior_sd(twin)
+    tau_mean, tau_var = 0.5 * np.sqrt(2 / np.pi), 0.25 * (1 - 2 / np.pi)
+    empty = _gaussian_summary(twin, np.concatenate([twin.prior_loc, [tau_mean] * 2]),
+                              np.diag(np.concatenate([sd**2, [tau_var] * 2])), site="empty")
+    informed = _gaussian_summary(twin, [-3.0, -4.0, 0.35, 0.3],
+                                 np.diag([0.01, 0.01, 0.003, 0.003]), site="informed")
+    kw = dict(heterogeneity="none", tau_prior="moments")
+    alone = combine_site_summaries([informed], **kw)
+    both = combine_site_summaries([informed, empty], **kw)
+    np.testing.assert_allclose(both.phi_mean, alone.phi_mean, atol=1e-6)
+    np.testing.assert_allclose(both.phi_cov, alone.phi_cov, rtol=1e-4, atol=1e-9)
+    # 8 sites of 2 patients: "moments" stays near the pooled SD, "gaussian" is wider
+    args = ([2] * 8, [0.2] * 8, TRUE_SHIFT, TAU, [0.1, 0.1])
+    moments = fs.run_scenario(twin, *args, seed=0, tau_prior="moments")
+    gaussian = fs.run_scenario(twin, *args, seed=0)
+    assert np.all(np.abs(moments["sd_ratio"] - 1) < 0.5)
+    assert np.all(gaussian["sd_ratio"] > moments["sd_ratio"])
+
+
 def test_reml_recovers_between_site_sd():
     # 400 simulated sites with known within-site covariances and between-site SDs (truth).
     rng = np.random.default_rng(1)
@@ -190,6 +213,8 @@ def test_input_errors(tmp_path):
     b = _gaussian_summary(twin, [-3, -4, 0.3, 0.2], np.eye(4) * 0.01, site="B")
     with pytest.raises(InputError, match="heterogeneity"):
         combine_site_summaries([a, b], heterogeneity="fixed")
+    with pytest.raises(InputError, match="tau_prior"):
+        combine_site_summaries([a, b], tau_prior="log")
     with pytest.raises(InputError, match="unique"):
         combine_site_summaries([a, a])
     other = SiteSummary(**{**a.__dict__, "site": "C", "tau_scale": 1.0})

@@ -20,7 +20,9 @@ radiopharmaceutical and the model. It is written as a small versioned JSON file
    about a direction — are clipped to ~0, the usual EP safeguard). τ stays on its natural
    scale: its HalfNormal(s) prior is the Gaussian N(0, s²) restricted to τ > 0, so the
    division by the prior is exact (on the log scale, tried first, the skewed posteriors of
-   small sites biased the combined τ upwards by ~25 %, measured).
+   small sites biased the combined τ upwards by ~25 %, measured). ``tau_prior="moments"``
+   divides by the HalfNormal's own moments instead (EP projection: a site without data adds
+   nothing; better for 2-patient sites, narrower otherwise — docs/inference.md).
 2. **Between-site heterogeneity**: y_s ~ N(Φ + δ_s, Λ_s⁻¹), δ_s ~ N(0, diag η²) — a site random
    effect on every population parameter, η estimated by restricted maximum likelihood (the
    estimator recommended by Veroniki et al., Res Synth Methods 2016;7:55–79, for the

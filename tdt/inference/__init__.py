@@ -11,7 +11,9 @@
 - :func:`fit_patients`: many patients of one protocol in one vmapped NUTS run.
 - :func:`run_sbc` / :func:`simulate_cohort`: simulation-based calibration.
 - :func:`fit_population` (hierarchical, partial pooling) → :class:`PopulationPosterior`, whose
-  ``prior_model()`` is the prior of a new patient; :func:`fit_single_time_point` and the
+  ``prior_model()`` is the prior of a new patient; :func:`site_summary` /
+  :func:`combine_site_summaries` → :class:`FederatedPrior`: the same prior learned by several
+  sites without sharing patient data (:mod:`tdt.inference.federated`); :func:`fit_single_time_point` and the
   Hänscheid / Madsen single-time-point formulas.
 
 The forward model enters PyMC through ``pytensor.wrap_jax``; sampling uses numpyro's NUTS
@@ -35,6 +37,12 @@ from tdt.inference.calibration import (  # noqa: E402
 )
 from tdt.inference.data import OrganSeries, PatientData  # noqa: E402
 from tdt.inference.diagnostics import Diagnostics, compute_diagnostics  # noqa: E402
+from tdt.inference.federated import (  # noqa: E402
+    FederatedPrior,
+    SiteSummary,
+    combine_site_summaries,
+    site_summary,
+)
 from tdt.inference.measurement import MeasurementModel, sphere_recovery_coefficient  # noqa: E402
 from tdt.inference.models import TwinModel, custom_model, pbpk_model, reduced_model  # noqa: E402
 from tdt.inference.population import PopulationPosterior, fit_population  # noqa: E402
@@ -43,10 +51,11 @@ from tdt.inference.sampling import fit_patient  # noqa: E402
 from tdt.inference.single_time_point import fit_single_time_point, haenscheid_tia, madsen_tia  # noqa: E402
 
 __all__ = [
-    "Diagnostics", "DosePrediction", "MeasurementModel", "OrganSeries", "PatientData",
+    "Diagnostics", "DosePrediction", "FederatedPrior", "MeasurementModel", "OrganSeries", "PatientData",
     "PopulationPosterior", "Posterior", "TwinModel", "central_interval_coverage",
     "compute_diagnostics", "custom_model", "fit_patient", "fit_patients", "fit_population",
     "fit_single_time_point", "haenscheid_tia", "madsen_tia", "pbpk_model", "reduced_model",
-    "run_sbc", "simulate_cohort", "sphere_recovery_coefficient", "standard_template",
+    "SiteSummary", "combine_site_summaries", "run_sbc", "simulate_cohort", "site_summary",
+    "sphere_recovery_coefficient", "standard_template",
     "summarise_draws",
 ]

@@ -17,7 +17,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = REPO / "notebooks"
 EXPECTED = ["01_quickstart.ipynb", "02_patient_dosimetry.ipynb", "03_bayesian_twin.ipynb",
-            "04_treatment_planning.ipynb", "05_virtual_trial.ipynb", "06_stp_vs_mtp.ipynb"]
+            "04_treatment_planning.ipynb", "05_virtual_trial.ipynb", "06_stp_vs_mtp.ipynb",
+            "07_federated_prior.ipynb"]
 
 
 def _builder():
@@ -111,3 +112,12 @@ def test_virtual_trial_runs(tmp_path):
 def test_stp_vs_mtp_runs(tmp_path):
     files = _execute("06_stp_vs_mtp.ipynb", tmp_path, n_patients=10)
     assert "stp_vs_mtp.json" in files
+
+
+@pytest.mark.slow
+def test_federated_prior_runs(tmp_path):
+    files = _execute("07_federated_prior.ipynb", tmp_path, n_new=2000)
+    saved = json.loads(files["federated_prior.json"].read_text())
+    sites = saved["provenance"]["sites"]
+    assert len(sites) == 5 and all(len(s["sha256"]) == 64 for s in sites)
+    assert {"site-A.json", "federated_degradation.png"} <= set(files)

@@ -52,8 +52,9 @@ _REL_FLOOR = 1e-3
 class PopulationPrior:
     """Population distribution of one form's normalised parameters: θ ~ N(mean, cov), noise CV.
 
-    ``mean``/``cov`` are in the unconstrained coordinates of ``MODELS[model]`` with amplitudes
-    relative to the TAC maximum; ``noise_cv`` is σ of the log-normal error (≈ CV).
+    ``mean``/``cov`` are in the unconstrained coordinates of ``MODELS[model]``, amplitudes in
+    units of ``scale_mbq`` MBq (or relative to each TAC's maximum when ``scale_mbq`` is NaN);
+    ``noise_cv`` is the CV σ of the constant-CV error model.
     """
 
     model: str
@@ -61,6 +62,9 @@ class PopulationPrior:
     cov: np.ndarray
     noise_cv: float
     source: str = ""
+    #: MBq per unit amplitude when the amplitudes are absolute (a population fit: the batch's
+    #: median TAC maximum); NaN when they are relative to each TAC's maximum (literature priors).
+    scale_mbq: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -211,13 +215,15 @@ def _initial_population(model_name, t, y_norm, lam):
 
 def fit_population(times_h, activity_mbq, models=POPULATION_MODELS, lam: float = 0.0,
                    prior: dict | None = None, n_em: int = 15, n_lm: int = 12,
-                   n_draws: int = 256, n_draws_em: int = 48, seed: int = 0) -> PopulationTacFit:
+                   n_draws: int = 256, n_draws_em: int = 48, seed: int = 0,
+                   form_weights: dict | None = None) -> PopulationTacFit:
     """Population-Bayesian TIA of every TAC (checked arrays: ``times_h`` > 0 h, activities MBq).
 
     ``models``: forms to average. ``lam``: physical decay constant (1/h). ``prior``: form →
     :class:`PopulationPrior` held fixed (no population update), else the population is estimated
     by ``n_em`` Monte Carlo EM iterations (``n_draws_em`` importance draws per TAC each).
     ``n_draws`` importance draws per TAC and form give the mean, SD and interval.
+    ``form_weights``: prior probabilities of the forms with a fixed ``prior`` (default equal).
     """
     t = np.asarray(times_h, dtype=float)
     y = np.asarray(activity_mbq, dtype=float)
@@ -226,10 +232,13 @@ def fit_population(times_h, activity_mbq, models=POPULATION_MODELS, lam: float =
     scale = np.max(y, axis=1)
     if np.any(scale <= 0):
         raise InputError("activity_mbq: a TAC with all activities 0; expected some activity > 0")
+    fixed_scales = {float(pr.scale_mbq) for pr in prior.values()} if prior else set()
     if prior is None:
         # one scale for the whole batch: a per-TAC scale taken from the noisy data would make
         # the normalised amplitudes depend on the noise, which the population model excludes
         scale = np.full_like(scale, np.median(scale))
+    elif len(fixed_scales) == 1 and np.isfinite(next(iter(fixed_scales))):
+        scale = np.full_like(scale, next(iter(fixed_scales)))  # absolute-amplitude prior
     y_norm = y / scale[:, None]
     y_rel = jnp.asarray(y_norm)
     if prior is not None:
@@ -254,11 +263,16 @@ def fit_population(times_h, activity_mbq, models=POPULATION_MODELS, lam: float =
         fits[name] = [np.asarray(v) for v in out]
         mu, omega, sigma = fits[name][:3]
         priors[name] = PopulationPrior(name, mu, omega, float(sigma),
-                                       prior[name].source if prior else "estimated")
+                                       prior[name].source if prior else "estimated",
+                                       float(scale[0]) if prior is None
+                                       else prior[name].scale_mbq)
     names = list(models)
     log_ev = np.stack([fits[m][6] for m in names])
     log_ev = np.where(np.isfinite(log_ev), log_ev, -np.inf)
     pi = np.full(len(names), 1.0 / len(names))
+    if form_weights is not None:
+        pi = np.asarray([float(form_weights.get(m, 0.0)) for m in names])
+        pi = pi / pi.sum()
     for _ in range(50 if prior is None else 0):  # EM for the population form proportions
         post = _normalise(log_ev + np.log(np.maximum(pi, 1e-12))[:, None])
         pi = post.mean(axis=1)

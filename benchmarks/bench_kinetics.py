@@ -102,7 +102,7 @@ def run(quick: bool = False, n_per_shape: int | None = None) -> list[dict]:
     from tdt.kinetics import fit_tacs
 
     lam = tdt.nuclide("Lu-177").decay_constant_per_h
-    n = n_per_shape or (40 if quick else 100)
+    n = n_per_shape or (40 if quick else 60)
     pooled = {m: {"est": [], "lo": [], "hi": [], "truth": []}
               for m in ("tdt default", "tdt per-TAC", "lmfit per-TAC", "tdt default, mixed batch")}
     stp = {m: {"est": [], "lo": [], "hi": [], "truth": []}

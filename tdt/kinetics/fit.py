@@ -138,7 +138,9 @@ def fit_tacs(
         of the forms (:mod:`tdt.kinetics.population`; returns a
         :class:`~tdt.kinetics.population.PopulationTacFit` with posterior mean, SD and 95 %
         credible interval per TAC). ``"per_tac"``: independent least squares per TAC
-        (a :class:`BatchTacFit`).
+        (a :class:`BatchTacFit`). ``weights``, ``chunk_size``, ``max_steps``, ``solver``,
+        ``n_starts`` and ``noise_cv`` apply to the per-TAC path; the population fit has its own
+        constant-CV error model with the CV estimated from the batch.
     prior: a published population prior (``"psma617:kidneys"``, see
         :func:`tdt.kinetics.priors.load_prior`) or dict form → PopulationPrior: fits each TAC
         with that prior held fixed (implies ``method="population"``; any number of TACs/points).

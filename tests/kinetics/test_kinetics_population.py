@@ -117,7 +117,7 @@ def test_importance_sampling_posterior_matches_nuts():
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
-    from numpyro.infer import MCMC, NUTS
+    from numpyro.infer import MCMC, NUTS, init_to_value
 
     from tdt.kinetics import MODELS
 
@@ -131,10 +131,12 @@ def test_importance_sampling_posterior_matches_nuts():
         theta = numpyro.sample("theta", dist.MultivariateNormal(jnp.asarray(pr.mean),
                                                                 jnp.asarray(pr.cov)).expand([12]))
         f = jax.vmap(lambda th: model.predict(th, jnp.asarray(T5), LAM))(theta)
+        f = jnp.maximum(f, 1e-12)
         numpyro.sample("y", dist.Normal(f, pr.noise_cv * f), obs=y_rel)
         numpyro.deterministic("tia", jax.vmap(lambda th: model.tia(th, LAM))(theta))
 
-    mcmc = MCMC(NUTS(numpyro_model), num_warmup=500, num_samples=2000, progress_bar=False)
+    start = {"theta": jnp.tile(jnp.asarray(pr.mean), (12, 1))}
+    mcmc = MCMC(NUTS(numpyro_model, init_strategy=init_to_value(values=start)), num_warmup=500, num_samples=2000, progress_bar=False)
     mcmc.run(jax.random.PRNGKey(0))
     tia = np.asarray(mcmc.get_samples()["tia"]) * pr.scale_mbq
     fixed = fit_population(T5, y, lam=LAM, prior={"uptake_washout": pr}, n_draws=2000)

@@ -157,7 +157,10 @@ def tia_map_voxelwise(times_h, activity_mbq, mask=None, model: str = "auto",
     tacs = activity[:, mask].T  # (n_voxels, n_times)
     out = np.zeros(mask.shape)
     if tacs.shape[0]:
-        fit = fit_tacs(times, tacs, model=model, nuclide=nuclide, **fit_kwargs)
+        # per voxel: the voxels of a whole image mix tissue classes, which the population
+        # default of fit_tacs (one tissue class per batch) is not meant for
+        fit = fit_tacs(times, tacs, model=model, nuclide=nuclide,
+                       **{"method": "per_tac", **fit_kwargs})
         out[mask] = np.asarray(fit.tia_mbq_h)
     return out
 

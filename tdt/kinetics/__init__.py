@@ -1,15 +1,27 @@
-"""Time–activity kinetics: sum-of-exponentials fits with AICc model selection, analytic TIA.
+"""Time–activity kinetics: sum-of-exponentials fits, model selection and averaging, population-
+Bayesian batch fits, analytic TIA.
 
-Public API: :func:`fit_tac` (one curve), :func:`fit_tacs` (many curves with shared time points,
-jitted and vmapped), :func:`tia_trapezoid` (non-parametric TIA), :data:`MODELS`, :func:`aicc`.
+Public API: :func:`fit_tac` (one curve), :func:`fit_tacs` (many curves with shared time points:
+population-Bayesian by default for a batch, or per TAC), :func:`fit_population`,
+:func:`load_prior` (published population priors), :func:`tia_trapezoid` (non-parametric TIA),
+:data:`MODELS`, :func:`aicc`, :func:`akaike_weights`.
 Units: h, MBq, MBq·h, 1/h.
 """
 
 from tdt.kinetics.fit import BatchTacFit, TacFit, aicc, fit_tac, fit_tacs
 from tdt.kinetics.models import AUTO_MODELS, MODELS, TRAPEZOID_MODELS, ExponentialModel
+from tdt.kinetics.population import (
+    POPULATION_MODELS,
+    PopulationPrior,
+    PopulationTacFit,
+    fit_population,
+)
+from tdt.kinetics.priors import load_prior
+from tdt.kinetics.selection import akaike_weights
 from tdt.kinetics.trapezoid import tia_trapezoid
 
 __all__ = [
-    "AUTO_MODELS", "MODELS", "TRAPEZOID_MODELS", "BatchTacFit", "ExponentialModel", "TacFit",
-    "aicc", "fit_tac", "fit_tacs", "tia_trapezoid",
+    "AUTO_MODELS", "MODELS", "POPULATION_MODELS", "TRAPEZOID_MODELS", "BatchTacFit",
+    "ExponentialModel", "PopulationPrior", "PopulationTacFit", "TacFit", "aicc", "akaike_weights",
+    "fit_population", "fit_tac", "fit_tacs", "load_prior", "tia_trapezoid",
 ]

@@ -1,21 +1,16 @@
 """Fitting time–activity curves: one TAC (:func:`fit_tac`) or many at once (:func:`fit_tacs`).
 
-Model selection (``model="auto"``) follows NUKFIT (Kletting et al., Med Phys 2013;40:102504):
-every candidate model that the number of points supports is fitted and the one with the smallest
-corrected Akaike information criterion (Glatting et al., Med Phys 2007;34:4285) is kept,
-
-    AICc = n ln(WRSS/n) + 2K + 2K(K+1)/(n - K - 1),   K = p + 1,
-
-with p fitted parameters (+1 for the residual variance). A model is a candidate only when
-n > K + 1 (``n >= p + 3``); with fewer than 5 points only the mono-exponential remains.
+Model selection (``model="auto"``) fits every model with at least one residual degree of
+freedom (n ≥ p + 1) and keeps the one with the smallest criterion: the corrected Akaike
+information criterion (NUKFIT, Kletting et al., Med Phys 2013;40:102504; Glatting et al., Med Phys
+2007;34:4285) where it is defined for every candidate, otherwise AIC with the measurement noise
+taken from a prior (see :mod:`tdt.kinetics.selection`). ``model="average"`` averages the TIA over
+the candidates with Akaike weights, the SE including the between-model spread.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
-from scipy import stats
 
 from tdt.errors import InputError, unknown_name_error
 from tdt.kinetics.models import (
@@ -23,8 +18,9 @@ from tdt.kinetics.models import (
     MAX_TERMS,
     MODELS,
     TRAPEZOID_MODELS,
-    min_points_for_aicc,
 )
+from tdt.kinetics.results import BatchTacFit, TacFit
+from tdt.kinetics.selection import aicc, akaike_weights, average_tia, criteria
 from tdt.kinetics.trapezoid import tia_trapezoid
 from tdt.kinetics.validation import (
     check_activity,
@@ -33,118 +29,21 @@ from tdt.kinetics.validation import (
     resolve_weights,
 )
 
+#: Smallest batch that ``method="auto"`` fits as a population.
+MIN_POPULATION_TACS = 20
 
-def aicc(n_points: int, wrss, n_params: int):
-    """Corrected AIC of a least-squares fit (K = n_params + 1); NaN where n <= K + 1."""
-    k = n_params + 1
-    wrss = np.asarray(wrss, dtype=float)
-    if n_points - k - 1 <= 0:
-        return np.full(wrss.shape, np.nan)
-    with np.errstate(divide="ignore"):
-        return n_points * np.log(wrss / n_points) + 2 * k + 2 * k * (k + 1) / (n_points - k - 1)
-
-
-@dataclass(frozen=True)
-class BatchTacFit:
-    """Fits of many TACs sharing their time points (arrays with a leading axis n_tacs).
-
-    ``coefficients_mbq`` and ``rates_per_h`` (n_tacs, 3) hold each fit as
-    ``A(t) = Σ_j c_j exp(-k_j t)`` (unused terms have c = 0); ``model_index`` indexes
-    ``model_names``. ``tia_mbq_h``, ``tia_se_mbq_h`` (delta method) in MBq·h; ``aicc`` of the
-    selected model (NaN where undefined); ``fraction_extrapolated`` = TIA after the last time
-    point / TIA; ``dof`` = n_times - p.
-    """
-
-    times_h: np.ndarray
-    model_names: tuple[str, ...]
-    model_index: np.ndarray
-    coefficients_mbq: np.ndarray
-    rates_per_h: np.ndarray
-    tia_mbq_h: np.ndarray
-    tia_se_mbq_h: np.ndarray
-    aicc: np.ndarray
-    fraction_extrapolated: np.ndarray
-    wrss: np.ndarray
-    dof: np.ndarray
-    converged: np.ndarray
-    candidate_aicc: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return int(self.tia_mbq_h.shape[0])
-
-    @property
-    def model(self) -> np.ndarray:
-        """Selected model name per TAC."""
-        return np.asarray(self.model_names, dtype=object)[self.model_index]
-
-    def predict(self, t_h) -> np.ndarray:
-        """Fitted activity (MBq) at ``t_h`` (h): shape (n_tacs, len(t_h))."""
-        t = np.atleast_1d(np.asarray(t_h, dtype=float))
-        return np.einsum(
-            "nj,njt->nt", self.coefficients_mbq, np.exp(-self.rates_per_h[..., None] * t)
-        )
-
-    def tia_ci95_mbq_h(self) -> tuple[np.ndarray, np.ndarray]:
-        """95 % interval TIA ± t_{0.975, dof} · SE (Student t with n - p degrees of freedom)."""
-        q = stats.t.ppf(0.975, np.maximum(self.dof, 1))
-        return self.tia_mbq_h - q * self.tia_se_mbq_h, self.tia_mbq_h + q * self.tia_se_mbq_h
-
-
-@dataclass(frozen=True)
-class TacFit:
-    """Fit of one TAC.
-
-    ``params``: natural parameters of the selected model (``a1_mbq``..., ``k1_per_h``... effective
-    rates including physical decay; for trapezoid methods ``tail_rate_per_h``).
-    ``tia_mbq_h`` and ``tia_se_mbq_h`` (delta method; NaN for trapezoid methods) in MBq·h.
-    ``candidate_aicc`` lists the AICc of every model tried by ``model="auto"``.
-    """
-
-    model: str
-    params: dict[str, float]
-    tia_mbq_h: float
-    tia_se_mbq_h: float
-    aicc: float
-    fraction_extrapolated: float
-    times_h: np.ndarray
-    activity_mbq: np.ndarray
-    coefficients_mbq: np.ndarray
-    rates_per_h: np.ndarray
-    wrss: float
-    dof: int
-    converged: bool
-    candidate_aicc: dict[str, float] = field(default_factory=dict)
-
-    def predict(self, t_h) -> np.ndarray:
-        """Fitted activity (MBq) at ``t_h`` (h). Trapezoid methods: linear interpolation between
-        the points (head and tail as in the fit)."""
-        t = np.asarray(t_h, dtype=float)
-        if self.model in TRAPEZOID_MODELS:
-            t0, tl = self.times_h[0], self.times_h[-1]
-            head = self.params["head_activity_mbq"] + (
-                self.activity_mbq[0] - self.params["head_activity_mbq"]
-            ) * np.clip(t / t0, 0, 1) if t0 > 0 else self.activity_mbq[0]
-            mid = np.interp(t, self.times_h, self.activity_mbq)
-            tail = self.params["tail_level_mbq"] * np.exp(-self.params["tail_rate_per_h"] * (t - tl))
-            return np.where(t < t0, head, np.where(t > tl, tail, mid))
-        return np.exp(-np.multiply.outer(t, self.rates_per_h)) @ self.coefficients_mbq
-
-    def tia_ci95_mbq_h(self) -> tuple[float, float]:
-        """95 % interval TIA ± t_{0.975, dof} · SE (Student t with n - p degrees of freedom)."""
-        q = float(stats.t.ppf(0.975, max(self.dof, 1)))
-        return self.tia_mbq_h - q * self.tia_se_mbq_h, self.tia_mbq_h + q * self.tia_se_mbq_h
+__all__ = ["BatchTacFit", "TacFit", "aicc", "fit_tac", "fit_tacs"]
 
 
 def _resolve_models(model, n_times: int) -> tuple[str, ...]:
+    """Candidate models: for ``"auto"``/``"average"`` and lists, those with n ≥ p + 1."""
     if isinstance(model, str):
-        if model == "auto":
-            eligible = tuple(m for m in AUTO_MODELS if n_times >= min_points_for_aicc(MODELS[m]))
+        if model in ("auto", "average"):
+            eligible = tuple(m for m in AUTO_MODELS if n_times >= MODELS[m].n_params + 1)
             if eligible:
                 return eligible
-            if n_times >= 3:
-                return ("mono",)
             raise InputError(
-                f"times_h: model='auto' needs at least 3 time points, got {n_times}"
+                f"times_h: model={model!r} needs at least 3 time points, got {n_times}"
             )
         names = (model,)
     else:
@@ -155,7 +54,8 @@ def _resolve_models(model, n_times: int) -> tuple[str, ...]:
         if name in TRAPEZOID_MODELS and len(names) == 1:
             continue
         if name not in MODELS:
-            raise unknown_name_error("model", name, (*MODELS, *TRAPEZOID_MODELS, "auto"))
+            raise unknown_name_error("model", name,
+                                     (*MODELS, *TRAPEZOID_MODELS, "auto", "average"))
         p = MODELS[name].n_params
         if n_times < p:
             raise InputError(
@@ -163,11 +63,11 @@ def _resolve_models(model, n_times: int) -> tuple[str, ...]:
                 f"got {n_times}"
             )
     if len(names) > 1:
-        eligible = tuple(m for m in names if n_times >= min_points_for_aicc(MODELS[m]))
+        eligible = tuple(m for m in names if n_times >= MODELS[m].n_params + 1)
         if not eligible:
             raise InputError(
-                f"times_h: none of the models {names} has a defined AICc with {n_times} time "
-                "points (a model with p parameters needs p + 3 points)"
+                f"times_h: none of the models {names} leaves a residual degree of freedom with "
+                f"{n_times} time points (a model with p parameters needs p + 1 points)"
             )
         names = eligible
     return names
@@ -210,7 +110,10 @@ def fit_tacs(
     max_steps: int = 80,
     solver: str = "lm",
     n_starts: int = 1,
-) -> BatchTacFit:
+    noise_cv: float | None = None,
+    method: str = "auto",
+    prior=None,
+):
     """Fit many TACs with shared time points, each by weighted least squares (jitted, vmapped).
 
     Parameters
@@ -218,9 +121,11 @@ def fit_tacs(
     times_h: (n_times,) strictly increasing times after administration (h).
     activity_mbq: (n_tacs, n_times) activities (MBq), finite and >= 0 — e.g. every voxel of a
         SPECT series, or simulated patients.
-    model: ``"auto"`` (AICc selection, per TAC, among the models the number of points supports),
-        one of ``"mono"``, ``"uptake_washout"``, ``"bi"``, ``"bi_uptake_washout"``, ``"tri"``, or a
-        list of these to select from by AICc.
+    model: ``"auto"`` (per TAC, the model with the largest Akaike weight among those with
+        n ≥ p + 1; see :mod:`tdt.kinetics.selection`), ``"average"`` (Akaike-weight average of
+        the candidates' TIA; SE with between-model spread), one of ``"mono"``,
+        ``"uptake_washout"``, ``"bi"``, ``"bi_uptake_washout"``, ``"tri"``, or a list of these
+        to select from.
     weights: ``None``/``"uniform"``, ``"relative"`` (1/y²), ``"poisson"`` (1/y), or positive array
         broadcastable to ``activity_mbq`` (relative weights ∝ 1/variance; the residual variance is
         estimated, as lmfit's ``scale_covar=True``).
@@ -230,6 +135,20 @@ def fit_tacs(
     solver: ``"lm"`` (default, fixed-iteration LM) or ``"optimistix"``.
     n_starts: solver runs per TAC and model from grid starts in different basins (best kept);
         2 guards against local minima at ~1.6× the cost.
+    noise_cv: measurement CV used by model selection when AICc is undefined for a candidate
+        (None: pooled over the batch when it has ≥ 30 TACs, else 10 %).
+    method: ``"auto"`` (default): ``"population"`` for a batch of ≥ 20 TACs with
+        ``model="auto"``/``"average"`` and all times > 0, else ``"per_tac"``.
+        ``"population"``: hierarchical empirical-Bayes fit over the batch with Bayesian averaging
+        of the forms (:mod:`tdt.kinetics.population`; returns a
+        :class:`~tdt.kinetics.population.PopulationTacFit` with posterior mean, SD and 95 %
+        credible interval per TAC). ``"per_tac"``: independent least squares per TAC
+        (a :class:`BatchTacFit`). ``weights``, ``chunk_size``, ``max_steps``, ``solver``,
+        ``n_starts`` and ``noise_cv`` apply to the per-TAC path; the population fit has its own
+        constant-CV error model with the CV estimated from the batch.
+    prior: a published population prior (``"psma617:kidneys"``, see
+        :func:`tdt.kinetics.priors.load_prior`) or dict form → PopulationPrior: fits each TAC
+        with that prior held fixed (implies ``method="population"``; any number of TACs/points).
     """
     t = check_times(times_h)
     y = check_activity(activity_mbq, t.size, batched=True)
@@ -240,6 +159,13 @@ def fit_tacs(
         raise InputError(f"n_starts: expected an integer 1..8, got {n_starts!r}")
     if solver not in ("lm", "optimistix"):
         raise InputError(f"solver: unknown {solver!r}; expected 'lm' or 'optimistix'")
+    if method not in ("auto", "per_tac", "population"):
+        raise InputError(f"method: unknown {method!r}; expected 'auto', 'per_tac' or "
+                         "'population'")
+    if prior is not None or method == "population" or (
+            method == "auto" and model in ("auto", "average")
+            and y.shape[0] >= MIN_POPULATION_TACS and t[0] > 0):
+        return _fit_population(t, y, model, nuclide, prior)
     names = _resolve_models(model, t.size)
     if names[0] in TRAPEZOID_MODELS:
         raise InputError(
@@ -252,12 +178,40 @@ def fit_tacs(
         name: _fit_exponential_batch(name, t, y, w, lam, chunk_size, max_steps, solver, n_starts)
         for name in names
     }
-    crit = {name: aicc(t.size, results[name]["wrss"], MODELS[name].n_params) for name in names}
+    return _select(t, y, w, names, results, average=model == "average", noise_cv=noise_cv,
+                   n_tacs=n_tacs)
+
+
+def _fit_population(t, y, model, nuclide, prior):
+    from tdt.kinetics.population import POPULATION_MODELS, fit_population
+    from tdt.kinetics.priors import load_prior
+
+    if isinstance(prior, str):
+        prior = load_prior(prior)
+    if model in ("auto", "average"):
+        models = POPULATION_MODELS
+    else:
+        models = (model,) if isinstance(model, str) else tuple(model)
+        for name in models:
+            if name not in MODELS:
+                raise unknown_name_error("model", name, (*MODELS, "auto", "average"))
+    return fit_population(t, y, models=models, lam=_decay_constant(nuclide), prior=prior)
+
+
+def _select(t, y, w, names, results, average, noise_cv, n_tacs) -> BatchTacFit:
+    n = t.size
+    params = {name: MODELS[name].n_params for name in names}
+    crit_aicc = {name: aicc(n, results[name]["wrss"], params[name]) for name in names}
+    signal = np.mean(w * y**2, axis=1)
     if len(names) == 1:
+        crit, crit_name, cv = crit_aicc, "AICc", float("nan")
+        weights = {names[0]: np.ones(n_tacs)}
         index = np.zeros(n_tacs, dtype=int)
     else:
-        stacked = np.stack([np.where(np.isnan(crit[n]), np.inf, crit[n]) for n in names])
-        index = np.argmin(stacked, axis=0)
+        crit, crit_name, cv = criteria(n, {m: results[m]["wrss"] for m in names}, params, signal,
+                                       noise_cv)
+        weights = akaike_weights(crit)
+        index = np.argmax(np.stack([weights[m] for m in names]), axis=0)
 
     def pick(key, width=None):
         out = []
@@ -269,23 +223,41 @@ def fit_tacs(
         return np.take_along_axis(np.stack(out), index[None, ..., None] if width else index[None],
                                   axis=0)[0]
 
+    p = np.asarray([params[m] for m in names])[index]
     tia = pick("tia")
-    p = np.asarray([MODELS[n].n_params for n in names])[index]
+    tia_se = np.where(n > p, pick("tia_se"), np.nan)
+    coefficients = pick("coefficients", MAX_TERMS)
+    rates = np.where(pick("rates", MAX_TERMS) > 0, pick("rates", MAX_TERMS), 1.0)
+    beyond = pick("tia_beyond")
+    wrss, converged = pick("wrss"), pick("converged")
+    model_names = names
+    if average:
+        tia, tia_se = average_tia(weights, {m: results[m]["tia"] for m in names},
+                                  {m: results[m]["tia_se"] for m in names})
+        coefficients = np.concatenate(
+            [weights[m][:, None] * results[m]["coefficients"] for m in names], axis=1)
+        rates = np.concatenate([results[m]["rates"] for m in names], axis=1)
+        beyond = sum(weights[m] * results[m]["tia_beyond"] for m in names)
+        model_names = (*names, "average")
+        index = np.full(n_tacs, len(names))
     return BatchTacFit(
         times_h=t,
-        model_names=names,
+        model_names=model_names,
         model_index=index,
-        coefficients_mbq=pick("coefficients", MAX_TERMS),
-        rates_per_h=np.where(pick("rates", MAX_TERMS) > 0, pick("rates", MAX_TERMS), 1.0),
+        coefficients_mbq=coefficients,
+        rates_per_h=rates,
         tia_mbq_h=tia,
-        tia_se_mbq_h=np.where(t.size > p, pick("tia_se"), np.nan),
-        aicc=np.stack([crit[n] for n in names])[index, np.arange(n_tacs)],
-        fraction_extrapolated=np.divide(pick("tia_beyond"), tia, out=np.zeros_like(tia),
-                                        where=tia > 0),
-        wrss=pick("wrss"),
-        dof=t.size - p,
-        converged=pick("converged"),
-        candidate_aicc=crit,
+        tia_se_mbq_h=tia_se,
+        aicc=np.take_along_axis(np.stack([crit_aicc[m] for m in names]),
+                                np.minimum(index, len(names) - 1)[None], axis=0)[0],
+        fraction_extrapolated=np.divide(beyond, tia, out=np.zeros_like(tia), where=tia > 0),
+        wrss=wrss,
+        dof=n - p,
+        converged=converged,
+        candidate_aicc=crit_aicc,
+        akaike_weights=weights,
+        criterion=crit_name,
+        noise_cv=cv,
     )
 
 
@@ -297,12 +269,14 @@ def fit_tac(
     nuclide: str = "Lu-177",
     head: str = "zero",
     n_tail_points: int = 3,
+    noise_cv: float | None = None,
 ) -> TacFit:
     """Fit one time–activity curve and integrate it.
 
     ``times_h`` (h) strictly increasing, ``activity_mbq`` (MBq) finite and >= 0, same length.
-    ``model``: ``"auto"`` (AICc selection, see module doc), an exponential model name or a list of
-    names (see :func:`fit_tacs`), or ``"trapezoid"`` (physical-decay tail) /
+    ``model``: ``"auto"`` (selection, see module doc), ``"average"`` (Akaike-weight average; its
+    ``params`` are the weights), an exponential model name or a list of names (see
+    :func:`fit_tacs`), or ``"trapezoid"`` (physical-decay tail) /
     ``"trapezoid_fitted_tail"`` (mono-exponential fitted to the last ``n_tail_points`` points);
     ``head`` sets the trapezoid's 0 → t_1 assumption ("zero" or "constant").
     Returns a :class:`TacFit` with ``.tia_mbq_h`` (MBq·h), ``.tia_se_mbq_h`` (delta method),
@@ -327,16 +301,24 @@ def fit_tac(
             times_h=t, activity_mbq=y, coefficients_mbq=np.zeros(0), rates_per_h=np.zeros(0),
             wrss=float("nan"), dof=0, converged=True,
         )
-    batch = fit_tacs(t, y[None, :], model=list(names) if len(names) > 1 else names[0],
+    batch_model = "average" if model == "average" else (
+        list(names) if len(names) > 1 else names[0])
+    batch = fit_tacs(t, y[None, :], model=batch_model,
                      weights=weights if weights is None or isinstance(weights, str)
                      else np.asarray(weights, dtype=float)[None, ...], nuclide=nuclide,
-                     chunk_size=1)
+                     chunk_size=1, noise_cv=noise_cv)
     name = str(batch.model[0])
-    m = MODELS[name]
-    coefficients = batch.coefficients_mbq[0, : m.n_rates]
-    rates = batch.rates_per_h[0, : m.n_rates]
-    amplitudes = np.linalg.lstsq(m.matrix, coefficients, rcond=None)[0]
-    params = dict(zip(m.param_names, [*map(float, amplitudes), *map(float, rates)], strict=True))
+    weights_out = {k: float(v[0]) for k, v in batch.akaike_weights.items()}
+    if name == "average":
+        coefficients, rates = batch.coefficients_mbq[0], batch.rates_per_h[0]
+        params = dict(weights_out)
+    else:
+        m = MODELS[name]
+        coefficients = batch.coefficients_mbq[0, : m.n_rates]
+        rates = batch.rates_per_h[0, : m.n_rates]
+        amplitudes = np.linalg.lstsq(m.matrix, coefficients, rcond=None)[0]
+        params = dict(zip(m.param_names, [*map(float, amplitudes), *map(float, rates)],
+                          strict=True))
     return TacFit(
         model=name,
         params=params,
@@ -352,4 +334,5 @@ def fit_tac(
         dof=int(batch.dof[0]),
         converged=bool(batch.converged[0]),
         candidate_aicc={k: float(v[0]) for k, v in batch.candidate_aicc.items()},
+        akaike_weights=weights_out,
     )

@@ -15,7 +15,12 @@ from tdt.imaging.deid import PROFILE, Deidentifier, deidentify
 from tdt.imaging.dicom_io import read_dataset
 from tdt.imaging.geometry import Geometry, check_same_frame_of_reference, resample
 from tdt.imaging.nm import NmImage, read_nm, write_nm
-from tdt.imaging.partial_volume import sphere_recovery, voi_recovery
+from tdt.imaging.partial_volume import (
+    geometric_transfer_matrix,
+    gtm_correct,
+    sphere_recovery,
+    voi_recovery,
+)
 from tdt.imaging.phantom import PhantomPatient, make_phantom_patient
 from tdt.imaging.rtdose import DoseImage, read_rtdose, write_rtdose
 from tdt.imaging.rtstruct import StructureSet, rasterise, read_rtstruct, write_rtstruct
@@ -27,7 +32,7 @@ from tdt.imaging.voxel_workflow import VoxelDosimetry, voxel_dosimetry
 __all__ = [
     "PROFILE", "CameraCalibration", "CtImage", "Deidentifier", "DoseImage", "Geometry",
     "NmImage", "PhantomPatient", "Segmentation", "StructureSet", "Study", "TimePoint", "VoiTac",
-    "VoxelDosimetry", "sphere_recovery", "voi_recovery", "voxel_dosimetry",
+    "VoxelDosimetry", "geometric_transfer_matrix", "gtm_correct", "sphere_recovery", "voi_recovery", "voxel_dosimetry",
     "activity_per_voxel_mbq", "check_same_frame_of_reference", "deidentify", "extract_tacs",
     "load_study", "make_phantom_patient", "rasterise", "read_ct", "read_dataset", "read_nm",
     "read_rtdose", "read_rtstruct", "read_seg", "resample", "write_ct", "write_nm",

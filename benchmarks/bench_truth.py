@@ -34,7 +34,7 @@ def patient_inputs(seed: int, times_h, workdir: Path, fwhm_mm: float = 10.0):
     """Phantom → (PatientData on GTM-corrected TACs, ground truth, deterministic rows)."""
     from tdt import imaging, inference
     from tdt.dosimetry import organ_doses
-    from tdt.imaging.truth import phantom_organ_masses_g, truth_rows
+    from tdt.imaging.truth import truth_rows, voi_organ_masses_g
     from tdt.kinetics import fit_tac
 
     patient = imaging.make_phantom_patient(workdir / f"seed{seed}", seed=seed, n_lesions=2,
@@ -44,14 +44,15 @@ def patient_inputs(seed: int, times_h, workdir: Path, fwhm_mm: float = 10.0):
     study = patient.load()
     tacs = imaging.extract_tacs(study, partial_volume="gtm", fwhm_mm=fwhm_mm)
     organs = [n for n in tacs if n in MODELLED or n.startswith("lesion")]
-    series = {n: inference.OrganSeries(tacs[n].times_h, tacs[n].activity_mbq,
-                                       volume_ml=tacs[n].volume_ml, recovery=1.0)
+    # volumes stay out of the PatientData (fit_patients batches one protocol; with recovery 1
+    # they only matter for lesion doses, which get them in bayesian_rows)
+    series = {n: inference.OrganSeries(tacs[n].times_h, tacs[n].activity_mbq, recovery=1.0)
               for n in organs}
     data = inference.PatientData(series, administered_activity_mbq=study.injected_activity_mbq)
     tia = {n: float(fit_tac(tacs[n].times_h, tacs[n].activity_mbq).tia_mbq_h) for n in organs}
     lesions = {n: tacs[n].volume_ml for n in organs if n.startswith("lesion")}
     dose = organ_doses(tia, nuclide="Lu-177", phantom="adult-male", lesion_volumes_ml=lesions,
-                       organ_masses_g=phantom_organ_masses_g(truth, organs))
+                       organ_masses_g=voi_organ_masses_g(truth["volume_ml"], organs))
     deterministic = truth_rows(truth, "tia_mbq_h", tia) + truth_rows(
         truth, "dose_gy", {k: float(np.asarray(v)) for k, v in dose.items() if k in organs})
     return data, truth, deterministic
@@ -59,10 +60,12 @@ def patient_inputs(seed: int, times_h, workdir: Path, fwhm_mm: float = 10.0):
 
 def bayesian_rows(posterior, truth, organs, max_draws: int = 1000):
     """Truth rows of one posterior's TIA and dose draws (doses with the phantom's masses)."""
-    from tdt.imaging.truth import phantom_organ_masses_g, truth_rows
+    from tdt.imaging.truth import truth_rows, voi_organ_masses_g
 
+    lesions = {o: truth["volume_ml"][o] for o in organs if o.startswith("lesion")}
     pred = posterior.predict_doses(max_draws=max_draws, radiobiology=False,
-                                   organ_masses_g=phantom_organ_masses_g(truth, organs))
+                                   lesion_volumes_ml=lesions,
+                                   organ_masses_g=voi_organ_masses_g(truth["volume_ml"], organs))
     return truth_rows(truth, "tia_mbq_h", pred.tia_mbq_h) + truth_rows(
         truth, "dose_gy", {k: v for k, v in pred.dose_gy.items() if k in organs})
 
@@ -136,7 +139,6 @@ def figure(bayes, determ, path: Path = FIGURE):
             ax.plot(k + 0.25 + np.zeros(len(d)), [100 * r["bias"] for r in d], "x", color="C3",
                     ms=3)
             cov = np.mean([r["covered90"] for r in b])
-            ax.text(k, ax.get_ylim()[1] if False else 0, "", fontsize=6)
             ax.annotate(f"{100 * cov:.0f}%", (k, 1.0), xycoords=("data", "axes fraction"),
                         ha="center", va="top", fontsize=7)
         ax.axhline(0, color="k", lw=0.6)

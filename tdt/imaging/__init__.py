@@ -27,6 +27,7 @@ from tdt.imaging.rtstruct import StructureSet, rasterise, read_rtstruct, write_r
 from tdt.imaging.seg import Segmentation, read_seg, write_seg
 from tdt.imaging.study import Study, TimePoint, load_study
 from tdt.imaging.tacs import VoiTac, extract_tacs
+from tdt.imaging.truth import load_truth, truth_rows, voi_organ_masses_g
 from tdt.imaging.voxel_workflow import VoxelDosimetry, voxel_dosimetry
 
 __all__ = [
@@ -36,5 +37,5 @@ __all__ = [
     "activity_per_voxel_mbq", "check_same_frame_of_reference", "deidentify", "extract_tacs",
     "load_study", "make_phantom_patient", "rasterise", "read_ct", "read_dataset", "read_nm",
     "read_rtdose", "read_rtstruct", "read_seg", "resample", "write_ct", "write_nm",
-    "write_rtdose", "write_rtstruct", "write_seg",
+    "write_rtdose", "write_rtstruct", "write_seg", "load_truth", "truth_rows", "voi_organ_masses_g",
 ]

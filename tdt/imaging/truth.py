@@ -28,13 +28,15 @@ def load_truth(patient_dir) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def phantom_organ_masses_g(truth: dict, organs) -> dict[str, float]:
-    """The organ masses (g) the phantom's MIRD truth uses: VOI volume × 1.03 g/mL, for the
-    non-lesion source organs it scales (not red marrow or bladder contents)."""
+def voi_organ_masses_g(volume_ml: dict[str, float], organs=None) -> dict[str, float]:
+    """Patient organ masses (g) for MIRD mass scaling: VOI volume (mL) × 1.03 g/mL (soft
+    tissue), for the non-lesion source organs whose self-S is mass-scaled (not red marrow or
+    bladder contents). The phantom's MIRD truth uses the same convention."""
     from tdt.imaging.phantom import SOFT_TISSUE_G_PER_ML
 
-    return {o: truth["volume_ml"][o] * SOFT_TISSUE_G_PER_ML for o in organs
-            if o in truth["volume_ml"] and not o.startswith("lesion")
+    organs = list(volume_ml) if organs is None else list(organs)
+    return {o: float(volume_ml[o]) * SOFT_TISSUE_G_PER_ML for o in organs
+            if o in volume_ml and not o.startswith("lesion")
             and o not in ("red_marrow", "urinary_bladder_contents", "background")}
 
 

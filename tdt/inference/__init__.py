@@ -35,7 +35,11 @@ from tdt.inference.calibration import (  # noqa: E402
 )
 from tdt.inference.data import OrganSeries, PatientData  # noqa: E402
 from tdt.inference.diagnostics import Diagnostics, compute_diagnostics  # noqa: E402
-from tdt.inference.measurement import MeasurementModel, sphere_recovery_coefficient  # noqa: E402
+from tdt.inference.measurement import (  # noqa: E402
+    MeasurementModel,
+    recovery_coefficients,
+    sphere_recovery_coefficient,
+)
 from tdt.inference.models import TwinModel, custom_model, pbpk_model, reduced_model  # noqa: E402
 from tdt.inference.population import PopulationPosterior, fit_population  # noqa: E402
 from tdt.inference.posterior import DosePrediction, Posterior, summarise_draws  # noqa: E402
@@ -47,6 +51,6 @@ __all__ = [
     "PopulationPosterior", "Posterior", "TwinModel", "central_interval_coverage",
     "compute_diagnostics", "custom_model", "fit_patient", "fit_patients", "fit_population",
     "fit_single_time_point", "haenscheid_tia", "madsen_tia", "pbpk_model", "reduced_model",
-    "run_sbc", "simulate_cohort", "sphere_recovery_coefficient", "standard_template",
+    "recovery_coefficients", "run_sbc", "simulate_cohort", "sphere_recovery_coefficient", "standard_template",
     "summarise_draws",
 ]

@@ -73,7 +73,7 @@ def bayesian_rows(posterior, truth, organs, max_draws: int = 1000):
 def cohort(seeds, draws: int = 500, tune: int = 500, chains: int = 2):
     """Run the cohort; returns (bayesian rows, deterministic rows), each row with seed and
     schedule."""
-    from tdt.inference import fit_patients
+    from tdt.inference import GTM_RECOVERY_SD, MeasurementModel, fit_patients
 
     bayes, determ = [], []
     with tempfile.TemporaryDirectory(prefix="tdt-truth-") as tmp:
@@ -87,7 +87,8 @@ def cohort(seeds, draws: int = 500, tune: int = 500, chains: int = 2):
                 inputs.append((seed, data, truth))
                 determ += [{**r, "seed": seed, "schedule": label} for r in rows]
             posteriors = fit_patients([d for _, d, _ in inputs], model="reduced", draws=draws,
-                                      tune=tune, chains=chains, seed=0)
+                                      tune=tune, chains=chains, seed=0,
+                                      measurement=MeasurementModel(recovery_sd=GTM_RECOVERY_SD))
             for (seed, data, truth), post in zip(inputs, posteriors, strict=True):
                 rows = bayesian_rows(post, truth, list(data.organ_names))
                 bayes += [{**r, "seed": seed, "schedule": label,

@@ -373,8 +373,11 @@ data.organ_names
 '''),
         md("## Fit (NUTS) and diagnostics"),
         code('''
+# GTM-corrected data: only the residual recovery uncertainty stays (inference.GTM_RECOVERY_SD)
+measurement = inference.MeasurementModel(recovery_sd=inference.GTM_RECOVERY_SD) if pv_corrected \
+    else inference.MeasurementModel()
 posterior = inference.fit_patient(data, model="reduced", draws=draws, chains=chains, tune=tune,
-                                  seed=seed)
+                                  seed=seed, measurement=measurement)
 print(posterior.report())
 '''),
         md('''

@@ -36,6 +36,7 @@ from tdt.inference.calibration import (  # noqa: E402
 from tdt.inference.data import OrganSeries, PatientData  # noqa: E402
 from tdt.inference.diagnostics import Diagnostics, compute_diagnostics  # noqa: E402
 from tdt.inference.measurement import (  # noqa: E402
+    GTM_RECOVERY_SD,
     MeasurementModel,
     recovery_coefficients,
     sphere_recovery_coefficient,
@@ -47,7 +48,7 @@ from tdt.inference.sampling import fit_patient  # noqa: E402
 from tdt.inference.single_time_point import fit_single_time_point, haenscheid_tia, madsen_tia  # noqa: E402
 
 __all__ = [
-    "Diagnostics", "DosePrediction", "MeasurementModel", "OrganSeries", "PatientData",
+    "GTM_RECOVERY_SD", "Diagnostics", "DosePrediction", "MeasurementModel", "OrganSeries", "PatientData",
     "PopulationPosterior", "Posterior", "TwinModel", "central_interval_coverage",
     "compute_diagnostics", "custom_model", "fit_patient", "fit_patients", "fit_population",
     "fit_single_time_point", "haenscheid_tia", "madsen_tia", "pbpk_model", "reduced_model",

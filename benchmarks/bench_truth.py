@@ -30,7 +30,8 @@ MODELLED = ("kidneys", "liver", "spleen", "salivary_glands", "red_marrow")
 FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figures" / "truth_coverage.png"
 
 
-def patient_inputs(seed: int, times_h, workdir: Path, fwhm_mm: float = 10.0):
+def patient_inputs(seed: int, times_h, workdir: Path, fwhm_mm: float = 10.0,
+                   time_jitter_h: float = 0.0):
     """Phantom → (PatientData on GTM-corrected TACs, ground truth, deterministic rows)."""
     from tdt import imaging, inference
     from tdt.dosimetry import organ_doses
@@ -38,7 +39,8 @@ def patient_inputs(seed: int, times_h, workdir: Path, fwhm_mm: float = 10.0):
     from tdt.kinetics import fit_tac
 
     patient = imaging.make_phantom_patient(workdir / f"seed{seed}", seed=seed, n_lesions=2,
-                                           times_h=times_h, time_jitter_h=0.0, fwhm_mm=fwhm_mm,
+                                           times_h=times_h, time_jitter_h=time_jitter_h,
+                                           fwhm_mm=fwhm_mm,
                                            write_segmentation=False, overwrite=True)
     truth = patient.ground_truth
     study = patient.load()
@@ -70,10 +72,13 @@ def bayesian_rows(posterior, truth, organs, max_draws: int = 1000):
         truth, "dose_gy", {k: v for k, v in pred.dose_gy.items() if k in organs})
 
 
-def cohort(seeds, draws: int = 500, tune: int = 500, chains: int = 2):
+def cohort(seeds, draws: int = 500, tune: int = 500, chains: int = 2,
+           time_jitter_h: float = 0.0):
     """Run the cohort; returns (bayesian rows, deterministic rows), each row with seed and
-    schedule."""
-    from tdt.inference import GTM_RECOVERY_SD, MeasurementModel, fit_patients
+    schedule. ``time_jitter_h`` 0: every patient of a schedule is scanned at the nominal times
+    and one vmapped ``fit_patients`` run fits them all; > 0: scan times jittered per patient
+    (±``time_jitter_h``), one ``fit_patient`` each (slower)."""
+    from tdt.inference import GTM_RECOVERY_SD, MeasurementModel, fit_patient, fit_patients
 
     bayes, determ = [], []
     with tempfile.TemporaryDirectory(prefix="tdt-truth-") as tmp:
@@ -83,12 +88,19 @@ def cohort(seeds, draws: int = 500, tune: int = 500, chains: int = 2):
                 continue
             inputs = []
             for seed in group:
-                data, truth, rows = patient_inputs(seed, times, Path(tmp))
+                data, truth, rows = patient_inputs(seed, times, Path(tmp),
+                                                   time_jitter_h=time_jitter_h)
                 inputs.append((seed, data, truth))
                 determ += [{**r, "seed": seed, "schedule": label} for r in rows]
-            posteriors = fit_patients([d for _, d, _ in inputs], model="reduced", draws=draws,
-                                      tune=tune, chains=chains, seed=0,
-                                      measurement=MeasurementModel(recovery_sd=GTM_RECOVERY_SD))
+            measurement = MeasurementModel(recovery_sd=GTM_RECOVERY_SD)
+            if time_jitter_h > 0:
+                posteriors = [fit_patient(d, model="reduced", draws=draws, tune=tune,
+                                          chains=chains, seed=0, measurement=measurement)
+                              for _, d, _ in inputs]
+            else:
+                posteriors = fit_patients([d for _, d, _ in inputs], model="reduced",
+                                          draws=draws, tune=tune, chains=chains, seed=0,
+                                          measurement=measurement)
             for (seed, data, truth), post in zip(inputs, posteriors, strict=True):
                 rows = bayesian_rows(post, truth, list(data.organ_names))
                 bayes += [{**r, "seed": seed, "schedule": label,

@@ -30,6 +30,8 @@ datasets = {}       # data-catalog name -> path (injected by `tdt run`)'''
 SETUP = '''import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# inline figures even when MPLBACKEND=Agg is set (tests, CI): the executed notebook keeps them
+%matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -176,6 +178,8 @@ patient_dir = None       # folder of DICOM files; None: the catalog's or a gener
 n_lesions = 2            # phantom only
 phantom = "adult-male"   # S-value phantom for organ doses
 voxel_dose = True        # compute a voxel dose map and DVHs (FFT kernel convolution)
+fwhm_mm = None           # system resolution (mm) for the partial-volume (GTM) correction;
+                         # None: the phantom's, when the input is a phantom; else no correction
 '''),
         code(SETUP),
         code('''
@@ -196,13 +200,26 @@ study = imaging.load_study(patient_dir)
 input_warnings = [str(w) for w in study.warnings]
 study
 '''),
-        md("## Time–activity curves of every VOI"),
+        md('''
+## Time–activity curves of every VOI
+
+With a known system resolution (`fwhm_mm`, or the phantom's), the VOI sums are corrected for
+partial volume with a geometric transfer matrix (spill-out *and* spill-in between all VOIs and
+the body background; `imaging.extract_tacs(..., partial_volume="gtm")`). Without it they are
+raw image sums, and notebook 03 puts a recovery coefficient into its measurement model instead.
+'''),
         code('''
 from tdt.errors import collect_implausible
 
+truth = imaging.load_truth(patient_dir)  # ground truth of a phantom input, else None
+if fwhm_mm is None and truth is not None:
+    fwhm_mm = truth["fwhm_mm"]
 with collect_implausible() as found:
-    tacs = imaging.extract_tacs(study)
+    tacs = imaging.extract_tacs(study, partial_volume=None if fwhm_mm is None else "gtm",
+                                fwhm_mm=fwhm_mm)
 input_warnings += [str(w) for w in found]
+pv_corrected = fwhm_mm is not None
+print("partial-volume correction:", f"GTM, FWHM {fwhm_mm} mm" if pv_corrected else "none")
 organs = [n for n in tacs if n != "urinary_bladder_contents"]
 {name: (np.round(t.times_h, 1).tolist(), np.round(t.activity_mbq, 1).tolist()) for name, t in tacs.items()}
 '''),
@@ -231,24 +248,42 @@ from tdt.dosimetry import organ_doses
 
 tia_mbq_h = {n: f.tia_mbq_h for n, f in fits.items()}
 lesion_volumes_ml = {n: tacs[n].volume_ml for n in organs if n.startswith("lesion")}
+# MIRD self-S scaled to the patient's organ masses (VOI volume × 1.03 g/mL)
+organ_masses_g = imaging.voi_organ_masses_g({n: tacs[n].volume_ml for n in organs})
 with collect_implausible() as found:
-    doses_gy = organ_doses(tia_mbq_h, phantom=phantom, lesion_volumes_ml=lesion_volumes_ml)
+    doses_gy = organ_doses(tia_mbq_h, phantom=phantom, lesion_volumes_ml=lesion_volumes_ml,
+                           organ_masses_g=organ_masses_g)
 input_warnings += [str(w) for w in found]
 table = pd.DataFrame({"TIA (MBq·h)": pd.Series(tia_mbq_h),
                       "dose (Gy)": pd.Series({k: float(v) for k, v in doses_gy.items()})})
-truth_file = Path(patient_dir) / "ground_truth.json"
-if truth_file.is_file():
-    import json
-
-    truth = json.loads(truth_file.read_text())
-    table["phantom truth (Gy)"] = pd.Series(truth.get("mird_dose_gy", {}))
 table = table.dropna(subset=["TIA (MBq·h)"]).round(3)  # source organs and lesions
 table
 '''),
         md('''
-VOI sums of image activity are not corrected for partial-volume loss (the camera's blur spreads
-counts out of small objects), so lesion and small-organ doses come out below the phantom's truth.
-The Bayesian twin (notebook 03) puts the recovery coefficient into its measurement model.
+## Estimate vs truth (phantom input only)
+
+A phantom carries its ground truth (`ground_truth.json`): the deterministic chain's TIAs and
+doses against it (bias = estimate / truth − 1). docs/imaging.md ("Harmonisation / truth") has
+the stage-by-stage decomposition and the cohort coverage study.
+'''),
+        code('''
+truth_fig = truth_table = None
+if truth is not None:
+    truth_table = pd.DataFrame(
+        imaging.truth_rows(truth, "tia_mbq_h", tia_mbq_h)
+        + imaging.truth_rows(truth, "dose_gy", {k: float(doses_gy[k]) for k in organs}))
+    truth_table = truth_table[["quantity", "organ", "truth", "median", "bias"]].rename(
+        columns={"median": "estimate"})
+    truth_fig, ax = plt.subplots(figsize=(7, 3), layout="constrained")
+    for k, (q, g) in enumerate(truth_table.groupby("quantity", sort=False)):
+        ax.bar(np.arange(len(g)) + 0.4 * k, 100 * g.bias, width=0.4, label=q)
+    ax.set_xticks(np.arange(len(g)) + 0.2, g.organ, rotation=30, fontsize="small")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_ylabel("estimate / truth − 1 (%)")
+    ax.set_title("deterministic chain vs phantom truth"
+                 + (" (GTM-corrected TACs)" if pv_corrected else " (uncorrected TACs)"))
+    ax.legend(fontsize="small")
+    display(truth_table.round(3))
 '''),
         md('''
 ## Voxel dose and dose–volume histograms
@@ -297,7 +332,13 @@ if SAVE:
         "activity_mbq": {n: tacs[n].activity_mbq for n in organs},
         "volume_ml": {n: tacs[n].volume_ml for n in organs},
         "administered_activity_mbq": study.injected_activity_mbq,
+        "partial_volume_corrected": pv_corrected,
+        "patient_dir": str(patient_dir),
     }, output_dir)
+    if truth_table is not None:
+        results.save_json("truth_comparison_deterministic",
+                          truth_table.to_dict(orient="records"), output_dir)
+        results.save_figure("truth_deterministic", truth_fig, output_dir)
     results.save_json("organ_doses", table.reset_index(names="organ").to_dict(orient="records"),
                       output_dir)
     results.save_figure("tac_fits", fig, output_dir)
@@ -336,39 +377,61 @@ from tdt import imaging, inference
 tacs_file = Path(output_dir) / "patient_tacs.json" if SAVE else None
 if tacs_file is not None and tacs_file.is_file():
     saved = results.load_json("patient_tacs", output_dir)
-    series = {n: inference.OrganSeries(saved["times_h"][n], saved["activity_mbq"][n],
-                                       volume_ml=saved["volume_ml"][n])
-              for n in saved["times_h"]}
+    pv_corrected = bool(saved.get("partial_volume_corrected", False))
+    truth = imaging.load_truth(saved.get("patient_dir"))
+    tacs = {n: (saved["times_h"][n], saved["activity_mbq"][n], saved["volume_ml"][n])
+            for n in saved["times_h"]}
     administered = saved["administered_activity_mbq"]
 else:
     directory = datasets.get("phantom_patient") or imaging.make_phantom_patient(
         Path(tempfile.mkdtemp(prefix="tdt-phantom-")) / "pt", seed=seed, n_lesions=2).directory
     study = imaging.load_study(directory)
-    series = {n: inference.OrganSeries(t.times_h, t.activity_mbq, volume_ml=t.volume_ml)
-              for n, t in imaging.extract_tacs(study).items()}
+    truth = imaging.load_truth(directory)
+    pv_corrected = truth is not None  # the phantom's FWHM is known: GTM correction
+    extracted = imaging.extract_tacs(study, partial_volume="gtm" if pv_corrected else None,
+                                     fwhm_mm=truth["fwhm_mm"] if pv_corrected else None)
+    tacs = {n: (t.times_h, t.activity_mbq, t.volume_ml) for n, t in extracted.items()}
     administered = study.injected_activity_mbq
 modelled = ("kidneys", "liver", "spleen", "salivary_glands", "red_marrow")
-series = {n: s for n, s in series.items() if n in modelled or n.startswith("lesion")}
+# GTM-corrected activities are true VOI totals: recovery 1 (its uncertainty stays in the
+# measurement model); raw image sums get the volume-based recovery coefficient instead
+series = {n: inference.OrganSeries(t, a, volume_ml=v, recovery=1.0 if pv_corrected else None)
+          for n, (t, a, v) in tacs.items() if n in modelled or n.startswith("lesion")}
 data = inference.PatientData(series, administered_activity_mbq=administered)
+print("partial-volume corrected data:", pv_corrected, "| phantom truth:", truth is not None)
 data.organ_names
 '''),
         md("## Fit (NUTS) and diagnostics"),
         code('''
+# GTM-corrected data: only the residual recovery uncertainty stays (inference.GTM_RECOVERY_SD)
+measurement = inference.MeasurementModel(recovery_sd=inference.GTM_RECOVERY_SD) if pv_corrected \
+    else inference.MeasurementModel()
 posterior = inference.fit_patient(data, model="reduced", draws=draws, chains=chains, tune=tune,
-                                  seed=seed)
+                                  seed=seed, measurement=measurement)
 print(posterior.report())
 '''),
-        md("## Posterior predictive time–activity curves (median, 50 % and 90 % bands)"),
+        md('''
+## Posterior predictive time–activity curves (median, 50 % and 90 % bands)
+
+Data and curves are drawn on the same footing: both partial-volume corrected (GTM data, true
+activity curves), or both as the camera sees them (image sums, curves × the prior recovery
+coefficient of the VOI). The title of the figure says which.
+'''),
         code('''
 predictive = posterior.predict(max_draws=max_predictive_draws, seed=seed)
 names = list(data.organ_names)
+recovery = dict(zip(names, inference.recovery_coefficients(data, inference.MeasurementModel())))
+if pv_corrected:
+    recovery = dict.fromkeys(names, 1.0)
 fig, axes = plt.subplots(-(-len(names) // 4), 4, figsize=(13, 6), layout="constrained")
 for ax, name in zip(axes.flat, names):
     plotting.plot_tac_fit(data.organs[name].times_h, data.organs[name].activity_mbq,
-                          predictive["times_h"], predictive["activity_mbq"][name], ax=ax,
-                          label=name)
+                          predictive["times_h"], predictive["activity_mbq"][name] * recovery[name],
+                          ax=ax, label=name)
     ax.set_xlim(0, data.organs[name].times_h[-1] * 1.3)
     ax.set_title(name + ("" if posterior.converged else " — NOT CONVERGED"), fontsize="small")
+fig.suptitle("data and curves partial-volume corrected (GTM)" if pv_corrected else
+             "data: image VOI sums; curves: model activity × prior recovery coefficient")
 for ax in list(axes.flat)[len(names):]:
     ax.set_visible(False)
 '''),
@@ -376,7 +439,9 @@ for ax in list(axes.flat)[len(names):]:
         code('''
 import pandas as pd
 
-prediction = posterior.predict_doses(max_draws=max_predictive_draws, seed=seed)
+volumes_ml = {n: data.organs[n].volume_ml for n in names}
+prediction = posterior.predict_doses(max_draws=max_predictive_draws, seed=seed,
+                                     organ_masses_g=imaging.voi_organ_masses_g(volumes_ml))
 rows = pd.DataFrame(prediction.summary())
 doses = rows[rows.quantity == "dose_gy"].set_index("organ")[["median", "ci90_low", "ci90_high",
                                                               "flag"]]
@@ -385,8 +450,40 @@ ax = plotting.plot_dose_intervals({o: (r.ci90_low, r["median"], r.ci90_high)
                                   title="absorbed dose, median and 90 % CrI (one cycle)")
 doses.round(3)
 '''),
+        md('''
+## Estimate vs truth (phantom input only)
+
+Posterior median, 50 % and 90 % credible intervals of every TIA and dose against the phantom's
+ground truth; "covered" says whether the interval holds the truth. On a cohort of phantoms the
+90 % intervals should cover it ~90 % of the time (docs/imaging.md, "Harmonisation / truth").
+'''),
+        code('''
+truth_table = truth_fig = None
+if truth is not None:
+    truth_table = pd.DataFrame(
+        imaging.truth_rows(truth, "tia_mbq_h", prediction.tia_mbq_h)
+        + imaging.truth_rows(truth, "dose_gy", {k: v for k, v in prediction.dose_gy.items()
+                                                if k in names}))
+    truth_fig, tax = plt.subplots(1, 2, figsize=(12, 3.5), layout="constrained")
+    for a, (q, g) in zip(tax, truth_table.groupby("quantity", sort=False)):
+        x = np.arange(len(g))
+        a.vlines(x, 100 * (g.ci90_low / g.truth - 1), 100 * (g.ci90_high / g.truth - 1), lw=1)
+        a.vlines(x, 100 * (g.ci50_low / g.truth - 1), 100 * (g.ci50_high / g.truth - 1), lw=4)
+        a.plot(x, 100 * g.bias, "o", ms=4)
+        a.axhline(0, color="k", lw=0.6, label="truth")
+        a.set_xticks(x, g.organ, rotation=30, fontsize="small")
+        a.set_ylabel("estimate / truth − 1 (%)")
+        a.set_title(f"{q}: 50 % / 90 % CrI vs phantom truth, 90 % covered "
+                    f"{int(g.covered90.sum())}/{len(g)}"
+                    + ("" if posterior.converged else " — NOT CONVERGED"), fontsize="small")
+    display(truth_table[["quantity", "organ", "truth", "median", "ci90_low", "ci90_high",
+                         "bias", "covered50", "covered90"]].round(3))
+'''),
         code('''
 if SAVE:
+    if truth_table is not None:
+        results.save_json("truth_comparison", truth_table.to_dict(orient="records"), output_dir)
+        results.save_figure("truth_comparison", truth_fig, output_dir)
     posterior.to_netcdf(Path(output_dir) / "posterior.nc")
     diagnostics = {k: v for k, v in posterior.diagnostics.as_dict().items() if k != "converged"}
     results.record_convergence("bayesian_twin", posterior.converged, **diagnostics)

@@ -15,21 +15,27 @@ from tdt.imaging.deid import PROFILE, Deidentifier, deidentify
 from tdt.imaging.dicom_io import read_dataset
 from tdt.imaging.geometry import Geometry, check_same_frame_of_reference, resample
 from tdt.imaging.nm import NmImage, read_nm, write_nm
-from tdt.imaging.partial_volume import sphere_recovery, voi_recovery
+from tdt.imaging.partial_volume import (
+    geometric_transfer_matrix,
+    gtm_correct,
+    sphere_recovery,
+    voi_recovery,
+)
 from tdt.imaging.phantom import PhantomPatient, make_phantom_patient
 from tdt.imaging.rtdose import DoseImage, read_rtdose, write_rtdose
 from tdt.imaging.rtstruct import StructureSet, rasterise, read_rtstruct, write_rtstruct
 from tdt.imaging.seg import Segmentation, read_seg, write_seg
 from tdt.imaging.study import Study, TimePoint, load_study
 from tdt.imaging.tacs import VoiTac, extract_tacs
+from tdt.imaging.truth import load_truth, truth_rows, voi_organ_masses_g
 from tdt.imaging.voxel_workflow import VoxelDosimetry, voxel_dosimetry
 
 __all__ = [
     "PROFILE", "CameraCalibration", "CtImage", "Deidentifier", "DoseImage", "Geometry",
     "NmImage", "PhantomPatient", "Segmentation", "StructureSet", "Study", "TimePoint", "VoiTac",
-    "VoxelDosimetry", "sphere_recovery", "voi_recovery", "voxel_dosimetry",
+    "VoxelDosimetry", "geometric_transfer_matrix", "gtm_correct", "sphere_recovery", "voi_recovery", "voxel_dosimetry",
     "activity_per_voxel_mbq", "check_same_frame_of_reference", "deidentify", "extract_tacs",
     "load_study", "make_phantom_patient", "rasterise", "read_ct", "read_dataset", "read_nm",
     "read_rtdose", "read_rtstruct", "read_seg", "resample", "write_ct", "write_nm",
-    "write_rtdose", "write_rtstruct", "write_seg",
+    "write_rtdose", "write_rtstruct", "write_seg", "load_truth", "truth_rows", "voi_organ_masses_g",
 ]

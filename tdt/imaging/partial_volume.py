@@ -67,3 +67,47 @@ def sphere_recovery(radius_mm: float, fwhm_mm: float) -> float:
 
     value, _ = integrate.quad(lambda r: profile(r) * r * r, 0.0, big_r, epsabs=0, epsrel=1e-10)
     return 3.0 * value / big_r ** 3
+
+
+def geometric_transfer_matrix(masks: dict, voxel_mm, fwhm_mm: float) -> np.ndarray:
+    """Geometric transfer matrix W (n_regions × n_regions) of disjoint region ``masks``.
+
+    ``W[i, j]`` is the fraction of a uniform, unit-total activity in region ``j`` that the
+    Gaussian-blurred image shows inside VOI ``i`` (Rousset, Ma, Evans, J Nucl Med 1998;39:904).
+    The diagonal is each region's recovery coefficient (:func:`voi_recovery`), the off-diagonal
+    terms its spill-in into the others. Image VOI sums ``y = W a`` for true region totals ``a``;
+    the regions should tile everything that holds activity (include a background region).
+    """
+    from scipy import ndimage
+
+    names = list(masks)
+    if not names:
+        raise InputError("geometric_transfer_matrix: masks is empty; expected >= 1 region")
+    if fwhm_mm <= 0:
+        raise InputError(f"geometric_transfer_matrix: fwhm_mm {fwhm_mm}; expected > 0")
+    stack = [np.asarray(masks[n], dtype=bool) for n in names]
+    for n, m in zip(names, stack, strict=True):
+        if not m.any():
+            raise InputError(f"geometric_transfer_matrix: mask {n!r} is empty; expected >= 1 voxel")
+    if np.any(np.sum(stack, axis=0) > 1):
+        raise InputError("geometric_transfer_matrix: masks overlap; expected disjoint regions")
+    sigma = [fwhm_to_sigma(fwhm_mm) / float(d) for d in tuple(voxel_mm)[::-1]]
+    w = np.empty((len(names), len(names)))
+    for j, mj in enumerate(stack):
+        blurred = ndimage.gaussian_filter(mj / mj.sum(), sigma, mode="constant", truncate=5.0)
+        for i, mi in enumerate(stack):
+            w[i, j] = blurred[mi].sum()
+    return w
+
+
+def gtm_correct(observed_mbq, w: np.ndarray) -> np.ndarray:
+    """True region totals from image VOI sums: solve ``W a = y`` (least squares, per time point).
+
+    ``observed_mbq``: (n_regions,) or (n_regions, n_times) VOI sums of the image (MBq).
+    """
+    y = np.asarray(observed_mbq, dtype=float)
+    w = np.asarray(w, dtype=float)
+    if w.ndim != 2 or w.shape[0] != w.shape[1] or y.shape[0] != w.shape[0]:
+        raise InputError(f"gtm_correct: observed shape {y.shape} and W shape {w.shape}; expected "
+                         "(n_regions[, n_times]) and (n_regions, n_regions)")
+    return np.linalg.solve(w, y)

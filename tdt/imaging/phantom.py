@@ -213,6 +213,7 @@ def make_phantom_patient(
     void_interval_h: float = 3.0,
     shape: tuple[int, int, int] = (80, 64, 64),
     write_segmentation: bool = True,
+    time_jitter_h: float = 1.0 / 3.0,
     overwrite: bool = False,
 ) -> PhantomPatient:
     """Generate a synthetic 177Lu-PSMA-617 SPECT/CT patient as DICOM files in ``out_dir``.
@@ -231,6 +232,9 @@ def make_phantom_patient(
     acquisition_duration_s: SPECT acquisition duration (s).
     void_interval_h: bladder holds the urine produced in this interval before each scan (h).
     shape: SPECT grid (slices, rows, columns) of 4.7952 mm voxels; the CT has 2× in-plane.
+    time_jitter_h: scan times are ``times_h`` + Uniform(−j, j) (h); 0 scans at the nominal times
+        (a cohort on one protocol, e.g. for ``tdt.inference.fit_patients``). The random stream is
+        the same either way, so only the times change.
     Returns a :class:`PhantomPatient`; the ground truth is also written as ``ground_truth.json``.
     """
     from scipy import ndimage
@@ -289,7 +293,10 @@ def make_phantom_patient(
 
     model = _pbpk_model(tuple(lesion_names))
     params = _perturbed_params(model, rng)
-    jitter_h = rng.uniform(-1.0 / 3.0, 1.0 / 3.0, size=times.size)
+    if not 0.0 <= time_jitter_h < 0.5 * float(np.min(np.diff(np.concatenate([[0.0], times])))):
+        raise InputError(f"make_phantom_patient: time_jitter_h {time_jitter_h}; expected >= 0 "
+                         "and below half the smallest gap between scan times")
+    jitter_h = rng.uniform(-time_jitter_h, time_jitter_h, size=times.size)
     scan_times = np.round((times + jitter_h) * 3600.0) / 3600.0  # whole seconds
     activity, tias = _simulate_activities(
         model, params, lesion_names, scan_times, injected_activity_mbq, void_interval_h)

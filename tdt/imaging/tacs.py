@@ -25,6 +25,9 @@ class VoiTac:
     poisson_sd_mbq: counting-statistics standard deviation of ``activity_mbq`` per time point,
         sqrt(counts in the VOI) · MBq/count (images in counts only; NaN for Bq/mL images). A lower
         bound of the real noise (reconstruction correlates voxels; calibration error excluded).
+    partial_volume_corrected: ``activity_mbq`` is the geometric-transfer-matrix estimate of the
+        true VOI total (``extract_tacs(..., partial_volume="gtm")``), not the image sum.
+    recovery: the VOI's recovery coefficient (GTM diagonal) when corrected, else None.
     """
 
     name: str
@@ -35,6 +38,8 @@ class VoiTac:
     max_concentration_mbq_per_ml: np.ndarray
     n_voxels: int
     poisson_sd_mbq: np.ndarray | None = None
+    partial_volume_corrected: bool = False
+    recovery: float | None = None
 
 
 def voi_tac(name: str, times_h, activity_stack: np.ndarray, mask: np.ndarray,
@@ -62,14 +67,30 @@ def voi_tac(name: str, times_h, activity_stack: np.ndarray, mask: np.ndarray,
     )
 
 
-def extract_tacs(study, structures: list[str] | None = None) -> dict[str, VoiTac]:
+def extract_tacs(study, structures: list[str] | None = None, *,
+                 partial_volume: str | None = None, fwhm_mm: float | None = None,
+                 body_hu: float = -500.0) -> dict[str, VoiTac]:
     """Per-VOI TACs of ``study`` (a :class:`~tdt.imaging.study.Study`).
 
     ``structures``: names to extract (case-insensitive); default all. An absent name raises
-    :class:`~tdt.errors.InputError` naming it and the available ones. Activities are the sums of
-    the calibrated voxel activities inside the mask: no partial-volume correction is applied
-    (recovery belongs in the measurement model; see docs/imaging.md for the expected loss).
+    :class:`~tdt.errors.InputError` naming it and the available ones. By default activities are
+    the sums of the calibrated voxel activities inside the mask (no partial-volume correction).
+
+    ``partial_volume="gtm"`` (needs ``fwhm_mm``, the system resolution): every structure of the
+    study plus a background region (body on the CT, ``HU > body_hu``, minus all structures; the
+    whole grid without CT) forms a geometric transfer matrix (Rousset et al., J Nucl Med 1998;
+    :func:`tdt.imaging.partial_volume.geometric_transfer_matrix`), and the returned activities
+    are the true VOI totals that explain all VOI sums at once (spill-out *and* spill-in).
+    Structures that overlap keep their voxels in the first one listed. The Poisson SD is
+    propagated through ``W⁻¹``.
     """
+    from tdt.imaging.partial_volume import geometric_transfer_matrix, gtm_correct
+
+    if partial_volume not in (None, "gtm"):
+        raise InputError(f"extract_tacs: partial_volume {partial_volume!r}; expected None or 'gtm'")
+    if partial_volume == "gtm" and not (fwhm_mm is not None and fwhm_mm > 0):
+        raise InputError(f"extract_tacs: fwhm_mm {fwhm_mm!r}; expected the system FWHM (mm) > 0 "
+                         "with partial_volume='gtm'")
     stack = study.activity_stack()
     names = list(study.masks) if structures is None else list(structures)
     if not names:
@@ -82,4 +103,40 @@ def extract_tacs(study, structures: list[str] | None = None) -> dict[str, VoiTac
                             per_count)
         check_voi_activity(name, study.times_h, out[name].activity_mbq,
                            study.injected_activity_mbq, study.nuclide)
+    if partial_volume is None:
+        return out
+    regions: dict[str, np.ndarray] = {}
+    taken = np.zeros(study.geometry.shape, dtype=bool)
+    for name, mask in study.masks.items():
+        m = np.asarray(mask, dtype=bool) & ~taken
+        if m.any():
+            regions[name] = m
+            taken |= m
+    hu = study.ct_on_grid()
+    body = np.ones(study.geometry.shape, dtype=bool) if hu is None else hu > body_hu
+    if (body & ~taken).any():
+        regions["__background__"] = body & ~taken
+    w = geometric_transfer_matrix(regions, study.geometry.spacing_mm, fwhm_mm)
+    observed = np.stack([stack[:, m].sum(axis=1) for m in regions.values()])  # (regions, times)
+    corrected = gtm_correct(observed, w)
+    w_inv = np.linalg.inv(w)
+    index = {n: i for i, n in enumerate(regions)}
+    from tdt.imaging.rtstruct import find_structure
+
+    for name in names:
+        tac = out[name]
+        i = index.get(find_structure(study.masks, name))
+        if i is None:
+            continue
+        sd = tac.poisson_sd_mbq
+        if sd is not None:
+            per = np.array([np.nan if c is None else c for c in per_count], dtype=float)
+            var = np.clip(observed, 0.0, None) * per  # Poisson variance of each region's sum
+            sd = np.sqrt((w_inv[i] ** 2) @ var)
+        out[name] = VoiTac(
+            name=tac.name, times_h=tac.times_h, activity_mbq=corrected[i], volume_ml=tac.volume_ml,
+            mean_concentration_mbq_per_ml=corrected[i] / tac.volume_ml,
+            max_concentration_mbq_per_ml=tac.max_concentration_mbq_per_ml,
+            n_voxels=tac.n_voxels, poisson_sd_mbq=sd, partial_volume_corrected=True,
+            recovery=float(w[i, i]))
     return out

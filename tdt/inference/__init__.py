@@ -43,7 +43,12 @@ from tdt.inference.federated import (  # noqa: E402
     combine_site_summaries,
     site_summary,
 )
-from tdt.inference.measurement import MeasurementModel, sphere_recovery_coefficient  # noqa: E402
+from tdt.inference.measurement import (  # noqa: E402
+    GTM_RECOVERY_SD,
+    MeasurementModel,
+    recovery_coefficients,
+    sphere_recovery_coefficient,
+)
 from tdt.inference.models import TwinModel, custom_model, pbpk_model, reduced_model  # noqa: E402
 from tdt.inference.population import PopulationPosterior, fit_population  # noqa: E402
 from tdt.inference.posterior import DosePrediction, Posterior, summarise_draws  # noqa: E402
@@ -51,11 +56,11 @@ from tdt.inference.sampling import fit_patient  # noqa: E402
 from tdt.inference.single_time_point import fit_single_time_point, haenscheid_tia, madsen_tia  # noqa: E402
 
 __all__ = [
-    "Diagnostics", "DosePrediction", "FederatedPrior", "MeasurementModel", "OrganSeries", "PatientData",
-    "PopulationPosterior", "Posterior", "TwinModel", "central_interval_coverage",
-    "compute_diagnostics", "custom_model", "fit_patient", "fit_patients", "fit_population",
-    "fit_single_time_point", "haenscheid_tia", "madsen_tia", "pbpk_model", "reduced_model",
-    "SiteSummary", "combine_site_summaries", "run_sbc", "simulate_cohort", "site_summary",
-    "sphere_recovery_coefficient", "standard_template",
+    "GTM_RECOVERY_SD", "Diagnostics", "DosePrediction", "FederatedPrior", "MeasurementModel",
+    "OrganSeries", "PatientData", "PopulationPosterior", "Posterior", "TwinModel",
+    "central_interval_coverage", "compute_diagnostics", "custom_model", "fit_patient", "fit_patients",
+    "fit_population", "fit_single_time_point", "haenscheid_tia", "madsen_tia", "pbpk_model",
+    "reduced_model", "recovery_coefficients", "SiteSummary", "combine_site_summaries", "run_sbc",
+    "simulate_cohort", "site_summary", "sphere_recovery_coefficient", "standard_template",
     "summarise_draws",
 ]

@@ -30,6 +30,12 @@ from scipy.special import erf
 from tdt.errors import InputError
 
 _FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+#: log-SD of the residual recovery of partial-volume-corrected (GTM) activities, which enter with
+#: recovery 1: the GTM is exact for uniform VOIs and a known PSF (≤ 1 % on the phantom, tests/
+#: imaging/test_imaging_truth.py); 3 % covers a FWHM known to ~±0.3 mm for organs and ≥ 2 cm
+#: lesions and gives 50 %/90 % coverage near nominal on the phantom cohort (docs/imaging.md,
+#: "Harmonisation / truth"). Use ``MeasurementModel(recovery_sd=GTM_RECOVERY_SD)``.
+GTM_RECOVERY_SD = 0.03
 
 
 def blurred_sphere_profile(r_mm, radius_mm: float, sigma_mm: float):

@@ -96,6 +96,12 @@ def test_reference_patient_chain_02_03_04(tmp_path):
              max_predictive_draws=100)
     files = _execute("04_treatment_planning.ipynb", tmp_path, n_draws=200)
     assert "posterior.nc" in files and "convergence.json" in files
+    # the phantom's truth is shown (issue 18): 02 deterministic, 03 credible intervals
+    assert {"truth_comparison_deterministic.json", "truth_comparison.json",
+            "truth_comparison.png"} <= set(files)
+    truth_rows = json.loads(files["truth_comparison.json"].read_text())
+    assert {r["quantity"] for r in truth_rows} == {"tia_mbq_h", "dose_gy"}
+    assert all(abs(r["bias"]) < 0.25 for r in truth_rows)
     saved = json.loads(files["scenario_initial.json"].read_text())
     assert saved["source"].startswith("posterior")
 

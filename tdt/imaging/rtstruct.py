@@ -33,6 +33,7 @@ from tdt.imaging.dicom_io import (
     set_patient_study,
 )
 from tdt.imaging.geometry import Geometry
+from tdt.imaging.plausibility import check_structure_extent
 
 #: plane-matching tolerance in mm when grouping contour points into planes
 PLANE_TOL_MM = 1e-2
@@ -137,8 +138,12 @@ def rasterise(structures: StructureSet, geometry: Geometry,
     for roi in chosen:
         mask = np.zeros(geometry.shape, dtype=bool)
         planes: dict[float, list[np.ndarray]] = {}
+        area_total = area_inside = 0.0
         for points in structures.contours[roi]:
             ijk = geometry.world_to_index(points)
+            total, inside = _area_in_grid(ijk, (nx, ny, nz))
+            area_total += total
+            area_inside += inside
             k = float(np.round(np.mean(ijk[:, 2]) / PLANE_TOL_MM) * PLANE_TOL_MM)
             planes.setdefault(k, []).append(ijk[:, :2])
         if planes:
@@ -161,8 +166,37 @@ def rasterise(structures: StructureSet, geometry: Geometry,
                     ).reshape(ii.shape)
                     plane[lo[1]:hi[1] + 1, lo[0]:hi[0] + 1] ^= inside
                 mask[z] = plane
+        if area_total > 0:
+            check_structure_extent(roi, "RTSTRUCT", 1.0 - area_inside / area_total)
         masks[roi] = mask
     return masks
+
+
+def _polygon_area(vertices: np.ndarray) -> float:
+    """Area of a closed polygon (shoelace formula), in the units of ``vertices`` squared."""
+    x, y = vertices[:, 0], vertices[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+
+
+def _area_in_grid(ijk: np.ndarray, shape_ijk: tuple[int, int, int]) -> tuple[float, float]:
+    """(area, area inside the grid) of one planar contour in index coordinates (voxel² units).
+
+    The polygon is clipped to the grid's in-plane box with matplotlib's ``Path.clip_to_bbox``;
+    a contour whose plane lies outside the slice range is wholly outside.
+    """
+    from matplotlib.path import Path as MplPath
+    from matplotlib.transforms import Bbox
+
+    nx, ny, nz = shape_ijk
+    poly = ijk[:, :2]
+    total = _polygon_area(poly)
+    k = float(np.mean(ijk[:, 2]))
+    if total == 0.0 or not -0.5 <= k <= nz - 0.5:
+        return total, 0.0
+    closed = MplPath(np.vstack([poly, poly[:1]]), closed=True)
+    clipped = closed.clip_to_bbox(Bbox([[-0.5, -0.5], [nx - 0.5, ny - 0.5]]), inside=True)
+    inside = _polygon_area(clipped.vertices) if len(clipped.vertices) >= 3 else 0.0
+    return total, min(inside, total)
 
 
 def mask_contours(mask: np.ndarray, geometry: Geometry) -> list[np.ndarray]:

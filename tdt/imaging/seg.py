@@ -32,6 +32,7 @@ from tdt.imaging.dicom_io import (
     set_patient_study,
 )
 from tdt.imaging.geometry import Geometry, resample
+from tdt.imaging.plausibility import check_structure_extent
 
 
 @dataclass
@@ -54,8 +55,17 @@ class Segmentation:
                 f"SEG FrameOfReferenceUID {self.geometry.frame_of_reference_uid} differs from "
                 f"the image grid's {target.frame_of_reference_uid} (mixed frames of reference)"
             )
-        return {n: resample(m.astype(np.uint8), self.geometry, target, order=0).astype(bool)
-                for n, m in self.masks.items()}
+        masks = {}
+        upper = np.array(target.shape[::-1]) - 0.5  # (i, j, k) bounds of the target grid
+        for name, mask in self.masks.items():
+            kji = np.argwhere(mask)
+            if len(kji):
+                ijk = target.world_to_index(self.geometry.index_to_world(kji[:, ::-1]))
+                outside = np.any((ijk < -0.5) | (ijk > upper), axis=1)
+                check_structure_extent(name, "SEG", float(outside.mean()))
+            masks[name] = resample(mask.astype(np.uint8), self.geometry, target,
+                                   order=0).astype(bool)
+        return masks
 
 
 def _code(value: str, scheme: str, meaning: str) -> Dataset:

@@ -233,3 +233,57 @@ def test_impossible_dicom_raises_clean_error(case, corrupt):
     with pytest.raises(error, match=text) as info:
         _load(folder)
     assert isinstance(info.value, TdtError)
+
+
+# ---- structures that leave the SPECT field of view ---------------------------------------------
+
+def _shift_contours(roi_name, dx_mm):
+    """Move every contour point of ``roi_name`` by ``dx_mm`` along x (LPS)."""
+    def shift(ds):
+        numbers = {int(r.ROINumber): str(r.ROIName) for r in ds.StructureSetROISequence}
+        for item in ds.ROIContourSequence:
+            if numbers[int(item.ReferencedROINumber)] != roi_name:
+                continue
+            for contour in item.ContourSequence:
+                points = [float(v) for v in contour.ContourData]
+                points[0::3] = [x + dx_mm for x in points[0::3]]
+                contour.ContourData = [f"{v:.6g}" for v in points]
+    return lambda folder: edit_dicom([folder / "RTSTRUCT.dcm"], _=shift)
+
+
+def _shift_seg(dx_mm):
+    def shift(ds):
+        for frame in ds.PerFrameFunctionalGroupsSequence:
+            position = frame.PlanePositionSequence[0]
+            xyz = [float(v) for v in position.ImagePositionPatient]
+            position.ImagePositionPatient = [xyz[0] + dx_mm, xyz[1], xyz[2]]
+    return lambda folder: edit_dicom([folder / "SEG.dcm"], _=shift)
+
+
+def _fov_width_mm(small_phantom):
+    first = pydicom.dcmread(nm_files(small_phantom.directory)[0])
+    return float(first.Columns) * float(first.PixelSpacing[1])
+
+
+def test_rtstruct_contour_outside_the_grid_is_warned(corrupt, small_phantom):
+    """Liver contours moved 40 % of the field width to the patient's right: part lies off the grid."""
+    folder = corrupt(("NM", "RTSTRUCT.dcm", "calibration.json"),
+                     _shift_contours("liver", -0.4 * _fov_width_mm(small_phantom)))
+    study, _ = _load(folder)  # masks are rasterised on load, warnings kept in Study.warnings
+    found = [str(w) for w in study.warnings]
+    assert any("RTSTRUCT structure 'liver'" in m and "outside" in m for m in found), found
+    assert not any("'kidneys'" in m for m in found), found
+
+
+def test_rtstruct_inside_the_grid_is_not_warned(corrupt):
+    study, _ = _load(corrupt(("NM", "RTSTRUCT.dcm", "calibration.json")))
+    assert not any("extent" in str(w) for w in study.warnings), study.warnings
+
+
+def test_seg_outside_the_grid_is_warned(corrupt, small_phantom):
+    folder = corrupt(("NM", "SEG.dcm", "calibration.json"),
+                     _shift_seg(0.4 * _fov_width_mm(small_phantom)))
+    study, found_on_load = _load(folder)
+    _, found = recorded(lambda: extract_tacs(study, ["liver"]))
+    messages = found_on_load + found + [str(w) for w in study.warnings]
+    assert any("SEG structure" in m and "outside" in m for m in messages), messages

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
+import yaml
+
+from tdt.catalog import dataset_path
 from tdt.errors import unknown_name_error
 
 DATASET = "radiobiology_tissue_parameters"
@@ -106,10 +109,6 @@ def canonical_tissue_name(name: str) -> str:
 
 
 def _load():
-    import yaml
-
-    from tdt.catalog import dataset_path
-
     raw = yaml.safe_load(dataset_path(DATASET).read_text())
     tissues = {
         name: TissueParameters(name=name, **{k: v for k, v in spec.items()})

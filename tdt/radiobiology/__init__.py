@@ -42,7 +42,7 @@ from tdt.radiobiology.limits import (
     kidney_bed_limit_gy,
 )
 from tdt.radiobiology.multicycle import bed_multicycle, repopulation_bed
-from tdt.radiobiology.ntcp import ntcp_lkb, ntcp_organ
+from tdt.radiobiology.ntcp import NTCP_METRICS, ntcp_dose, ntcp_lkb, ntcp_organ
 from tdt.radiobiology.parameters import (
     GENERIC_LATE_TISSUE,
     NTCP_PARAMETERS,
@@ -61,6 +61,7 @@ __all__ = [
     "GENERIC_LATE_TISSUE",
     "KIDNEY_BED_LIMIT_GY",
     "KIDNEY_BED_LIMIT_RISK_GY",
+    "NTCP_METRICS",
     "NTCP_PARAMETERS",
     "RED_MARROW_DOSE_LIMIT_GY",
     "DoseLimit",
@@ -89,6 +90,7 @@ __all__ = [
     "is_lesion",
     "kidney_bed_limit_gy",
     "mean_dose",
+    "ntcp_dose",
     "ntcp_lkb",
     "ntcp_organ",
     "ntcp_parameters",

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from tdt.radiobiology import (
     bed_monoexponential,
     eqd2,
+    ntcp_dose,
     ntcp_lkb,
     tcp_poisson,
     tcp_poisson_fixed_alpha,
@@ -135,12 +136,9 @@ def _mean_ntcp(dose_total, bed_total, ntcp_td50_gy, ntcp_m, ntcp_metric, ntcp_al
     """Posterior-mean LKB NTCP per region (uniform organ dose; nan where no parameter set)."""
     has_ntcp = ~jnp.isnan(ntcp_td50_gy)
     # the dose the LKB parameter set is defined on: EQD2 (its own α/β), BED or absorbed dose
-    # (the per-region, traced form of tdt.radiobiology.ntcp_organ's dispatch)
-    ntcp_dose = jnp.select(
-        [ntcp_metric[None, :] == 0, ntcp_metric[None, :] == 1],
-        [eqd2(bed_total, ntcp_alpha_beta_gy[None, :], validate=False), bed_total], dose_total)
+    dose = ntcp_dose(ntcp_metric[None, :], bed_total, dose_total, ntcp_alpha_beta_gy[None, :])
     # uniform organ dose: the gEUD equals the dose, so the volume parameter n plays no role
-    ntcp_draws = ntcp_lkb(ntcp_dose, jnp.where(has_ntcp, ntcp_td50_gy, 1.0)[None, :],
+    ntcp_draws = ntcp_lkb(dose, jnp.where(has_ntcp, ntcp_td50_gy, 1.0)[None, :],
                           jnp.where(has_ntcp, ntcp_m, 1.0)[None, :], validate=False)
     return jnp.where(has_ntcp, jnp.mean(ntcp_draws, axis=0), jnp.nan)
 

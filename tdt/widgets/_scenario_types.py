@@ -14,6 +14,7 @@ import numpy as np
 from tdt.errors import InputError
 from tdt.radiobiology import (
     GENERIC_LATE_TISSUE,
+    NTCP_METRICS,
     NTCP_PARAMETERS,
     RED_MARROW_DOSE_LIMIT_GY,
     TissueParameters,
@@ -27,8 +28,6 @@ from tdt.units import HOURS_PER_DAY
 MAX_CYCLES = 10
 #: posterior summary: 5 %, 50 %, 95 % (a 90 % central credible interval)
 QUANTILES = (0.05, 0.5, 0.95)
-#: dose metrics of LKB parameter sets (tdt.radiobiology.NtcpParameters.dose_metric)
-NTCP_METRICS = ("eqd2", "bed", "absorbed_dose")
 
 
 @dataclass(frozen=True)

@@ -174,3 +174,19 @@ def test_explorer_names_the_generic_tissue_it_uses():
     resolved = resolve_radiobiology(inputs.regions, Scenario())
     assert resolved.alpha_beta_gy[1] == rb.GENERIC_LATE_TISSUE.alpha_beta_gy == 3.0
     assert resolved.citations["liver"] == rb.GENERIC_LATE_TISSUE.citation
+
+
+def test_ntcp_dose_dispatch_is_shared_by_organ_and_explorer():
+    bed = np.array([[30.0, 12.0, 3.0]])
+    absorbed = np.array([[20.0, 10.0, 2.5]])
+    ab = np.array([2.6, 3.0, 10.0])
+    metric = np.array([0, 1, 2])  # eqd2, bed, absorbed dose
+    expected = np.array([[30.0 / (1.0 + 2.0 / 2.6), 12.0, 2.5]])  # EQD2 = BED/(1 + 2/(α/β))
+    np.testing.assert_allclose(rb.ntcp_dose(metric, bed, absorbed, ab), expected, rtol=1e-14)
+    assert rb.NTCP_METRICS == ("eqd2", "bed", "absorbed_dose")
+    for organ in rb.NTCP_PARAMETERS:
+        p = rb.ntcp_parameters(organ)
+        dose = {"eqd2": 40.0 / (1.0 + 2.0 / p.alpha_beta_gy), "bed": 40.0, "absorbed_dose": 3.0}
+        by_hand = float(rb.ntcp_lkb(dose[p.dose_metric], p.td50_gy, p.m))
+        assert float(rb.ntcp_organ(organ, 40.0, absorbed_dose_gy=3.0)) == pytest.approx(
+            by_hand, rel=1e-13)

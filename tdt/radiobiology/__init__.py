@@ -1,5 +1,7 @@
 """Radiobiology of radiopharmaceutical therapy: BED (Lea–Catcheside G-factor), EQD2, DVH/BVH
-summaries, gEUD, EUBED, TCP (Poisson LQ with radiosensitivity spread), NTCP (LKB).
+summaries, gEUD, EUBED, TCP (Poisson LQ with radiosensitivity spread), NTCP (LKB), and the
+cited tables every layer above uses: tissue LQ parameters, NTCP sets, organ dose limits, and
+the one rule for lesion names (:func:`is_lesion`).
 
 Everything is pure JAX: jittable, vmappable over a leading axis of posterior draws, and
 differentiable (e.g. with respect to administered activity for planning). Bad concrete input
@@ -16,7 +18,9 @@ from tdt.radiobiology.closed_forms import (
     bed_sum_of_exponentials,
     bed_uptake_washout,
     eqd2,
+    g_factor_monoexponential,
     g_factor_sum_of_exponentials,
+    quadratic_bed_coefficient,
     repair_rate_per_h,
     uptake_washout_terms,
 )
@@ -28,21 +32,39 @@ from tdt.radiobiology.dvh import (
     volume_percent_at_dose,
 )
 from tdt.radiobiology.eud import eubed, geud
+from tdt.radiobiology.limits import (
+    DOSE_LIMITS,
+    KIDNEY_BED_LIMIT_GY,
+    KIDNEY_BED_LIMIT_RISK_GY,
+    RED_MARROW_DOSE_LIMIT_GY,
+    DoseLimit,
+    dose_limit,
+    kidney_bed_limit_gy,
+)
 from tdt.radiobiology.multicycle import bed_multicycle, repopulation_bed
-from tdt.radiobiology.ntcp import ntcp_lkb, ntcp_organ
+from tdt.radiobiology.ntcp import NTCP_METRICS, ntcp_dose, ntcp_lkb, ntcp_organ
 from tdt.radiobiology.parameters import (
+    GENERIC_LATE_TISSUE,
     NTCP_PARAMETERS,
     TISSUES,
     NtcpParameters,
     TissueParameters,
     canonical_tissue_name,
+    is_lesion,
     ntcp_parameters,
     tissue,
 )
-from tdt.radiobiology.tcp import tcp_poisson
+from tdt.radiobiology.tcp import tcp_poisson, tcp_poisson_fixed_alpha
 
 __all__ = [
+    "DOSE_LIMITS",
+    "GENERIC_LATE_TISSUE",
+    "KIDNEY_BED_LIMIT_GY",
+    "KIDNEY_BED_LIMIT_RISK_GY",
+    "NTCP_METRICS",
     "NTCP_PARAMETERS",
+    "RED_MARROW_DOSE_LIMIT_GY",
+    "DoseLimit",
     "TISSUES",
     "NtcpParameters",
     "TissueParameters",
@@ -56,20 +78,27 @@ __all__ = [
     "canonical_tissue_name",
     "cumulative_dvh",
     "dose_and_g_factor",
+    "dose_limit",
     "dose_at_volume_percent",
     "dvh_summary",
     "eqd2",
     "eubed",
     "exponential_moments",
+    "g_factor_monoexponential",
     "g_factor_sum_of_exponentials",
     "geud",
+    "is_lesion",
+    "kidney_bed_limit_gy",
     "mean_dose",
+    "ntcp_dose",
     "ntcp_lkb",
     "ntcp_organ",
     "ntcp_parameters",
+    "quadratic_bed_coefficient",
     "repair_rate_per_h",
     "repopulation_bed",
     "tcp_poisson",
+    "tcp_poisson_fixed_alpha",
     "tissue",
     "uptake_washout_terms",
     "volume_percent_at_dose",

@@ -38,13 +38,42 @@ from tdt.radiobiology._validation import (
     check_nonnegative,
     check_positive,
 )
-
-LN2 = 0.6931471805599453
+from tdt.units import half_life_to_rate
 
 
 def repair_rate_per_h(repair_half_time_h):
     """Repair rate constant mu = ln 2 / T_rep (1/h) from the repair half-time (h)."""
-    return LN2 / jnp.asarray(repair_half_time_h, dtype=float)
+    return half_life_to_rate(jnp.asarray(repair_half_time_h, dtype=float))
+
+
+def quadratic_bed_coefficient(amplitudes_gy_per_h, rates_per_h, alpha_beta_gy,
+                              repair_half_time_h):
+    """Quadratic BED coefficient q of R(t) = Σ_i A_i exp(-lambda_i t): BED = D + q (Gy).
+
+    q = (2 / (alpha/beta)) Σ_ij A_i A_j / ((lambda_i + lambda_j)(lambda_i + mu)), mu = ln 2 / T_rep
+    (the Lea–Catcheside double integral, module docstring; Dale, Br J Radiol 1985;58:515).
+
+    The dose rate is linear in the administered activity A, so with amplitudes per unit activity
+    (Gy/h per MBq) q is the coefficient of A² (Gy/MBq²): BED(A) = d A + q A², d = Σ A_i/lambda_i.
+    For one exponential q = d² G / (alpha/beta) with G = :func:`g_factor_monoexponential`.
+
+    ``amplitudes_gy_per_h`` and ``rates_per_h`` (1/h, > 0) have the terms on the last axis;
+    ``alpha_beta_gy`` (Gy) and ``repair_half_time_h`` (h) broadcast against the leading axes.
+    No input checks (the BED functions above it check); jittable and differentiable.
+    """
+    amplitudes = jnp.asarray(amplitudes_gy_per_h, dtype=float)
+    rates = jnp.asarray(rates_per_h, dtype=float)
+    double_integral = _double_integral(amplitudes, rates, repair_half_time_h)
+    return 2.0 * double_integral / jnp.asarray(alpha_beta_gy, dtype=float)
+
+
+def g_factor_monoexponential(repair_half_time_h, effective_half_life_h):
+    """Lea–Catcheside G of R(t) = R0 exp(-ln2 t / T_eff) (instant uptake): T_rep / (T_rep + T_eff).
+
+    (Dale, Br J Radiol 1985;58:515; the one-term case of the double integral.) Dimensionless.
+    """
+    t_rep = jnp.asarray(repair_half_time_h, dtype=float)
+    return t_rep / (t_rep + jnp.asarray(effective_half_life_h, dtype=float))
 
 
 def g_factor_sum_of_exponentials(amplitudes_gy_per_h, rates_per_h, repair_half_time_h):
@@ -86,13 +115,16 @@ def bed_sum_of_exponentials(
     if validate:
         check_nonnegative("dose (sum of amplitudes_gy_per_h / rates_per_h)",
                           jnp.sum(amplitudes / rates, axis=-1))
-    double_integral = _double_integral(amplitudes, rates, repair_half_time_h)
     dose = jnp.sum(amplitudes / rates, axis=-1)
-    return dose + 2.0 * double_integral / jnp.asarray(alpha_beta_gy, dtype=float)
+    return dose + quadratic_bed_coefficient(amplitudes, rates, alpha_beta_gy, repair_half_time_h)
 
 
 def _double_integral(amplitudes, rates, repair_half_time_h):
-    """∫_0^∞ R(t) ∫_0^t R(w) exp(-mu (t-w)) dw dt = Σ_ij A_i A_j / ((l_i + l_j)(l_i + mu)), Gy²."""
+    """∫_0^∞ R(t) ∫_0^t R(w) exp(-mu (t-w)) dw dt = Σ_ij A_i A_j / ((l_i + l_j)(l_i + mu)), Gy².
+
+    The one implementation of the double integral: :func:`quadratic_bed_coefficient` and
+    :func:`g_factor_sum_of_exponentials` are both built on it.
+    """
     mu = repair_rate_per_h(repair_half_time_h)[..., None, None]
     a_i, a_j = amplitudes[..., :, None], amplitudes[..., None, :]
     l_i, l_j = rates[..., :, None], rates[..., None, :]
@@ -119,8 +151,7 @@ def bed_monoexponential(
         check_positive("repair_half_time_h", repair_half_time_h)
         check_positive("effective_half_life_h", effective_half_life_h)
     dose = jnp.asarray(dose_gy, dtype=float)
-    t_rep = jnp.asarray(repair_half_time_h, dtype=float)
-    g = t_rep / (t_rep + jnp.asarray(effective_half_life_h, dtype=float))
+    g = g_factor_monoexponential(repair_half_time_h, effective_half_life_h)
     return dose + dose**2 * g / jnp.asarray(alpha_beta_gy, dtype=float)
 
 
@@ -131,8 +162,8 @@ def uptake_washout_terms(dose_gy, uptake_half_time_h, effective_half_life_h):
     Returns ``(amplitudes, rates)`` with the two terms on the last axis.
     """
     dose = jnp.asarray(dose_gy, dtype=float)
-    lam_e = LN2 / jnp.asarray(effective_half_life_h, dtype=float)
-    lam_u = LN2 / jnp.asarray(uptake_half_time_h, dtype=float)
+    lam_e = half_life_to_rate(jnp.asarray(effective_half_life_h, dtype=float))
+    lam_u = half_life_to_rate(jnp.asarray(uptake_half_time_h, dtype=float))
     dose, lam_e, lam_u = jnp.broadcast_arrays(dose, lam_e, lam_u)
     k = dose * lam_e * (lam_e + lam_u) / lam_u
     amplitudes = jnp.stack([k, -k], axis=-1)

@@ -20,7 +20,8 @@ import jax.numpy as jnp
 
 from tdt.errors import InputError
 from tdt.radiobiology._validation import check_nonnegative, check_positive
-from tdt.radiobiology.closed_forms import LN2, bed_monoexponential, bed_uptake_washout
+from tdt.radiobiology.closed_forms import bed_monoexponential, bed_uptake_washout
+from tdt.units import half_life_to_rate
 
 
 def repopulation_bed(
@@ -36,9 +37,8 @@ def repopulation_bed(
     elapsed = jnp.maximum(
         jnp.asarray(overall_time_h, dtype=float) - jnp.asarray(kickoff_time_h, dtype=float), 0.0
     )
-    return LN2 * elapsed / (
-        jnp.asarray(alpha_per_gy, dtype=float) * jnp.asarray(potential_doubling_time_h, dtype=float)
-    )
+    rate_per_h = half_life_to_rate(jnp.asarray(potential_doubling_time_h, dtype=float))
+    return rate_per_h * elapsed / jnp.asarray(alpha_per_gy, dtype=float)
 
 
 def bed_multicycle(

@@ -18,6 +18,24 @@ from tdt.radiobiology.closed_forms import eqd2
 from tdt.radiobiology.eud import geud
 from tdt.radiobiology.parameters import NtcpParameters, ntcp_parameters
 
+#: dose metrics an LKB parameter set can be defined on (:attr:`NtcpParameters.dose_metric`);
+#: :func:`ntcp_dose` takes the index into this tuple so that it can be traced per organ.
+NTCP_METRICS = ("eqd2", "bed", "absorbed_dose")
+
+
+def ntcp_dose(metric_index, bed_gy, absorbed_dose_gy, alpha_beta_gy):
+    """The dose (Gy) an LKB parameter set is defined on, per element: EQD2 of ``bed_gy`` with the
+    set's ``alpha_beta_gy`` (index 0), the BED itself (1) or the absorbed dose (2).
+
+    ``metric_index`` indexes :data:`NTCP_METRICS` and may be an array (one per organ) and traced:
+    the explorer evaluates every organ in one jitted call. Broadcasts; no input checks.
+    """
+    metric = jnp.asarray(metric_index)
+    return jnp.select(
+        [metric == 0, metric == 1],
+        [eqd2(bed_gy, alpha_beta_gy, validate=False), jnp.asarray(bed_gy, dtype=float)],
+        jnp.asarray(absorbed_dose_gy, dtype=float))
+
 
 def ntcp_lkb(
     dose_gy, td50_gy, m, n=1.0, *, volumes=None, voxel_axis=None, validate=True
@@ -72,20 +90,22 @@ def ntcp_organ(
     ``absorbed_dose_gy``.
     """
     params = organ if isinstance(organ, NtcpParameters) else ntcp_parameters(organ)
-    if params.dose_metric == "eqd2":
-        dose = eqd2(bed_gy, params.alpha_beta_gy, validate=validate)
-    elif params.dose_metric == "bed":
-        dose = bed_gy
-    elif params.dose_metric == "absorbed_dose":
-        if absorbed_dose_gy is None:
-            raise InputError(
-                f"absorbed_dose_gy: the NTCP parameters of {params.organ!r} are defined on "
-                "absorbed dose; pass absorbed_dose_gy"
-            )
-        dose = absorbed_dose_gy
-    else:
+    if params.dose_metric not in NTCP_METRICS:
         raise InputError(
             f"dose_metric: expected 'eqd2', 'bed' or 'absorbed_dose', got {params.dose_metric!r}"
         )
+    if params.dose_metric == "absorbed_dose" and absorbed_dose_gy is None:
+        raise InputError(
+            f"absorbed_dose_gy: the NTCP parameters of {params.organ!r} are defined on "
+            "absorbed dose; pass absorbed_dose_gy"
+        )
+    if params.dose_metric == "absorbed_dose":
+        dose = absorbed_dose_gy
+    else:
+        if validate:
+            check_dose_gy("bed_gy", bed_gy)
+            check_positive("alpha_beta_gy", params.alpha_beta_gy)
+        dose = ntcp_dose(NTCP_METRICS.index(params.dose_metric), bed_gy, 0.0,
+                         params.alpha_beta_gy)
     return ntcp_lkb(dose, params.td50_gy, params.m, params.n, volumes=volumes,
                     voxel_axis=voxel_axis, validate=validate)

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
+import yaml
+
+from tdt.catalog import dataset_path
 from tdt.errors import unknown_name_error
 
 DATASET = "radiobiology_tissue_parameters"
@@ -79,19 +82,33 @@ _ALIASES = {
 }
 
 
+_LESION_PREFIXES = ("lesion", "tumour", "tumor")
+
+
+def _normalised(name: str) -> str:
+    return str(name).strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def is_lesion(name: str) -> bool:
+    """True for a tumour VOI name: ``lesion_1``, ``Lesion 2``, ``tumour``, ``tumor_liver``...
+
+    The one rule of tdt for "is this region a tumour" (radiobiology: tumour alpha/beta, TCP;
+    planning: the objective). Case, spaces and hyphens are ignored; the name must start with
+    ``lesion``, ``tumour`` or ``tumor``. (Model compartment names are stricter, ``lesion_<n>``:
+    :func:`tdt.pbpk.organs.lesion_names` validates those.)
+    """
+    return _normalised(name).startswith(_LESION_PREFIXES)
+
+
 def canonical_tissue_name(name: str) -> str:
     """Canonical tissue key for ``name`` (``lesion_3`` → ``tumour``, ``kidney`` → ``kidneys``)."""
-    key = str(name).strip().lower().replace(" ", "_").replace("-", "_")
-    if key.startswith(("lesion", "tumour", "tumor")):
+    if is_lesion(name):
         return "tumour"
+    key = _normalised(name)
     return _ALIASES.get(key, key)
 
 
 def _load():
-    import yaml
-
-    from tdt.catalog import dataset_path
-
     raw = yaml.safe_load(dataset_path(DATASET).read_text())
     tissues = {
         name: TissueParameters(name=name, **{k: v for k, v in spec.items()})
@@ -109,6 +126,19 @@ TISSUES: MappingProxyType
 #: LKB parameter sets by organ: kidneys, salivary_glands, red_marrow (read-only mapping).
 NTCP_PARAMETERS: MappingProxyType
 TISSUES, NTCP_PARAMETERS = _load()
+
+
+#: alpha/beta 3 Gy, T_rep 1.5 h for an organ without a table entry (liver, spleen, ...): generic
+#: late-responding normal tissue. Used only where a caller asks for it (the scenario explorer),
+#: which then names this citation; :func:`tissue` itself raises for unknown tissues.
+GENERIC_LATE_TISSUE = TissueParameters(
+    name="generic_late_responding",
+    alpha_beta_gy=3.0,
+    repair_half_time_h=1.5,
+    citation=("generic late-responding tissue: alpha/beta 3 Gy (Thames HD, et al. Radiother Oncol "
+              "1990;19:219-235: late effects 2-4 Gy), T_rep 1.5 h (convention)"),
+    confidence="low",
+)
 
 
 def tissue(name: str) -> TissueParameters:

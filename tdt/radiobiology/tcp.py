@@ -69,6 +69,29 @@ def _mean_exp_neg_exp_normal(m, s):
     return jnp.where(s[..., 0] > _HERMITE_LIMIT, gumbel, hermite)
 
 
+def tcp_poisson_fixed_alpha(bed_gy, alpha_per_gy, n_clonogens, *, axis=None, validate=True):
+    """Poisson LQ TCP with one radiosensitivity (no spread): exp(-N exp(-alpha BED)), in [0, 1].
+
+    (Webb & Nahum, Phys Med Biol 1993;38:653, the single-alpha Poisson model.) The exact value of
+    :func:`tcp_poisson` with ``alpha_sd_per_gy=0``, without its quadrature: cheap enough for
+    interactive use and for gradients inside a planner.
+
+    ``bed_gy`` (Gy) and ``n_clonogens`` (> 0) broadcast; ``alpha_per_gy`` 1/Gy (> 0). With
+    ``axis`` set, the tumours along that axis are independent and the result is their joint
+    control probability, the product exp(-Σ_l N_l exp(-alpha BED_l)) (e.g. a patient's lesions).
+    Jittable and differentiable (NumPy or JAX input).
+    """
+    if validate:
+        check_dose_gy("bed_gy", bed_gy)
+        check_positive("alpha_per_gy", alpha_per_gy)
+        check_positive("n_clonogens", n_clonogens)
+    survivors = jnp.asarray(n_clonogens, dtype=float) * jnp.exp(
+        -jnp.asarray(alpha_per_gy, dtype=float) * jnp.asarray(bed_gy, dtype=float))
+    if axis is not None:
+        survivors = jnp.sum(survivors, axis=axis)
+    return jnp.exp(-survivors)
+
+
 def tcp_poisson(
     bed_gy,
     alpha_per_gy,

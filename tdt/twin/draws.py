@@ -6,13 +6,12 @@ dose-rate of every organ is proportional to the administered activity A, so per 
     D(A)   = d · A                 (d: absorbed dose per activity, Gy/MBq)
     BED(A) = d · A + q · A²        (q: Gy/MBq², from the Lea–Catcheside G-factor)
 
-with, for a dose rate per unit activity R(t) = Σ_k a_k exp(-λ_k t) after an instant uptake and
-a repair rate μ = ln 2 / T_rep (derivation: integrate the G-factor of Dale, Br J Radiol
-1985;58:515, term by term),
-
-    q = (2 / (α/β)) Σ_j Σ_k a_j a_k / ((λ_j + λ_k)(λ_j + μ)).
-
-For one exponential this is Dale's q = d² · T_rep / (T_rep + T_eff) / (α/β).
+with q the quadratic BED coefficient of the dose rate per unit activity
+(:func:`tdt.radiobiology.quadratic_bed_coefficient`, the Lea–Catcheside G-factor integrated term
+by term, Dale, Br J Radiol 1985;58:515). For one exponential it is Dale's
+q = d² · T_rep / (T_rep + T_eff) / (α/β) (:func:`tdt.radiobiology.g_factor_monoexponential`).
+Every BED coefficient here comes from tdt.radiobiology; this module only arranges them per
+cycle, draw and organ.
 
 Cycles 4–8 weeks apart do not interact in the G-factor (exp(-μ Δt) ≈ 0 for Δt ≫ T_rep) and the
 residual activity of the previous cycle is negligible when Δt ≫ T_eff, so the cumulative BED of a
@@ -23,16 +22,16 @@ schedule is the sum of per-cycle BEDs (the usual multi-cycle convention, e.g. Bo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from tdt.errors import InputError
-from tdt.twin.tissues import LinearQuadratic, is_lesion, tissue_parameters
+from tdt.errors import InputError, unknown_name_error
+from tdt.radiobiology import g_factor_monoexponential, is_lesion, quadratic_bed_coefficient
+from tdt.twin.tissues import LinearQuadratic, tissue_parameters
 
-LN2 = math.log(2.0)
+__all__ = ("DoseDraws", "quadratic_bed_coefficient")
 
 
 def _as_float_array(name: str, value, ndim: int | None = None) -> np.ndarray:
@@ -42,24 +41,6 @@ def _as_float_array(name: str, value, ndim: int | None = None) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise InputError(f"{name}: contains non-finite values (NaN or inf); expected finite numbers")
     return array
-
-
-def quadratic_bed_coefficient(amplitudes_gy_per_h, rates_per_h, alpha_beta_gy, repair_half_time_h):
-    """BED coefficient q (Gy per unit activity²) of a dose rate Σ_k a_k exp(-λ_k t).
-
-    ``amplitudes_gy_per_h``, ``rates_per_h``: arrays (..., K) of dose-rate amplitudes per unit
-    activity (Gy/h/MBq) and rates (1/h). Formula in the module docstring. Returns shape (...);
-    ``alpha_beta_gy`` and ``repair_half_time_h`` broadcast against it. NumPy or JAX arrays.
-    """
-    a = amplitudes_gy_per_h
-    lam = rates_per_h
-    # alpha/beta and T_rep broadcast against the output shape (...)
-    mu = (LN2 / repair_half_time_h) * (lam[..., 0] * 0 + 1)
-    mu = mu[..., None, None]
-    pair = a[..., :, None] * a[..., None, :] / (
-        (lam[..., :, None] + lam[..., None, :]) * (lam[..., :, None] + mu)
-    )
-    return 2.0 / alpha_beta_gy * pair.sum(axis=(-1, -2))
 
 
 @dataclass(frozen=True)
@@ -130,8 +111,6 @@ class DoseDraws:
 
     def index(self, organ: str) -> int:
         if organ not in self.organs:
-            from tdt.errors import unknown_name_error  # noqa: PLC0415
-
             raise unknown_name_error("organ", organ, self.organs)
         return self.organs.index(organ)
 
@@ -167,7 +146,7 @@ class DoseDraws:
         if np.any(teff <= 0):
             raise InputError("effective_half_life_h: expected values > 0 h")
         ab, trep = _lq_arrays(organs, tissues)
-        q = d**2 * trep / (trep + teff) / ab
+        q = np.asarray(d**2 * g_factor_monoexponential(trep, teff) / ab)
         return cls(organs, d, q, **kwargs)
 
     @classmethod
@@ -196,7 +175,7 @@ class DoseDraws:
             raise InputError("rates_per_h: expected rates > 0 1/h (physical decay included)")
         ab, trep = _lq_arrays(organs, tissues)
         d = (a / lam).sum(axis=-1)
-        q = quadratic_bed_coefficient(a, lam, ab, trep)
+        q = np.asarray(quadratic_bed_coefficient(a, lam, ab, trep))
         return cls(organs, d, q, **kwargs)
 
     def with_prior(self, prior_dose_gy, prior_bed_gy) -> DoseDraws:

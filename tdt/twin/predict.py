@@ -1,8 +1,8 @@
 """Posterior predictive doses, BED, EQD2, TCP and NTCP of a proposed schedule.
 
 Built on :func:`tdt.twin.plan.evaluate`: cumulative absorbed dose and BED per draw (delivered
-cycles + proposed ones), EQD2 = BED / (1 + 2/(α/β)) (Withers' identity), TCP from a
-:class:`~tdt.twin.plan.TcpModel` when given, NTCP from ``tdt.radiobiology.ntcp_organ`` (cited
+cycles + proposed ones), EQD2 = BED / (1 + 2/(α/β)) (:func:`tdt.radiobiology.eqd2`), TCP from a
+:class:`~tdt.twin.plan.TcpModel` when given, NTCP from :func:`tdt.radiobiology.ntcp_organ` (cited
 LKB sets) for the organs that have one.
 """
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tdt.errors import InputError
+from tdt.radiobiology import NTCP_PARAMETERS, eqd2, ntcp_organ
 from tdt.twin.draws import DoseDraws
 from tdt.twin.plan import TcpModel, evaluate
 from tdt.twin.tissues import tissue_parameters
@@ -84,23 +85,15 @@ def predict_schedule(draws: DoseDraws, schedule, tcp: TcpModel | None = None) ->
     x = activities_from(schedule)
     ev = evaluate(draws, x, constraints=(), objective="tcp" if tcp else None, tcp=tcp)
     alpha_beta = np.array([tissue_parameters(o).alpha_beta_gy for o in draws.organs])
-    eqd2 = ev.cumulative_bed_gy / (1.0 + 2.0 / alpha_beta)
+    eqd2_gy = np.asarray(eqd2(ev.cumulative_bed_gy, alpha_beta, validate=False))
     d, _ = draws.coefficients(max(len(x), 1))
     per_cycle = x[:, None, None] * d[: len(x)]
     next_dose = per_cycle[0] if len(x) else np.zeros_like(ev.cumulative_dose_gy)
-    ntcp = {}
-    try:
-        from tdt.radiobiology import NTCP_PARAMETERS, ntcp_organ  # noqa: PLC0415
-
-        for j, organ in enumerate(draws.organs):
-            if organ in NTCP_PARAMETERS:
-                ntcp[organ] = np.asarray(ntcp_organ(
-                    organ, ev.cumulative_bed_gy[:, j],
-                    absorbed_dose_gy=ev.cumulative_dose_gy[:, j]))
-    except ImportError:  # the radiobiology layer is optional for predictions
-        pass
+    ntcp = {organ: np.asarray(ntcp_organ(organ, ev.cumulative_bed_gy[:, j],
+                                         absorbed_dose_gy=ev.cumulative_dose_gy[:, j]))
+            for j, organ in enumerate(draws.organs) if organ in NTCP_PARAMETERS}
     return Prediction(tuple(float(a) for a in x), draws.organs, ev.cumulative_dose_gy,
-                      ev.cumulative_bed_gy, eqd2, next_dose, per_cycle,
+                      ev.cumulative_bed_gy, eqd2_gy, next_dose, per_cycle,
                       ev.objective_draws if tcp else None, ntcp)
 
 

@@ -29,7 +29,7 @@ from tdt.dosimetry.marrow import (
     marrow_tia_image_based,
     red_marrow_dose,
 )
-from tdt.dosimetry.names import PHANTOMS, REMAINDER_TISSUES
+from tdt.dosimetry.names import PHANTOMS, REMAINDER_TISSUES, is_lesion
 from tdt.dosimetry.organs import organ_doses, reference_mass_g, scaled_self_svalue
 from tdt.dosimetry.spheres import (
     electron_range_mm,
@@ -54,7 +54,7 @@ from tdt.dosimetry.voxel import (
 
 __all__ = [
     "EffectiveDose", "effective_dose",
-    "PHANTOMS", "REMAINDER_TISSUES", "TABLE_NUCLIDES", "SValueTable", "electron_range_mm",
+    "PHANTOMS", "is_lesion", "REMAINDER_TISSUES", "TABLE_NUCLIDES", "SValueTable", "electron_range_mm",
     "organ_doses", "reference_mass_g", "scaled_self_svalue", "sphere_absorbed_fraction",
     "sphere_dose", "sphere_svalue", "svalue", "svalue_table",
     "DEFAULT_HU_DENSITY", "Dvh", "KernelConvolver", "VoxelKernel", "convolve", "density_correct",

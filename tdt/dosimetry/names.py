@@ -104,7 +104,8 @@ def sphere_organ(name: str) -> str | None:
 #: activity in the rest of the body and is added to the remainder (see organ_doses).
 REMAINDER_TISSUES = ("remainder", "plasma", "blood", "muscle", "gi")
 
-_LESION = re.compile(r"^lesion_?\w+$")
+#: name prefixes of tumour VOIs (after :func:`normalise`)
+LESION_PREFIXES = ("lesion", "tumour", "tumor")
 
 
 def normalise(name: str) -> str:
@@ -115,8 +116,15 @@ def normalise(name: str) -> str:
 
 
 def is_lesion(name: str) -> bool:
-    """True for lesion VOI names ('lesion_1', 'lesion_liver_2', ...)."""
-    return bool(_LESION.match(normalise(name)))
+    """True for a tumour VOI name: ``lesion_1``, ``Lesion 2``, ``tumour``, ``tumor_liver``...
+
+    The one rule of tdt for "is this region a tumour" (dosimetry: sphere S-values; radiobiology:
+    tumour alpha/beta, TCP; planning: the objective; re-exported by ``tdt.radiobiology``).
+    Case, spaces, dots and hyphens are ignored (:func:`normalise`); the name must start with
+    ``lesion``, ``tumour`` or ``tumor``. (Model compartment names are stricter, ``lesion_<n>``:
+    :func:`tdt.pbpk.organs.lesion_names` validates those.)
+    """
+    return normalise(name).startswith(LESION_PREFIXES)
 
 
 def canonical_organ(name: str, choices, field: str = "organ") -> str:

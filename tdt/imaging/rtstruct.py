@@ -20,6 +20,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from tdt.dosimetry.names import is_lesion
 from tdt.errors import DicomError, InputError, unknown_name_error
 from tdt.imaging.dicom_io import (
     CT_IMAGE_STORAGE,
@@ -293,7 +294,7 @@ def write_rtstruct(
         obs = Dataset()
         obs.ObservationNumber = number
         obs.ReferencedROINumber = number
-        obs.RTROIInterpretedType = "PTV" if name.startswith("lesion") else "ORGAN"
+        obs.RTROIInterpretedType = "PTV" if is_lesion(name) else "ORGAN"
         obs.ROIInterpreter = ""
         observations.append(obs)
     ds.StructureSetROISequence = Sequence(roi_items)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tdt.dosimetry import is_lesion
 from tdt.errors import InputError
 
 #: quantity → key of ground_truth.json
@@ -36,7 +37,7 @@ def voi_organ_masses_g(volume_ml: dict[str, float], organs=None) -> dict[str, fl
 
     organs = list(volume_ml) if organs is None else list(organs)
     return {o: float(volume_ml[o]) * SOFT_TISSUE_G_PER_ML for o in organs
-            if o in volume_ml and not o.startswith("lesion")
+            if o in volume_ml and not is_lesion(o)
             and o not in ("red_marrow", "urinary_bladder_contents", "background")}
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from tdt._atomic import atomic_directory
+from tdt.dosimetry import is_lesion
 from tdt.errors import InputError
 
 
@@ -172,7 +173,7 @@ def dose_report(dicom_dir: Path | str, runs_dir: Path | str = "runs",
         fits = {n: fit_tac(t.times_h, t.activity_mbq, nuclide=study.nuclide)
                 for n, t in sources.items()}
         log("[4/5] MIRD organ doses, Gy/GBq, effective dose")
-        lesions = {n: t.volume_ml for n, t in sources.items() if n.startswith("lesion")}
+        lesions = {n: t.volume_ml for n, t in sources.items() if is_lesion(n)}
         doses = organ_doses({n: f.tia_mbq_h for n, f in fits.items()}, phantom=phantom,
                             lesion_volumes_ml=lesions, nuclide=study.nuclide)
     activity_mbq = (activity_gbq * 1000.0 if activity_gbq is not None
@@ -180,7 +181,7 @@ def dose_report(dicom_dir: Path | str, runs_dir: Path | str = "runs",
     if activity_mbq is None or not activity_mbq > 0:
         raise InputError("administered activity: not in the DICOM (RadionuclideTotalDose); "
                          "give it with --activity-gbq")
-    organ_only = {k: float(np.asarray(v)) for k, v in doses.items() if not k.startswith("lesion")}
+    organ_only = {k: float(np.asarray(v)) for k, v in doses.items() if not is_lesion(k)}
     effective = effective_dose(organ_only)
     messages = sorted({str(w.message) for w in caught
                        if not issubclass(w.category, DeprecationWarning | FutureWarning)})

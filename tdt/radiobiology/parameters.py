@@ -14,6 +14,7 @@ from types import MappingProxyType
 import yaml
 
 from tdt.catalog import dataset_path
+from tdt.dosimetry.names import is_lesion  # the one VOI-name rule (re-exported)
 from tdt.errors import unknown_name_error
 
 DATASET = "radiobiology_tissue_parameters"
@@ -82,22 +83,8 @@ _ALIASES = {
 }
 
 
-_LESION_PREFIXES = ("lesion", "tumour", "tumor")
-
-
 def _normalised(name: str) -> str:
     return str(name).strip().lower().replace(" ", "_").replace("-", "_")
-
-
-def is_lesion(name: str) -> bool:
-    """True for a tumour VOI name: ``lesion_1``, ``Lesion 2``, ``tumour``, ``tumor_liver``...
-
-    The one rule of tdt for "is this region a tumour" (radiobiology: tumour alpha/beta, TCP;
-    planning: the objective). Case, spaces and hyphens are ignored; the name must start with
-    ``lesion``, ``tumour`` or ``tumor``. (Model compartment names are stricter, ``lesion_<n>``:
-    :func:`tdt.pbpk.organs.lesion_names` validates those.)
-    """
-    return _normalised(name).startswith(_LESION_PREFIXES)
 
 
 def canonical_tissue_name(name: str) -> str:

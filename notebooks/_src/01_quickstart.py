@@ -73,26 +73,29 @@ table
         md('''
 ## BED over the planned cycles
 
-Kidney BED per cycle with Dale's closed form (instant uptake, mono-exponential clearance;
-α/β and repair half-time from `tdt.radiobiology`), effective half-life T_eff = ln2 · TIA / A(0)
-from the fit, cycles summed, scaled linearly to the planned activity.
+Kidney BED per cycle for the fitted time–activity curve itself: the dose rate follows the
+activity, R(t) = D · A(t) / TIA with A(t) = Σ cᵢ exp(−λᵢ t) from the fit (uptake phase included),
+and Dale's sum-of-exponentials closed form gives the BED (`tdt.radiobiology.bed_sum_of_exponentials`;
+α/β and repair half-time from `tdt.radiobiology`). Cycles summed, dose scaled linearly to the
+planned activity.
 '''),
         code('''
-from tdt.radiobiology import bed_monoexponential
+from tdt.radiobiology import bed_sum_of_exponentials
 from tdt.radiobiology.parameters import tissue
-from tdt.widgets import effective_half_life_from_tia
 
 kidney = tissue("kidneys")
+fit = fits["kidneys"]
 dose_per_cycle = float(doses_gy["kidneys"]) * gbq_to_mbq(activity_gbq) / administered_mbq
-t_eff_h = float(effective_half_life_from_tia(fits["kidneys"].tia_mbq_h,
-                                             fits["kidneys"].predict(np.array([0.0]))[0]))
-bed_cycle = float(bed_monoexponential(dose_per_cycle, kidney.alpha_beta_gy,
-                                      kidney.repair_half_time_h, t_eff_h))
+# dose rate ∝ fitted activity, normalised so that it integrates to the dose of one cycle
+amplitudes_gy_per_h = dose_per_cycle * fit.coefficients_mbq / np.sum(
+    fit.coefficients_mbq / fit.rates_per_h)
+bed_cycle = float(bed_sum_of_exponentials(amplitudes_gy_per_h, fit.rates_per_h,
+                                          kidney.alpha_beta_gy, kidney.repair_half_time_h))
 cycles = np.arange(1, n_cycles + 1)
 ax = plotting.plot_bed_over_cycles(np.vstack([cycles * bed_cycle] * 3), limit_gy=40.0,
                                    label="kidneys")
 ax.set_title(f"kidneys: {dose_per_cycle:.2f} Gy and {bed_cycle:.2f} Gy BED per cycle "
-             f"(T_eff {t_eff_h:.0f} h)")
+             f"({fit.model} fit)")
 print(f"Kidney BED after {n_cycles} cycles of {activity_gbq} GBq: {n_cycles * bed_cycle:.1f} Gy "
       "(limit 40 Gy, 28 Gy with risk factors; Bodei et al. 2008)")
 '''),

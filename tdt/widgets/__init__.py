@@ -4,8 +4,17 @@
   kidney risk factors and radiobiology over posterior draws, with a patient-facing explain view.
 * :class:`ScenarioInputs`, :class:`Scenario`, :class:`ScenarioModel`, :func:`evaluate` — the
   widget-free core (pure JAX, jitted and vectorised over draws) the explorer is built on.
+* :func:`inputs_from_posterior`, :func:`inputs_from_twin`, :func:`inputs_from_dose_draws`,
+  :func:`inputs_from_dose_prediction` — adapters from a posterior or a twin to
+  :class:`ScenarioInputs` (``adapters`` imports ``inputs``, never the reverse).
 """
 
+from tdt.widgets.adapters import (
+    inputs_from_dose_draws,
+    inputs_from_dose_prediction,
+    inputs_from_posterior,
+    inputs_from_twin,
+)
 from tdt.widgets.explain import explain_html
 from tdt.widgets.inputs import ScenarioInputs, effective_half_life_from_tia, is_lesion
 from tdt.widgets.scenario import (
@@ -33,5 +42,7 @@ def __getattr__(name: str):
 __all__ = [
     "KIDNEY_BED_LIMIT_GY", "KIDNEY_BED_LIMIT_RISK_GY", "MAX_CYCLES", "QUANTILES",
     "RED_MARROW_DOSE_LIMIT_GY", "Outcomes", "Scenario", "ScenarioExplorer", "ScenarioInputs",
-    "ScenarioModel", "effective_half_life_from_tia", "evaluate", "explain_html", "is_lesion",
+    "ScenarioModel", "effective_half_life_from_tia", "evaluate", "explain_html",
+    "inputs_from_dose_draws", "inputs_from_dose_prediction", "inputs_from_posterior",
+    "inputs_from_twin", "is_lesion",
 ]

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tdt.errors import InputError
+from tdt.radiobiology.parameters import tissue
 from tdt.widgets.inputs import ScenarioInputs
 
 #: regions the explorer shows by default (others, e.g. plasma or remainder, are bookkeeping)
@@ -89,16 +90,15 @@ def inputs_from_dose_draws(draws, regions: Sequence[str] | None = None,
     q (BED = d A + q A² for one cycle). The equivalent mono-exponential effective half-life
     follows from Dale's form q = d² T_rep / ((T_rep + T_eff) α/β) with the twin's own tissue
     parameters: T_eff = T_rep (d² / (q α/β) − 1). It reproduces the twin's BED exactly at those
-    parameters. Past cycles' dose and BED (``prior_dose_gy``/``prior_bed_gy``) are carried over.
+    parameters (:func:`tdt.radiobiology.parameters.tissue`, the table the twin uses too). Past
+    cycles' dose and BED (``prior_dose_gy``/``prior_bed_gy``) are carried over.
     """
-    from tdt.twin.tissues import tissue_parameters
-
     names = list(draws.organs)
     chosen = _select(names, regions)
     index = [names.index(r) for r in chosen]
     d = np.asarray(draws.dose_per_mbq)[0][:, index]
     q = np.asarray(draws.bed_quadratic)[0][:, index]
-    lq = [tissue_parameters(r) for r in chosen]
+    lq = [tissue(r) for r in chosen]
     ab = np.array([p.alpha_beta_gy for p in lq])
     trep = np.array([p.repair_half_time_h for p in lq])
     with np.errstate(divide="ignore", invalid="ignore"):

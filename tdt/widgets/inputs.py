@@ -15,13 +15,14 @@ in the UI and the reduced model's independence of the ligand amount is stated th
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from tdt.errors import InputError
+from tdt.physics import nuclide
+from tdt.units import gbq_to_mbq, rate_to_half_life
 
 #: prefix of lesion names (docs/architecture.md: ``lesion_1``, ``lesion_2``, ...)
 LESION_PREFIX = "lesion"
@@ -217,11 +218,13 @@ class ScenarioInputs:
         Lognormal draws around absorbed doses per activity inside the published ranges for
         177Lu-PSMA-617 (shared/reference/README.md: kidneys 0.4–0.8 Gy/GBq, parotid/salivary
         0.7–1.9 Gy/GBq, red marrow 0.03–0.11 Gy/GBq (the low end here); tumours a few
-        Gy/GBq), with illustrative effective half-lives (kidneys ~40 h, salivary ~35 h, marrow ~30 h, lesions ~60 h; all
-        below the 159.5 h physical half-life of 177Lu).
+        Gy/GBq), with illustrative effective half-lives (kidneys ~40 h, salivary ~35 h,
+        marrow ~30 h, lesions ~60 h), capped at the physical half-life of 177Lu (~159.5 h).
         """
         if n_draws < 1:
             raise InputError(f"n_draws: {n_draws}; expected >= 1")
+        # an effective half-life cannot exceed the physical one (Lu-177 from tdt.physics)
+        physical_half_life_h = nuclide("Lu-177").half_life_h
         rng = np.random.default_rng(seed)
         # region: (median Gy/GBq, log-sd, median T_eff h, log-sd)
         spec = {
@@ -236,33 +239,13 @@ class ScenarioInputs:
         dose, teff = {}, {}
         for region, (gy_per_gbq, sd, t_half, sd_t) in spec.items():
             z = 0.6 * latent + 0.8 * rng.standard_normal(n_draws)
-            dose[region] = gy_per_gbq / 1000.0 * np.exp(sd * z)
-            teff[region] = np.minimum(t_half * np.exp(sd_t * rng.standard_normal(n_draws)), 159.0)
+            dose[region] = gy_per_gbq / gbq_to_mbq(1.0) * np.exp(sd * z)  # Gy/GBq -> Gy/MBq
+            teff[region] = np.minimum(t_half * np.exp(sd_t * rng.standard_normal(n_draws)),
+                                      physical_half_life_h)
         return cls.from_arrays(
             dose, teff, source=f"synthetic example ({n_draws} draws, seed {seed})",
             notes=("Illustrative synthetic draws, not a patient's posterior.",),
         )
-
-    @classmethod
-    def from_posterior(cls, posterior, regions: Sequence[str] | None = None) -> ScenarioInputs:
-        """Adapter from a :class:`tdt.inference.Posterior` (reduced linear model).
-
-        Uses the posterior's absorbed-dose draws for the schedule it was fitted with
-        (``posterior.dose_draws``, Gy) divided by the administered activity (MBq), and the
-        effective half-life from the TIA and the dose: for a mono-exponential TAC
-        A(t) = A0 exp(-λ t), TIA = A0/λ, so T_eff = ln 2 · TIA / A0 with A0 taken from the
-        posterior's fitted initial activity where available. See :func:`tdt.widgets.adapters`.
-        """
-        from tdt.widgets.adapters import inputs_from_posterior
-
-        return inputs_from_posterior(posterior, regions=regions)
-
-    @classmethod
-    def from_twin(cls, twin, regions: Sequence[str] | None = None) -> ScenarioInputs:
-        """Adapter from a :class:`tdt.twin.Twin` (uses its current posterior)."""
-        from tdt.widgets.adapters import inputs_from_twin
-
-        return inputs_from_twin(twin, regions=regions)
 
 
 def effective_half_life_from_tia(tia_mbq_h, initial_activity_mbq):
@@ -272,4 +255,4 @@ def effective_half_life_from_tia(tia_mbq_h, initial_activity_mbq):
     """
     tia = np.asarray(tia_mbq_h, dtype=float)
     a0 = np.asarray(initial_activity_mbq, dtype=float)
-    return math.log(2.0) * tia / a0
+    return rate_to_half_life(a0 / tia)

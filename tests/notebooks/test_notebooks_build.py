@@ -1,4 +1,4 @@
-"""Notebooks: generated from notebooks/_build.py, papermill-ready, and executable.
+"""Notebooks: generated from notebooks/_src/ by notebooks/_build.py, papermill-ready, and executable.
 
 Structure checks are fast. Executions use papermill with small parameters in a temporary run
 directory and check the files each notebook saves; the slower ones are marked ``slow``.
@@ -35,6 +35,14 @@ def test_committed_notebooks_match_the_generator():
     assert builder.main(["--check"]) == 0, "run: .venv/bin/python notebooks/_build.py"
 
 
+def test_each_notebook_has_one_small_source_module():
+    sources = sorted(p.stem for p in (NOTEBOOK_DIR / "_src").glob("[0-9][0-9]_*.py"))
+    assert [s + ".ipynb" for s in sources] == EXPECTED
+    for stem in sources:
+        lines = (NOTEBOOK_DIR / "_src" / f"{stem}.py").read_text().count("\n")
+        assert lines <= 400, f"notebooks/_src/{stem}.py has {lines} lines; expected <= 400"
+
+
 @pytest.mark.parametrize("name", EXPECTED)
 def test_notebook_has_parameters_cell_and_no_outputs(name):
     nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
@@ -47,7 +55,7 @@ def test_notebook_has_parameters_cell_and_no_outputs(name):
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None
-            # every code cell is valid Python once IPython's magics (%matplotlib inline) are translated
+            # every code cell is valid IPython (line magics such as %matplotlib are allowed)
             ast.parse(TransformerManager().transform_cell(cell.source))
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
 

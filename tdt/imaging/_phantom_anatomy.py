@@ -1,0 +1,98 @@
+"""Anatomy of the phantom patient: schematic organ shapes, lesions, body outline, CT numbers, grids.
+
+Coordinates are patient LPS (mm); masks are boolean arrays on a grid's voxel centres. The shapes
+are schematic ellipsoids, compressed cranio-caudally to fit a 384 mm axial field.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tdt.imaging.geometry import Geometry
+
+#: kernel voxel size (mm): the default SPECT voxel, so that no kernel resampling is needed
+SPECT_VOXEL_MM = 4.7952
+#: schematic organ shapes: name → list of ellipsoids (centre LPS mm, semi-axes mm) and CT HU
+ORGANS = {
+    "kidneys": ([((65.0, 45.0, -25.0), (28.0, 25.0, 48.0)),
+                 ((-65.0, 45.0, -40.0), (28.0, 25.0, 48.0))], 35),
+    "liver": ([((-55.0, 0.0, 70.0), (85.0, 70.0, 55.0))], 60),
+    "spleen": ([((85.0, 40.0, 65.0), (32.0, 28.0, 42.0))], 50),
+    "salivary_glands": ([((55.0, 5.0, 160.0), (18.0, 22.0, 28.0)),
+                         ((-55.0, 5.0, 160.0), (18.0, 22.0, 28.0)),
+                         ((35.0, -25.0, 128.0), (13.0, 13.0, 13.0)),
+                         ((-35.0, -25.0, 128.0), (13.0, 13.0, 13.0))], 40),
+    "urinary_bladder_contents": ([((0.0, -20.0, -150.0), (40.0, 35.0, 30.0))], 10),
+}
+#: candidate lesion sites (centre LPS mm), chosen by the seed
+LESION_SITES = ((-45.0, 60.0, -115.0), (45.0, 55.0, -105.0), (0.0, -45.0, -75.0),
+                (-25.0, -40.0, 5.0), (30.0, -50.0, -30.0), (-90.0, 20.0, -100.0),
+                (0.0, -60.0, 60.0))
+SPINE = ((0.0, 70.0), 14.0, (-175.0, 115.0))  # centre (x, y), radius, z range: red marrow
+HU_BODY, HU_BONE, HU_LESION, HU_AIR = 20, 300, 45, -1000
+BODY_TORSO = (150.0, 105.0)  # semi-axes (x, y) of the torso, mm
+BODY_HEAD = (80.0, 95.0)  # semi-axes of head/neck above z = 110 mm
+
+
+def phantom_grids(shape: tuple[int, int, int], frame_uid: str) -> tuple[Geometry, Geometry]:
+    """SPECT grid of ``shape`` (slices, rows, columns) of 4.7952 mm voxels centred on the
+    origin, and the CT grid on the same slices with 2× the in-plane sampling."""
+    nz, ny, nx = (int(v) for v in shape)
+    origin = tuple(-(n - 1) / 2.0 * SPECT_VOXEL_MM for n in (nx, ny, nz))
+    spect = Geometry((nz, ny, nx), origin, (SPECT_VOXEL_MM,) * 3, frame_of_reference_uid=frame_uid)
+    ct_spacing = (SPECT_VOXEL_MM / 2, SPECT_VOXEL_MM / 2, SPECT_VOXEL_MM)
+    ct = Geometry((nz, 2 * ny, 2 * nx), origin, ct_spacing, frame_of_reference_uid=frame_uid)
+    return spect, ct
+
+
+def body_mask(points: np.ndarray) -> np.ndarray:
+    """Inside the body outline: an elliptic torso, an elliptic head/neck above z = 110 mm."""
+    x, y, z = points[..., 0], points[..., 1], points[..., 2]
+    torso = (x / BODY_TORSO[0]) ** 2 + (y / BODY_TORSO[1]) ** 2 <= 1.0
+    head = (x / BODY_HEAD[0]) ** 2 + ((y + 5.0) / BODY_HEAD[1]) ** 2 <= 1.0
+    return np.where(z > 110.0, head, torso)
+
+
+def _ellipsoid(points, centre, semi) -> np.ndarray:
+    d = (points - np.asarray(centre)) / np.asarray(semi)
+    return np.sum(d * d, axis=-1) <= 1.0
+
+
+def draw_lesions(rng: np.random.Generator, n_lesions: int) -> list[tuple[tuple, float]]:
+    """``n_lesions`` distinct sites of :data:`LESION_SITES` with radii Uniform(10, 18) mm."""
+    sites = rng.choice(len(LESION_SITES), size=n_lesions, replace=False)
+    radii = rng.uniform(10.0, 18.0, size=n_lesions)
+    return [(LESION_SITES[s], float(r)) for s, r in zip(sites, radii, strict=True)]
+
+
+def structure_masks(points: np.ndarray, lesions) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Disjoint structure masks (lesions take precedence, then organs, then the spine's red
+    marrow) at ``points`` (…, 3) LPS mm, and the body mask."""
+    body = body_mask(points)
+    taken = ~body
+    masks: dict[str, np.ndarray] = {}
+    for i, (centre, radius) in enumerate(lesions, start=1):
+        m = _ellipsoid(points, centre, (radius,) * 3) & ~taken
+        masks[f"lesion_{i}"] = m
+        taken |= m
+    for name, (shapes, _) in ORGANS.items():
+        m = np.zeros(body.shape, dtype=bool)
+        for centre, semi in shapes:
+            m |= _ellipsoid(points, centre, semi)
+        m &= ~taken
+        masks[name] = m
+        taken |= m
+    (cx, cy), radius, (z0, z1) = SPINE
+    spine = (((points[..., 0] - cx) ** 2 + (points[..., 1] - cy) ** 2 <= radius ** 2)
+             & (points[..., 2] >= z0) & (points[..., 2] <= z1) & ~taken)
+    masks["red_marrow"] = spine
+    return masks, body
+
+
+def ct_numbers(masks: dict[str, np.ndarray], body: np.ndarray) -> np.ndarray:
+    """CT image (HU): air outside the body, soft tissue, per-organ values, bone, lesions."""
+    hu = np.where(body, HU_BODY, HU_AIR).astype(np.float64)
+    for name, m in masks.items():
+        hu[m] = HU_LESION if name.startswith("lesion") else (
+            HU_BONE if name == "red_marrow" else ORGANS[name][1])
+    return hu

@@ -80,8 +80,12 @@ and Dale's sum-of-exponentials closed form gives the BED (`tdt.radiobiology.bed_
 planned activity.
 '''),
         code('''
-from tdt.radiobiology import bed_sum_of_exponentials
-from tdt.radiobiology.parameters import tissue
+from tdt.radiobiology import (
+    KIDNEY_BED_LIMIT_GY,
+    KIDNEY_BED_LIMIT_RISK_GY,
+    bed_sum_of_exponentials,
+    tissue,
+)
 
 kidney = tissue("kidneys")
 fit = fits["kidneys"]
@@ -92,12 +96,13 @@ amplitudes_gy_per_h = dose_per_cycle * fit.coefficients_mbq / np.sum(
 bed_cycle = float(bed_sum_of_exponentials(amplitudes_gy_per_h, fit.rates_per_h,
                                           kidney.alpha_beta_gy, kidney.repair_half_time_h))
 cycles = np.arange(1, n_cycles + 1)
-ax = plotting.plot_bed_over_cycles(np.vstack([cycles * bed_cycle] * 3), limit_gy=40.0,
+ax = plotting.plot_bed_over_cycles(np.vstack([cycles * bed_cycle] * 3), limit_gy=KIDNEY_BED_LIMIT_GY,
                                    label="kidneys")
 ax.set_title(f"kidneys: {dose_per_cycle:.2f} Gy and {bed_cycle:.2f} Gy BED per cycle "
              f"({fit.model} fit)")
 print(f"Kidney BED after {n_cycles} cycles of {activity_gbq} GBq: {n_cycles * bed_cycle:.1f} Gy "
-      "(limit 40 Gy, 28 Gy with risk factors; Bodei et al. 2008)")
+      f"(limit {KIDNEY_BED_LIMIT_GY:g} Gy, {KIDNEY_BED_LIMIT_RISK_GY:g} Gy with risk factors; "
+      "Bodei et al. 2008)")
 '''),
         code('''
 if SAVE:

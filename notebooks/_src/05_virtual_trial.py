@@ -78,8 +78,9 @@ import time
 
 import pandas as pd
 
+from tdt import radiobiology as rb
 from tdt.twin import Policy, virtual_trial
-from tdt.units import gbq_to_mbq
+from tdt.units import gbq_to_mbq, mbq_to_gbq
 
 policy = Policy(standard_activity_mbq=gbq_to_mbq(activity_gbq),
                 max_activity_mbq=gbq_to_mbq(max_activity_gbq),
@@ -126,10 +127,10 @@ for ax, quantity, ylabel in ((axes[0], "kidney_bed_gy", "kidney BED, cumulative 
     ax.set_xticks(range(1, len(arms) + 1), [lab.split(" (")[0] for lab in labels],
                   fontsize="small")
     ax.set_ylabel(ylabel)
-axes[0].axhline(28.0, ls="--", color="k", lw=1)
-axes[0].axhline(40.0, ls=":", color="k", lw=1)
+axes[0].axhline(rb.KIDNEY_BED_LIMIT_RISK_GY, ls="--", color="k", lw=1)
+axes[0].axhline(rb.KIDNEY_BED_LIMIT_GY, ls=":", color="k", lw=1)
 axes[1].set_yscale("log")  # lesion BED spans more than a decade across patients
-per_cycle = [[a[c] / 1000.0 for a in patients["guided_activities_mbq"] if len(a) > c]
+per_cycle = [[mbq_to_gbq(a[c]) for a in patients["guided_activities_mbq"] if len(a) > c]
              for c in range(max_guided_cycles)]
 axes[2].boxplot([v if v else [np.nan] for v in per_cycle], showfliers=True)
 axes[2].set_xticks(range(1, max_guided_cycles + 1),

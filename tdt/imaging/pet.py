@@ -3,10 +3,11 @@
 Attributes read (DICOM PS3.3 C.8.9.1 PET Series module, C.8.9.4 PET Image module,
 C.8.9.2 PET Isotope module):
 
-- ``Units`` (0054,1001), Type 1: ``BQML`` (Bq/mL) or ``CNTS``. CNTS needs a factor in Bq/mL per
-  count: the ``bqml_per_count`` argument, else the Philips private *Activity Concentration Scale
-  Factor* (7053,1009) (creator "Philips PET Private Group"), as in the QIBA/UW vendor-neutral SUV
-  pseudo-code. Anything else → :class:`~tdt.errors.UnitError` naming Units.
+- ``Units`` (0054,1001), Type 1: ``BQML`` (Bq/mL), ``CNTS`` or ``GML`` (SUVbw). CNTS needs a factor
+  in Bq/mL per count: the ``bqml_per_count`` argument, else the Philips private *Activity
+  Concentration Scale Factor* (7053,1009) (creator "Philips PET Private Group"), as in the QIBA/UW
+  vendor-neutral SUV pseudo-code. GML is converted back with PatientWeight and the injected
+  activity (:func:`_gml_to_bqml`). Anything else → :class:`~tdt.errors.UnitError` naming Units.
 - ``DecayCorrection`` (0054,1102), Type 1: ``START`` — every slice is decay-corrected to the
   series reference time; ``ADMIN`` — to the administration time (Radiopharmaceutical Start
   DateTime/Time); ``NONE`` — each slice holds the mean over its own frame
@@ -53,7 +54,7 @@ from tdt.physics import nuclide as _nuclide
 from tdt.units import bq_to_mbq
 
 #: Units of PET images tdt converts (PS3.3 C.8.9.1.1.3 defined terms it supports)
-PET_UNITS = ("BQML", "CNTS")
+PET_UNITS = ("BQML", "CNTS", "GML")
 #: private creator and element of the Philips activity-concentration scale factor (Bq/mL/count)
 PHILIPS_CREATOR = "Philips PET Private Group"
 PHILIPS_BQML_ELEMENT = (0x7053, 0x09)
@@ -182,6 +183,24 @@ def _counts_factor(bqml_per_count: float | None, extras: dict, source: str) -> f
     return factor
 
 
+def _gml_to_bqml(state: str, weight_kg: float | None, injected_mbq: float | None,
+                 decay_exponent: float, source: str) -> float:
+    """Bq/mL per SUVbw unit (g/mL) of an image stored in Units GML, in its stored decay state.
+
+    SUVbw = C·W/D with D the injected activity decayed to the image's decay reference: t_ref for
+    START (D = A_inj·e^{−λ(t_ref−t_inj)}, ``decay_exponent`` = λ(t_ref−t_inj)), the injection
+    for ADMIN (D = A_inj). NONE has no single reference and is refused.
+    """
+    if weight_kg is None or not injected_mbq:
+        raise UnitError(f"{source}: Units (0054,1001) is GML (SUVbw); PatientWeight (0010,1030) "
+                        "and RadionuclideTotalDose (0018,1074) are required to convert it to Bq/mL")
+    if state == "NONE":
+        raise UnitError(f"{source}: Units (0054,1001) GML with DecayCorrection (0054,1102) NONE; "
+                        "expected START or ADMIN (the SUV's dose reference time)")
+    dose_bq = injected_mbq * 1e6 * (math.exp(-decay_exponent) if state == "START" else 1.0)
+    return dose_bq / (weight_kg * 1000.0)
+
+
 def _patient_weight_kg(extras: dict, source: str) -> float | None:
     raw = extras.get("PatientWeight")
     if raw in (None, ""):
@@ -302,16 +321,20 @@ def read_pet(
         raise DicomError(f"{source}: scan start (SeriesDate/SeriesTime) {reference} is before "
                          f"the injection (RadiopharmaceuticalStartDateTime (0018,1078)) "
                          f"{injection}; expected a scan after the administration")
+    ref_since_inj = (reference - injection).total_seconds()
     durations = []
     for ds in ordered:
         raw = ds.get("ActualFrameDuration")
         durations.append(None if raw in (None, "") else float(raw) / 1000.0)
 
+    weight = _patient_weight_kg(extras, source)
+    injected = info["injected_activity_mbq"]
     if units == "CNTS":
         values = values * _counts_factor(bqml_per_count, extras, source)
+    elif units == "GML":
+        values = values * _gml_to_bqml(state, weight, injected, lam_s * ref_since_inj, source)
     since_ref = np.array([(s - reference).total_seconds() for s in starts])
     since_inj = np.array([(s - injection).total_seconds() for s in starts])
-    ref_since_inj = (reference - injection).total_seconds()
     for k, (ds, path) in enumerate(zip(ordered, order, strict=True)):
         if state == "START":
             expected = math.exp(lam_s * since_ref[k])
@@ -329,8 +352,6 @@ def read_pet(
             expected = 1.0
         _check_decay_factor(ds, expected, lam_s, durations[k], path.name)
 
-    weight = _patient_weight_kg(extras, source)
-    injected = info["injected_activity_mbq"]
     suv = None
     if weight is not None and injected:
         decayed = injected * math.exp(-lam_s * ref_since_inj)

@@ -65,16 +65,22 @@ def stored_bqml(truth: np.ndarray, k: int, decay_correction: str) -> tuple[np.nd
 
 
 def write_series(folder, truth=None, *, units="BQML", decay_correction="START",
-                 counts_per_bqml=1.0, weight=WEIGHT_KG, drop=(), edit=None, philips=None):
+                 counts_per_bqml=1.0, weight=WEIGHT_KG, drop=(), edit=None, philips=None,
+                 hours_after_injection=1.0):
     """Write one PET series (one file per slice); returns the list of files."""
     truth = truth_bqml() if truth is None else truth
     folder.mkdir(parents=True, exist_ok=True)
+    shift = dt.timedelta(hours=hours_after_injection - 1.0)  # moves the scan, not the injection
     series_uid = generate_uid(entropy_srcs=[str(folder), "series"])
     files = []
     for k in range(SHAPE[0]):
         values, factor = stored_bqml(truth, k, decay_correction)
         if units == "CNTS":
             values = values * counts_per_bqml
+        elif units == "GML":  # SUVbw = C·W/D, D = dose at the decay reference (QIBA/UW)
+            hours = {"START": 1.0, "ADMIN": 0.0}[decay_correction]
+            dose_bq = DOSE_MBQ * 1e6 * 2.0 ** (-hours * 3600.0 / HALF_LIFE_F18_S)
+            values = values * WEIGHT_KG * 1000.0 / dose_bq
         slope = float(values.max()) / 30000.0 * (1.0 + 0.1 * k)  # a different slope per slice
         stored = np.round(values / slope).astype(np.uint16)
         meta = FileMetaDataset()
@@ -90,10 +96,10 @@ def write_series(folder, truth=None, *, units="BQML", decay_correction="START",
         ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.2222"
         ds.SeriesInstanceUID = series_uid
         ds.FrameOfReferenceUID = FOR_UID
-        ds.SeriesDate = SERIES_START.strftime("%Y%m%d")
-        ds.SeriesTime = SERIES_START.strftime("%H%M%S")
-        ds.AcquisitionDate = slice_start(k).strftime("%Y%m%d")
-        ds.AcquisitionTime = slice_start(k).strftime("%H%M%S")
+        ds.SeriesDate = (SERIES_START + shift).strftime("%Y%m%d")
+        ds.SeriesTime = (SERIES_START + shift).strftime("%H%M%S")
+        ds.AcquisitionDate = (slice_start(k) + shift).strftime("%Y%m%d")
+        ds.AcquisitionTime = (slice_start(k) + shift).strftime("%H%M%S")
         ds.ActualFrameDuration = int(BED_S * 1000)
         ds.Units = units
         ds.DecayCorrection = decay_correction
@@ -148,8 +154,10 @@ def expected_suv(concentration_bqml):
 
 
 # ---------------------------------------------------------------------------- the reader
-@pytest.mark.parametrize("units", ["BQML", "CNTS"])
-@pytest.mark.parametrize("decay_correction", ["START", "ADMIN", "NONE"])
+@pytest.mark.parametrize(("units", "decay_correction"), [
+    ("BQML", "START"), ("BQML", "ADMIN"), ("BQML", "NONE"), ("CNTS", "START"), ("CNTS", "ADMIN"),
+    ("CNTS", "NONE"), ("GML", "START"), ("GML", "ADMIN"),
+])
 def test_concentration_at_scan_start(tmp_path, units, decay_correction):
     truth = truth_bqml()
     files = write_series(tmp_path / "pt", truth, units=units, decay_correction=decay_correction,
@@ -194,9 +202,17 @@ def test_cnts_without_factor_names_the_field(tmp_path):
         read_pet(files, bqml_per_count=-1.0)
 
 
+def test_gml_needs_weight_and_a_decay_reference(tmp_path):
+    with pytest.raises(UnitError, match=r"GML.*PatientWeight \(0010,1030\)"):
+        read_pet(write_series(tmp_path / "noweight", units="GML", weight=None))
+    with pytest.raises(UnitError, match=r"GML with DecayCorrection \(0054,1102\) NONE"):
+        read_pet(write_series(tmp_path / "none", units="GML", decay_correction="START",
+                              edit=lambda ds, k: setattr(ds, "DecayCorrection", "NONE")))
+
+
 def test_unknown_units(tmp_path):
     files = write_series(tmp_path / "pt", edit=lambda ds, k: setattr(ds, "Units", "PROPCPS"))
-    with pytest.raises(UnitError, match=r"Units \(0054,1001\) 'PROPCPS'.*BQML, CNTS"):
+    with pytest.raises(UnitError, match=r"Units \(0054,1001\) 'PROPCPS'.*BQML, CNTS, GML"):
         read_pet(files)
 
 
@@ -270,7 +286,8 @@ def test_load_study_pet_with_seg(tmp_path):
               seed_text="seg", referenced_series_uid=first.SeriesInstanceUID,
               referenced_sop_uids=[str(read_dataset(f).SOPInstanceUID) for f in files],
               created=SERIES_START)
-    study = load_study(folder, salt="pet-test")
+    with pytest.warns(PlausibilityWarning, match="field of view"):  # a 6x5x4 voxel "patient"
+        study = load_study(folder, salt="pet-test")
     assert study.deidentified and study.nuclide == "F-18"
     assert study.injected_activity_mbq == pytest.approx(DOSE_MBQ)
     (tp,) = study.time_points
@@ -291,6 +308,22 @@ def test_load_study_bad_pet_is_skipped_with_reason(tmp_path):
     write_series(tmp_path / "study" / "pt", units="CNTS")
     with pytest.raises(DicomError, match="no usable quantitative SPECT.*PET.*CNTS"):
         load_study(tmp_path / "study", salt="x")
-    study = load_study(tmp_path / "study", salt="x", pet_bqml_per_count=1.0)
+    with pytest.warns(PlausibilityWarning, match="field of view"):
+        study = load_study(tmp_path / "study", salt="x", pet_bqml_per_count=1.0)
     np.testing.assert_allclose(study.time_points[0].activity_mbq,
                                truth_bqml() * 0.048 * 1e-6, rtol=1e-4)
+
+
+def test_load_study_two_pet_time_points(tmp_path):
+    """Two PET series (1 h, 3 h; ADMIN and NONE) → two time points, each at its own scan start."""
+    truth = truth_bqml()
+    later = truth * 2.0 ** (-2.0 * 3600.0 / HALF_LIFE_F18_S)  # same tracer, decayed 2 h more
+    write_series(tmp_path / "s" / "early", truth, decay_correction="ADMIN")
+    write_series(tmp_path / "s" / "late", later, decay_correction="NONE",
+                 hours_after_injection=3.0)
+    with pytest.warns(PlausibilityWarning, match="field of view"):
+        study = load_study(tmp_path / "s", salt="x")
+    np.testing.assert_allclose(study.times_h, [1.0, 3.0])
+    totals = [tp.total_activity_mbq for tp in study.time_points]
+    assert totals[1] / totals[0] == pytest.approx(2.0 ** (-2.0 * 60.0 / 109.77), rel=1e-4)
+    assert [tp.modality for tp in study.time_points] == ["PT", "PT"]

@@ -237,19 +237,23 @@ def _check_half_life(first: Dataset, nuclide: str, source: str) -> None:
                          "code, or the half-life in another unit?)")
 
 
-def _check_decay_factor(ds: Dataset, expected: float, lam_s: float, duration_s: float | None,
-                        name: str) -> None:
+def _decay_factor_mismatch(ds: Dataset, expected: float, lam_s: float,
+                           duration_s: float | None, name: str) -> str | None:
+    """A description of a DecayFactor (0054,1321) inconsistent with the timing, else None."""
     raw = ds.get("DecayFactor")
     if raw in (None, ""):
-        return
-    stated = float(raw)
+        return None
+    try:
+        stated = float(raw)
+    except (TypeError, ValueError):
+        return f"{name}: {raw!r} (not a number)"
     lt = lam_s * (duration_s or 0.0)
     within = lt / -math.expm1(-lt) if lt > 0 else 1.0
     candidates = (expected, expected * within)
-    if not any(abs(stated - c) <= DECAY_CHECK_RTOL * c for c in candidates):
-        warn_implausible(f"{name}: DecayFactor (0054,1321)", f"{stated:.6g}",
-                         f"{expected:.6g} (or {expected * within:.6g} with the within-frame "
-                         "factor) from the slice time, reference time and half-life")
+    if any(abs(stated - c) <= DECAY_CHECK_RTOL * c for c in candidates):
+        return None
+    return (f"{name}: {stated:.6g}, expected {expected:.6g} (or {expected * within:.6g} with the "
+            "within-frame factor)")
 
 
 def read_pet(
@@ -335,6 +339,7 @@ def read_pet(
         values = values * _gml_to_bqml(state, weight, injected, lam_s * ref_since_inj, source)
     since_ref = np.array([(s - reference).total_seconds() for s in starts])
     since_inj = np.array([(s - injection).total_seconds() for s in starts])
+    mismatches = []
     for k, (ds, path) in enumerate(zip(ordered, order, strict=True)):
         if state == "START":
             expected = math.exp(lam_s * since_ref[k])
@@ -350,7 +355,14 @@ def read_pet(
             within = lt / -math.expm1(-lt) if lt > 0 else 1.0
             values[k] *= within * math.exp(lam_s * since_ref[k])
             expected = 1.0
-        _check_decay_factor(ds, expected, lam_s, durations[k], path.name)
+        mismatch = _decay_factor_mismatch(ds, expected, lam_s, durations[k], path.name)
+        if mismatch:
+            mismatches.append(mismatch)
+    if mismatches:  # one warning per series, not one per slice
+        warn_implausible(f"{source}: DecayFactor (0054,1321)",
+                         f"{len(mismatches)} of {len(ordered)} slices off, e.g. {mismatches[0]}",
+                         "the factor implied by the slice time, the reference time "
+                         f"({state}) and the half-life, within {DECAY_CHECK_RTOL:.0%}")
 
     suv = None
     if weight is not None and injected:

@@ -327,3 +327,34 @@ def test_load_study_two_pet_time_points(tmp_path):
     totals = [tp.total_activity_mbq for tp in study.time_points]
     assert totals[1] / totals[0] == pytest.approx(2.0 ** (-2.0 * 60.0 / 109.77), rel=1e-4)
     assert [tp.modality for tp in study.time_points] == ["PT", "PT"]
+
+
+def test_post_processed_series_time_falls_back_to_earliest_acquisition(tmp_path):
+    """SeriesTime after the slices' acquisition (a re-saved series): t_ref = earliest slice start."""
+    def late_series(ds, k):
+        ds.SeriesTime = (SERIES_START + dt.timedelta(minutes=40)).strftime("%H%M%S")
+
+    image = read_pet(write_series(tmp_path / "pt", edit=late_series))
+    assert image.acquisition_datetime == SERIES_START
+    np.testing.assert_allclose(image.values, truth_bqml(), rtol=1e-4)
+
+
+def test_decay_factor_warning_is_one_per_series(tmp_path):
+    def philips_style(ds, k):  # DecayFactor 1 on every slice, although bed 2 started 180 s later
+        ds.DecayFactor = "1.0"
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read_pet(write_series(tmp_path / "pt", edit=philips_style))
+    messages = [str(w.message) for w in caught if issubclass(w.category, PlausibilityWarning)]
+    assert len(messages) == 1 and "3 of 6 slices" in messages[0]
+
+
+def test_load_study_philips_factor_survives_deidentification(tmp_path):
+    """Private tags are removed by de-identification; the factor is read before it."""
+    write_series(tmp_path / "s" / "pt", units="CNTS", counts_per_bqml=0.5, philips=2.0)
+    with pytest.warns(PlausibilityWarning, match="field of view"):
+        study = load_study(tmp_path / "s", salt="x")
+    assert study.deidentified
+    np.testing.assert_allclose(study.time_points[0].activity_mbq,
+                               truth_bqml() * 0.048 * 1e-6, rtol=1e-4)

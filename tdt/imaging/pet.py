@@ -285,6 +285,10 @@ def read_pet(
     if int(first.get("NumberOfFrames", 1) or 1) > 1:
         raise DicomError(f"{source}: NumberOfFrames (0028,0008) {first.NumberOfFrames}; tdt "
                          "reads PET Image Storage as one slice per file")
+    series_type = [str(v).strip().upper() for v in (first.get("SeriesType") or [])]
+    if series_type and series_type[0] in ("DYNAMIC", "GATED"):
+        raise DicomError(f"{source}: SeriesType (0054,1000) {series_type[0]!r}; tdt reads STATIC "
+                         "or WHOLE BODY PET series (one volume per series)")
     extras = header_extras(first) if extras is None else extras
     units = str(required(first, "Units", source)).strip().upper()
     state = str(required(first, "DecayCorrection", source)).strip().upper()
@@ -296,7 +300,10 @@ def read_pet(
     if state not in DECAY_CORRECTIONS:
         raise DicomError(f"{source}: DecayCorrection (0054,1102) {state!r}; expected one of "
                          f"{', '.join(DECAY_CORRECTIONS)}")
-    corrected = {str(v).upper() for v in (first.get("CorrectedImage") or [])}
+    raw_corrected = first.get("CorrectedImage") or []
+    if isinstance(raw_corrected, str):  # one value: pydicom gives the string itself
+        raw_corrected = [raw_corrected]
+    corrected = {str(v).strip().upper() for v in raw_corrected}
     if "ATTN" not in corrected:
         warn_implausible(f"{source}: CorrectedImage (0028,0051)", sorted(corrected),
                          "ATTN (PET without attenuation correction is not quantitative)")

@@ -358,3 +358,17 @@ def test_load_study_philips_factor_survives_deidentification(tmp_path):
     assert study.deidentified
     np.testing.assert_allclose(study.time_points[0].activity_mbq,
                                truth_bqml() * 0.048 * 1e-6, rtol=1e-4)
+
+
+def test_dynamic_series_refused_and_single_valued_corrected_image(tmp_path):
+    def dynamic(ds, k):
+        ds.SeriesType = ["DYNAMIC", "IMAGE"]
+
+    with pytest.raises(DicomError, match=r"SeriesType \(0054,1000\) 'DYNAMIC'"):
+        read_pet(write_series(tmp_path / "dyn", edit=dynamic))
+
+    def only_decay(ds, k):  # one value; no ATTN → not quantitative
+        ds.CorrectedImage = "DECY"
+
+    with pytest.warns(PlausibilityWarning, match=r"CorrectedImage.*ATTN"):
+        read_pet(write_series(tmp_path / "noattn", edit=only_decay))

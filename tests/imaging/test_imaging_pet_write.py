@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 
 from tdt.errors import InputError, PlausibilityWarning
-from tdt.imaging import Geometry, load_study, read_dataset, read_pet
+from tdt.imaging import (
+    Geometry,
+    extract_tacs,
+    load_study,
+    read_dataset,
+    read_pet,
+    write_rtstruct,
+)
 from tdt.imaging.pet_write import write_pet
 
 INJECTION = dt.datetime(2024, 6, 1, 8, 0, 0)
@@ -49,11 +56,21 @@ def test_load_study_of_written_pet(tmp_path, patient):
     geometry = Geometry(shape=(4, 5, 6), origin_mm=(0.0, 0.0, 0.0), spacing_mm=(4.0, 4.0, 4.0),
                         frame_of_reference_uid=patient["FrameOfReferenceUID"])
     truth = _volume(geometry.shape)
-    write_pet(tmp_path / "s" / "pt", truth, geometry, patient=patient, series_number=1,
-              seed_text="pet-study", scan_start=SCAN, injection=INJECTION,
-              injected_activity_mbq=150.0, patient_weight_kg=82.0)
+    files = write_pet(tmp_path / "s" / "pt", truth, geometry, patient=patient, series_number=1,
+                      seed_text="pet-study", scan_start=SCAN, injection=INJECTION,
+                      injected_activity_mbq=150.0, patient_weight_kg=82.0)
+    mask = np.zeros(geometry.shape, bool)
+    mask[1:3, 1:4, 2:5] = True
+    write_rtstruct(tmp_path / "s" / "rs.dcm", {"kidney_left": mask}, geometry, patient=patient,
+                   seed_text="rs", referenced_series_uid=str(read_dataset(files[0])
+                                                              .SeriesInstanceUID),
+                   referenced_sop_uids=[str(read_dataset(f).SOPInstanceUID) for f in files],
+                   created=SCAN)
     with pytest.warns(PlausibilityWarning, match="field of view"):
         study = load_study(tmp_path / "s", salt="s")
+    tac = extract_tacs(study)["kidney_left"]  # RTSTRUCT contours rasterised on the PET grid
+    assert tac.n_voxels == mask.sum()
+    assert tac.activity_mbq[0] == pytest.approx(truth[mask].sum() * 0.064e-6, rel=1e-4)
     assert study.time_points[0].time_h == pytest.approx(1.0)
     half_quantum_mbq = 0.5 * truth.max() / 65535.0 * 0.064 * 1e-6  # 16-bit storage bound
     np.testing.assert_allclose(study.time_points[0].activity_mbq, truth * 0.064 * 1e-6,

@@ -18,6 +18,8 @@ from pathlib import Path
 NUCLIDES = [
     # therapy and imaging nuclides named by the foundation issue
     "Lu-177", "Y-90", "I-131", "Tb-161", "Ga-68", "Tc-99m", "In-111", "Pb-212", "Ac-225",
+    # positron emitters of theranostic pairs (pre-therapy PET; issue #25)
+    "F-18", "Cu-64", "Zr-89", "I-124",
     # daughters needed for chain sums in secular equilibrium
     "Bi-212", "Po-212", "Tl-208",
     "Fr-221", "At-217", "Bi-213", "Po-213", "Tl-209", "Pb-209", "Rn-217",

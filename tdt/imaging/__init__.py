@@ -1,10 +1,10 @@
-"""Quantitative imaging I/O: DICOM SPECT/CT, RTSTRUCT, SEG, RTDOSE; de-identification; VOI TACs;
+"""Quantitative imaging I/O: DICOM SPECT/CT, PET, RTSTRUCT, SEG, RTDOSE; de-identification; VOI TACs;
 synthetic phantom patients (the embedded default dataset).
 
 Public API: :func:`load_study`, :func:`extract_tacs`, :func:`make_phantom_patient`,
 :class:`Geometry`, :func:`resample`, :class:`CameraCalibration`, :class:`Deidentifier`,
-:func:`deidentify`, readers (:func:`read_nm`, :func:`read_ct`, :func:`read_rtstruct`,
-:func:`rasterise`, :func:`read_seg`, :func:`read_rtdose`) and writers (:func:`write_nm`,
+:func:`deidentify`, readers (:func:`read_nm`, :func:`read_pet`, :func:`read_ct`, :func:`read_rtstruct`,
+:func:`rasterise`, :func:`read_seg`, :func:`read_rtdose`) and writers (:func:`write_nm`, :func:`write_pet`,
 :func:`write_ct`, :func:`write_rtstruct`, :func:`write_seg`, :func:`write_rtdose`).
 Arrays are ``[slice, row, column]``; see :mod:`tdt.imaging.geometry` for the affine convention.
 """
@@ -21,6 +21,8 @@ from tdt.imaging.partial_volume import (
     sphere_recovery,
     voi_recovery,
 )
+from tdt.imaging.pet import PetImage, read_pet
+from tdt.imaging.pet_write import write_pet
 from tdt.imaging.phantom import PhantomPatient, make_phantom_patient
 from tdt.imaging.rtdose import DoseImage, read_rtdose, write_rtdose
 from tdt.imaging.rtstruct import StructureSet, rasterise, read_rtstruct, write_rtstruct
@@ -32,10 +34,11 @@ from tdt.imaging.voxel_workflow import VoxelDosimetry, voxel_dosimetry
 
 __all__ = [
     "PROFILE", "CameraCalibration", "CtImage", "Deidentifier", "DoseImage", "Geometry",
-    "NmImage", "PhantomPatient", "Segmentation", "StructureSet", "Study", "TimePoint", "VoiTac",
+    "NmImage", "PetImage", "PhantomPatient", "Segmentation", "StructureSet", "Study", "TimePoint", "VoiTac",
     "VoxelDosimetry", "geometric_transfer_matrix", "gtm_correct", "sphere_recovery", "voi_recovery", "voxel_dosimetry",
     "activity_per_voxel_mbq", "check_same_frame_of_reference", "deidentify", "extract_tacs",
     "load_study", "make_phantom_patient", "rasterise", "read_ct", "read_dataset", "read_nm",
+    "read_pet", "write_pet",
     "read_rtdose", "read_rtstruct", "read_seg", "resample", "write_ct", "write_nm",
     "write_rtdose", "write_rtstruct", "write_seg", "load_truth", "truth_rows", "voi_organ_masses_g",
 ]

@@ -8,7 +8,8 @@ What happens, in order:
    reason; the other files are still used (a warning states how many were skipped).
 2. Unless ``deidentify=False`` is passed explicitly, each dataset is de-identified in memory
    (:class:`~tdt.imaging.deid.Deidentifier`, PS3.15 Basic Profile, dates shifted by whole days).
-3. NM images (one multi-frame file, or a per-slice series) become time points; CT series,
+3. NM images (one multi-frame file, or a per-slice series) and PET Image Storage series
+   (:mod:`tdt.imaging.pet`: Bq/mL at the scan start, SUV factor) become time points; CT series,
    RTSTRUCT and SEG are collected. All must share one FrameOfReferenceUID (else
    :class:`~tdt.errors.DicomError`): tdt does not register images.
 4. Values are converted to MBq per voxel (:mod:`tdt.imaging.calibration`): ``BQML`` directly,
@@ -55,6 +56,7 @@ from tdt.imaging.dicom_io import (
 )
 from tdt.imaging.geometry import Geometry, check_same_frame_of_reference, resample
 from tdt.imaging.nm import NmImage, read_nm
+from tdt.imaging.pet import PetImage, header_extras, read_pet
 from tdt.imaging.rtstruct import rasterise, read_rtstruct
 from tdt.imaging.seg import read_seg
 
@@ -86,6 +88,10 @@ class TimePoint:
     mbq_per_count: float | None = None
     #: voxel size of the image as stored (x, y, z mm), before resampling to the study grid
     spacing_mm: tuple[float, float, float] | None = None
+    #: "NM" (SPECT) or "PT" (PET)
+    modality: str = "NM"
+    #: PET: SUVbw = concentration (MBq/mL) x this (g/MBq); None without weight or injected dose
+    suv_bw_g_per_mbq: float | None = None
 
     @property
     def total_activity_mbq(self) -> float:
@@ -148,7 +154,8 @@ class Study:
                  f"{self.nuclide}, structures {', '.join(self.masks) or '-'}"]
         for tp in self.time_points:
             lines.append(f"  t = {tp.time_h:8.3f} h  total {tp.total_activity_mbq:10.2f} MBq  "
-                         f"({tp.units}, decay correction {tp.decay_correction})")
+                         f"({'PET, ' if tp.modality == 'PT' else ''}{tp.units}, decay correction "
+                         f"{tp.decay_correction})")
         for name, reason in self.skipped:
             lines.append(f"  skipped {name}: {reason}")
         for w in self.warnings:
@@ -194,6 +201,7 @@ def load_study(
     deidentify: bool = True,
     salt: str | None = None,
     structures: str = "auto",
+    pet_bqml_per_count: float | None = None,
 ) -> Study:
     """Load a SPECT/CT study folder (see module docstring).
 
@@ -205,18 +213,21 @@ def load_study(
     salt: de-identification salt (same salt → same UIDs and date shift); default random.
     structures: ``"auto"`` (RTSTRUCT ROIs, then SEG segments not already present), ``"rtstruct"``,
         ``"seg"`` or ``"none"``.
+    pet_bqml_per_count: calibration of PET images in Units CNTS (Bq/mL per count); default the
+        Philips private factor (7053,1009) of the files (:func:`tdt.imaging.pet.read_pet`).
 
     Every :class:`~tdt.errors.PlausibilityWarning` issued while loading (see
     :mod:`tdt.imaging.plausibility`) is also recorded in ``Study.warnings``.
     """
     with collect_implausible() as recorded:
         study = _load_study(path, calibration, deidentify=deidentify, salt=salt,
-                            structures=structures)
+                            structures=structures, pet_bqml_per_count=pet_bqml_per_count)
     study.warnings.extend(recorded)
     return study
 
 
-def _load_study(path, calibration, *, deidentify, salt, structures) -> Study:
+def _load_study(path, calibration, *, deidentify, salt, structures,
+                pet_bqml_per_count=None) -> Study:
     from tdt.imaging.plausibility import check_study
     root = Path(path)
     if not root.is_dir():
@@ -228,7 +239,8 @@ def _load_study(path, calibration, *, deidentify, salt, structures) -> Study:
         Deidentifier() if deidentify else None)
     shift_days = tool.date_shift_days if tool else 0
     skipped: list[tuple[str, str]] = []
-    by_kind: dict[str, list] = {"NM": [], "CT": [], "RTSTRUCT": [], "SEG": []}
+    by_kind: dict[str, list] = {"NM": [], "PT": [], "CT": [], "RTSTRUCT": [], "SEG": []}
+    pet_extras: dict[Path, dict] = {}  # PatientWeight etc., read before de-identification
     files = sorted(p for p in root.rglob("*") if p.is_file()
                    and p.suffix.lower() not in SIDECAR_SUFFIXES and not p.name.startswith("."))
     for file in files:
@@ -238,6 +250,8 @@ def _load_study(path, calibration, *, deidentify, salt, structures) -> Study:
         except DicomError as exc:
             skipped.append((rel, str(exc)))
             continue
+        if str(ds.SOPClassUID) == PET_IMAGE_STORAGE:
+            pet_extras[file] = header_extras(ds)
         if tool is not None:
             try:
                 tool(ds)
@@ -250,7 +264,7 @@ def _load_study(path, calibration, *, deidentify, salt, structures) -> Study:
                                      f"({type(exc).__name__}: {exc})"))
                 continue
         sop = str(ds.SOPClassUID)
-        kind = {NM_IMAGE_STORAGE: "NM", PET_IMAGE_STORAGE: "NM", CT_IMAGE_STORAGE: "CT",
+        kind = {NM_IMAGE_STORAGE: "NM", PET_IMAGE_STORAGE: "PT", CT_IMAGE_STORAGE: "CT",
                 RT_STRUCTURE_SET_STORAGE: "RTSTRUCT", SEGMENTATION_STORAGE: "SEG"}.get(sop)
         if kind is None:
             skipped.append((rel, f"SOPClassUID {sop} is not used by load_study"))
@@ -270,9 +284,20 @@ def _load_study(path, calibration, *, deidentify, salt, structures) -> Study:
             images.append(read_nm([f for f, _ in items], [d for _, d in items]))
         except TdtError as exc:
             skipped.extend((str(f.relative_to(root)), str(exc)) for f, _ in items)
+    pet_groups: dict[str, list] = {}
+    for file, ds in by_kind["PT"]:
+        pet_groups.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append((file, ds))
+    for items in pet_groups.values():
+        try:
+            images.append(read_pet([f for f, _ in items], [d for _, d in items],
+                                   bqml_per_count=pet_bqml_per_count,
+                                   extras=pet_extras.get(items[0][0], {})))
+        except TdtError as exc:
+            skipped.extend((str(f.relative_to(root)), str(exc)) for f, _ in items)
     if not images:
         detail = "; ".join(f"{n}: {r}" for n, r in skipped[:5])
-        raise DicomError(f"load_study: no usable quantitative SPECT (NM) image in {root.name}"
+        raise DicomError(f"load_study: no usable quantitative SPECT (NM) or PET image in "
+                         f"{root.name}"
                          + (f" (skipped: {detail})" if detail else ""))
 
     ct = None
@@ -354,6 +379,8 @@ def _load_study(path, calibration, *, deidentify, salt, structures) -> Study:
             decay_correction=img.decay_correction, duration_s=img.duration_s,
             series_instance_uid=img.series_instance_uid, files=img.files,
             mbq_per_count=mbq_per_count, spacing_mm=img.geometry.spacing_mm,
+            modality="PT" if isinstance(img, PetImage) else "NM",
+            suv_bw_g_per_mbq=getattr(img, "suv_bw_g_per_mbq", None),
         ))
     times = [tp.time_h for tp in time_points]
     if len(set(np.round(times, 9))) != len(times):
@@ -369,8 +396,8 @@ def _load_study(path, calibration, *, deidentify, salt, structures) -> Study:
         for s in segmentations:
             for name, mask in s.on_grid(grid).items():
                 masks.setdefault(name, mask)
-    first = next(ds for _, ds in by_kind["NM"] if str(ds.get("SeriesInstanceUID", ""))
-                  == images[0].series_instance_uid)
+    first = next(ds for _, ds in by_kind["NM"] + by_kind["PT"]
+                 if str(ds.get("SeriesInstanceUID", "")) == images[0].series_instance_uid)
     patient_info = {k: first.get(k) for k in PATIENT_KEYWORDS if first.get(k) not in (None, "")}
     if skipped:
         warnings.warn(f"load_study: {len(skipped)} file(s) skipped; see Study.skipped",

@@ -35,7 +35,7 @@ kidney_risk_factors = False
 from pathlib import Path
 
 from tdt.units import HOURS_PER_DAY, gbq_to_mbq
-from tdt.widgets import Scenario, ScenarioExplorer, ScenarioInputs
+from tdt.widgets import Scenario, ScenarioExplorer, ScenarioInputs, inputs_from_posterior
 
 posterior_file = Path(output_dir) / "posterior.nc" if SAVE else None
 use_posterior = source == "posterior" or (
@@ -43,7 +43,7 @@ use_posterior = source == "posterior" or (
 if use_posterior:
     from tdt.inference import Posterior
 
-    inputs = ScenarioInputs.from_posterior(Posterior.from_netcdf(posterior_file))
+    inputs = inputs_from_posterior(Posterior.from_netcdf(posterior_file))
 else:
     inputs = ScenarioInputs.example(n_draws=n_draws, seed=seed)
 scenario = Scenario(activity_mbq=gbq_to_mbq(activity_gbq), n_cycles=n_cycles,

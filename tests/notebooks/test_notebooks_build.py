@@ -114,6 +114,13 @@ def test_reference_patient_chain_02_03_04(tmp_path):
     assert all(abs(r["bias"]) < 0.25 for r in truth_rows)
     saved = json.loads(files["scenario_initial.json"].read_text())
     assert saved["source"].startswith("posterior")
+    # dose per GBq rows: the one-cycle dose divided by the administered 7.4 GBq (the phantom's)
+    summary = json.loads(files["dose_summary.json"].read_text())
+    dose = {r["organ"]: r for r in summary if r["quantity"] == "dose_gy"}
+    per_gbq = {r["organ"]: r for r in summary if r["quantity"] == "dose_gy_per_gbq"}
+    assert set(per_gbq) == set(dose) and all(r["unit"] == "Gy/GBq" for r in per_gbq.values())
+    for organ, row in per_gbq.items():
+        assert row["median"] == pytest.approx(dose[organ]["median"] / 7.4, rel=1e-12)
 
 
 @pytest.mark.slow

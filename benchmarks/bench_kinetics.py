@@ -98,6 +98,7 @@ def summarise(estimate, truth, lo=None, hi=None) -> dict:
 
 def run(quick: bool = False, n_per_shape: int | None = None) -> list[dict]:
     import tdt
+    from benchmarks.stp_oracle import oracle_stp_tia
     from tdt.inference.single_time_point import bayesian_stp_tia, haenscheid_tia, madsen_tia
     from tdt.kinetics import fit_tacs
 
@@ -106,7 +107,7 @@ def run(quick: bool = False, n_per_shape: int | None = None) -> list[dict]:
     pooled = {m: {"est": [], "lo": [], "hi": [], "truth": []}
               for m in ("tdt default", "tdt per-TAC", "lmfit per-TAC", "tdt default, mixed batch")}
     stp = {m: {"est": [], "lo": [], "hi": [], "truth": []}
-           for m in ("Hänscheid", "Madsen", "tdt Bayesian STP")}
+           for m in ("Hänscheid", "Madsen", "tdt Bayesian STP", "oracle STP (information bound)")}
     seed = 0
     rows = []
     for n_pts, t in SCHEDULES.items():
@@ -138,6 +139,9 @@ def run(quick: bool = False, n_per_shape: int | None = None) -> list[dict]:
                                             model_probabilities=train.population_weights)
                     lo, hi = post.tia_ci95_mbq_h()
                     _add(stp["tdt Bayesian STP"], post.tia_mbq_h, lo, hi, truth)
+                    _add(stp["oracle STP (information bound)"],
+                         oracle_stp_tia(y[:, j], j, t, shape, noise, lam, 2000 + seed),
+                         None, None, truth)
             fit = fit_tacs(t, np.concatenate(mixed_y))
             lo, hi = fit.tia_ci95_mbq_h()
             _add(pooled["tdt default, mixed batch"], fit.tia_mbq_h, lo, hi,
@@ -156,12 +160,14 @@ def run(quick: bool = False, n_per_shape: int | None = None) -> list[dict]:
                      "note": f"tdt per-TAC {tdt_p[key]:.3g}; tdt default on mixed-shape batches "
                              f"{mixed[key]:.3g}; NaN: tdt {tdt_d['n_nan']}, lmfit {lm['n_nan']}"})
     h, m, b_stp = stats["Hänscheid"], stats["Madsen"], stats["tdt Bayesian STP"]
+    bound = stats["oracle STP (information bound)"]
     for key, label, target in (("frac_gt10_pct", "fraction |error| > 10 %", "<= 0.5x Hänscheid"),
                                ("median_pct", "median |TIA error|", "-"),
                                ("p90_pct", "p90 |TIA error|", "-")):
         rows.append({"case": f"STP 96 h {label}, {n_stp:,} TACs", "tdt": b_stp[key],
                      "baseline": h[key], "unit": "%", "target": target,
-                     "note": f"baseline Hänscheid; Madsen {m[key]:.3g}; tdt interval coverage "
+                     "note": f"baseline Hänscheid; Madsen {m[key]:.3g}; oracle bound "
+                             f"{bound[key]:.3g} (true population known); tdt interval coverage "
                              f"{b_stp.get('coverage_pct', float('nan')):.3g} %"})
     rows.append({"case": "details", "tdt": None, "baseline": None, "unit": "-", "target": "-",
                  "note": "per-method statistics in 'stats'", "stats": stats})

@@ -11,7 +11,9 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from tdt import __version__
 from tdt.errors import TdtError
+from tdt.physics import nuclide
 
 #: name → "module:function" that adds the subcommand's arguments and returns its handler.
 #: Modules are imported only when their subcommand is used, so ``tdt --help`` stays fast.
@@ -41,8 +43,6 @@ def _register_nuclide(parser: argparse.ArgumentParser) -> Callable[[argparse.Nam
     parser.add_argument("--chain", action="store_true", help="sum daughters (Ac-225, Pb-212)")
 
     def handler(args: argparse.Namespace) -> int:
-        from tdt.physics import nuclide
-
         n = nuclide(args.name, chain=args.chain)
         print(f"{n.name}{' (+ daughters: ' + ', '.join(n.chain) + ')' if n.chain else ''}")
         print(f"  half-life            {n.half_life_h:.4f} h ({n.half_life_h / 24:.4f} d)")
@@ -58,8 +58,6 @@ def _register_nuclide(parser: argparse.ArgumentParser) -> Callable[[argparse.Nam
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable]]:
-    from tdt import __version__
-
     parser = argparse.ArgumentParser(
         prog="tdt",
         description="Theranostic digital twins: reproducible, Bayesian, mechanistic RPT dosimetry.",
@@ -102,8 +100,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _light_parser() -> tuple[argparse.ArgumentParser, None]:
-    from tdt import __version__
-
     parser = argparse.ArgumentParser(
         prog="tdt",
         description="Theranostic digital twins: reproducible, Bayesian, mechanistic RPT dosimetry.",

@@ -21,6 +21,10 @@ import math
 import re
 from dataclasses import dataclass, field
 
+import jax.numpy as jnp
+import numpy as np
+
+from tdt.catalog import reference_path
 from tdt.errors import InputError, unknown_name_error
 from tdt.units import time_to_h
 
@@ -75,12 +79,9 @@ class Nuclide:
 
     def decay_factor(self, t_h):
         """Fraction of activity left after ``t_h`` hours: exp(-λ t). Works on arrays (NumPy/JAX)."""
-        import numpy as np
-
         if isinstance(t_h, (int, float)):
             return math.exp(-self.decay_constant_per_h * t_h)
         try:  # JAX arrays keep their type (traceable), everything else goes through NumPy
-            import jax.numpy as jnp
 
             if hasattr(t_h, "aval") or type(t_h).__module__.startswith("jax"):
                 return jnp.exp(-self.decay_constant_per_h * t_h)
@@ -126,8 +127,6 @@ def _canonical_name(name: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _energy_rows() -> dict[str, dict[str, float]]:
-    from tdt.catalog import reference_path
-
     rows: dict[str, dict[str, float]] = {}
     with reference_path(_ENERGY_TABLE).open() as handle:
         for row in csv.DictReader(handle):
@@ -139,12 +138,14 @@ def _energy_rows() -> dict[str, dict[str, float]]:
 
 @functools.lru_cache(maxsize=1)
 def _rd_inventory_names() -> frozenset[str]:
+    # radioactivedecay takes seconds to import; only when a nuclide is first looked up
     import radioactivedecay as rd
 
     return frozenset(rd.DEFAULTDATA.nuclides)
 
 
 def _half_life_h(canonical: str) -> float:
+    # radioactivedecay takes seconds to import; only when a nuclide is first looked up
     import radioactivedecay as rd
 
     return float(rd.Nuclide(canonical).half_life("h"))
@@ -160,6 +161,7 @@ def _energies(canonical: str) -> tuple[float, float, float]:
 
 def _equilibrium_yields(parent: str, daughters: tuple[str, ...]) -> dict[str, float]:
     """Decays of each daughter per decay of the parent in secular equilibrium (branching only)."""
+    # radioactivedecay takes seconds to import; only when a nuclide is first looked up
     import radioactivedecay as rd
 
     yields = {parent: 1.0}

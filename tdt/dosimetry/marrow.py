@@ -35,7 +35,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tdt.dosimetry.organs import organ_doses
 from tdt.errors import InputError
+from tdt.kinetics.trapezoid import tia_trapezoid
+from tdt.physics import nuclide as get_nuclide
 
 #: Red-marrow-to-blood concentration ratio for peptides/small molecules (Forrer 2009; EANM 2010).
 RMBLR_PEPTIDE = 1.0
@@ -98,9 +101,6 @@ def blood_tia_from_samples(times_h, concentration_mbq_per_ml, nuclide: str = "Lu
     """TIA concentration (MBq·h/mL) of blood samples: trapezoid rule, constant head (the blood
     concentration is highest right after a bolus) and a mono-exponential tail fitted to the last
     ``n_tail_points`` (:func:`tdt.kinetics.trapezoid.tia_trapezoid`)."""
-    from tdt.kinetics.trapezoid import tia_trapezoid
-    from tdt.physics import nuclide as get_nuclide
-
     t = np.asarray(times_h, dtype=float)
     c = np.asarray(concentration_mbq_per_ml, dtype=float)
     if t.ndim != 1 or t.size < 2 or c.shape[-1:] != t.shape:
@@ -135,8 +135,6 @@ def red_marrow_dose(marrow_tia_mbq_h, organ_tia_mbq_h: dict | None = None,
     sources (``organ_tia_mbq_h``: organ → TIA, remainder tissues allowed) and of the remainder of
     body derived from ``total_body_tia_mbq_h`` (whole-body TIA; the remainder is the whole body
     minus every source given, marrow included). ``marrow_mass_g`` scales the self-S-value."""
-    from tdt.dosimetry.organs import organ_doses
-
     others = dict(organ_tia_mbq_h or {})
     if any(k in ("red_marrow", "marrow", "bone_marrow") for k in others):
         raise InputError("organ_tia_mbq_h: give the red-marrow TIA as marrow_tia_mbq_h, not as an "
@@ -165,8 +163,6 @@ def bladder_contents_tia(times_h, urine_activity_mbq, nuclide: str = "Lu-177",
     empties it (MIRD Pamphlet 14 revised). After the last sample no more urine arrives and the
     contents decay until the next void. ``void_interval_h = inf`` means no voiding (Ã = ∫U).
     """
-    from tdt.physics import nuclide as get_nuclide
-
     t = np.asarray(times_h, dtype=float)
     u = np.asarray(urine_activity_mbq, dtype=float)
     if t.ndim != 1 or t.size < 2 or u.shape != t.shape:

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tdt.errors import InputError, warn_implausible
+from tdt.physics import nuclide as get_nuclide
 from tdt.units import mev_per_decay_to_gy_g_per_mbq_h
 
 #: Default tissue density (g/mL) to turn a lesion volume into a mass: soft tissue (ICRU Report
@@ -111,8 +112,6 @@ def sphere_svalue(
 
     ``nuclide``: a name or a :class:`tdt.physics.Nuclide` (``nuclide("Ac-225", chain=True)``
     includes the daughters in equilibrium)."""
-    from tdt.physics import nuclide as get_nuclide
-
     if (volume_ml is None) == (mass_g is None):
         raise InputError("sphere: give exactly one of volume_ml and mass_g")
     if not (isinstance(density_g_per_ml, (int, float)) and density_g_per_ml > 0):

@@ -22,6 +22,8 @@ import numpy as np
 
 from tdt.dosimetry.kernel import KernelConvolver, VoxelKernel, load_kernel, resample_kernel
 from tdt.errors import InputError
+from tdt.kinetics import fit_tacs
+from tdt.physics import nuclide as _nuclide
 from tdt.units import mev_per_decay_to_gy_g_per_mbq_h
 
 #: HU → density (g/mL) piecewise-linear calibration: air (−1000 HU, 0.0012 g/mL; dry air),
@@ -55,8 +57,6 @@ def local_deposition_dose(tia_mbq_h, voxel_mm, nuclide: str = "Lu-177",
     non-penetrating energy per decay (ICRP 107: 0.1479 MeV for 177Lu), photons escape.
     For 177Lu, 4.7952 mm voxels and ρ = 1.03 this gives 0.2086 mGy/(MBq·s).
     """
-    from tdt.physics import nuclide as _nuclide
-
     tia = _check_map("tia_mbq_h", tia_mbq_h)
     energy = _nuclide(nuclide).energy_nonpenetrating_mev if energy_mev is None else energy_mev
     density = np.asarray(density_g_per_ml, dtype=float)
@@ -142,8 +142,6 @@ def tia_map_voxelwise(times_h, activity_mbq, mask=None, model: str = "auto",
     Voxels inside ``mask`` (default: all voxels with any activity > 0) are fitted with the batched
     ``tdt.kinetics.fit_tacs`` (jitted, vmapped); the others get 0.
     """
-    from tdt.kinetics import fit_tacs
-
     activity = np.asarray(activity_mbq, dtype=float)
     times = np.asarray(times_h, dtype=float)
     if activity.ndim != 4 or activity.shape[0] != times.size:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from tdt.errors import DicomError, InputError
 
@@ -208,7 +209,6 @@ def resample(
         raise InputError(
             f"resample: volume shape {volume.shape} does not match source geometry {source.shape}"
         )
-    from scipy import ndimage
 
     if source.same_grid(target):
         return np.array(volume, copy=True)

@@ -33,11 +33,13 @@ from tdt.imaging.dicom_io import (
     parse_datetime,
     parse_time,
     pixel_array,
+    read_dataset,
     required,
     save,
     set_patient_study,
 )
 from tdt.imaging.geometry import Geometry
+from tdt.imaging.plausibility import check_image_values, check_voxel_shape
 from tdt.imaging.radiopharmaceutical import radiopharmaceutical_sequence, read_radiopharmaceutical
 from tdt.imaging.series import encode_unsigned, rescale, set_pixels, stack_slices
 
@@ -168,8 +170,6 @@ def read_nm_multiframe(path: Path, ds: Dataset) -> NmImage:
 
 def _checked(image: NmImage, ds: Dataset, name: str) -> NmImage:
     """Refuse images that cannot be quantified; warn on implausible ones (tdt.imaging.plausibility)."""
-    from tdt.imaging.plausibility import check_image_values, check_voxel_shape
-
     slope = ds.get("RescaleSlope")
     check_image_values(image.values, image.units, None if slope in (None, "") else float(slope),
                        name)
@@ -190,8 +190,6 @@ def read_nm_slices(items: list[tuple[Path, Dataset]]) -> NmImage:
 
 def read_nm(paths: list[Path] | Path, datasets: list[Dataset] | None = None) -> NmImage:
     """Read an NM image: one multi-frame file, or a list of single-slice files of one series."""
-    from tdt.imaging.dicom_io import read_dataset
-
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     datasets = datasets or [read_dataset(p) for p in paths]
     frames = int(datasets[0].get("NumberOfFrames", 1) or 1)

@@ -29,6 +29,7 @@ from tdt.imaging.dicom_io import (
     format_date,
     format_time,
     new_file_dataset,
+    read_dataset,
     required,
     save,
     set_patient_study,
@@ -57,8 +58,6 @@ class StructureSet:
 
 def read_rtstruct(path: Path, ds: Dataset | None = None) -> StructureSet:
     """Read ROI names and CLOSED_PLANAR contours (other geometric types are ignored)."""
-    from tdt.imaging.dicom_io import read_dataset
-
     path = Path(path)
     ds = ds or read_dataset(path)
     name = path.name
@@ -121,6 +120,7 @@ def rasterise(structures: StructureSet, geometry: Geometry,
     Raises :class:`DicomError` when the structure set's frame of reference differs from the
     grid's, :class:`InputError` when a requested structure is absent.
     """
+    # matplotlib is heavy; only for rasterising/writing contours
     from matplotlib.path import Path as MplPath
 
     if (structures.frame_of_reference_uid and geometry.frame_of_reference_uid
@@ -185,7 +185,10 @@ def _area_in_grid(ijk: np.ndarray, shape_ijk: tuple[int, int, int]) -> tuple[flo
     The polygon is clipped to the grid's in-plane box with matplotlib's ``Path.clip_to_bbox``;
     a contour whose plane lies outside the slice range is wholly outside.
     """
+    # matplotlib is heavy; only for rasterising/writing contours
     from matplotlib.path import Path as MplPath
+
+    # matplotlib is heavy; only for rasterising/writing contours
     from matplotlib.transforms import Bbox
 
     nx, ny, nz = shape_ijk
@@ -202,6 +205,7 @@ def _area_in_grid(ijk: np.ndarray, shape_ijk: tuple[int, int, int]) -> tuple[flo
 
 def mask_contours(mask: np.ndarray, geometry: Geometry) -> list[np.ndarray]:
     """Closed planar contours (LPS mm, ``(n, 3)``) outlining a boolean mask slice by slice."""
+    # contourpy (matplotlib's contour engine) only for writing contours
     import contourpy
 
     contours = []

@@ -27,11 +27,12 @@ from tdt.imaging.dicom_io import (
     format_time,
     new_file_dataset,
     pixel_array,
+    read_dataset,
     required,
     save,
     set_patient_study,
 )
-from tdt.imaging.geometry import Geometry, resample
+from tdt.imaging.geometry import Geometry, geometry_from_slices, resample
 from tdt.imaging.plausibility import check_structure_extent
 
 
@@ -227,9 +228,6 @@ def _set_dimension_index(ds: Dataset, seed_text: str) -> None:
 
 def read_seg(path: Path, ds: Dataset | None = None) -> Segmentation:
     """Read a SEG into boolean masks on its own regular grid (frames located by IPP)."""
-    from tdt.imaging.dicom_io import read_dataset
-    from tdt.imaging.geometry import geometry_from_slices
-
     path = Path(path)
     ds = ds or read_dataset(path)
     name = path.name

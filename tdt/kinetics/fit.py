@@ -10,6 +10,7 @@ the candidates with Akaike weights, the SE including the between-model spread.
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 
 from tdt.errors import InputError, unknown_name_error
@@ -19,8 +20,11 @@ from tdt.kinetics.models import (
     MODELS,
     TRAPEZOID_MODELS,
 )
+from tdt.kinetics.population import POPULATION_MODELS, fit_population
+from tdt.kinetics.priors import load_prior
 from tdt.kinetics.results import BatchTacFit, TacFit
 from tdt.kinetics.selection import aicc, akaike_weights, average_tia, criteria
+from tdt.kinetics.solver import fit_model_batch
 from tdt.kinetics.trapezoid import tia_trapezoid
 from tdt.kinetics.validation import (
     check_activity,
@@ -28,6 +32,7 @@ from tdt.kinetics.validation import (
     check_times,
     resolve_weights,
 )
+from tdt.physics import nuclide as get_nuclide
 
 #: Smallest batch that ``method="auto"`` fits as a population.
 MIN_POPULATION_TACS = 20
@@ -74,10 +79,6 @@ def _resolve_models(model, n_times: int) -> tuple[str, ...]:
 
 
 def _fit_exponential_batch(name, t, y, w, lam, chunk_size, max_steps, solver, n_starts):
-    import jax.numpy as jnp
-
-    from tdt.kinetics.solver import fit_model_batch
-
     n = y.shape[0]
     # round the batch up to a power of two: fewer distinct shapes, fewer compilations
     size = max(1, min(chunk_size, 1 << (n - 1).bit_length()))
@@ -95,8 +96,6 @@ def _fit_exponential_batch(name, t, y, w, lam, chunk_size, max_steps, solver, n_
 
 
 def _decay_constant(nuclide: str) -> float:
-    from tdt.physics import nuclide as get_nuclide
-
     return get_nuclide(nuclide).decay_constant_per_h
 
 
@@ -183,9 +182,6 @@ def fit_tacs(
 
 
 def _fit_population(t, y, model, nuclide, prior):
-    from tdt.kinetics.population import POPULATION_MODELS, fit_population
-    from tdt.kinetics.priors import load_prior
-
     if isinstance(prior, str):
         prior = load_prior(prior)
     if model in ("auto", "average"):

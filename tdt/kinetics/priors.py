@@ -12,18 +12,17 @@ patient's 2–4 points, or :func:`tdt.inference.single_time_point.bayesian_stp_t
 from __future__ import annotations
 
 import numpy as np
+import yaml
 
+from tdt.catalog import dataset_path
 from tdt.errors import InputError, unknown_name_error
 from tdt.kinetics.population import PopulationPrior
+from tdt.physics import nuclide as get_nuclide
 
 DATASET = "kinetics_population_priors"
 
 
 def _table() -> dict:
-    import yaml
-
-    from tdt.catalog import dataset_path
-
     with open(dataset_path(DATASET), encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 
@@ -37,8 +36,6 @@ def available_priors() -> tuple[str, ...]:
 
 def load_prior(name: str, nuclide: str = "Lu-177") -> dict[str, PopulationPrior]:
     """Population prior ``{"mono": PopulationPrior}`` of ``name`` (``"psma617:kidneys"``)."""
-    from tdt.physics import nuclide as get_nuclide
-
     if not isinstance(name, str) or ":" not in name:
         raise InputError(f"prior: {name!r}; expected '<radiopharmaceutical>:<organ>', e.g. "
                          "'psma617:kidneys'")

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from tdt.errors import InputError, warn_implausible
+from tdt.physics import nuclide as get_nuclide
 
 #: Named weighting schemes for least squares (weights are 1/variance up to a common factor).
 WEIGHT_SCHEMES = ("uniform", "relative", "poisson")
@@ -119,8 +120,6 @@ def check_tac_plausibility(times_h: np.ndarray, activity_mbq: np.ndarray,
     wrong, when it still rises at its last time point, or when it exceeds the administered
     activity decayed to each time. Thresholds: the module constants above (docs/kinetics.md).
     """
-    from tdt.physics import nuclide as get_nuclide
-
     t, y = np.asarray(times_h, float), np.asarray(activity_mbq, float)
     half_life = get_nuclide(nuclide).half_life_h
     if y.size and y.max() > ACTIVITY_MAX_MBQ:

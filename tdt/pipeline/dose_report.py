@@ -25,9 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from tdt import imaging, plotting
 from tdt._atomic import atomic_directory
-from tdt.dosimetry import is_lesion
+from tdt.dosimetry import effective_dose, is_lesion, organ_doses
 from tdt.errors import InputError
+from tdt.kinetics import fit_tac
+from tdt.pipeline.manifest import canonical_json, sha256_text
+from tdt.pipeline.report._html import e, number, page, table
 
 
 @dataclass(frozen=True)
@@ -59,12 +63,13 @@ def _rows(fits, doses_gy, activity_mbq: float, n_cycles: int) -> list[dict[str, 
 
 
 def _figure(tacs, fits, path: Path):
+    # matplotlib is heavy and must get the Agg backend first
     import matplotlib
 
     matplotlib.use("Agg", force=True)
+    # matplotlib is heavy and must get the Agg backend first
     import matplotlib.pyplot as plt
 
-    from tdt import plotting
 
     names = list(fits)
     ncols = min(4, len(names))
@@ -84,13 +89,14 @@ def _figure(tacs, fits, path: Path):
 
 
 def _fmt(value: Any) -> str:
-    from tdt.pipeline.report._html import number
-
     return number(value) if value is not None else "—"
 
 
 def _write_pdf(path: Path, rows, header: list[str], summary: dict[str, Any], fig) -> None:
+    # matplotlib is heavy and must get the Agg backend first
     import matplotlib.pyplot as plt
+
+    # matplotlib is heavy and must get the Agg backend first
     from matplotlib.backends.backend_pdf import PdfPages
 
     with PdfPages(path) as pdf:
@@ -120,8 +126,6 @@ def _write_pdf(path: Path, rows, header: list[str], summary: dict[str, Any], fig
 
 
 def _write_html(path: Path, rows, n_cycles: int, summary: dict[str, Any]) -> None:
-    from tdt.pipeline.report._html import e, page, table
-
     cycles_key = f"dose_gy_{n_cycles}_cycles"
     body = ["<h1>Organ-dose report</h1>",
             f"<p>Administered activity <b>{summary['activity_mbq']:.0f} MBq</b> "
@@ -154,11 +158,6 @@ def dose_report(dicom_dir: Path | str, runs_dir: Path | str = "runs",
                 activity_gbq: float | None = None,
                 log: Callable[[str], None] = print) -> DoseReport:
     """Run the chain on ``dicom_dir`` and write the report (see the module docstring)."""
-    from tdt import imaging
-    from tdt.dosimetry import effective_dose, organ_doses
-    from tdt.kinetics import fit_tac
-    from tdt.pipeline.manifest import canonical_json, sha256_text
-
     if not isinstance(n_cycles, int) or n_cycles < 1:
         raise InputError(f"n_cycles: {n_cycles!r}; expected a whole number >= 1")
     with warnings.catch_warnings(record=True) as caught:

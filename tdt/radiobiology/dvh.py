@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from tdt.errors import InputError
 from tdt.radiobiology._validation import check_finite, check_nonnegative, concrete
 
 
@@ -42,8 +43,6 @@ def dose_at_volume_percent(doses_gy, volume_percent, volumes=None, *, validate=T
     if validate:
         pct = concrete(volume_percent)
         if pct is not None and (not (pct > 0).all() or not (pct <= 100).all()):
-            from tdt.errors import InputError
-
             raise InputError(f"volume_percent: expected values in (0, 100], got {pct}")
     doses, weights = _prepare(doses_gy, volumes, validate)
     order = jnp.argsort(-doses, axis=-1)

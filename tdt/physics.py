@@ -26,7 +26,7 @@ import numpy as np
 
 from tdt.catalog import reference_path
 from tdt.errors import InputError, unknown_name_error
-from tdt.units import time_to_h
+from tdt.units import half_life_to_rate, seconds_to_h, time_to_h
 
 #: Daughters included by ``nuclide(name, chain=True)`` (secular equilibrium, branching from
 #: radioactivedecay / ICRP-107). Daughters with half-lives short compared with the parent.
@@ -65,7 +65,7 @@ class Nuclide:
     @property
     def decay_constant_per_h(self) -> float:
         """Physical decay constant λ = ln 2 / T½ (1/h)."""
-        return math.log(2.0) / self.half_life_h
+        return half_life_to_rate(self.half_life_h)
 
     @property
     def energy_nonpenetrating_mev(self) -> float:
@@ -102,7 +102,7 @@ class Nuclide:
                 "decay_correct: measured_at and reference_at must be both naive or both "
                 "timezone-aware datetimes"
             )
-        delta_h = (reference_at - measured_at).total_seconds() / 3600.0
+        delta_h = seconds_to_h((reference_at - measured_at).total_seconds())
         return activity_mbq * self.decay_factor(delta_h)
 
 

@@ -25,10 +25,11 @@ import numpy as np
 from scipy import signal
 from scipy.fft import next_fast_len
 
+from tdt._types import KernelLike, Volume, VolumeLike, VoxelSizeLike
 from tdt.catalog import dataset_path
 from tdt.errors import InputError
 from tdt.physics import nuclide as _nuclide
-from tdt.units import svalue_mgy_per_mbq_s_to_gy_per_mbq_h
+from tdt.units import mm3_to_ml, svalue_mgy_per_mbq_s_to_gy_per_mbq_h
 
 #: catalog entries of the vendored 177Lu soft-tissue kernel (PyTheranostics 0.1, Apache-2.0)
 LU177_KERNEL = ("kernel_lu177_softtissue", "kernel_lu177_softtissue_hdr")
@@ -65,7 +66,7 @@ class VoxelKernel:
 
     @property
     def voxel_volume_ml(self) -> float:
-        return float(np.prod(self.voxel_mm)) / 1000.0
+        return mm3_to_ml(float(np.prod(self.voxel_mm)))
 
 
 def _parse_interfile(text: str) -> dict[str, str]:
@@ -135,7 +136,11 @@ def _overlap_matrix(n_old: int, d_old: float, d_new: float) -> np.ndarray:
     return np.clip(hi - lo, 0.0, None) / d_new
 
 
-def resample_kernel(kernel: VoxelKernel, voxel_mm, rtol: float = 1e-4) -> VoxelKernel:
+def resample_kernel(
+    kernel: VoxelKernel,
+    voxel_mm: VoxelSizeLike,
+    rtol: float = 1e-4,
+) -> VoxelKernel:
     """The kernel on voxels of size ``voxel_mm`` ``(Δi, Δj, Δk)``: box average, energy-conserving.
 
     Method: the old kernel is taken as piecewise constant over its voxels and averaged over each
@@ -230,12 +235,12 @@ class KernelConvolver:
         return self._fn(image, self._kernel_fft)
 
 
-def convolve(image, kernel, dtype: str = "float64") -> np.ndarray:
+def convolve(image: VolumeLike, kernel: KernelLike, dtype: str = "float64") -> Volume:
     """One-off FFT convolution of ``image`` with ``kernel`` ("same" size, zero padding)."""
     return KernelConvolver(kernel, np.shape(image), dtype=dtype)(image)
 
 
-def direct_convolve(image, kernel) -> np.ndarray:
+def direct_convolve(image: VolumeLike, kernel: KernelLike) -> Volume:
     """Reference: direct summation (``scipy.signal.convolve(method="direct")``); small cases."""
     image, kernel = np.asarray(image, dtype=float), np.asarray(kernel, dtype=float)
     if image.size * kernel.size > 5e8:

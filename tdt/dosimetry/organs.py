@@ -34,6 +34,7 @@ import functools
 
 import jax.numpy as jnp
 
+from tdt._types import Scalar, ScalarLike
 from tdt.catalog import dataset_path
 from tdt.dosimetry.names import (
     ALIASES,
@@ -78,7 +79,12 @@ def reference_mass_g(organ: str, phantom: str = "adult-male") -> float:
     return masses[canonical_organ(organ, masses, "organ")]
 
 
-def scaled_self_svalue(s_self, m_ref_g, m_patient_g, delta_np_gy_g_per_mbq_h):
+def scaled_self_svalue(
+    s_self: ScalarLike,
+    m_ref_g: ScalarLike,
+    m_patient_g: ScalarLike,
+    delta_np_gy_g_per_mbq_h: ScalarLike,
+) -> Scalar:
     """Self-S (Gy/(MBq·h)) scaled from the reference mass to the patient's (module docstring)."""
     s_np = jnp.minimum(delta_np_gy_g_per_mbq_h / m_ref_g, s_self)
     s_p = s_self - s_np

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from tdt.errors import DicomError, InputError
+from tdt.units import mm3_to_ml
 
 #: relative tolerance on slice spacing regularity (fraction of the mean spacing)
 SLICE_SPACING_RTOL = 1e-3
@@ -72,7 +73,7 @@ class Geometry:
     @property
     def voxel_volume_ml(self) -> float:
         """Volume of one voxel (mL = cm³): |det| of the 3×3 part of the affine / 1000."""
-        return float(abs(np.linalg.det(self.affine[:3, :3])) / 1000.0)
+        return float(mm3_to_ml(abs(np.linalg.det(self.affine[:3, :3]))))
 
     def index_to_world(self, ijk) -> np.ndarray:
         """Map index coordinates ``(..., 3)`` in (i, j, k) order to LPS mm ``(..., 3)``."""

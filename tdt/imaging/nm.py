@@ -42,6 +42,7 @@ from tdt.imaging.geometry import Geometry
 from tdt.imaging.plausibility import check_image_values, check_voxel_shape
 from tdt.imaging.radiopharmaceutical import radiopharmaceutical_sequence, read_radiopharmaceutical
 from tdt.imaging.series import encode_unsigned, rescale, set_pixels, stack_slices
+from tdt.units import ms_to_s, s_to_ms, seconds_to_h
 
 
 @dataclass
@@ -66,7 +67,7 @@ class NmImage:
     @property
     def hours_since_injection(self) -> float:
         """Acquisition start − injection (h)."""
-        return (self.acquisition_datetime - self.injection_datetime).total_seconds() / 3600.0
+        return seconds_to_h((self.acquisition_datetime - self.injection_datetime).total_seconds())
 
 
 def acquisition_datetime(ds: Dataset, name: str) -> _dt.datetime:
@@ -100,9 +101,9 @@ def acquisition_duration_s(ds: Dataset) -> float | None:
             ):
                 return None
             total += float(item.ActualFrameDuration) * int(item.NumberOfFramesInRotation)
-        return total / 1000.0
+        return ms_to_s(total)
     if ds.get("ActualFrameDuration") not in (None, ""):
-        return float(ds.ActualFrameDuration) / 1000.0
+        return ms_to_s(float(ds.ActualFrameDuration))
     return None
 
 
@@ -254,9 +255,25 @@ def write_nm(
         f"{v:.10g}" for v in (*geometry.row_cosine, *geometry.column_cosine)
     ]
     ds.DetectorInformationSequence = Sequence([detector])
+    _set_acquisition_sequences(ds, duration_s, n_projections)
+    ds.RadiopharmaceuticalInformationSequence = radiopharmaceutical_sequence(
+        nuclide, injection, injected_activity_mbq, radiopharmaceutical
+    )
+    ds.Units = units
+    ds.DecayCorrection = decay_correction
+    ds.CorrectedImage = ["ATTN", "SCAT"] + (["DECY"] if decay_correction != "NONE" else [])
+    stored, slope = encode_unsigned(values)
+    ds.RescaleSlope = slope
+    ds.RescaleIntercept = "0"
+    set_pixels(ds, stored)
+    return save(ds, path)
+
+
+def _set_acquisition_sequences(ds: Dataset, duration_s: float, n_projections: int) -> None:
+    """One 360° rotation of ``n_projections`` frames and the 177Lu 208 keV photopeak window."""
     rotation = Dataset()
     rotation.NumberOfFramesInRotation = n_projections
-    rotation.ActualFrameDuration = int(round(duration_s * 1000.0 / n_projections))
+    rotation.ActualFrameDuration = int(round(s_to_ms(duration_s) / n_projections))
     rotation.AngularStep = f"{360.0 / n_projections:.10g}"
     rotation.ScanArc = "360"
     ds.RotationInformationSequence = Sequence([rotation])
@@ -270,14 +287,3 @@ def write_nm(
     window.EnergyWindowName = "Lu177_208keV"
     ds.EnergyWindowInformationSequence = Sequence([window])
     ds.NumberOfEnergyWindows = 1
-    ds.RadiopharmaceuticalInformationSequence = radiopharmaceutical_sequence(
-        nuclide, injection, injected_activity_mbq, radiopharmaceutical
-    )
-    ds.Units = units
-    ds.DecayCorrection = decay_correction
-    ds.CorrectedImage = ["ATTN", "SCAT"] + (["DECY"] if decay_correction != "NONE" else [])
-    stored, slope = encode_unsigned(values)
-    ds.RescaleSlope = slope
-    ds.RescaleIntercept = "0"
-    set_pixels(ds, stored)
-    return save(ds, path)

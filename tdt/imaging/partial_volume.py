@@ -27,11 +27,12 @@ from scipy import integrate, ndimage
 from scipy.special import erf
 
 from tdt.errors import InputError
+from tdt.units import LN2
 
 
 def fwhm_to_sigma(fwhm_mm: float) -> float:
     """σ = FWHM / (2 √(2 ln 2)) (mm)."""
-    return fwhm_mm / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    return fwhm_mm / (2.0 * math.sqrt(2.0 * LN2))
 
 
 def voi_recovery(mask, voxel_mm, fwhm_mm: float) -> float:

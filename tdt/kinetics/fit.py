@@ -13,6 +13,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from tdt._types import CurveLike, TimesLike
 from tdt.errors import InputError, unknown_name_error
 from tdt.kinetics.models import (
     AUTO_MODELS,
@@ -100,10 +101,10 @@ def _decay_constant(nuclide: str) -> float:
 
 
 def fit_tacs(
-    times_h,
-    activity_mbq,
+    times_h: TimesLike,
+    activity_mbq: CurveLike,
     model="auto",
-    weights=None,
+    weights: CurveLike | None = None,
     nuclide: str = "Lu-177",
     chunk_size: int = 4096,
     max_steps: int = 80,
@@ -258,10 +259,10 @@ def _select(t, y, w, names, results, average, noise_cv, n_tacs) -> BatchTacFit:
 
 
 def fit_tac(
-    times_h,
-    activity_mbq,
+    times_h: TimesLike,
+    activity_mbq: CurveLike,
     model="auto",
-    weights=None,
+    weights: CurveLike | None = None,
     nuclide: str = "Lu-177",
     head: str = "zero",
     n_tail_points: int = 3,

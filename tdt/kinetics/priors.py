@@ -18,6 +18,7 @@ from tdt.catalog import dataset_path
 from tdt.errors import InputError, unknown_name_error
 from tdt.kinetics.population import PopulationPrior
 from tdt.physics import nuclide as get_nuclide
+from tdt.units import half_life_to_rate
 
 DATASET = "kinetics_population_priors"
 
@@ -46,7 +47,7 @@ def load_prior(name: str, nuclide: str = "Lu-177") -> dict[str, PopulationPrior]
     drug, organ = name.split(":", 1)
     row = table[drug][organ]
     lam = get_nuclide(nuclide).decay_constant_per_h
-    k_eff = np.log(2.0) / float(row["t_eff_median_h"])
+    k_eff = half_life_to_rate(float(row["t_eff_median_h"]))
     if k_eff <= lam:
         raise InputError(f"prior: {name!r} has T_eff {row['t_eff_median_h']} h, not shorter than "
                          f"the physical half-life of {nuclide}")

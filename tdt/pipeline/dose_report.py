@@ -32,6 +32,7 @@ from tdt.errors import InputError
 from tdt.kinetics import fit_tac
 from tdt.pipeline.manifest import canonical_json, sha256_text
 from tdt.pipeline.report._html import e, number, page, table
+from tdt.units import gbq_to_mbq, mbq_to_gbq
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def _rows(fits, doses_gy, activity_mbq: float, n_cycles: int) -> list[dict[str, 
             "tia_mbq_h": fit.tia_mbq_h if fit else None,
             "tia_se_mbq_h": fit.tia_se_mbq_h if fit else None,
             "dose_gy_per_cycle": dose,
-            "dose_gy_per_gbq": dose / (activity_mbq / 1000.0),
+            "dose_gy_per_gbq": dose / mbq_to_gbq(activity_mbq),
             f"dose_gy_{n_cycles}_cycles": dose * n_cycles,
         })
     return rows
@@ -175,7 +176,7 @@ def dose_report(dicom_dir: Path | str, runs_dir: Path | str = "runs",
         lesions = {n: t.volume_ml for n, t in sources.items() if is_lesion(n)}
         doses = organ_doses({n: f.tia_mbq_h for n, f in fits.items()}, phantom=phantom,
                             lesion_volumes_ml=lesions, nuclide=study.nuclide)
-    activity_mbq = (activity_gbq * 1000.0 if activity_gbq is not None
+    activity_mbq = (gbq_to_mbq(activity_gbq) if activity_gbq is not None
                     else study.injected_activity_mbq)
     if activity_mbq is None or not activity_mbq > 0:
         raise InputError("administered activity: not in the DICOM (RadionuclideTotalDose); "
@@ -194,7 +195,7 @@ def dose_report(dicom_dir: Path | str, runs_dir: Path | str = "runs",
         "phantom": phantom, "activity_mbq": activity_mbq, "n_cycles": n_cycles,
         "n_time_points": len(study.time_points), "times_h": [float(t) for t in study.times_h],
         "effective_dose_sv": effective.effective_dose_sv,
-        "effective_dose_sv_per_gbq": effective.effective_dose_sv / (activity_mbq / 1000.0),
+        "effective_dose_sv_per_gbq": effective.effective_dose_sv / mbq_to_gbq(activity_mbq),
         "effective_dose_contributions_sv": effective.contributions_sv,
         "effective_dose_missing_tissues": effective.missing_tissues,
         "rows": rows, "warnings": messages,

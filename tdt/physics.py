@@ -81,12 +81,9 @@ class Nuclide:
         """Fraction of activity left after ``t_h`` hours: exp(-λ t). Works on arrays (NumPy/JAX)."""
         if isinstance(t_h, (int, float)):
             return math.exp(-self.decay_constant_per_h * t_h)
-        try:  # JAX arrays keep their type (traceable), everything else goes through NumPy
-
-            if hasattr(t_h, "aval") or type(t_h).__module__.startswith("jax"):
-                return jnp.exp(-self.decay_constant_per_h * t_h)
-        except ImportError:  # pragma: no cover - jax is a dependency
-            pass
+        # JAX arrays keep their type (traceable), everything else goes through NumPy
+        if hasattr(t_h, "aval") or type(t_h).__module__.startswith("jax"):
+            return jnp.exp(-self.decay_constant_per_h * t_h)
         return np.exp(-self.decay_constant_per_h * np.asarray(t_h, dtype=float))
 
     def decay_correct(

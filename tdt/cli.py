@@ -11,7 +11,10 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from tdt import __version__
 from tdt.errors import TdtError
+from tdt.physics import nuclide
+from tdt.units import HOURS_PER_DAY, mev_to_kev
 
 #: name → "module:function" that adds the subcommand's arguments and returns its handler.
 #: Modules are imported only when their subcommand is used, so ``tdt --help`` stays fast.
@@ -41,16 +44,14 @@ def _register_nuclide(parser: argparse.ArgumentParser) -> Callable[[argparse.Nam
     parser.add_argument("--chain", action="store_true", help="sum daughters (Ac-225, Pb-212)")
 
     def handler(args: argparse.Namespace) -> int:
-        from tdt.physics import nuclide
-
         n = nuclide(args.name, chain=args.chain)
         print(f"{n.name}{' (+ daughters: ' + ', '.join(n.chain) + ')' if n.chain else ''}")
-        print(f"  half-life            {n.half_life_h:.4f} h ({n.half_life_h / 24:.4f} d)")
+        print(f"  half-life            {n.half_life_h:.4f} h ({n.half_life_h / HOURS_PER_DAY:.4f} d)")
         print(f"  decay constant       {n.decay_constant_per_h:.6e} 1/h")
-        print(f"  electrons            {n.energy_electron_mev * 1000:.3f} keV/decay")
-        print(f"  alphas               {n.energy_alpha_mev * 1000:.3f} keV/decay")
-        print(f"  non-penetrating      {n.energy_nonpenetrating_mev * 1000:.3f} keV/decay")
-        print(f"  penetrating (photon) {n.energy_penetrating_mev * 1000:.3f} keV/decay")
+        print(f"  electrons            {mev_to_kev(n.energy_electron_mev):.3f} keV/decay")
+        print(f"  alphas               {mev_to_kev(n.energy_alpha_mev):.3f} keV/decay")
+        print(f"  non-penetrating      {mev_to_kev(n.energy_nonpenetrating_mev):.3f} keV/decay")
+        print(f"  penetrating (photon) {mev_to_kev(n.energy_penetrating_mev):.3f} keV/decay")
         print("  source: ICRP Publication 107 (via data_catalog/nuclides)")
         return 0
 
@@ -58,8 +59,6 @@ def _register_nuclide(parser: argparse.ArgumentParser) -> Callable[[argparse.Nam
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable]]:
-    from tdt import __version__
-
     parser = argparse.ArgumentParser(
         prog="tdt",
         description="Theranostic digital twins: reproducible, Bayesian, mechanistic RPT dosimetry.",
@@ -102,8 +101,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _light_parser() -> tuple[argparse.ArgumentParser, None]:
-    from tdt import __version__
-
     parser = argparse.ArgumentParser(
         prog="tdt",
         description="Theranostic digital twins: reproducible, Bayesian, mechanistic RPT dosimetry.",

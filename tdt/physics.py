@@ -21,8 +21,12 @@ import math
 import re
 from dataclasses import dataclass, field
 
+import jax.numpy as jnp
+import numpy as np
+
+from tdt.catalog import reference_path
 from tdt.errors import InputError, unknown_name_error
-from tdt.units import time_to_h
+from tdt.units import half_life_to_rate, seconds_to_h, time_to_h
 
 #: Daughters included by ``nuclide(name, chain=True)`` (secular equilibrium, branching from
 #: radioactivedecay / ICRP-107). Daughters with half-lives short compared with the parent.
@@ -61,7 +65,7 @@ class Nuclide:
     @property
     def decay_constant_per_h(self) -> float:
         """Physical decay constant λ = ln 2 / T½ (1/h)."""
-        return math.log(2.0) / self.half_life_h
+        return half_life_to_rate(self.half_life_h)
 
     @property
     def energy_nonpenetrating_mev(self) -> float:
@@ -75,17 +79,11 @@ class Nuclide:
 
     def decay_factor(self, t_h):
         """Fraction of activity left after ``t_h`` hours: exp(-λ t). Works on arrays (NumPy/JAX)."""
-        import numpy as np
-
         if isinstance(t_h, (int, float)):
             return math.exp(-self.decay_constant_per_h * t_h)
-        try:  # JAX arrays keep their type (traceable), everything else goes through NumPy
-            import jax.numpy as jnp
-
-            if hasattr(t_h, "aval") or type(t_h).__module__.startswith("jax"):
-                return jnp.exp(-self.decay_constant_per_h * t_h)
-        except ImportError:  # pragma: no cover - jax is a dependency
-            pass
+        # JAX arrays keep their type (traceable), everything else goes through NumPy
+        if hasattr(t_h, "aval") or type(t_h).__module__.startswith("jax"):
+            return jnp.exp(-self.decay_constant_per_h * t_h)
         return np.exp(-self.decay_constant_per_h * np.asarray(t_h, dtype=float))
 
     def decay_correct(
@@ -101,7 +99,7 @@ class Nuclide:
                 "decay_correct: measured_at and reference_at must be both naive or both "
                 "timezone-aware datetimes"
             )
-        delta_h = (reference_at - measured_at).total_seconds() / 3600.0
+        delta_h = seconds_to_h((reference_at - measured_at).total_seconds())
         return activity_mbq * self.decay_factor(delta_h)
 
 
@@ -126,8 +124,6 @@ def _canonical_name(name: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _energy_rows() -> dict[str, dict[str, float]]:
-    from tdt.catalog import reference_path
-
     rows: dict[str, dict[str, float]] = {}
     with reference_path(_ENERGY_TABLE).open() as handle:
         for row in csv.DictReader(handle):
@@ -139,12 +135,14 @@ def _energy_rows() -> dict[str, dict[str, float]]:
 
 @functools.lru_cache(maxsize=1)
 def _rd_inventory_names() -> frozenset[str]:
+    # radioactivedecay takes seconds to import; only when a nuclide is first looked up
     import radioactivedecay as rd
 
     return frozenset(rd.DEFAULTDATA.nuclides)
 
 
 def _half_life_h(canonical: str) -> float:
+    # radioactivedecay takes seconds to import; only when a nuclide is first looked up
     import radioactivedecay as rd
 
     return float(rd.Nuclide(canonical).half_life("h"))
@@ -160,6 +158,7 @@ def _energies(canonical: str) -> tuple[float, float, float]:
 
 def _equilibrium_yields(parent: str, daughters: tuple[str, ...]) -> dict[str, float]:
     """Decays of each daughter per decay of the parent in secular equilibrium (branching only)."""
+    # radioactivedecay takes seconds to import; only when a nuclide is first looked up
     import radioactivedecay as rd
 
     yields = {parent: 1.0}

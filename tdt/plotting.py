@@ -12,6 +12,7 @@ Uses the object-oriented matplotlib API only (no pyplot state) except to create 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -27,6 +28,7 @@ COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0
 def _new_ax(ax, figsize=(6.0, 4.0)):
     if ax is not None:
         return ax
+    # matplotlib is heavy; callers choose the backend before pyplot loads
     import matplotlib.pyplot as plt
 
     _, ax = plt.subplots(figsize=figsize, layout="constrained")
@@ -35,6 +37,7 @@ def _new_ax(ax, figsize=(6.0, 4.0)):
 
 def new_figure(nrows: int = 1, ncols: int = 1, figsize=(6.0, 4.0), dpi: float = 100.0):
     """A matplotlib ``Figure`` not registered with pyplot (no global state, no auto-display)."""
+    # matplotlib is heavy; callers choose the backend before pyplot loads
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
@@ -269,8 +272,6 @@ def plot_icon_array(probability: float, ax=None, n: int = 100, columns: int = 10
 
 def figure_png(fig, dpi: float | None = None) -> bytes:
     """Render a figure to PNG bytes (for ``ipywidgets.Image``)."""
-    import io
-
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()

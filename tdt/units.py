@@ -25,6 +25,16 @@ HOURS_PER_DAY = 24.0
 JOULE_PER_MEV = 1.602176634e-13
 #: Bq per MBq
 BQ_PER_MBQ = 1.0e6
+#: milliseconds per second
+MS_PER_S = 1000.0
+#: grams per kilogram
+G_PER_KG = 1000.0
+#: keV per MeV
+KEV_PER_MEV = 1000.0
+#: mm³ per mL (cm³)
+MM3_PER_ML = 1000.0
+#: ln 2 — the one definition in tdt (decay and clearance rates, half-lives, FWHM ↔ σ)
+LN2 = math.log(2.0)
 
 # --- time -------------------------------------------------------------------------------------
 
@@ -53,6 +63,31 @@ def time_to_h(value, unit: str):
         ) from None
 
 
+def seconds_to_h(time_s):
+    """Time s → h (÷ 3600)."""
+    return time_s / SECONDS_PER_HOUR
+
+
+def h_to_seconds(time_h):
+    """Time h → s (× 3600)."""
+    return time_h * SECONDS_PER_HOUR
+
+
+def ms_to_s(time_ms):
+    """Time ms → s (÷ 1000), e.g. DICOM ActualFrameDuration (0018,1242)."""
+    return time_ms / MS_PER_S
+
+
+def s_to_ms(time_s):
+    """Time s → ms (× 1000)."""
+    return time_s * MS_PER_S
+
+
+def per_h_to_per_s(rate_per_h):
+    """Rate constant 1/h → 1/s (÷ 3600)."""
+    return rate_per_h / SECONDS_PER_HOUR
+
+
 def per_min_to_per_h(rate_per_min):
     """Rate constant 1/min → 1/h (× 60). Use where literature PBPK values are loaded."""
     return rate_per_min * MINUTES_PER_HOUR
@@ -71,6 +106,16 @@ def litre_to_ml(volume_l):
 def ml_to_litre(volume_ml):
     """Volume mL → L."""
     return volume_ml / 1000.0
+
+
+def mm3_to_ml(volume_mm3):
+    """Volume mm³ → mL (cm³) (÷ 1000)."""
+    return volume_mm3 / MM3_PER_ML
+
+
+def kg_to_g(mass_kg):
+    """Mass kg → g (× 1000)."""
+    return mass_kg * G_PER_KG
 
 
 def l_per_min_to_ml_per_h(flow_l_per_min):
@@ -93,6 +138,11 @@ def mbq_to_gbq(activity_mbq):
 def bq_to_mbq(activity_bq):
     """Activity Bq → MBq."""
     return activity_bq / BQ_PER_MBQ
+
+
+def mbq_to_bq(activity_mbq):
+    """Activity MBq → Bq."""
+    return activity_mbq * BQ_PER_MBQ
 
 
 def mci_to_mbq(activity_mci):
@@ -121,13 +171,16 @@ def mev_per_decay_to_gy_g_per_mbq_h(energy_mev):
     return energy_mev * JOULE_PER_MEV * BQ_PER_MBQ * SECONDS_PER_HOUR * 1000.0
 
 
+def mev_to_kev(energy_mev):
+    """Energy MeV → keV."""
+    return energy_mev * KEV_PER_MEV
+
+
 def half_life_to_rate(half_life_h):
     """Half-life (h) → first-order rate constant (1/h): λ = ln 2 / T½."""
-    return math.log(2.0) / half_life_h if isinstance(half_life_h, (int, float)) else (
-        0.6931471805599453 / half_life_h
-    )
+    return LN2 / half_life_h
 
 
 def rate_to_half_life(rate_per_h):
     """Rate constant (1/h) → half-life (h)."""
-    return 0.6931471805599453 / rate_per_h
+    return LN2 / rate_per_h

@@ -41,6 +41,7 @@ def _number(value: float) -> str:
 
 
 def _dicom_value(element) -> str:
+    # pydicom is heavy; only DICOM content needs it
     from pydicom.multival import MultiValue
 
     value = element.value
@@ -89,6 +90,7 @@ def file_content_sha256(path: Path | str) -> str:
     digest = hashlib.sha256()
     suffix = path.suffix.lower()
     if suffix == ".dcm":
+        # pydicom is heavy; only DICOM content needs it
         import pydicom
 
         _dicom_lines(pydicom.dcmread(path), digest)

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tdt.catalog._identity import IDENTITY_VERSION, content_sha256
-from tdt.errors import CatalogError
+from tdt.errors import CatalogError, unknown_name_error
 
 CATALOG_FILE = "catalog.yaml"
 GENERATED_DIR = "generated"
@@ -115,8 +117,6 @@ def _check_entry(entry: CatalogEntry) -> None:
 
 @functools.lru_cache(maxsize=8)
 def _load_entries(directory: str, _mtime_ns: int = 0) -> dict[str, CatalogEntry]:
-    import yaml
-
     raw = yaml.safe_load((Path(directory) / CATALOG_FILE).read_text()) or {}
     if not isinstance(raw, dict):
         raise CatalogError(f"catalog.yaml in {directory}: expected a mapping at top level")
@@ -141,8 +141,6 @@ def entries() -> dict[str, CatalogEntry]:
 
 def entry(name: str) -> CatalogEntry:
     """The catalog entry ``name`` (``InputError`` naming close matches when unknown)."""
-    from tdt.errors import unknown_name_error
-
     table = entries()
     if name not in table:
         raise unknown_name_error("catalog dataset", name, table)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 
+from tdt.catalog import dataset_path
 from tdt.errors import InputError
 
 #: Radiation weighting factor of electrons and photons (ICRP 103, Table 2).
@@ -38,8 +39,6 @@ class EffectiveDose:
 
 def tissue_weighting_table() -> list[dict[str, str]]:
     """Rows of the vendored ICRP 103 table (tissue, w_T, target, fraction)."""
-    from tdt.catalog import dataset_path
-
     path = dataset_path("icrp103_tissue_weighting_factors")
     lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
     return list(csv.DictReader(lines))

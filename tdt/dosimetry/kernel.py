@@ -19,10 +19,17 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from scipy import signal
+from scipy.fft import next_fast_len
 
+from tdt._types import KernelLike, Volume, VolumeLike, VoxelSizeLike
+from tdt.catalog import dataset_path
 from tdt.errors import InputError
-from tdt.units import svalue_mgy_per_mbq_s_to_gy_per_mbq_h
+from tdt.physics import nuclide as _nuclide
+from tdt.units import mm3_to_ml, svalue_mgy_per_mbq_s_to_gy_per_mbq_h
 
 #: catalog entries of the vendored 177Lu soft-tissue kernel (PyTheranostics 0.1, Apache-2.0)
 LU177_KERNEL = ("kernel_lu177_softtissue", "kernel_lu177_softtissue_hdr")
@@ -59,7 +66,7 @@ class VoxelKernel:
 
     @property
     def voxel_volume_ml(self) -> float:
-        return float(np.prod(self.voxel_mm)) / 1000.0
+        return mm3_to_ml(float(np.prod(self.voxel_mm)))
 
 
 def _parse_interfile(text: str) -> dict[str, str]:
@@ -107,9 +114,6 @@ def load_kernel(nuclide: str = "Lu-177") -> VoxelKernel:
 
     Only 177Lu is vendored (51³ voxels of 4.7952 mm, PyTheranostics 0.1, Apache-2.0).
     """
-    from tdt.catalog import dataset_path
-    from tdt.physics import nuclide as _nuclide
-
     name = _nuclide(nuclide).name
     if name != "Lu-177":
         raise InputError(f"load_kernel: no vendored voxel kernel for {name!r}; available: "
@@ -132,7 +136,11 @@ def _overlap_matrix(n_old: int, d_old: float, d_new: float) -> np.ndarray:
     return np.clip(hi - lo, 0.0, None) / d_new
 
 
-def resample_kernel(kernel: VoxelKernel, voxel_mm, rtol: float = 1e-4) -> VoxelKernel:
+def resample_kernel(
+    kernel: VoxelKernel,
+    voxel_mm: VoxelSizeLike,
+    rtol: float = 1e-4,
+) -> VoxelKernel:
     """The kernel on voxels of size ``voxel_mm`` ``(Δi, Δj, Δk)``: box average, energy-conserving.
 
     Method: the old kernel is taken as piecewise constant over its voxels and averaged over each
@@ -166,8 +174,6 @@ def fast_shape(image_shape, kernel_shape) -> tuple[int, ...]:
     whenever L ≥ n + c, c = (m − 1)/2 the kernel half-width. So L = n + c suffices (not n + m − 1,
     which a "full" convolution needs): 281 → 288 instead of 306 → 320 for n = 256, m = 51.
     """
-    from scipy.fft import next_fast_len
-
     return tuple(next_fast_len(int(n + (m - 1) // 2), real=True)
                  for n, m in zip(image_shape, kernel_shape, strict=True))
 
@@ -189,9 +195,6 @@ class KernelConvolver:
     """
 
     def __init__(self, kernel: np.ndarray, image_shape, dtype: str = "float64"):
-        import jax
-        import jax.numpy as jnp
-
         kernel = np.asarray(kernel, dtype=np.float64)
         if kernel.ndim != 3 or any(m % 2 == 0 for m in kernel.shape):
             raise InputError(f"KernelConvolver: kernel shape {kernel.shape}; expected 3 odd sizes")
@@ -221,8 +224,6 @@ class KernelConvolver:
 
     def __call__(self, image):
         """Convolve one image (shape ``image_shape``); returns a NumPy array."""
-        import jax.numpy as jnp
-
         image = jnp.asarray(image, dtype=self.dtype)
         if image.shape != self.image_shape:
             raise InputError(f"KernelConvolver: image shape {image.shape}; this convolver was "
@@ -234,15 +235,13 @@ class KernelConvolver:
         return self._fn(image, self._kernel_fft)
 
 
-def convolve(image, kernel, dtype: str = "float64") -> np.ndarray:
+def convolve(image: VolumeLike, kernel: KernelLike, dtype: str = "float64") -> Volume:
     """One-off FFT convolution of ``image`` with ``kernel`` ("same" size, zero padding)."""
     return KernelConvolver(kernel, np.shape(image), dtype=dtype)(image)
 
 
-def direct_convolve(image, kernel) -> np.ndarray:
+def direct_convolve(image: VolumeLike, kernel: KernelLike) -> Volume:
     """Reference: direct summation (``scipy.signal.convolve(method="direct")``); small cases."""
-    from scipy import signal
-
     image, kernel = np.asarray(image, dtype=float), np.asarray(kernel, dtype=float)
     if image.size * kernel.size > 5e8:
         raise InputError("direct_convolve: problem too large for direct summation")

@@ -35,7 +35,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tdt._types import CurveLike, Scalar, ScalarLike, TimesLike
+from tdt.dosimetry.organs import organ_doses
 from tdt.errors import InputError
+from tdt.kinetics.trapezoid import tia_trapezoid
+from tdt.physics import nuclide as get_nuclide
 
 #: Red-marrow-to-blood concentration ratio for peptides/small molecules (Forrer 2009; EANM 2010).
 RMBLR_PEPTIDE = 1.0
@@ -59,7 +63,11 @@ def _positive(name: str, value, allow_zero: bool = False) -> np.ndarray:
     return arr
 
 
-def marrow_tia_blood_based(blood_tia_mbq_h_per_ml, marrow_mass_g, rmblr=RMBLR_PEPTIDE):
+def marrow_tia_blood_based(
+    blood_tia_mbq_h_per_ml: ScalarLike,
+    marrow_mass_g: ScalarLike,
+    rmblr: ScalarLike = RMBLR_PEPTIDE,
+) -> Scalar:
     """Red-marrow TIA (MBq·h) from the blood TIA concentration (MBq·h per mL of whole blood):
     Ã_RM = RMBLR · [Ã_blood] / ρ_blood · m_RM (EANM guideline, Hindorf 2010). ``rmblr`` may carry
     a leading axis of draws (e.g. sampled over :data:`RMBLR_RANGE`)."""
@@ -72,7 +80,10 @@ def marrow_tia_blood_based(blood_tia_mbq_h_per_ml, marrow_mass_g, rmblr=RMBLR_PE
     return ratio * blood / BLOOD_DENSITY_G_PER_ML * mass
 
 
-def marrow_tia_image_based(l2_l4_tia_mbq_h, fraction=L2_L4_MARROW_FRACTION):
+def marrow_tia_image_based(
+    l2_l4_tia_mbq_h: ScalarLike,
+    fraction: ScalarLike = L2_L4_MARROW_FRACTION,
+) -> Scalar:
     """Total red-marrow TIA (MBq·h) from the TIA of L2–L4 VOIs: Ã_RM = Ã_L2–L4 / fraction."""
     tia = _positive("l2_l4_tia_mbq_h", l2_l4_tia_mbq_h, allow_zero=True)
     frac = _positive("fraction", fraction)
@@ -82,7 +93,11 @@ def marrow_tia_image_based(l2_l4_tia_mbq_h, fraction=L2_L4_MARROW_FRACTION):
     return tia / frac
 
 
-def blood_tia_from_plasma(plasma_tia_mbq_h, plasma_volume_ml, hematocrit):
+def blood_tia_from_plasma(
+    plasma_tia_mbq_h: ScalarLike,
+    plasma_volume_ml: ScalarLike,
+    hematocrit: ScalarLike,
+) -> Scalar:
     """Whole-blood TIA concentration (MBq·h/mL) of a ligand that stays in plasma (does not enter
     red cells): [Ã_blood] = (1 − Hct) · Ã_plasma / V_plasma."""
     tia = _positive("plasma_tia_mbq_h", plasma_tia_mbq_h, allow_zero=True)
@@ -93,14 +108,15 @@ def blood_tia_from_plasma(plasma_tia_mbq_h, plasma_volume_ml, hematocrit):
     return (1.0 - hct) * tia / volume
 
 
-def blood_tia_from_samples(times_h, concentration_mbq_per_ml, nuclide: str = "Lu-177",
-                           n_tail_points: int = 3):
+def blood_tia_from_samples(
+    times_h: TimesLike,
+    concentration_mbq_per_ml: CurveLike,
+    nuclide: str = "Lu-177",
+    n_tail_points: int = 3,
+) -> Scalar:
     """TIA concentration (MBq·h/mL) of blood samples: trapezoid rule, constant head (the blood
     concentration is highest right after a bolus) and a mono-exponential tail fitted to the last
     ``n_tail_points`` (:func:`tdt.kinetics.trapezoid.tia_trapezoid`)."""
-    from tdt.kinetics.trapezoid import tia_trapezoid
-    from tdt.physics import nuclide as get_nuclide
-
     t = np.asarray(times_h, dtype=float)
     c = np.asarray(concentration_mbq_per_ml, dtype=float)
     if t.ndim != 1 or t.size < 2 or c.shape[-1:] != t.shape:
@@ -128,15 +144,18 @@ class MarrowDose:
         return self.self_gy + self.cross_gy
 
 
-def red_marrow_dose(marrow_tia_mbq_h, organ_tia_mbq_h: dict | None = None,
-                    total_body_tia_mbq_h=None, nuclide: str = "Lu-177",
-                    phantom: str = "adult-male", marrow_mass_g=None) -> MarrowDose:
+def red_marrow_dose(
+    marrow_tia_mbq_h: ScalarLike,
+    organ_tia_mbq_h: dict | None = None,
+    total_body_tia_mbq_h: ScalarLike | None = None,
+    nuclide: str = "Lu-177",
+    phantom: str = "adult-male",
+    marrow_mass_g: ScalarLike | None = None,
+) -> MarrowDose:
     """Red-marrow dose (Gy): self-dose of ``marrow_tia_mbq_h`` plus the cross-dose of the other
     sources (``organ_tia_mbq_h``: organ → TIA, remainder tissues allowed) and of the remainder of
     body derived from ``total_body_tia_mbq_h`` (whole-body TIA; the remainder is the whole body
     minus every source given, marrow included). ``marrow_mass_g`` scales the self-S-value."""
-    from tdt.dosimetry.organs import organ_doses
-
     others = dict(organ_tia_mbq_h or {})
     if any(k in ("red_marrow", "marrow", "bone_marrow") for k in others):
         raise InputError("organ_tia_mbq_h: give the red-marrow TIA as marrow_tia_mbq_h, not as an "
@@ -154,8 +173,13 @@ def red_marrow_dose(marrow_tia_mbq_h, organ_tia_mbq_h: dict | None = None,
                       marrow_tia_mbq_h=marrow)
 
 
-def bladder_contents_tia(times_h, urine_activity_mbq, nuclide: str = "Lu-177",
-                         void_interval_h: float = VOID_INTERVAL_H, first_void_h: float | None = None):
+def bladder_contents_tia(
+    times_h: TimesLike,
+    urine_activity_mbq: CurveLike,
+    nuclide: str = "Lu-177",
+    void_interval_h: float = VOID_INTERVAL_H,
+    first_void_h: float | None = None,
+):
     """TIA (MBq·h) of the urinary-bladder contents with voiding at a fixed interval.
 
     ``urine_activity_mbq``: activity excreted into urine by each time and still present
@@ -165,8 +189,6 @@ def bladder_contents_tia(times_h, urine_activity_mbq, nuclide: str = "Lu-177",
     empties it (MIRD Pamphlet 14 revised). After the last sample no more urine arrives and the
     contents decay until the next void. ``void_interval_h = inf`` means no voiding (Ã = ∫U).
     """
-    from tdt.physics import nuclide as get_nuclide
-
     t = np.asarray(times_h, dtype=float)
     u = np.asarray(urine_activity_mbq, dtype=float)
     if t.ndim != 1 or t.size < 2 or u.shape != t.shape:

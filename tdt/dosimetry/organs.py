@@ -34,8 +34,10 @@ import functools
 
 import jax.numpy as jnp
 
+from tdt._types import Scalar, ScalarLike
 from tdt.catalog import dataset_path
 from tdt.dosimetry.names import (
+    ALIASES,
     PHANTOMS,
     REMAINDER_TISSUES,
     SPHERE_ORGANS,
@@ -48,6 +50,7 @@ from tdt.dosimetry.names import (
 from tdt.dosimetry.spheres import _check_positive, _check_tia, sphere_dose
 from tdt.dosimetry.svalues import SValueTable, svalue_table
 from tdt.errors import InputError, unknown_name_error
+from tdt.physics import nuclide as get_nuclide
 from tdt.units import mev_per_decay_to_gy_g_per_mbq_h
 
 
@@ -76,7 +79,12 @@ def reference_mass_g(organ: str, phantom: str = "adult-male") -> float:
     return masses[canonical_organ(organ, masses, "organ")]
 
 
-def scaled_self_svalue(s_self, m_ref_g, m_patient_g, delta_np_gy_g_per_mbq_h):
+def scaled_self_svalue(
+    s_self: ScalarLike,
+    m_ref_g: ScalarLike,
+    m_patient_g: ScalarLike,
+    delta_np_gy_g_per_mbq_h: ScalarLike,
+) -> Scalar:
     """Self-S (Gy/(MBq·h)) scaled from the reference mass to the patient's (module docstring)."""
     s_np = jnp.minimum(delta_np_gy_g_per_mbq_h / m_ref_g, s_self)
     s_p = s_self - s_np
@@ -134,8 +142,6 @@ def _classify(tia_mbq_h: dict, table: SValueTable, ignore, spheres: dict | None 
 
 
 def _remainder_or_total_name(name: str):
-    from tdt.dosimetry.names import ALIASES
-
     key = normalise(name)
     key = ALIASES.get(key, key)
     return key if key in REMAINDER_TISSUES or key == "total_body" else None
@@ -183,10 +189,37 @@ def organ_doses(
     )
     target_idx = [table.targets.index(t) for t in target_names]
     s_ref = table.s_gy_per_mbq_h
-
-    from tdt.physics import nuclide as get_nuclide
-
     delta_np = mev_per_decay_to_gy_g_per_mbq_h(get_nuclide(nuclide).energy_nonpenetrating_mev)
+    scaled = _patient_masses(organ_masses_g, table, masses, sphere_masses)
+
+    doses: dict[str, object] = {t: 0.0 for t in target_names}
+    for organ, value in organs.items():
+        tia = _check_tia(organ, value)
+        j = table.sources.index(organ)
+        for t, i in zip(target_names, target_idx, strict=True):
+            s = s_ref[i, j]
+            if t == organ and organ in scaled:
+                s = scaled_self_svalue(s, masses[organ], scaled[organ], delta_np)
+            doses[t] = doses[t] + s * tia
+    if total_body is not None or remainder:
+        _add_remainder_of_body(doses, table, masses, organs, spheres, remainder, total_body,
+                               target_names, target_idx)
+
+    result = {t: jnp.asarray(d, dtype=float) for t, d in doses.items()}
+    for name, value in spheres.items():
+        n_glands = SPHERE_ORGANS[name][1]
+        tia = _check_tia(name, value)
+        result[name] = sphere_dose(tia / n_glands, mass_g=sphere_masses[name] / n_glands,
+                                   nuclide=nuclide)
+    if lesions:
+        _add_lesion_doses(result, lesions, lesion_volumes_ml, lesion_masses_g, nuclide)
+    return result
+
+
+def _patient_masses(organ_masses_g: dict | None, table, masses: dict,
+                    sphere_masses: dict) -> dict:
+    """Patient organ masses (g) by canonical name, checked; sphere-organ masses (salivary glands
+    etc.) are written into ``sphere_masses`` instead."""
     scaled: dict[str, object] = {}
     for organ, mass in (organ_masses_g or {}).items():
         if isinstance(organ, str) and sphere_organ(organ) is not None:
@@ -200,58 +233,50 @@ def organ_doses(
                 f"organ_masses_g: no reference mass of {name!r} in phantom {table.phantom!r}"
             )
         scaled[name] = mass
+    return scaled
 
-    doses: dict[str, object] = {t: 0.0 for t in target_names}
-    for organ, value in organs.items():
-        tia = _check_tia(organ, value)
-        j = table.sources.index(organ)
-        for t, i in zip(target_names, target_idx, strict=True):
-            s = s_ref[i, j]
-            if t == organ and organ in scaled:
-                s = scaled_self_svalue(s, masses[organ], scaled[organ], delta_np)
-            doses[t] = doses[t] + s * tia
 
-    if total_body is not None or remainder:
-        missing = [o for o in organs if o not in masses]
-        if missing:
+def _add_remainder_of_body(doses: dict, table, masses: dict, organs: dict, spheres: dict,
+                           remainder: dict, total_body, target_names, target_idx) -> None:
+    """Add the remainder-of-body contribution (MIRD: S(t←RB) from the total-body S-value and the
+    source-organ S-values, mass-weighted) to ``doses`` in place."""
+    s_ref = table.s_gy_per_mbq_h
+    missing = [o for o in organs if o not in masses]
+    if missing:
+        raise InputError(
+            f"tia_mbq_h: no reference mass for source(s) {missing} in phantom "
+            f"{table.phantom!r}; the remainder-of-body correction needs them"
+        )
+    m_tb = masses["total_body"]
+    m_sources = sum(masses[o] for o in organs)
+    j_tb = table.sources.index("total_body")
+    if total_body is not None:
+        tia_rb = _check_tia("total_body", total_body)
+        for value in (*organs.values(), *spheres.values()):
+            tia_rb = tia_rb - jnp.asarray(value, dtype=float)
+        tia_rb = jnp.maximum(tia_rb, 0.0)
+    else:
+        tia_rb = sum(_check_tia(k, v) for k, v in remainder.items())
+    for t, i in zip(target_names, target_idx, strict=True):
+        s_rb = (m_tb * s_ref[i, j_tb] - sum(
+            masses[o] * s_ref[i, table.sources.index(o)] for o in organs
+        )) / (m_tb - m_sources)
+        doses[t] = doses[t] + s_rb * tia_rb
+
+
+def _add_lesion_doses(result: dict, lesions: dict, lesion_volumes_ml: dict | None,
+                      lesion_masses_g: dict | None, nuclide: str) -> None:
+    """Sphere self-doses (Gy) of the lesions, written into ``result``."""
+    volumes = lesion_volumes_ml or {}
+    lmasses = lesion_masses_g or {}
+    for key in (*volumes, *lmasses):
+        if key not in lesions:
+            raise unknown_name_error("lesion_volumes_ml/lesion_masses_g key", key, lesions)
+    for key, value in lesions.items():
+        if key not in volumes and key not in lmasses:
             raise InputError(
-                f"tia_mbq_h: no reference mass for source(s) {missing} in phantom "
-                f"{table.phantom!r}; the remainder-of-body correction needs them"
+                f"lesion_volumes_ml: lesion {key!r} has a TIA but no volume (mL) or mass (g); "
+                "pass lesion_volumes_ml={...} or lesion_masses_g={...}"
             )
-        m_tb = masses["total_body"]
-        m_sources = sum(masses[o] for o in organs)
-        j_tb = table.sources.index("total_body")
-        if total_body is not None:
-            tia_rb = _check_tia("total_body", total_body)
-            for value in (*organs.values(), *spheres.values()):
-                tia_rb = tia_rb - jnp.asarray(value, dtype=float)
-            tia_rb = jnp.maximum(tia_rb, 0.0)
-        else:
-            tia_rb = sum(_check_tia(k, v) for k, v in remainder.items())
-        for t, i in zip(target_names, target_idx, strict=True):
-            s_rb = (m_tb * s_ref[i, j_tb] - sum(
-                masses[o] * s_ref[i, table.sources.index(o)] for o in organs
-            )) / (m_tb - m_sources)
-            doses[t] = doses[t] + s_rb * tia_rb
-
-    result = {t: jnp.asarray(d, dtype=float) for t, d in doses.items()}
-    for name, value in spheres.items():
-        n_glands = SPHERE_ORGANS[name][1]
-        tia = _check_tia(name, value)
-        result[name] = sphere_dose(tia / n_glands, mass_g=sphere_masses[name] / n_glands,
-                                   nuclide=nuclide)
-    if lesions:
-        volumes = lesion_volumes_ml or {}
-        lmasses = lesion_masses_g or {}
-        for key in (*volumes, *lmasses):
-            if key not in lesions:
-                raise unknown_name_error("lesion_volumes_ml/lesion_masses_g key", key, lesions)
-        for key, value in lesions.items():
-            if key not in volumes and key not in lmasses:
-                raise InputError(
-                    f"lesion_volumes_ml: lesion {key!r} has a TIA but no volume (mL) or mass (g); "
-                    "pass lesion_volumes_ml={...} or lesion_masses_g={...}"
-                )
-            result[key] = sphere_dose(value, volume_ml=volumes.get(key),
-                                      mass_g=lmasses.get(key), nuclide=nuclide)
-    return result
+        result[key] = sphere_dose(value, volume_ml=volumes.get(key),
+                                  mass_g=lmasses.get(key), nuclide=nuclide)

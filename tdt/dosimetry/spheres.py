@@ -33,7 +33,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tdt._types import Scalar, ScalarLike
 from tdt.errors import InputError, warn_implausible
+from tdt.physics import nuclide as get_nuclide
 from tdt.units import mev_per_decay_to_gy_g_per_mbq_h
 
 #: Default tissue density (g/mL) to turn a lesion volume into a mass: soft tissue (ICRU Report
@@ -41,7 +43,7 @@ from tdt.units import mev_per_decay_to_gy_g_per_mbq_h
 SOFT_TISSUE_DENSITY_G_PER_ML = 1.04
 
 
-def electron_range_mm(energy_mev, density_g_per_ml: float = 1.0):
+def electron_range_mm(energy_mev: ScalarLike, density_g_per_ml: float = 1.0) -> Scalar:
     """Katz–Penfold electron range (mm) in a medium of ``density_g_per_ml``.
 
     R [mg/cm²] = 412 E^(1.265 - 0.0954 ln E), E in MeV (valid 0.01–2.5 MeV; Katz & Penfold 1952).
@@ -52,7 +54,7 @@ def electron_range_mm(energy_mev, density_g_per_ml: float = 1.0):
     return range_mg_cm2 / 1000.0 / density_g_per_ml * 10.0
 
 
-def sphere_absorbed_fraction(radius_mm, track_length_mm):
+def sphere_absorbed_fraction(radius_mm: ScalarLike, track_length_mm: ScalarLike) -> Scalar:
     """Absorbed fraction of straight tracks of length d, uniform isotropic source in a sphere.
 
     φ = 1 - 3x/8 + x³/64 for x = d/R ≤ 2, else 3/(4x) (see module docstring). Pure jnp.
@@ -102,17 +104,15 @@ def _check_tia(name: str, value):
 
 
 def sphere_svalue(
-    volume_ml=None,
-    mass_g=None,
+    volume_ml: ScalarLike | None = None,
+    mass_g: ScalarLike | None = None,
     nuclide: str = "Lu-177",
     density_g_per_ml: float = SOFT_TISSUE_DENSITY_G_PER_ML,
-):
+) -> Scalar:
     """Self S-value of a uniform sphere, Gy/(MBq·h). Give ``volume_ml`` or ``mass_g``.
 
     ``nuclide``: a name or a :class:`tdt.physics.Nuclide` (``nuclide("Ac-225", chain=True)``
     includes the daughters in equilibrium)."""
-    from tdt.physics import nuclide as get_nuclide
-
     if (volume_ml is None) == (mass_g is None):
         raise InputError("sphere: give exactly one of volume_ml and mass_g")
     if not (isinstance(density_g_per_ml, (int, float)) and density_g_per_ml > 0):
@@ -140,12 +140,12 @@ def sphere_svalue(
 
 
 def sphere_dose(
-    tia_mbq_h,
-    volume_ml=None,
-    mass_g=None,
+    tia_mbq_h: ScalarLike,
+    volume_ml: ScalarLike | None = None,
+    mass_g: ScalarLike | None = None,
     nuclide: str = "Lu-177",
     density_g_per_ml: float = SOFT_TISSUE_DENSITY_G_PER_ML,
-):
+) -> Scalar:
     """Absorbed self-dose (Gy) of a spherical lesion with TIA ``tia_mbq_h`` (MBq·h).
 
     Give the lesion's ``volume_ml`` (mL) or ``mass_g`` (g). Arrays broadcast (e.g. a leading axis

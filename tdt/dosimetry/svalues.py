@@ -33,6 +33,7 @@ from tdt.dosimetry.names import (
     canonical_phantom,
 )
 from tdt.errors import InputError
+from tdt.physics import nuclide as get_nuclide
 from tdt.units import svalue_mgy_per_mbq_s_to_gy_per_mbq_h
 
 #: Nuclides with vendored organ S-values.
@@ -68,8 +69,6 @@ class SValueTable:
 
 
 def _check_nuclide(nuclide: str) -> str:
-    from tdt.physics import nuclide as get_nuclide
-
     name = get_nuclide(nuclide).name
     if name not in TABLE_NUCLIDES:
         raise InputError(

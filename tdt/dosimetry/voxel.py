@@ -20,9 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tdt._types import MaskLike, TimesLike, Volume, VolumeLike, VolumeSeriesLike, VoxelSizeLike
 from tdt.dosimetry.kernel import KernelConvolver, VoxelKernel, load_kernel, resample_kernel
 from tdt.errors import InputError
-from tdt.units import mev_per_decay_to_gy_g_per_mbq_h
+from tdt.kinetics import fit_tacs
+from tdt.physics import nuclide as _nuclide
+from tdt.units import mev_per_decay_to_gy_g_per_mbq_h, mm3_to_ml
 
 #: HU → density (g/mL) piecewise-linear calibration: air (−1000 HU, 0.0012 g/mL; dry air),
 #: water (0 HU, 1.0), soft tissue ~ (60 HU, 1.06), cortical bone (1500 HU, 1.92; ICRU Report 44
@@ -43,11 +46,11 @@ def _voxel_volume_ml(voxel_mm) -> float:
     voxel_mm = tuple(float(v) for v in voxel_mm)
     if len(voxel_mm) != 3 or min(voxel_mm) <= 0:
         raise InputError(f"voxel_mm: {voxel_mm}; expected 3 voxel sizes > 0 mm")
-    return float(np.prod(voxel_mm)) / 1000.0
+    return mm3_to_ml(float(np.prod(voxel_mm)))
 
 
-def local_deposition_dose(tia_mbq_h, voxel_mm, nuclide: str = "Lu-177",
-                          density_g_per_ml=1.03, energy_mev: float | None = None) -> np.ndarray:
+def local_deposition_dose(tia_mbq_h: VolumeLike, voxel_mm: VoxelSizeLike, nuclide: str = "Lu-177",
+                          density_g_per_ml=1.03, energy_mev: float | None = None) -> Volume:
     """Dose (Gy) with all emitted non-penetrating energy absorbed in the source voxel.
 
     D_v = Ã_v · E · (1.602e-13 J/MeV · 1e6 /(MBq·s) · 3600 s/h · 1000 g/kg) / (ρ_v · V) —
@@ -55,8 +58,6 @@ def local_deposition_dose(tia_mbq_h, voxel_mm, nuclide: str = "Lu-177",
     non-penetrating energy per decay (ICRP 107: 0.1479 MeV for 177Lu), photons escape.
     For 177Lu, 4.7952 mm voxels and ρ = 1.03 this gives 0.2086 mGy/(MBq·s).
     """
-    from tdt.physics import nuclide as _nuclide
-
     tia = _check_map("tia_mbq_h", tia_mbq_h)
     energy = _nuclide(nuclide).energy_nonpenetrating_mev if energy_mev is None else energy_mev
     density = np.asarray(density_g_per_ml, dtype=float)
@@ -65,8 +66,14 @@ def local_deposition_dose(tia_mbq_h, voxel_mm, nuclide: str = "Lu-177",
     return tia * mev_per_decay_to_gy_g_per_mbq_h(energy) / (density * _voxel_volume_ml(voxel_mm))
 
 
-def kernel_dose(tia_mbq_h, voxel_mm, kernel: VoxelKernel | None = None, nuclide: str = "Lu-177",
-                dtype: str = "float64", convolver: KernelConvolver | None = None) -> np.ndarray:
+def kernel_dose(
+    tia_mbq_h: VolumeLike,
+    voxel_mm: VoxelSizeLike,
+    kernel: VoxelKernel | None = None,
+    nuclide: str = "Lu-177",
+    dtype: str = "float64",
+    convolver: KernelConvolver | None = None,
+) -> Volume:
     """Dose (Gy) = TIA ⊛ K (zero-padded FFT convolution, :class:`KernelConvolver`).
 
     The kernel (default: vendored for ``nuclide``) is resampled to ``voxel_mm`` by
@@ -82,7 +89,7 @@ def kernel_dose(tia_mbq_h, voxel_mm, kernel: VoxelKernel | None = None, nuclide:
     return convolver(tia)
 
 
-def density_from_hu(hu, table=DEFAULT_HU_DENSITY) -> np.ndarray:
+def density_from_hu(hu: VolumeLike, table=DEFAULT_HU_DENSITY) -> Volume:
     """Mass density (g/mL) from CT numbers by piecewise-linear interpolation of ``table``.
 
     Values beyond the table are extrapolated with the end segments (clipped below at 0.0012)."""
@@ -97,8 +104,8 @@ def density_from_hu(hu, table=DEFAULT_HU_DENSITY) -> np.ndarray:
     return np.maximum(density, 0.0012)
 
 
-def density_correct(dose_gy, density_g_per_ml, reference_density_g_per_ml: float = 1.03,
-                    min_density_g_per_ml: float = 0.1) -> np.ndarray:
+def density_correct(dose_gy: VolumeLike, density_g_per_ml, reference_density_g_per_ml: float = 1.03,
+                    min_density_g_per_ml: float = 0.1) -> Volume:
     """Scale a dose computed in a uniform medium to the voxel densities: D · ρ_ref / ρ_v.
 
     First-order correction (energy deposited per voxel unchanged, mass scaled; e.g. Dieudonné et
@@ -114,8 +121,15 @@ def density_correct(dose_gy, density_g_per_ml, reference_density_g_per_ml: float
                     dose * reference_density_g_per_ml / safe, 0.0)
 
 
-def voxel_dose(tia_mbq_h, voxel_mm, method: str = "kernel", nuclide: str = "Lu-177",
-               hu=None, kernel: VoxelKernel | None = None, dtype: str = "float64") -> np.ndarray:
+def voxel_dose(
+    tia_mbq_h: VolumeLike,
+    voxel_mm: VoxelSizeLike,
+    method: str = "kernel",
+    nuclide: str = "Lu-177",
+    hu: VolumeLike | None = None,
+    kernel: VoxelKernel | None = None,
+    dtype: str = "float64",
+) -> Volume:
     """Absorbed dose map (Gy) from a TIA map (MBq·h).
 
     ``method="kernel"``: FFT convolution with the voxel S-value kernel, then, when ``hu`` (CT on
@@ -135,15 +149,19 @@ def voxel_dose(tia_mbq_h, voxel_mm, method: str = "kernel", nuclide: str = "Lu-1
     raise InputError(f"voxel_dose: method={method!r}; expected 'kernel' or 'local'")
 
 
-def tia_map_voxelwise(times_h, activity_mbq, mask=None, model: str = "auto",
-                      nuclide: str = "Lu-177", **fit_kwargs) -> np.ndarray:
+def tia_map_voxelwise(
+    times_h: TimesLike,
+    activity_mbq: VolumeSeriesLike,
+    mask: MaskLike | None = None,
+    model: str = "auto",
+    nuclide: str = "Lu-177",
+    **fit_kwargs,
+) -> Volume:
     """TIA map (MBq·h) from a series of activity maps ``(n_times, k, j, i)`` (MBq per voxel).
 
     Voxels inside ``mask`` (default: all voxels with any activity > 0) are fitted with the batched
     ``tdt.kinetics.fit_tacs`` (jitted, vmapped); the others get 0.
     """
-    from tdt.kinetics import fit_tacs
-
     activity = np.asarray(activity_mbq, dtype=float)
     times = np.asarray(times_h, dtype=float)
     if activity.ndim != 4 or activity.shape[0] != times.size:
@@ -165,8 +183,8 @@ def tia_map_voxelwise(times_h, activity_mbq, mask=None, model: str = "auto",
     return out
 
 
-def tia_map_from_reference(reference_activity_mbq, masks: dict, voi_tia_mbq_h: dict,
-                           background_tia_per_mbq_h: float | None = None) -> np.ndarray:
+def tia_map_from_reference(reference_activity_mbq: VolumeLike, masks: dict, voi_tia_mbq_h: dict,
+                           background_tia_per_mbq_h: float | None = None) -> Volume:
     """TIA map (MBq·h): the reference image scaled per VOI to the VOI's TIA.
 
     TIA_v = A_ref,v · TIA_VOI / Σ_{u∈VOI} A_ref,u for voxels of each VOI (in the order of
@@ -235,7 +253,7 @@ class Dvh:
         return grid, frac
 
 
-def dvh(dose_gy, mask, voxel_mm) -> Dvh:
+def dvh(dose_gy: VolumeLike, mask: MaskLike, voxel_mm: VoxelSizeLike) -> Dvh:
     """The :class:`Dvh` of ``dose_gy`` inside boolean ``mask`` (equal voxel volumes)."""
     dose = _check_map("dose_gy", dose_gy)
     mask = np.asarray(mask, dtype=bool)
@@ -248,7 +266,11 @@ def dvh(dose_gy, mask, voxel_mm) -> Dvh:
                values.size * _voxel_volume_ml(voxel_mm))
 
 
-def dvh_table(dose_gy, masks: dict, voxel_mm) -> dict[str, dict[str, float]]:
+def dvh_table(
+    dose_gy: VolumeLike,
+    masks: dict,
+    voxel_mm: VoxelSizeLike,
+) -> dict[str, dict[str, float]]:
     """Per structure: mean, min, max, D98, D50, D2 (Gy) and volume (mL)."""
     table = {}
     for name, mask in masks.items():

@@ -29,7 +29,7 @@ import numpy as np
 
 from tdt.errors import InputError, UnitError
 from tdt.physics import nuclide as _nuclide
-from tdt.units import bq_to_mbq
+from tdt.units import SECONDS_PER_HOUR, bq_to_mbq
 
 #: Units values understood by tdt (DICOM PS3.3 C.8.9.1.1.3 defined terms)
 KNOWN_UNITS = ("BQML", "CNTS")
@@ -130,7 +130,7 @@ def activity_at_acquisition_start(
     state = (decay_correction or "NONE").strip().upper()
     lam = _nuclide(nuclide).decay_constant_per_h
     if state == "NONE":
-        lt = lam * duration_s / 3600.0
+        lt = lam * duration_s / SECONDS_PER_HOUR
         factor = lt / -math.expm1(-lt) if lt > 0 else 1.0
         return activity_mbq * factor
     if state == "START":

@@ -51,6 +51,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 from pydicom.uid import UID, generate_uid
 
+from tdt.catalog import dataset_path
 from tdt.errors import PlausibilityWarning
 from tdt.imaging.dicom_io import UID_PREFIX
 
@@ -105,8 +106,6 @@ def profile_table() -> dict[int, ProfileRow]:
     The four pattern rows (private attributes, curves 50xx, overlays 60xx) have no single tag
     and are applied by group in :meth:`Deidentifier._visit`.
     """
-    from tdt.catalog import dataset_path
-
     path = Path(dataset_path(PROFILE_DATASET))
     table: dict[int, ProfileRow] = {}
     with path.open(newline="") as handle:

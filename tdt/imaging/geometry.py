@@ -17,8 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from tdt.errors import DicomError, InputError
+from tdt.units import mm3_to_ml
 
 #: relative tolerance on slice spacing regularity (fraction of the mean spacing)
 SLICE_SPACING_RTOL = 1e-3
@@ -71,7 +73,7 @@ class Geometry:
     @property
     def voxel_volume_ml(self) -> float:
         """Volume of one voxel (mL = cm³): |det| of the 3×3 part of the affine / 1000."""
-        return float(abs(np.linalg.det(self.affine[:3, :3])) / 1000.0)
+        return float(mm3_to_ml(abs(np.linalg.det(self.affine[:3, :3]))))
 
     def index_to_world(self, ijk) -> np.ndarray:
         """Map index coordinates ``(..., 3)`` in (i, j, k) order to LPS mm ``(..., 3)``."""
@@ -208,7 +210,6 @@ def resample(
         raise InputError(
             f"resample: volume shape {volume.shape} does not match source geometry {source.shape}"
         )
-    from scipy import ndimage
 
     if source.same_grid(target):
         return np.array(volume, copy=True)

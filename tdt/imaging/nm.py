@@ -33,13 +33,16 @@ from tdt.imaging.dicom_io import (
     parse_datetime,
     parse_time,
     pixel_array,
+    read_dataset,
     required,
     save,
     set_patient_study,
 )
 from tdt.imaging.geometry import Geometry
+from tdt.imaging.plausibility import check_image_values, check_voxel_shape
 from tdt.imaging.radiopharmaceutical import radiopharmaceutical_sequence, read_radiopharmaceutical
 from tdt.imaging.series import encode_unsigned, rescale, set_pixels, stack_slices
+from tdt.units import ms_to_s, s_to_ms, seconds_to_h
 
 
 @dataclass
@@ -64,7 +67,7 @@ class NmImage:
     @property
     def hours_since_injection(self) -> float:
         """Acquisition start − injection (h)."""
-        return (self.acquisition_datetime - self.injection_datetime).total_seconds() / 3600.0
+        return seconds_to_h((self.acquisition_datetime - self.injection_datetime).total_seconds())
 
 
 def acquisition_datetime(ds: Dataset, name: str) -> _dt.datetime:
@@ -98,9 +101,9 @@ def acquisition_duration_s(ds: Dataset) -> float | None:
             ):
                 return None
             total += float(item.ActualFrameDuration) * int(item.NumberOfFramesInRotation)
-        return total / 1000.0
+        return ms_to_s(total)
     if ds.get("ActualFrameDuration") not in (None, ""):
-        return float(ds.ActualFrameDuration) / 1000.0
+        return ms_to_s(float(ds.ActualFrameDuration))
     return None
 
 
@@ -168,8 +171,6 @@ def read_nm_multiframe(path: Path, ds: Dataset) -> NmImage:
 
 def _checked(image: NmImage, ds: Dataset, name: str) -> NmImage:
     """Refuse images that cannot be quantified; warn on implausible ones (tdt.imaging.plausibility)."""
-    from tdt.imaging.plausibility import check_image_values, check_voxel_shape
-
     slope = ds.get("RescaleSlope")
     check_image_values(image.values, image.units, None if slope in (None, "") else float(slope),
                        name)
@@ -190,8 +191,6 @@ def read_nm_slices(items: list[tuple[Path, Dataset]]) -> NmImage:
 
 def read_nm(paths: list[Path] | Path, datasets: list[Dataset] | None = None) -> NmImage:
     """Read an NM image: one multi-frame file, or a list of single-slice files of one series."""
-    from tdt.imaging.dicom_io import read_dataset
-
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     datasets = datasets or [read_dataset(p) for p in paths]
     frames = int(datasets[0].get("NumberOfFrames", 1) or 1)
@@ -256,9 +255,25 @@ def write_nm(
         f"{v:.10g}" for v in (*geometry.row_cosine, *geometry.column_cosine)
     ]
     ds.DetectorInformationSequence = Sequence([detector])
+    _set_acquisition_sequences(ds, duration_s, n_projections)
+    ds.RadiopharmaceuticalInformationSequence = radiopharmaceutical_sequence(
+        nuclide, injection, injected_activity_mbq, radiopharmaceutical
+    )
+    ds.Units = units
+    ds.DecayCorrection = decay_correction
+    ds.CorrectedImage = ["ATTN", "SCAT"] + (["DECY"] if decay_correction != "NONE" else [])
+    stored, slope = encode_unsigned(values)
+    ds.RescaleSlope = slope
+    ds.RescaleIntercept = "0"
+    set_pixels(ds, stored)
+    return save(ds, path)
+
+
+def _set_acquisition_sequences(ds: Dataset, duration_s: float, n_projections: int) -> None:
+    """One 360° rotation of ``n_projections`` frames and the 177Lu 208 keV photopeak window."""
     rotation = Dataset()
     rotation.NumberOfFramesInRotation = n_projections
-    rotation.ActualFrameDuration = int(round(duration_s * 1000.0 / n_projections))
+    rotation.ActualFrameDuration = int(round(s_to_ms(duration_s) / n_projections))
     rotation.AngularStep = f"{360.0 / n_projections:.10g}"
     rotation.ScanArc = "360"
     ds.RotationInformationSequence = Sequence([rotation])
@@ -272,14 +287,3 @@ def write_nm(
     window.EnergyWindowName = "Lu177_208keV"
     ds.EnergyWindowInformationSequence = Sequence([window])
     ds.NumberOfEnergyWindows = 1
-    ds.RadiopharmaceuticalInformationSequence = radiopharmaceutical_sequence(
-        nuclide, injection, injected_activity_mbq, radiopharmaceutical
-    )
-    ds.Units = units
-    ds.DecayCorrection = decay_correction
-    ds.CorrectedImage = ["ATTN", "SCAT"] + (["DECY"] if decay_correction != "NONE" else [])
-    stored, slope = encode_unsigned(values)
-    ds.RescaleSlope = slope
-    ds.RescaleIntercept = "0"
-    set_pixels(ds, stored)
-    return save(ds, path)

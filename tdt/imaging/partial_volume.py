@@ -23,19 +23,20 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import integrate, ndimage
+from scipy.special import erf
 
 from tdt.errors import InputError
+from tdt.units import LN2
 
 
 def fwhm_to_sigma(fwhm_mm: float) -> float:
     """σ = FWHM / (2 √(2 ln 2)) (mm)."""
-    return fwhm_mm / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    return fwhm_mm / (2.0 * math.sqrt(2.0 * LN2))
 
 
 def voi_recovery(mask, voxel_mm, fwhm_mm: float) -> float:
     """Recovery coefficient of a uniform VOI on its voxel grid (spill-out only)."""
-    from scipy import ndimage
-
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         raise InputError("voi_recovery: empty mask")
@@ -49,9 +50,6 @@ def voi_recovery(mask, voxel_mm, fwhm_mm: float) -> float:
 
 def sphere_recovery(radius_mm: float, fwhm_mm: float) -> float:
     """Closed-form recovery coefficient of a uniform sphere under a 3-D Gaussian blur."""
-    from scipy import integrate
-    from scipy.special import erf
-
     if radius_mm <= 0 or fwhm_mm <= 0:
         raise InputError("sphere_recovery: radius_mm and fwhm_mm must be > 0")
     s = fwhm_to_sigma(fwhm_mm)
@@ -78,8 +76,6 @@ def geometric_transfer_matrix(masks: dict, voxel_mm, fwhm_mm: float) -> np.ndarr
     terms its spill-in into the others. Image VOI sums ``y = W a`` for true region totals ``a``;
     the regions should tile everything that holds activity (include a background region).
     """
-    from scipy import ndimage
-
     names = list(masks)
     if not names:
         raise InputError("geometric_transfer_matrix: masks is empty; expected >= 1 region")

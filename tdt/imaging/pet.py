@@ -46,12 +46,13 @@ from pydicom.dataset import Dataset
 
 from tdt.errors import DicomError, UnitError, warn_implausible
 from tdt.imaging.calibration import DECAY_CORRECTIONS
-from tdt.imaging.dicom_io import parse_date, parse_datetime, parse_time, required
+from tdt.imaging.dicom_io import parse_date, parse_datetime, parse_time, read_dataset, required
 from tdt.imaging.nm import NmImage
+from tdt.imaging.plausibility import check_image_values
 from tdt.imaging.radiopharmaceutical import read_radiopharmaceutical
 from tdt.imaging.series import stack_slices
 from tdt.physics import nuclide as _nuclide
-from tdt.units import bq_to_mbq
+from tdt.units import bq_to_mbq, h_to_seconds, kg_to_g, mbq_to_bq, ms_to_s, per_h_to_per_s
 
 #: Units of PET images tdt converts (PS3.3 C.8.9.1.1.3 defined terms it supports)
 PET_UNITS = ("BQML", "CNTS", "GML")
@@ -197,8 +198,8 @@ def _gml_to_bqml(state: str, weight_kg: float | None, injected_mbq: float | None
     if state == "NONE":
         raise UnitError(f"{source}: Units (0054,1001) GML with DecayCorrection (0054,1102) NONE; "
                         "expected START or ADMIN (the SUV's dose reference time)")
-    dose_bq = injected_mbq * 1e6 * (math.exp(-decay_exponent) if state == "START" else 1.0)
-    return dose_bq / (weight_kg * 1000.0)
+    dose_bq = mbq_to_bq(injected_mbq) * (math.exp(-decay_exponent) if state == "START" else 1.0)
+    return dose_bq / kg_to_g(weight_kg)
 
 
 def _patient_weight_kg(extras: dict, source: str) -> float | None:
@@ -225,7 +226,7 @@ def _check_half_life(first: Dataset, nuclide: str, source: str) -> None:
     raw = seq[0].get("RadionuclideHalfLife") if seq else None
     if raw in (None, ""):
         return
-    icrp_s = _nuclide(nuclide).half_life_h * 3600.0
+    icrp_s = h_to_seconds(_nuclide(nuclide).half_life_h)
     try:
         header_s = float(raw)
     except (TypeError, ValueError):
@@ -273,15 +274,71 @@ def read_pet(
     extras: :func:`header_extras` of the original (not de-identified) first dataset; default
         read from ``datasets[0]`` itself.
     """
-    from tdt.imaging.dicom_io import read_dataset
-    from tdt.imaging.plausibility import check_image_values
-
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     datasets = datasets or [read_dataset(p) for p in paths]
     items = list(zip(paths, datasets, strict=True))
     source = (f"PET series of {len(items)} files ({paths[0].name}, ...)" if len(items) > 1
               else paths[0].name)
     first = datasets[0]
+    extras = header_extras(first) if extras is None else extras
+    units, state = _check_series_header(first, items, source)
+
+    values, geometry, order = stack_slices(items, source)
+    by_path = dict(items)
+    ordered = [by_path[p] for p in order]
+    slopes = [float(ds.get("RescaleSlope", 1.0) or 1.0) for ds in ordered]
+    check_image_values(values, units, min(slopes), source)
+
+    # times: slice starts, series reference t_ref, injection
+    series = _series_datetime(first, source)
+    starts = [_slice_start(ds, series.date() if series else None, p.name)
+              for p, ds in zip(order, ordered, strict=True)]
+    reference = _series_reference(first, starts, source)
+    starts = [reference if s is None else s for s in starts]
+    info = read_radiopharmaceutical(first, source, reference)
+    nuc = info["nuclide"]
+    _check_half_life(first, nuc, source)
+    lam_s = per_h_to_per_s(_nuclide(nuc).decay_constant_per_h)
+    injection = info["injection_datetime"]
+    if reference < injection:
+        raise DicomError(f"{source}: scan start (SeriesDate/SeriesTime) {reference} is before "
+                         f"the injection (RadiopharmaceuticalStartDateTime (0018,1078)) "
+                         f"{injection}; expected a scan after the administration")
+    ref_since_inj = (reference - injection).total_seconds()
+    durations = []
+    for ds in ordered:
+        raw = ds.get("ActualFrameDuration")  # ms
+        durations.append(None if raw in (None, "") else ms_to_s(float(raw)))
+
+    weight = _patient_weight_kg(extras, source)
+    injected = info["injected_activity_mbq"]
+    if units == "CNTS":
+        values = values * _counts_factor(bqml_per_count, extras, source)
+    elif units == "GML":
+        values = values * _gml_to_bqml(state, weight, injected, lam_s * ref_since_inj, source)
+    since_ref = np.array([(s - reference).total_seconds() for s in starts])
+    since_inj = np.array([(s - injection).total_seconds() for s in starts])
+    _decay_correct_to_reference(values, ordered, order, state=state, lam_s=lam_s,
+                                since_ref=since_ref, since_inj=since_inj,
+                                ref_since_inj=ref_since_inj, durations=durations,
+                                source=source)
+    suv = None
+    if weight is not None and injected:
+        decayed = injected * math.exp(-lam_s * ref_since_inj)
+        suv = kg_to_g(weight) / decayed
+    ends = [s + (d or 0.0) for s, d in zip(since_ref, durations, strict=True)]
+    return PetImage(
+        values=values, geometry=geometry, units="BQML", decay_correction="START",
+        acquisition_datetime=reference, duration_s=float(max(ends)) if ends else None,
+        nuclide=nuc, injection_datetime=injection, injected_activity_mbq=injected,
+        series_instance_uid=str(first.get("SeriesInstanceUID", "")), files=list(order),
+        stored_units=units, stored_decay_correction=state, patient_weight_kg=weight,
+        suv_bw_g_per_mbq=suv,
+    )
+
+
+def _check_series_header(first: Dataset, items: list, source: str) -> tuple[str, str]:
+    """Check the series-level PET header; returns ``(Units, DecayCorrection)`` upper-cased."""
     if int(first.get("NumberOfFrames", 1) or 1) > 1:
         raise DicomError(f"{source}: NumberOfFrames (0028,0008) {first.NumberOfFrames}; tdt "
                          "reads PET Image Storage as one slice per file")
@@ -289,7 +346,6 @@ def read_pet(
     if series_type and series_type[0] in ("DYNAMIC", "GATED"):
         raise DicomError(f"{source}: SeriesType (0054,1000) {series_type[0]!r}; tdt reads STATIC "
                          "or WHOLE BODY PET series (one volume per series)")
-    extras = header_extras(first) if extras is None else extras
     units = str(required(first, "Units", source)).strip().upper()
     state = str(required(first, "DecayCorrection", source)).strip().upper()
     for keyword in ("Units", "DecayCorrection", "SeriesInstanceUID"):
@@ -310,42 +366,14 @@ def read_pet(
     if state != "NONE" and "DECY" not in corrected:
         warn_implausible(f"{source}: CorrectedImage (0028,0051)", sorted(corrected),
                          f"DECY, as DecayCorrection (0054,1102) is {state}")
+    return units, state
 
-    values, geometry, order = stack_slices(items, source)
-    by_path = dict(items)
-    ordered = [by_path[p] for p in order]
-    slopes = [float(ds.get("RescaleSlope", 1.0) or 1.0) for ds in ordered]
-    check_image_values(values, units, min(slopes), source)
 
-    # times: slice starts, series reference t_ref, injection
-    series = _series_datetime(first, source)
-    starts = [_slice_start(ds, series.date() if series else None, p.name)
-              for p, ds in zip(order, ordered, strict=True)]
-    reference = _series_reference(first, starts, source)
-    starts = [reference if s is None else s for s in starts]
-    info = read_radiopharmaceutical(first, source, reference)
-    nuc = info["nuclide"]
-    _check_half_life(first, nuc, source)
-    lam_s = _nuclide(nuc).decay_constant_per_h / 3600.0
-    injection = info["injection_datetime"]
-    if reference < injection:
-        raise DicomError(f"{source}: scan start (SeriesDate/SeriesTime) {reference} is before "
-                         f"the injection (RadiopharmaceuticalStartDateTime (0018,1078)) "
-                         f"{injection}; expected a scan after the administration")
-    ref_since_inj = (reference - injection).total_seconds()
-    durations = []
-    for ds in ordered:
-        raw = ds.get("ActualFrameDuration")
-        durations.append(None if raw in (None, "") else float(raw) / 1000.0)
-
-    weight = _patient_weight_kg(extras, source)
-    injected = info["injected_activity_mbq"]
-    if units == "CNTS":
-        values = values * _counts_factor(bqml_per_count, extras, source)
-    elif units == "GML":
-        values = values * _gml_to_bqml(state, weight, injected, lam_s * ref_since_inj, source)
-    since_ref = np.array([(s - reference).total_seconds() for s in starts])
-    since_inj = np.array([(s - injection).total_seconds() for s in starts])
+def _decay_correct_to_reference(values: np.ndarray, ordered: list[Dataset], order: list[Path],
+                                *, state: str, lam_s: float, since_ref, since_inj,
+                                ref_since_inj: float, durations: list, source: str) -> None:
+    """Bring every slice (in place) to the activity at the series reference time t_ref and
+    check each DecayFactor (0054,1321) against the factor the timing implies."""
     mismatches = []
     for k, (ds, path) in enumerate(zip(ordered, order, strict=True)):
         if state == "START":
@@ -370,17 +398,3 @@ def read_pet(
                          f"{len(mismatches)} of {len(ordered)} slices off, e.g. {mismatches[0]}",
                          "the factor implied by the slice time, the reference time "
                          f"({state}) and the half-life, within {DECAY_CHECK_RTOL:.0%}")
-
-    suv = None
-    if weight is not None and injected:
-        decayed = injected * math.exp(-lam_s * ref_since_inj)
-        suv = weight * 1000.0 / decayed
-    ends = [s + (d or 0.0) for s, d in zip(since_ref, durations, strict=True)]
-    return PetImage(
-        values=values, geometry=geometry, units="BQML", decay_correction="START",
-        acquisition_datetime=reference, duration_s=float(max(ends)) if ends else None,
-        nuclide=nuc, injection_datetime=injection, injected_activity_mbq=injected,
-        series_instance_uid=str(first.get("SeriesInstanceUID", "")), files=list(order),
-        stored_units=units, stored_decay_correction=state, patient_weight_kg=weight,
-        suv_bw_g_per_mbq=suv,
-    )

@@ -30,6 +30,7 @@ from tdt.imaging.geometry import Geometry
 from tdt.imaging.radiopharmaceutical import radiopharmaceutical_sequence
 from tdt.imaging.series import encode_unsigned, set_pixels
 from tdt.physics import nuclide as _nuclide
+from tdt.units import per_h_to_per_s, s_to_ms
 
 
 def write_pet(
@@ -64,7 +65,7 @@ def write_pet(
                          f"{injection}; expected a scan after the administration")
     if not bed_duration_s > 0:
         raise InputError(f"write_pet: bed_duration_s {bed_duration_s!r}; expected > 0 s")
-    lam_s = _nuclide(nuclide).decay_constant_per_h / 3600.0
+    lam_s = per_h_to_per_s(_nuclide(nuclide).decay_constant_per_h)
     per_bed = slices_per_bed or geometry.shape[0]
     folder = Path(folder)
     series_uid = deterministic_uid(seed_text, "series")
@@ -89,7 +90,7 @@ def write_pet(
         ds.SeriesTime = format_time(scan_start)
         ds.AcquisitionDate = ds.ContentDate = format_date(start.date())
         ds.AcquisitionTime = ds.ContentTime = format_time(start)
-        ds.ActualFrameDuration = int(round(bed_duration_s * 1000.0))
+        ds.ActualFrameDuration = int(round(s_to_ms(bed_duration_s)))
         ds.Units = "BQML"
         ds.DecayCorrection = "START"
         ds.DecayFactor = f"{math.exp(lam_s * (start - scan_start).total_seconds()):.10g}"

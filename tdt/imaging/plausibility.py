@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from tdt.errors import DicomError, warn_implausible
+from tdt.physics import nuclide as _nuclide
 
 #: activity in the SPECT field of view may exceed the administered activity decayed to the scan
 #: time by calibration error (a few %) and noise only: above this ratio a unit or calibration is off
@@ -106,8 +107,6 @@ def check_calibration(cps_per_mbq: float) -> None:
 
 def decayed_administered_mbq(administered_mbq: float, nuclide: str, time_h: float) -> float:
     """Administered activity decayed to ``time_h`` after injection (MBq)."""
-    from tdt.physics import nuclide as _nuclide
-
     return administered_mbq * math.exp(-_nuclide(nuclide).decay_constant_per_h * time_h)
 
 

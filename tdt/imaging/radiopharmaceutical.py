@@ -12,7 +12,7 @@ from pydicom.sequence import Sequence
 from tdt.errors import DicomError, warn_implausible
 from tdt.imaging.dicom_io import format_datetime, format_time, parse_datetime, parse_time
 from tdt.physics import nuclide as _nuclide
-from tdt.units import bq_to_mbq
+from tdt.units import bq_to_mbq, h_to_seconds, mbq_to_bq
 
 _ELEMENTS = {
     "lutetium": "Lu", "terbium": "Tb", "actinium": "Ac", "lead": "Pb", "yttrium": "Y",
@@ -118,7 +118,7 @@ def radiopharmaceutical_sequence(
     item.Radiopharmaceutical = radiopharmaceutical
     item.RadiopharmaceuticalStartDateTime = format_datetime(injection)
     item.RadiopharmaceuticalStartTime = format_time(injection)
-    item.RadionuclideTotalDose = f"{injected_activity_mbq * 1e6:.10g}"
-    item.RadionuclideHalfLife = f"{_nuclide(canonical).half_life_h * 3600.0:.10g}"
+    item.RadionuclideTotalDose = f"{mbq_to_bq(injected_activity_mbq):.10g}"
+    item.RadionuclideHalfLife = f"{h_to_seconds(_nuclide(canonical).half_life_h):.10g}"
     item.RadionuclideCodeSequence = Sequence([code])
     return Sequence([item])

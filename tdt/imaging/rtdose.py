@@ -23,6 +23,7 @@ from tdt.imaging.dicom_io import (
     format_time,
     new_file_dataset,
     pixel_array,
+    read_dataset,
     required,
     save,
     set_patient_study,
@@ -105,8 +106,6 @@ def write_rtdose(
 
 def read_rtdose(path: str | Path) -> DoseImage:
     """Read an RTDOSE file (uniform GridFrameOffsetVector required)."""
-    from tdt.imaging.dicom_io import read_dataset
-
     path = Path(path)
     ds = read_dataset(path)
     name = path.name

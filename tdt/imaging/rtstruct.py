@@ -29,6 +29,7 @@ from tdt.imaging.dicom_io import (
     format_date,
     format_time,
     new_file_dataset,
+    read_dataset,
     required,
     save,
     set_patient_study,
@@ -57,8 +58,6 @@ class StructureSet:
 
 def read_rtstruct(path: Path, ds: Dataset | None = None) -> StructureSet:
     """Read ROI names and CLOSED_PLANAR contours (other geometric types are ignored)."""
-    from tdt.imaging.dicom_io import read_dataset
-
     path = Path(path)
     ds = ds or read_dataset(path)
     name = path.name
@@ -121,6 +120,7 @@ def rasterise(structures: StructureSet, geometry: Geometry,
     Raises :class:`DicomError` when the structure set's frame of reference differs from the
     grid's, :class:`InputError` when a requested structure is absent.
     """
+    # matplotlib is heavy; only for rasterising/writing contours
     from matplotlib.path import Path as MplPath
 
     if (structures.frame_of_reference_uid and geometry.frame_of_reference_uid
@@ -185,7 +185,10 @@ def _area_in_grid(ijk: np.ndarray, shape_ijk: tuple[int, int, int]) -> tuple[flo
     The polygon is clipped to the grid's in-plane box with matplotlib's ``Path.clip_to_bbox``;
     a contour whose plane lies outside the slice range is wholly outside.
     """
+    # matplotlib is heavy; only for rasterising/writing contours
     from matplotlib.path import Path as MplPath
+
+    # matplotlib is heavy; only for rasterising/writing contours
     from matplotlib.transforms import Bbox
 
     nx, ny, nz = shape_ijk
@@ -202,6 +205,7 @@ def _area_in_grid(ijk: np.ndarray, shape_ijk: tuple[int, int, int]) -> tuple[flo
 
 def mask_contours(mask: np.ndarray, geometry: Geometry) -> list[np.ndarray]:
     """Closed planar contours (LPS mm, ``(n, 3)``) outlining a boolean mask slice by slice."""
+    # contourpy (matplotlib's contour engine) only for writing contours
     import contourpy
 
     contours = []
@@ -244,23 +248,8 @@ def write_rtstruct(
     ds.StructureSetTime = format_time(created)
     ds.SeriesDate, ds.SeriesTime = ds.StructureSetDate, ds.StructureSetTime
 
-    contour_images = []
-    for uid in referenced_sop_uids:
-        item = Dataset()
-        item.ReferencedSOPClassUID = CT_IMAGE_STORAGE
-        item.ReferencedSOPInstanceUID = uid
-        contour_images.append(item)
-    series = Dataset()
-    series.SeriesInstanceUID = referenced_series_uid
-    series.ContourImageSequence = Sequence(contour_images)
-    study = Dataset()
-    study.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"  # Detached Study Management (retired)
-    study.ReferencedSOPInstanceUID = patient.get("StudyInstanceUID", "")
-    study.RTReferencedSeriesSequence = Sequence([series])
-    frame = Dataset()
-    frame.FrameOfReferenceUID = geometry.frame_of_reference_uid
-    frame.RTReferencedStudySequence = Sequence([study])
-    ds.ReferencedFrameOfReferenceSequence = Sequence([frame])
+    ds.ReferencedFrameOfReferenceSequence = Sequence([_referenced_frame(
+        geometry, patient, referenced_series_uid, referenced_sop_uids)])
 
     roi_items, contour_items, observations = [], [], []
     for number, (name, mask) in enumerate(masks.items(), start=1):
@@ -277,19 +266,7 @@ def write_rtstruct(
         item = Dataset()
         item.ReferencedROINumber = number
         item.ROIDisplayColor = list((colors or {}).get(name, (255, 0, 0)))
-        sequence = []
-        for points in mask_contours(np.asarray(mask, dtype=bool), geometry):
-            k = int(round(float(geometry.world_to_index(points[:1])[0, 2])))
-            contour = Dataset()
-            image = Dataset()
-            image.ReferencedSOPClassUID = CT_IMAGE_STORAGE
-            image.ReferencedSOPInstanceUID = referenced_sop_uids[k]
-            contour.ContourImageSequence = Sequence([image])
-            contour.ContourGeometricType = "CLOSED_PLANAR"
-            contour.NumberOfContourPoints = len(points)
-            contour.ContourData = [f"{v:.10g}" for v in points.ravel()]
-            sequence.append(contour)
-        item.ContourSequence = Sequence(sequence)
+        item.ContourSequence = _contour_sequence(mask, geometry, referenced_sop_uids)
         contour_items.append(item)
         obs = Dataset()
         obs.ObservationNumber = number
@@ -301,3 +278,43 @@ def write_rtstruct(
     ds.ROIContourSequence = Sequence(contour_items)
     ds.RTROIObservationsSequence = Sequence(observations)
     return save(ds, path)
+
+
+def _referenced_frame(geometry: Geometry, patient: dict, referenced_series_uid: str,
+                      referenced_sop_uids: list[str]) -> Dataset:
+    """ReferencedFrameOfReferenceSequence item: frame → study → CT series → its images."""
+    contour_images = []
+    for uid in referenced_sop_uids:
+        item = Dataset()
+        item.ReferencedSOPClassUID = CT_IMAGE_STORAGE
+        item.ReferencedSOPInstanceUID = uid
+        contour_images.append(item)
+    series = Dataset()
+    series.SeriesInstanceUID = referenced_series_uid
+    series.ContourImageSequence = Sequence(contour_images)
+    study = Dataset()
+    study.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"  # Detached Study Management (retired)
+    study.ReferencedSOPInstanceUID = patient.get("StudyInstanceUID", "")
+    study.RTReferencedSeriesSequence = Sequence([series])
+    frame = Dataset()
+    frame.FrameOfReferenceUID = geometry.frame_of_reference_uid
+    frame.RTReferencedStudySequence = Sequence([study])
+    return frame
+
+
+def _contour_sequence(mask: np.ndarray, geometry: Geometry,
+                      referenced_sop_uids: list[str]) -> Sequence:
+    """Closed planar contours of one mask, each referencing the CT slice it lies on."""
+    sequence = []
+    for points in mask_contours(np.asarray(mask, dtype=bool), geometry):
+        k = int(round(float(geometry.world_to_index(points[:1])[0, 2])))
+        contour = Dataset()
+        image = Dataset()
+        image.ReferencedSOPClassUID = CT_IMAGE_STORAGE
+        image.ReferencedSOPInstanceUID = referenced_sop_uids[k]
+        contour.ContourImageSequence = Sequence([image])
+        contour.ContourGeometricType = "CLOSED_PLANAR"
+        contour.NumberOfContourPoints = len(points)
+        contour.ContourData = [f"{v:.10g}" for v in points.ravel()]
+        sequence.append(contour)
+    return Sequence(sequence)

@@ -27,11 +27,12 @@ from tdt.imaging.dicom_io import (
     format_time,
     new_file_dataset,
     pixel_array,
+    read_dataset,
     required,
     save,
     set_patient_study,
 )
-from tdt.imaging.geometry import Geometry, resample
+from tdt.imaging.geometry import Geometry, geometry_from_slices, resample
 from tdt.imaging.plausibility import check_structure_extent
 
 
@@ -88,6 +89,30 @@ def write_seg(
     """Write a BINARY SEG, one segment per mask (masks ``[k, j, i]`` on ``geometry``)."""
     if not masks:
         raise InputError("write_seg: masks is empty; expected at least one segment")
+    ds = _seg_header(geometry, patient=patient, seed_text=seed_text,
+                     referenced_series_uid=referenced_series_uid,
+                     referenced_sop_uids=referenced_sop_uids, created=created)
+    ds.SharedFunctionalGroupsSequence = Sequence([_shared_functional_groups(geometry)])
+    segments, per_frame, frames = _segments_and_frames(masks, geometry, referenced_sop_uids)
+    ds.SegmentSequence = Sequence(segments)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
+    _set_dimension_index(ds, seed_text)
+    ds.NumberOfFrames = len(frames)
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = geometry.shape[1], geometry.shape[2]
+    ds.BitsAllocated = 1
+    ds.BitsStored = 1
+    ds.HighBit = 0
+    ds.PixelRepresentation = 0
+    ds.PixelData = pack_bits(np.stack(frames).astype(np.uint8))
+    return save(ds, path)
+
+
+def _seg_header(geometry: Geometry, *, patient: dict, seed_text: str,
+                referenced_series_uid: str, referenced_sop_uids: list[str],
+                created: _dt.datetime) -> Dataset:
+    """The SEG file dataset: patient/study, series, equipment and referenced CT series."""
     ds = new_file_dataset(SEGMENTATION_STORAGE, deterministic_uid(seed_text, "instance"))
     set_patient_study(ds, patient)
     ds.FrameOfReferenceUID = geometry.frame_of_reference_uid
@@ -116,7 +141,11 @@ def write_seg(
         item.ReferencedSOPInstanceUID = uid
         ref_series.ReferencedInstanceSequence.append(item)
     ds.ReferencedSeriesSequence = Sequence([ref_series])
+    return ds
 
+
+def _shared_functional_groups(geometry: Geometry) -> Dataset:
+    """Pixel measures and plane orientation shared by every frame."""
     shared = Dataset()
     measures = Dataset()
     measures.PixelSpacing = [f"{geometry.spacing_mm[1]:.10g}", f"{geometry.spacing_mm[0]:.10g}"]
@@ -128,8 +157,13 @@ def write_seg(
         f"{v:.10g}" for v in (*geometry.row_cosine, *geometry.column_cosine)
     ]
     shared.PlaneOrientationSequence = Sequence([orientation])
-    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    return shared
 
+
+def _segments_and_frames(masks: dict[str, np.ndarray], geometry: Geometry,
+                         referenced_sop_uids: list[str]):
+    """One segment per mask and one frame per non-empty (segment, slice): ``(segments,
+    per-frame functional groups, frame pixel masks)``."""
     segments, per_frame, frames = [], [], []
     positions = geometry.slice_positions_mm()
     for number, (name, mask) in enumerate(masks.items(), start=1):
@@ -174,8 +208,11 @@ def write_seg(
             frames.append(mask[k])
     if not frames:
         raise InputError("write_seg: every mask is empty; expected at least one voxel")
-    ds.SegmentSequence = Sequence(segments)
-    ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
+    return segments, per_frame, frames
+
+
+def _set_dimension_index(ds: Dataset, seed_text: str) -> None:
+    """Dimension organisation: frames indexed by (segment number, image position)."""
     dim_org = deterministic_uid(seed_text, "dimension-organization")
     org = Dataset()
     org.DimensionOrganizationUID = dim_org
@@ -187,23 +224,10 @@ def write_seg(
     pos_dim.DimensionIndexPointer = 0x00200032  # ImagePositionPatient
     pos_dim.FunctionalGroupPointer = 0x00209113  # PlanePositionSequence
     ds.DimensionIndexSequence = Sequence([seg_dim, pos_dim])
-    ds.NumberOfFrames = len(frames)
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = geometry.shape[1], geometry.shape[2]
-    ds.BitsAllocated = 1
-    ds.BitsStored = 1
-    ds.HighBit = 0
-    ds.PixelRepresentation = 0
-    ds.PixelData = pack_bits(np.stack(frames).astype(np.uint8))
-    return save(ds, path)
 
 
 def read_seg(path: Path, ds: Dataset | None = None) -> Segmentation:
     """Read a SEG into boolean masks on its own regular grid (frames located by IPP)."""
-    from tdt.imaging.dicom_io import read_dataset
-    from tdt.imaging.geometry import geometry_from_slices
-
     path = Path(path)
     ds = ds or read_dataset(path)
     name = path.name

@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,17 +33,23 @@ import numpy as np
 from tdt.errors import (
     DicomError,
     InputError,
-    PlausibilityWarning,
     TdtError,
     collect_implausible,
     warn_implausible,
+)
+from tdt.imaging._study_types import (
+    CALIBRATION_FILE,
+    PATIENT_KEYWORDS,
+    SIDECAR_SUFFIXES,
+    Study,
+    TimePoint,
 )
 from tdt.imaging.calibration import (
     CameraCalibration,
     activity_at_acquisition_start,
     activity_per_voxel_mbq,
 )
-from tdt.imaging.ct import CtImage, read_ct
+from tdt.imaging.ct import read_ct
 from tdt.imaging.deid import Deidentifier
 from tdt.imaging.dicom_io import (
     CT_IMAGE_STORAGE,
@@ -57,110 +62,12 @@ from tdt.imaging.dicom_io import (
 from tdt.imaging.geometry import Geometry, check_same_frame_of_reference, resample
 from tdt.imaging.nm import NmImage, read_nm
 from tdt.imaging.pet import PetImage, header_extras, read_pet
+from tdt.imaging.plausibility import check_study
 from tdt.imaging.rtstruct import rasterise, read_rtstruct
 from tdt.imaging.seg import read_seg
 
-#: attributes copied into ``Study.patient_info`` (after de-identification) for the writers
-PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",
-                    "StudyInstanceUID", "StudyID", "StudyDate", "StudyTime", "AccessionNumber",
-                    "ReferringPhysicianName", "FrameOfReferenceUID")
-SIDECAR_SUFFIXES = {".json", ".yaml", ".yml", ".md", ".txt"}
-CALIBRATION_FILE = "calibration.json"
-
-
-@dataclass
-class TimePoint:
-    """One quantitative SPECT acquisition.
-
-    ``activity_mbq``: activity per voxel (MBq) at the acquisition start, ``[k, j, i]`` on the
-    study grid; ``time_h``: acquisition start − injection (h).
-    """
-
-    time_h: float
-    activity_mbq: np.ndarray
-    acquisition_datetime: _dt.datetime
-    units: str
-    decay_correction: str
-    duration_s: float | None
-    series_instance_uid: str
-    files: list[Path] = field(default_factory=list)
-    #: MBq per reconstructed count (CNTS images; None for BQML), for Poisson error estimates
-    mbq_per_count: float | None = None
-    #: voxel size of the image as stored (x, y, z mm), before resampling to the study grid
-    spacing_mm: tuple[float, float, float] | None = None
-    #: "NM" (SPECT) or "PT" (PET)
-    modality: str = "NM"
-    #: PET: SUVbw = concentration (MBq/mL) x this (g/MBq); None without weight or injected dose
-    suv_bw_g_per_mbq: float | None = None
-
-    @property
-    def total_activity_mbq(self) -> float:
-        return float(self.activity_mbq.sum())
-
-    def __repr__(self) -> str:  # no file paths (they may name the patient), no voxel arrays
-        return (f"TimePoint(t={self.time_h:.3f} h, total {self.total_activity_mbq:.2f} MBq, "
-                f"{self.units}, {len(self.files)} file(s))")
-
-
-@dataclass
-class Study:
-    """A quantitative SPECT/CT study of one administration."""
-
-    time_points: list[TimePoint]
-    geometry: Geometry
-    masks: dict[str, np.ndarray]
-    nuclide: str
-    injection_datetime: _dt.datetime
-    injected_activity_mbq: float | None
-    ct: CtImage | None = None
-    calibration: CameraCalibration | None = None
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    deidentified: bool = True
-    patient_info: dict = field(default_factory=dict, repr=False)
-    #: every PlausibilityWarning raised while loading (implausible values, skipped files)
-    warnings: list[PlausibilityWarning] = field(default_factory=list)
-
-    @property
-    def times_h(self) -> np.ndarray:
-        """Acquisition times since injection (h), increasing."""
-        return np.array([tp.time_h for tp in self.time_points])
-
-    @property
-    def structure_names(self) -> list[str]:
-        return list(self.masks)
-
-    def activity_stack(self) -> np.ndarray:
-        """Activity per voxel (MBq), shape ``(n_times, *geometry.shape)``."""
-        return np.stack([tp.activity_mbq for tp in self.time_points])
-
-    def ct_on_grid(self, order: int = 1) -> np.ndarray | None:
-        """The CT (HU) resampled onto the SPECT grid (trilinear by default; -1000 HU outside)."""
-        if self.ct is None:
-            return None
-        return resample(self.ct.hu, self.ct.geometry, self.geometry, order=order, cval=-1000.0)
-
-    def mask(self, name: str) -> np.ndarray:
-        """The boolean mask of structure ``name`` (case-insensitive); InputError if absent."""
-        from tdt.imaging.rtstruct import find_structure
-
-        return self.masks[find_structure(self.masks, name)]
-
-    def __repr__(self) -> str:  # no file paths (they may name the patient), no voxel arrays
-        return self.summary()
-
-    def summary(self) -> str:
-        lines = [f"Study: {len(self.time_points)} time points, grid {self.geometry.shape} "
-                 f"@ {tuple(round(s, 3) for s in self.geometry.spacing_mm)} mm, nuclide "
-                 f"{self.nuclide}, structures {', '.join(self.masks) or '-'}"]
-        for tp in self.time_points:
-            lines.append(f"  t = {tp.time_h:8.3f} h  total {tp.total_activity_mbq:10.2f} MBq  "
-                         f"({'PET, ' if tp.modality == 'PT' else ''}{tp.units}, decay correction "
-                         f"{tp.decay_correction})")
-        for name, reason in self.skipped:
-            lines.append(f"  skipped {name}: {reason}")
-        for w in self.warnings:
-            lines.append(f"  warning: {w}")
-        return "\n".join(lines)
+__all__ = ["CALIBRATION_FILE", "PATIENT_KEYWORDS", "SIDECAR_SUFFIXES", "Study", "TimePoint",
+           "load_study"]
 
 
 def _load_calibration(path: Path) -> CameraCalibration | None:
@@ -226,21 +133,26 @@ def load_study(
     return study
 
 
-def _load_study(path, calibration, *, deidentify, salt, structures,
-                pet_bqml_per_count=None) -> Study:
-    from tdt.imaging.plausibility import check_study
-    root = Path(path)
+_KIND_BY_SOP = {NM_IMAGE_STORAGE: "NM", PET_IMAGE_STORAGE: "PT", CT_IMAGE_STORAGE: "CT",
+                RT_STRUCTURE_SET_STORAGE: "RTSTRUCT", SEGMENTATION_STORAGE: "SEG"}
+
+
+def _check_arguments(root: Path, structures: str) -> None:
     if not root.is_dir():
         raise InputError(f"load_study: path {str(root)!r} is not a directory")
     if structures not in ("auto", "rtstruct", "seg", "none"):
         raise InputError(f"load_study: structures={structures!r}; expected 'auto', 'rtstruct', "
                          "'seg' or 'none'")
-    tool = Deidentifier(salt=salt) if (deidentify and salt is not None) else (
-        Deidentifier() if deidentify else None)
-    shift_days = tool.date_shift_days if tool else 0
-    skipped: list[tuple[str, str]] = []
+
+
+def _read_files(root: Path, tool: Deidentifier | None, skipped: list[tuple[str, str]]):
+    """Read (and de-identify) every file; group the datasets by kind (NM, PT, CT, RTSTRUCT, SEG).
+
+    Returns ``(by_kind, pet_extras)``: ``pet_extras`` holds PatientWeight etc., read before
+    de-identification. Unusable files are appended to ``skipped`` with the reason.
+    """
     by_kind: dict[str, list] = {"NM": [], "PT": [], "CT": [], "RTSTRUCT": [], "SEG": []}
-    pet_extras: dict[Path, dict] = {}  # PatientWeight etc., read before de-identification
+    pet_extras: dict[Path, dict] = {}
     files = sorted(p for p in root.rglob("*") if p.is_file()
                    and p.suffix.lower() not in SIDECAR_SUFFIXES and not p.name.startswith("."))
     for file in files:
@@ -264,14 +176,22 @@ def _load_study(path, calibration, *, deidentify, salt, structures,
                                      f"({type(exc).__name__}: {exc})"))
                 continue
         sop = str(ds.SOPClassUID)
-        kind = {NM_IMAGE_STORAGE: "NM", PET_IMAGE_STORAGE: "PT", CT_IMAGE_STORAGE: "CT",
-                RT_STRUCTURE_SET_STORAGE: "RTSTRUCT", SEGMENTATION_STORAGE: "SEG"}.get(sop)
+        kind = _KIND_BY_SOP.get(sop)
         if kind is None:
             skipped.append((rel, f"SOPClassUID {sop} is not used by load_study"))
             continue
         by_kind[kind].append((file, ds))
+    return by_kind, pet_extras
 
-    # --- NM: multi-frame files are time points on their own; single frames grouped by series
+
+def _skip_all(skipped: list, root: Path, items, reason: str) -> None:
+    skipped.extend((str(f.relative_to(root)), reason) for f, _ in items)
+
+
+def _read_images(root: Path, by_kind: dict, pet_extras: dict, pet_bqml_per_count,
+                 skipped: list) -> list[NmImage]:
+    """NM and PET images: multi-frame NM files are time points on their own; single frames and
+    PET slices are grouped by series."""
     nm_groups: dict[str, list] = {}
     for file, ds in by_kind["NM"]:
         frames = int(ds.get("NumberOfFrames", 1) or 1)
@@ -283,7 +203,7 @@ def _load_study(path, calibration, *, deidentify, salt, structures,
         try:
             images.append(read_nm([f for f, _ in items], [d for _, d in items]))
         except TdtError as exc:
-            skipped.extend((str(f.relative_to(root)), str(exc)) for f, _ in items)
+            _skip_all(skipped, root, items, str(exc))
     pet_groups: dict[str, list] = {}
     for file, ds in by_kind["PT"]:
         pet_groups.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append((file, ds))
@@ -293,13 +213,17 @@ def _load_study(path, calibration, *, deidentify, salt, structures,
                                    bqml_per_count=pet_bqml_per_count,
                                    extras=pet_extras.get(items[0][0], {})))
         except TdtError as exc:
-            skipped.extend((str(f.relative_to(root)), str(exc)) for f, _ in items)
+            _skip_all(skipped, root, items, str(exc))
     if not images:
         detail = "; ".join(f"{n}: {r}" for n, r in skipped[:5])
         raise DicomError(f"load_study: no usable quantitative SPECT (NM) or PET image in "
                          f"{root.name}"
                          + (f" (skipped: {detail})" if detail else ""))
+    return images
 
+
+def _read_ct_and_structures(root: Path, by_kind: dict, skipped: list):
+    """The first readable CT series, the RTSTRUCT structure sets and the SEG segmentations."""
     ct = None
     ct_groups: dict[str, list] = {}
     for file, ds in by_kind["CT"]:
@@ -308,14 +232,13 @@ def _load_study(path, calibration, *, deidentify, salt, structures,
         try:
             candidate = read_ct(items)
         except TdtError as exc:
-            skipped.extend((str(f.relative_to(root)), str(exc)) for f, _ in items)
+            _skip_all(skipped, root, items, str(exc))
             continue
         if ct is None:
             ct = candidate
         else:
             skipped.extend((str(f.relative_to(root)), "additional CT series (first one used)")
                            for f in candidate.files)
-
     structure_sets = []
     for file, ds in by_kind["RTSTRUCT"]:
         try:
@@ -328,7 +251,11 @@ def _load_study(path, calibration, *, deidentify, salt, structures,
             segmentations.append(read_seg(file, ds))
         except TdtError as exc:
             skipped.append((str(file.relative_to(root)), str(exc)))
+    return ct, structure_sets, segmentations
 
+
+def _check_consistency(images, ct, structure_sets, segmentations) -> None:
+    """One frame of reference, one administration (injection time), one nuclide."""
     frames = {f"NM {i}": img.geometry for i, img in enumerate(images)}
     if ct is not None:
         frames["CT"] = ct.geometry
@@ -338,7 +265,6 @@ def _load_study(path, calibration, *, deidentify, salt, structures,
     for i, s in enumerate(segmentations):
         frames[f"SEG {i}"] = s.geometry
     check_same_frame_of_reference(frames)
-
     injections = {img.injection_datetime for img in images}
     if len(injections) > 1:
         raise DicomError(
@@ -348,10 +274,10 @@ def _load_study(path, calibration, *, deidentify, salt, structures,
     nuclides = {img.nuclide for img in images}
     if len(nuclides) > 1:
         raise DicomError(f"RadionuclideCodeSequence (0054,0300): mixed nuclides {sorted(nuclides)}")
-    if calibration is None and any(img.units == "CNTS" for img in images):
-        calibration = _load_calibration(root)
 
-    images.sort(key=lambda img: img.acquisition_datetime)
+
+def _time_points(images: list[NmImage], calibration, shift_days: int, grid) -> list[TimePoint]:
+    """Images (sorted by acquisition) → time points in MBq per voxel on ``grid``."""
     early = [img for img in images if img.hours_since_injection < 0]
     if early:
         img = early[0]
@@ -360,7 +286,6 @@ def _load_study(path, calibration, *, deidentify, salt, structures,
             f"{-img.hours_since_injection:.2f} h before the injection "
             f"(RadiopharmaceuticalStartDateTime (0018,1078)) {img.injection_datetime}; expected "
             "scans after the administration")
-    grid = images[0].geometry
     time_points = []
     for img in images:
         source = f"NM series acquired {img.hours_since_injection:.2f} h after injection"
@@ -386,7 +311,11 @@ def _load_study(path, calibration, *, deidentify, salt, structures,
     if len(set(np.round(times, 9))) != len(times):
         raise DicomError(f"AcquisitionDateTime: two NM images share the time {times} h after "
                          "injection; expected one image per time point")
+    return time_points
 
+
+def _masks(structures: str, structure_sets, segmentations, grid) -> dict[str, np.ndarray]:
+    """RTSTRUCT ROIs first, then SEG segments not already present (``structures="auto"``)."""
     masks: dict[str, np.ndarray] = {}
     if structures in ("auto", "rtstruct"):
         for s in structure_sets:
@@ -396,15 +325,41 @@ def _load_study(path, calibration, *, deidentify, salt, structures,
         for s in segmentations:
             for name, mask in s.on_grid(grid).items():
                 masks.setdefault(name, mask)
+    return masks
+
+
+def _report_skipped(skipped: list[tuple[str, str]]) -> None:
+    if not skipped:
+        return
+    warnings.warn(f"load_study: {len(skipped)} file(s) skipped; see Study.skipped",
+                  stacklevel=3)
+    for name, reason in skipped:
+        if not reason.startswith(("SOPClassUID", "additional CT")):  # not faults
+            warn_implausible(f"file {name}", "skipped", f"a usable DICOM file ({reason})")
+
+
+def _load_study(path, calibration, *, deidentify, salt, structures,
+                pet_bqml_per_count=None) -> Study:
+    root = Path(path)
+    _check_arguments(root, structures)
+    tool = Deidentifier(salt=salt) if (deidentify and salt is not None) else (
+        Deidentifier() if deidentify else None)
+    shift_days = tool.date_shift_days if tool else 0
+    skipped: list[tuple[str, str]] = []
+    by_kind, pet_extras = _read_files(root, tool, skipped)
+    images = _read_images(root, by_kind, pet_extras, pet_bqml_per_count, skipped)
+    ct, structure_sets, segmentations = _read_ct_and_structures(root, by_kind, skipped)
+    _check_consistency(images, ct, structure_sets, segmentations)
+    if calibration is None and any(img.units == "CNTS" for img in images):
+        calibration = _load_calibration(root)
+    images.sort(key=lambda img: img.acquisition_datetime)
+    grid = images[0].geometry
+    time_points = _time_points(images, calibration, shift_days, grid)
+    masks = _masks(structures, structure_sets, segmentations, grid)
     first = next(ds for _, ds in by_kind["NM"] + by_kind["PT"]
                  if str(ds.get("SeriesInstanceUID", "")) == images[0].series_instance_uid)
     patient_info = {k: first.get(k) for k in PATIENT_KEYWORDS if first.get(k) not in (None, "")}
-    if skipped:
-        warnings.warn(f"load_study: {len(skipped)} file(s) skipped; see Study.skipped",
-                      stacklevel=2)
-        for name, reason in skipped:
-            if not reason.startswith(("SOPClassUID", "additional CT")):  # not faults
-                warn_implausible(f"file {name}", "skipped", f"a usable DICOM file ({reason})")
+    _report_skipped(skipped)
     study = Study(
         time_points=time_points, geometry=grid, masks=masks, nuclide=images[0].nuclide,
         injection_datetime=images[0].injection_datetime,

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tdt.errors import InputError
+from tdt.imaging.partial_volume import geometric_transfer_matrix, gtm_correct
 from tdt.imaging.plausibility import check_voi_activity
+from tdt.imaging.rtstruct import find_structure
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,6 @@ def extract_tacs(study, structures: list[str] | None = None, *,
     Structures that overlap keep their voxels in the first one listed. The Poisson SD is
     propagated through ``W⁻¹``.
     """
-    from tdt.imaging.partial_volume import geometric_transfer_matrix, gtm_correct
-
     if partial_volume not in (None, "gtm"):
         raise InputError(f"extract_tacs: partial_volume {partial_volume!r}; expected None or 'gtm'")
     if partial_volume == "gtm" and not (fwhm_mm is not None and fwhm_mm > 0):
@@ -121,7 +121,6 @@ def extract_tacs(study, structures: list[str] | None = None, *,
     corrected = gtm_correct(observed, w)
     w_inv = np.linalg.inv(w)
     index = {n: i for i, n in enumerate(regions)}
-    from tdt.imaging.rtstruct import find_structure
 
     for name in names:
         tac = out[name]

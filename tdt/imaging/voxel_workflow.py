@@ -22,7 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
+from tdt.dosimetry.voxel import (
+    density_correct,
+    density_from_hu,
+    dvh_table,
+    kernel_dose,
+    local_deposition_dose,
+    tia_map_from_reference,
+    tia_map_voxelwise,
+)
 from tdt.errors import InputError
+from tdt.imaging.rtdose import write_rtdose
+from tdt.kinetics import fit_tac
 
 
 @dataclass
@@ -39,8 +50,6 @@ class VoxelDosimetry:
 
     def write_rtdose(self, path: str | Path, seed_text: str = "tdt-voxel-dose") -> Path:
         """Write the dose map as RTDOSE (see :func:`tdt.imaging.write_rtdose`)."""
-        from tdt.imaging.rtdose import write_rtdose
-
         return write_rtdose(path, self.dose_gy, self.geometry, patient=self.patient_info,
                             seed_text=seed_text, comment=f"tdt voxel dose ({self.method})")
 
@@ -51,23 +60,11 @@ def voxel_dosimetry(study, *, tia_method: str = "reference", dose_method: str = 
                     dtype: str = "float64") -> VoxelDosimetry:
     """Absorbed-dose map of ``study`` (see module docstring). ``voi_tia_mbq_h`` overrides the
     fitted VOI TIAs of the reference method (e.g. posterior means from ``tdt.inference``)."""
-    from tdt.dosimetry.voxel import (
-        density_correct,
-        density_from_hu,
-        dvh_table,
-        kernel_dose,
-        local_deposition_dose,
-        tia_map_from_reference,
-        tia_map_voxelwise,
-    )
-
     times = study.times_h
     stack = study.activity_stack()
     voxel_mm = study.geometry.spacing_mm
     voi_tia: dict[str, float] = {}
     if tia_method == "reference":
-        from tdt.kinetics import fit_tac
-
         ref_index = int(np.argmin(np.abs(times - reference_time_h)))
         reference = stack[ref_index]
         for name, mask in study.masks.items():

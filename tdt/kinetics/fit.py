@@ -10,8 +10,10 @@ the candidates with Akaike weights, the SE including the between-model spread.
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 
+from tdt._types import CurveLike, TimesLike
 from tdt.errors import InputError, unknown_name_error
 from tdt.kinetics.models import (
     AUTO_MODELS,
@@ -19,8 +21,11 @@ from tdt.kinetics.models import (
     MODELS,
     TRAPEZOID_MODELS,
 )
+from tdt.kinetics.population import POPULATION_MODELS, fit_population
+from tdt.kinetics.priors import load_prior
 from tdt.kinetics.results import BatchTacFit, TacFit
 from tdt.kinetics.selection import aicc, akaike_weights, average_tia, criteria
+from tdt.kinetics.solver import fit_model_batch
 from tdt.kinetics.trapezoid import tia_trapezoid
 from tdt.kinetics.validation import (
     check_activity,
@@ -28,6 +33,7 @@ from tdt.kinetics.validation import (
     check_times,
     resolve_weights,
 )
+from tdt.physics import nuclide as get_nuclide
 
 #: Smallest batch that ``method="auto"`` fits as a population.
 MIN_POPULATION_TACS = 20
@@ -74,10 +80,6 @@ def _resolve_models(model, n_times: int) -> tuple[str, ...]:
 
 
 def _fit_exponential_batch(name, t, y, w, lam, chunk_size, max_steps, solver, n_starts):
-    import jax.numpy as jnp
-
-    from tdt.kinetics.solver import fit_model_batch
-
     n = y.shape[0]
     # round the batch up to a power of two: fewer distinct shapes, fewer compilations
     size = max(1, min(chunk_size, 1 << (n - 1).bit_length()))
@@ -95,16 +97,14 @@ def _fit_exponential_batch(name, t, y, w, lam, chunk_size, max_steps, solver, n_
 
 
 def _decay_constant(nuclide: str) -> float:
-    from tdt.physics import nuclide as get_nuclide
-
     return get_nuclide(nuclide).decay_constant_per_h
 
 
 def fit_tacs(
-    times_h,
-    activity_mbq,
+    times_h: TimesLike,
+    activity_mbq: CurveLike,
     model="auto",
-    weights=None,
+    weights: CurveLike | str | None = None,
     nuclide: str = "Lu-177",
     chunk_size: int = 4096,
     max_steps: int = 80,
@@ -183,9 +183,6 @@ def fit_tacs(
 
 
 def _fit_population(t, y, model, nuclide, prior):
-    from tdt.kinetics.population import POPULATION_MODELS, fit_population
-    from tdt.kinetics.priors import load_prior
-
     if isinstance(prior, str):
         prior = load_prior(prior)
     if model in ("auto", "average"):
@@ -262,10 +259,10 @@ def _select(t, y, w, names, results, average, noise_cv, n_tacs) -> BatchTacFit:
 
 
 def fit_tac(
-    times_h,
-    activity_mbq,
+    times_h: TimesLike,
+    activity_mbq: CurveLike,
     model="auto",
-    weights=None,
+    weights: CurveLike | str | None = None,
     nuclide: str = "Lu-177",
     head: str = "zero",
     n_tail_points: int = 3,

@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tdt._types import CurveLike, TimesLike
 from tdt.errors import InputError
 from tdt.kinetics.models import MODELS
 from tdt.kinetics.solver import fit_model_batch, levenberg_marquardt
@@ -213,10 +214,19 @@ def _initial_population(model_name, t, y_norm, lam):
     return theta, mu, np.diag(sd**2)
 
 
-def fit_population(times_h, activity_mbq, models=POPULATION_MODELS, lam: float = 0.0,
-                   prior: dict | None = None, n_em: int = 15, n_lm: int = 12,
-                   n_draws: int = 256, n_draws_em: int = 48, seed: int = 0,
-                   form_weights: dict | None = None) -> PopulationTacFit:
+def fit_population(
+    times_h: TimesLike,
+    activity_mbq: CurveLike,
+    models=POPULATION_MODELS,
+    lam: float = 0.0,
+    prior: dict | None = None,
+    n_em: int = 15,
+    n_lm: int = 12,
+    n_draws: int = 256,
+    n_draws_em: int = 48,
+    seed: int = 0,
+    form_weights: dict | None = None,
+) -> PopulationTacFit:
     """Population-Bayesian TIA of every TAC (checked arrays: ``times_h`` > 0 h, activities MBq).
 
     ``models``: forms to average. ``lam``: physical decay constant (1/h). ``prior``: form →
@@ -281,16 +291,7 @@ def fit_population(times_h, activity_mbq, models=POPULATION_MODELS, lam: float =
     values = np.concatenate([fits[m][4] for m in names], axis=1) * scale[:, None]
     weights = np.concatenate([post[i][:, None] * np.exp(fits[m][5])
                               for i, m in enumerate(names)], axis=1)
-    weights = np.where(np.isfinite(values), weights, 0.0)
-    values = np.where(np.isfinite(values), values, 0.0)
-    weights /= np.sum(weights, axis=1, keepdims=True)
-    mean = np.sum(weights * values, axis=1)
-    sd = np.sqrt(np.sum(weights * (values - mean[:, None]) ** 2, axis=1))
-    order = np.argsort(values, axis=1)
-    sorted_values = np.take_along_axis(values, order, axis=1)
-    cum = np.cumsum(np.take_along_axis(weights, order, axis=1), axis=1)
-    q = [sorted_values[np.arange(len(mean)), np.argmax(cum >= level, axis=1)]
-         for level in (0.025, 0.975)]
+    mean, sd, q, weights = _weighted_summary(values, weights)
     return PopulationTacFit(
         times_h=t,
         tia_mbq_h=mean,
@@ -304,6 +305,22 @@ def fit_population(times_h, activity_mbq, models=POPULATION_MODELS, lam: float =
         n_iterations=n_em if prior is None else 0,
         extra={"effective_sample_size": 1.0 / np.sum(weights**2, axis=1)},
     )
+
+
+def _weighted_summary(values, weights):
+    """Mean, SD and 2.5/97.5 % quantiles of weighted samples (last axis); non-finite samples get
+    weight 0. Returns ``(mean, sd, [q025, q975], normalised weights)``."""
+    weights = np.where(np.isfinite(values), weights, 0.0)
+    values = np.where(np.isfinite(values), values, 0.0)
+    weights /= np.sum(weights, axis=1, keepdims=True)
+    mean = np.sum(weights * values, axis=1)
+    sd = np.sqrt(np.sum(weights * (values - mean[:, None]) ** 2, axis=1))
+    order = np.argsort(values, axis=1)
+    sorted_values = np.take_along_axis(values, order, axis=1)
+    cum = np.cumsum(np.take_along_axis(weights, order, axis=1), axis=1)
+    q = [sorted_values[np.arange(len(mean)), np.argmax(cum >= level, axis=1)]
+         for level in (0.025, 0.975)]
+    return mean, sd, q, weights
 
 
 def _normalise(log_w):

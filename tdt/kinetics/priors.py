@@ -12,18 +12,18 @@ patient's 2–4 points, or :func:`tdt.inference.single_time_point.bayesian_stp_t
 from __future__ import annotations
 
 import numpy as np
+import yaml
 
+from tdt.catalog import dataset_path
 from tdt.errors import InputError, unknown_name_error
 from tdt.kinetics.population import PopulationPrior
+from tdt.physics import nuclide as get_nuclide
+from tdt.units import half_life_to_rate
 
 DATASET = "kinetics_population_priors"
 
 
 def _table() -> dict:
-    import yaml
-
-    from tdt.catalog import dataset_path
-
     with open(dataset_path(DATASET), encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 
@@ -37,8 +37,6 @@ def available_priors() -> tuple[str, ...]:
 
 def load_prior(name: str, nuclide: str = "Lu-177") -> dict[str, PopulationPrior]:
     """Population prior ``{"mono": PopulationPrior}`` of ``name`` (``"psma617:kidneys"``)."""
-    from tdt.physics import nuclide as get_nuclide
-
     if not isinstance(name, str) or ":" not in name:
         raise InputError(f"prior: {name!r}; expected '<radiopharmaceutical>:<organ>', e.g. "
                          "'psma617:kidneys'")
@@ -49,7 +47,7 @@ def load_prior(name: str, nuclide: str = "Lu-177") -> dict[str, PopulationPrior]
     drug, organ = name.split(":", 1)
     row = table[drug][organ]
     lam = get_nuclide(nuclide).decay_constant_per_h
-    k_eff = np.log(2.0) / float(row["t_eff_median_h"])
+    k_eff = half_life_to_rate(float(row["t_eff_median_h"]))
     if k_eff <= lam:
         raise InputError(f"prior: {name!r} has T_eff {row['t_eff_median_h']} h, not shorter than "
                          f"the physical half-life of {nuclide}")

@@ -17,13 +17,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from tdt._types import CurveLike, Scalar, ScalarLike, TimesLike
 from tdt.errors import InputError
 
 HEADS = ("zero", "constant")
 TAILS = ("physical", "fitted")
 
 
-def tail_rate_per_h(times_h, activity_mbq, decay_constant_per_h, n_tail_points=3):
+def tail_rate_per_h(
+    times_h: TimesLike,
+    activity_mbq: CurveLike,
+    decay_constant_per_h: ScalarLike,
+    n_tail_points=3,
+) -> tuple[Scalar, Scalar]:
     """Mono-exponential rate (1/h, ≥ λ_phys) and fitted A(t_L) (MBq) from the last points.
 
     Works row-wise on ``activity_mbq`` of shape (..., n_times). Rows with a non-positive value
@@ -49,8 +55,13 @@ def tail_rate_per_h(times_h, activity_mbq, decay_constant_per_h, n_tail_points=3
 
 
 def tia_trapezoid(
-    times_h, activity_mbq, decay_constant_per_h, tail="physical", head="zero", n_tail_points=3
-):
+    times_h: TimesLike,
+    activity_mbq: CurveLike,
+    decay_constant_per_h: ScalarLike,
+    tail="physical",
+    head="zero",
+    n_tail_points=3,
+) -> tuple[Scalar, Scalar, Scalar]:
     """Trapezoid TIA (MBq·h) with the given head and tail; returns (tia, tia_beyond_last, rate).
 
     Row-wise over a leading axis of TACs. Inputs must already be validated.

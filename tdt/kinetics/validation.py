@@ -7,6 +7,8 @@ import math
 import numpy as np
 
 from tdt.errors import InputError, warn_implausible
+from tdt.physics import nuclide as get_nuclide
+from tdt.units import half_life_to_rate, rate_to_half_life
 
 #: Named weighting schemes for least squares (weights are 1/variance up to a common factor).
 WEIGHT_SCHEMES = ("uniform", "relative", "poisson")
@@ -119,8 +121,6 @@ def check_tac_plausibility(times_h: np.ndarray, activity_mbq: np.ndarray,
     wrong, when it still rises at its last time point, or when it exceeds the administered
     activity decayed to each time. Thresholds: the module constants above (docs/kinetics.md).
     """
-    from tdt.physics import nuclide as get_nuclide
-
     t, y = np.asarray(times_h, float), np.asarray(activity_mbq, float)
     half_life = get_nuclide(nuclide).half_life_h
     if y.size and y.max() > ACTIVITY_MAX_MBQ:
@@ -141,13 +141,13 @@ def check_tac_plausibility(times_h: np.ndarray, activity_mbq: np.ndarray,
                          "time point (the TIA tail beyond it is an assumption)")
     elif t.size >= 2 and y[-2] > 0 and y[-1] > 0 and t[-1] > t[-2]:
         rate = math.log(y[-2] / y[-1]) / (t[-1] - t[-2])
-        if rate < math.log(2.0) / (EFFECTIVE_HALF_LIFE_MAX_FACTOR * half_life):
-            shown = f"{math.log(2.0) / rate:.4g} h" if rate > 0 else "infinite (flat or rising)"
+        if rate < half_life_to_rate(EFFECTIVE_HALF_LIFE_MAX_FACTOR * half_life):
+            shown = f"{rate_to_half_life(rate):.4g} h" if rate > 0 else "infinite (flat or rising)"
             warn_implausible(f"{name} effective half-life (last two points)", shown,
                              f"<= the physical half-life of {nuclide} ({half_life:.4g} h) x "
                              f"{EFFECTIVE_HALF_LIFE_MAX_FACTOR:g} (times in minutes?)")
     if administered_mbq:
-        expected = administered_mbq * np.exp(-math.log(2.0) / half_life * t)
+        expected = administered_mbq * np.exp(-half_life_to_rate(half_life) * t)
         over = y > 1.15 * expected
         if np.any(over):
             i = int(np.argmax(over))

@@ -12,6 +12,17 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from tdt import catalog
+from tdt.errors import CatalogError
+from tdt.pipeline.compare import compare_outputs, format_table, write_csv
+from tdt.pipeline.environment import environment_warning
+from tdt.pipeline.executors import tls_security
+from tdt.pipeline.manifest import environment, read_manifest, verify_run
+from tdt.pipeline.report import build_report
+from tdt.pipeline.rerun import rerun
+from tdt.pipeline.runner import repo_root, run_study
+from tdt.pipeline.spec import parse_override
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -43,8 +54,6 @@ def register_catalog(parser: argparse.ArgumentParser) -> Handler:
                           help="do not build generator entries that are not built; skip them")
 
     def handler(args: argparse.Namespace) -> int:
-        from tdt import catalog
-
         if args.action == "list":
             table = catalog.entries()
             selected = [catalog.entry(n) for n in args.names] if args.names else table.values()
@@ -104,9 +113,6 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace, study: str, overrides: dict) -> object:
-    from tdt.pipeline.executors import tls_security
-    from tdt.pipeline.runner import run_study
-
     security = tls_security(args.tls_ca_file, args.tls_cert, args.tls_key)
     result = run_study(study, overrides, executor=args.executor, scheduler=args.scheduler,
                        security=security, workers=args.workers, runs_dir=args.runs_dir,
@@ -126,8 +132,6 @@ def register_run(parser: argparse.ArgumentParser) -> Handler:
     _add_run_options(parser)
 
     def handler(args: argparse.Namespace) -> int:
-        from tdt.pipeline.spec import parse_override
-
         overrides = dict(parse_override(p) for p in args.param)
         result = _run(args, args.study, overrides)
         print(f"next: `tdt report {result.run_dir}` builds the HTML supplement; "
@@ -153,13 +157,8 @@ def register_verify(parser: argparse.ArgumentParser) -> Handler:
                              "locked environment and CPU give the same numbers)")
 
     def handler(args: argparse.Namespace) -> int:
-        from tdt.pipeline.compare import compare_outputs, format_table, write_csv
-        from tdt.pipeline.environment import environment_warning
-        from tdt.pipeline.manifest import environment, read_manifest, verify_run
-        from tdt.pipeline.runner import _repo_root
-
         failed = 0
-        current = environment(_repo_root(Path.cwd()))
+        current = environment(repo_root(Path.cwd()))
         for run in [*args.runs, *([args.against] if args.against else [])]:
             problems = verify_run(Path(run))
             if problems:
@@ -179,8 +178,6 @@ def register_verify(parser: argparse.ArgumentParser) -> Handler:
         if args.against:
             comparisons += [(Path(run), Path(args.against), None) for run in args.runs]
         if args.rerun:
-            from tdt.pipeline.rerun import rerun
-
             for run in args.runs:
                 print(f"re-executing {run} from its manifest ...", flush=True)
                 result = rerun(run, rtol=args.rtol, progress=sys.stdout.isatty(),
@@ -217,8 +214,6 @@ def register_report(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument("-o", "--output", help="supplement directory (default runs/_supplement/...)")
 
     def handler(args: argparse.Namespace) -> int:
-        from tdt.pipeline.report import build_report
-
         index = build_report([Path(r) for r in args.runs], args.output)
         print(f"supplement: {index}")
         return 0
@@ -237,12 +232,6 @@ def register_demo(parser: argparse.ArgumentParser) -> Handler:
     _add_run_options(parser)
 
     def handler(args: argparse.Namespace) -> int:
-        from tdt import catalog
-        from tdt.errors import CatalogError
-        from tdt.pipeline.manifest import verify_run
-        from tdt.pipeline.report import build_report
-        from tdt.pipeline.spec import parse_override
-
         study = args.study or str(_repo_root() / "studies" / "reference_patient.yaml")
         print("[1/4] data catalog: build the generated datasets, verify every entry", flush=True)
         for result in catalog.build():
@@ -291,6 +280,7 @@ def register_dose(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument("--runs-dir", default="runs", help="reports go to RUNS/dose/<id>/")
 
     def handler(args: argparse.Namespace) -> int:
+        # pulls in imaging (pydicom) and dosimetry; only for `tdt dose`
         from tdt.pipeline.dose_report import dose_report
 
         result = dose_report(args.dicom_dir, runs_dir=args.runs_dir, phantom=args.phantom,

@@ -26,6 +26,7 @@ Tolerances, and why they are what they are:
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tdt.pipeline.manifest import MANIFEST, read_manifest
 
 #: Keys of convergence.json that measure speed, not results (they differ between machines).
 TIMING_KEYS = ("sampling_time_s", "min_ess_per_s", "seconds", "wall_time_s")
@@ -98,6 +101,7 @@ def _json_rows(a: Any, b: Any, where: str, rtol: float, atol: float,
 
 
 def _netcdf_arrays(path: Path) -> dict[str, np.ndarray]:
+    # h5py is optional; only to compare NetCDF outputs
     import h5py
 
     arrays: dict[str, np.ndarray] = {}
@@ -137,8 +141,6 @@ def _array_row(where: str, a: np.ndarray, b: np.ndarray, rtol: float,
 def compare_outputs(first: Path | str, second: Path | str, rtol: float = 1e-9,
                     atol: float = 0.0) -> list[Comparison]:
     """One :class:`Comparison` per numeric quantity of two runs' outputs (see module docs)."""
-    from tdt.pipeline.manifest import MANIFEST, read_manifest
-
     first, second = Path(first), Path(second)
     a_out = read_manifest(first)["outputs"]
     b_out = read_manifest(second)["outputs"]
@@ -206,8 +208,6 @@ def format_table(rows: list[Comparison], limit: int = 60) -> str:
 
 def write_csv(rows: list[Comparison], path: Path) -> Path:
     """All rows as CSV (the full table behind :func:`format_table`)."""
-    import csv
-
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["quantity", "original", "rerun", "difference", "verdict"])

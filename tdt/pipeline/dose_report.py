@@ -25,9 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from tdt import imaging, plotting
 from tdt._atomic import atomic_directory
-from tdt.dosimetry import is_lesion
+from tdt.dosimetry import effective_dose, is_lesion, organ_doses
 from tdt.errors import InputError
+from tdt.kinetics import fit_tac
+from tdt.pipeline.manifest import canonical_json, sha256_text
+from tdt.pipeline.report._html import e, number, page, table
+from tdt.units import gbq_to_mbq, mbq_to_gbq
 
 
 @dataclass(frozen=True)
@@ -52,19 +57,20 @@ def _rows(fits, doses_gy, activity_mbq: float, n_cycles: int) -> list[dict[str, 
             "tia_mbq_h": fit.tia_mbq_h if fit else None,
             "tia_se_mbq_h": fit.tia_se_mbq_h if fit else None,
             "dose_gy_per_cycle": dose,
-            "dose_gy_per_gbq": dose / (activity_mbq / 1000.0),
+            "dose_gy_per_gbq": dose / mbq_to_gbq(activity_mbq),
             f"dose_gy_{n_cycles}_cycles": dose * n_cycles,
         })
     return rows
 
 
 def _figure(tacs, fits, path: Path):
+    # matplotlib is heavy and must get the Agg backend first
     import matplotlib
 
     matplotlib.use("Agg", force=True)
+    # matplotlib is heavy and must get the Agg backend first
     import matplotlib.pyplot as plt
 
-    from tdt import plotting
 
     names = list(fits)
     ncols = min(4, len(names))
@@ -84,13 +90,14 @@ def _figure(tacs, fits, path: Path):
 
 
 def _fmt(value: Any) -> str:
-    from tdt.pipeline.report._html import number
-
     return number(value) if value is not None else "—"
 
 
 def _write_pdf(path: Path, rows, header: list[str], summary: dict[str, Any], fig) -> None:
+    # matplotlib is heavy and must get the Agg backend first
     import matplotlib.pyplot as plt
+
+    # matplotlib is heavy and must get the Agg backend first
     from matplotlib.backends.backend_pdf import PdfPages
 
     with PdfPages(path) as pdf:
@@ -120,8 +127,6 @@ def _write_pdf(path: Path, rows, header: list[str], summary: dict[str, Any], fig
 
 
 def _write_html(path: Path, rows, n_cycles: int, summary: dict[str, Any]) -> None:
-    from tdt.pipeline.report._html import e, page, table
-
     cycles_key = f"dose_gy_{n_cycles}_cycles"
     body = ["<h1>Organ-dose report</h1>",
             f"<p>Administered activity <b>{summary['activity_mbq']:.0f} MBq</b> "
@@ -154,11 +159,6 @@ def dose_report(dicom_dir: Path | str, runs_dir: Path | str = "runs",
                 activity_gbq: float | None = None,
                 log: Callable[[str], None] = print) -> DoseReport:
     """Run the chain on ``dicom_dir`` and write the report (see the module docstring)."""
-    from tdt import imaging
-    from tdt.dosimetry import effective_dose, organ_doses
-    from tdt.kinetics import fit_tac
-    from tdt.pipeline.manifest import canonical_json, sha256_text
-
     if not isinstance(n_cycles, int) or n_cycles < 1:
         raise InputError(f"n_cycles: {n_cycles!r}; expected a whole number >= 1")
     with warnings.catch_warnings(record=True) as caught:
@@ -176,7 +176,7 @@ def dose_report(dicom_dir: Path | str, runs_dir: Path | str = "runs",
         lesions = {n: t.volume_ml for n, t in sources.items() if is_lesion(n)}
         doses = organ_doses({n: f.tia_mbq_h for n, f in fits.items()}, phantom=phantom,
                             lesion_volumes_ml=lesions, nuclide=study.nuclide)
-    activity_mbq = (activity_gbq * 1000.0 if activity_gbq is not None
+    activity_mbq = (gbq_to_mbq(activity_gbq) if activity_gbq is not None
                     else study.injected_activity_mbq)
     if activity_mbq is None or not activity_mbq > 0:
         raise InputError("administered activity: not in the DICOM (RadionuclideTotalDose); "
@@ -195,7 +195,7 @@ def dose_report(dicom_dir: Path | str, runs_dir: Path | str = "runs",
         "phantom": phantom, "activity_mbq": activity_mbq, "n_cycles": n_cycles,
         "n_time_points": len(study.time_points), "times_h": [float(t) for t in study.times_h],
         "effective_dose_sv": effective.effective_dose_sv,
-        "effective_dose_sv_per_gbq": effective.effective_dose_sv / (activity_mbq / 1000.0),
+        "effective_dose_sv_per_gbq": effective.effective_dose_sv / mbq_to_gbq(activity_mbq),
         "effective_dose_contributions_sv": effective.contributions_sv,
         "effective_dose_missing_tissues": effective.missing_tissues,
         "rows": rows, "warnings": messages,

@@ -13,6 +13,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from tdt.catalog import sha256_file
+
 LOCK_FILE = "requirements.lock"
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
 
@@ -54,8 +56,6 @@ def lock_info(root: Path | None = None) -> dict[str, Any]:
     ``matches_installed`` is False when any locked package is missing or at another version
     (tdt itself is not in the lock: it is installed from the checkout).
     """
-    from tdt.catalog import sha256_file
-
     path = lock_path(root)
     if not path.is_file():
         return {"file": LOCK_FILE, "sha256": None, "matches_installed": None, "differences": []}

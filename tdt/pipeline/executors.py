@@ -79,6 +79,7 @@ class DaskExecutor:
         self.client = None
 
     def __enter__(self) -> DaskExecutor:
+        # dask.distributed is heavy; only for the Dask executor
         from distributed import Client, LocalCluster
 
         try:
@@ -118,6 +119,7 @@ class DaskExecutor:
             self.cluster = None
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], progress: bool = False) -> list:
+        # dask.distributed is heavy; only for the Dask executor
         from distributed import as_completed
 
         if self.client is None:
@@ -132,6 +134,7 @@ class DaskExecutor:
 
 def run_security() -> Any:
     """A per-run mutual-TLS credential (in memory) for a private LocalCluster."""
+    # dask.distributed is heavy; only for the Dask executor
     from distributed.security import Security
 
     if importlib.util.find_spec("cryptography") is not None:
@@ -178,6 +181,7 @@ def tls_security(ca_file: str | None = None, cert: str | None = None,
     """A ``distributed.security.Security`` for a TLS scheduler, or ``None`` if nothing given."""
     if not (ca_file or cert or key):
         return None
+    # dask.distributed is heavy; only for the Dask executor
     from distributed.security import Security
 
     for label, path in (("--tls-ca-file", ca_file), ("--tls-cert", cert), ("--tls-key", key)):
@@ -212,6 +216,7 @@ class _NullBar:
 def _progress_bar(total: int, enabled: bool):
     if not enabled:
         return _NullBar()
+    # tqdm is optional; only for a progress bar
     from tqdm.auto import tqdm
 
     return tqdm(total=total, unit="point", desc="grid points")

@@ -20,7 +20,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import tdt
+from tdt.catalog import tree_files
 from tdt.errors import StudyError
+from tdt.pipeline.environment import installed_distributions, lock_info
 
 MANIFEST = "manifest.json"
 SCHEMA = "tdt-run-manifest/1"
@@ -63,8 +66,6 @@ def tdt_source_sha256() -> str:
     string did not change (an editable install during development, an unreleased fix). Computed
     once per process (~200 small files).
     """
-    import tdt
-
     root = Path(tdt.__file__).resolve().parent
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
@@ -139,8 +140,6 @@ def read_manifest(run_dir: Path | str) -> dict[str, Any]:
 
 def output_files(run_dir: Path) -> dict[str, str]:
     """``{relative path: sha256}`` of every file of a run directory except the manifest."""
-    from tdt.catalog import tree_files
-
     return {k: v for k, v in tree_files(run_dir).items() if k != MANIFEST}
 
 
@@ -179,8 +178,6 @@ def environment(root: Path) -> dict[str, Any]:
     ``installed`` every distribution of the interpreter; ``lock`` the sha256 of the committed
     ``requirements.lock`` and whether the installed versions match it.
     """
-    from tdt.pipeline.environment import installed_distributions, lock_info
-
     return {
         "platform": platform_info(),
         "packages": package_versions(),

@@ -15,10 +15,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from tdt.catalog import sha256_file
 from tdt.errors import StudyError
 from tdt.pipeline import manifest as mf
 from tdt.pipeline.compare import Comparison, compare_outputs
 from tdt.pipeline.environment import environment_warning
+from tdt.pipeline.runner import repo_root, run_study
+from tdt.pipeline.spec import validate_study
 
 
 @dataclass(frozen=True)
@@ -55,11 +60,6 @@ def spec_from_manifest(run_dir: Path, root: Path):
     as they did), then checked against the manifest: the resolved study and every notebook's
     sha256 must be the ones the run used, else ``StudyError`` (that would not be a re-run).
     """
-    import yaml
-
-    from tdt.catalog import sha256_file
-    from tdt.pipeline.spec import validate_study
-
     manifest = mf.read_manifest(run_dir)
     copy = run_dir / "study.yaml"
     if not copy.is_file():
@@ -85,15 +85,13 @@ def spec_from_manifest(run_dir: Path, root: Path):
 def rerun(run_dir: Path | str, runs_dir: Path | str | None = None, rtol: float = 1e-9,
           atol: float = 0.0, progress: bool = False, log=None) -> RerunResult:
     """Re-execute ``run_dir``'s study into a fresh folder and compare all numeric results."""
-    from tdt.pipeline.runner import _repo_root, run_study
-
     run_dir = Path(run_dir).resolve()
     problems = mf.verify_run(run_dir)
     if problems:
         raise StudyError(f"run {run_dir} fails verification ({problems[0]}); a re-run needs an "
                          "intact original")
     manifest = mf.read_manifest(run_dir)
-    root = _repo_root(Path.cwd())
+    root = repo_root(Path.cwd())
     spec = spec_from_manifest(run_dir, root)
     warning = environment_warning(manifest.get("environment") or {},
                                   mf.environment(root))

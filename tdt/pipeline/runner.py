@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import fcntl
+import json
 import os
 import shlex
 import shutil
@@ -34,8 +35,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tdt import __version__, catalog
 from tdt.errors import StudyError
 from tdt.pipeline import manifest as mf
+from tdt.pipeline.executors import make_executor
+from tdt.pipeline.results import CONVERGENCE_FILE
 from tdt.pipeline.spec import StudySpec, load_study
 
 KERNEL_NAME = "python3"
@@ -75,8 +79,6 @@ def _flock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[No
 
 def resolve_inputs(spec: StudySpec) -> dict[str, Any]:
     """Hash the notebooks and the (verified) datasets of a study."""
-    from tdt import catalog
-
     names = [p.name for p in spec.notebook_paths]
     if len(set(names)) != len(names):
         raise StudyError(f"study {spec.name}: notebooks {names} share a file name; the executed "
@@ -93,8 +95,6 @@ def resolve_inputs(spec: StudySpec) -> dict[str, Any]:
 
 def cache_key(spec: StudySpec, inputs: dict[str, Any]) -> str:
     """sha256 of everything that determines a run's results (see the module docstring)."""
-    from tdt import __version__
-
     payload = {
         "cache_schema": CACHE_SCHEMA,
         "tdt": __version__,
@@ -112,7 +112,7 @@ def reproduce_command(spec: StudySpec, executor: str | None = None) -> str:
     source = spec.source
     shown = str(source) if source else "STUDY.yaml"
     if source is not None:
-        root = _repo_root(source.parent)
+        root = repo_root(source.parent)
         with contextlib.suppress(ValueError):
             shown = str(source.relative_to(root))
     parts = ["tdt", "run", shown]
@@ -124,7 +124,7 @@ def reproduce_command(spec: StudySpec, executor: str | None = None) -> str:
     return shlex.join(parts)
 
 
-def _repo_root(start: Path) -> Path:
+def repo_root(start: Path) -> Path:
     """The repository holding ``start`` (``.git`` or ``pyproject.toml``); else, for a study in a
     ``studies/`` directory, that directory's parent."""
     for candidate in [start, *start.parents]:
@@ -147,6 +147,7 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def _execute_task(task: dict[str, Any]) -> dict[str, Any]:
+    # papermill is heavy; only when a notebook is executed
     import papermill as pm
 
     out_dir = Path(task["out_dir"])
@@ -199,6 +200,7 @@ def _execute_task(task: dict[str, Any]) -> dict[str, Any]:
 
 def _relative_papermill_paths(executed: Path, raw: str) -> None:
     """Replace papermill's absolute input/output paths in an executed notebook's metadata."""
+    # nbformat is heavy; only when a notebook is executed
     import nbformat
 
     try:
@@ -230,10 +232,6 @@ def _tasks(spec: StudySpec, tmp: Path, inputs: dict[str, Any], progress: bool,
 
 
 def _convergence(tmp: Path, records: list[dict[str, Any]]) -> tuple[dict[str, Any], bool | None]:
-    import json
-
-    from tdt.pipeline.results import CONVERGENCE_FILE
-
     table: dict[str, Any] = {}
     for record in records:
         path = tmp / record["dir"] / CONVERGENCE_FILE
@@ -306,9 +304,6 @@ def run_study(
 
 def _execute(spec, inputs, key, run_id, tmp, study_dir, start, executor, scheduler, security,
              workers, processes, progress, kernel_name, say) -> RunResult:
-    from tdt import __version__
-    from tdt.pipeline.executors import make_executor
-
     started = _utc_now()
     kind = executor or ("dask" if scheduler else spec.executor)
     if spec.source is not None:
@@ -328,7 +323,7 @@ def _execute(spec, inputs, key, run_id, tmp, study_dir, start, executor, schedul
                              f"({type(exc).__name__}: {exc})") from exc
     convergence, converged = _convergence(tmp, records)
     failed = [r for r in records if r["status"] != mf.STATUS_COMPLETE]
-    root = _repo_root(spec.source.parent) if spec.source else Path.cwd()
+    root = repo_root(spec.source.parent) if spec.source else Path.cwd()
     manifest = {
         "schema": mf.SCHEMA,
         "status": "failed" if failed else mf.STATUS_COMPLETE,

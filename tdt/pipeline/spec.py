@@ -34,6 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from tdt import catalog
 from tdt.errors import StudyError, suggest
 
 #: Names tdt injects into every notebook; a study may not define them as parameters.
@@ -147,8 +150,6 @@ def _resolve_notebook(raw: str, base: Path, where: str) -> Path:
 
 def parse_override(text: str) -> tuple[str, Any]:
     """Parse one ``-p key=value`` (the value as YAML: ``7.4``, ``true``, ``[1, 2]``, ``abc``)."""
-    import yaml
-
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
@@ -205,6 +206,51 @@ def _apply_overrides(data: dict, overrides: dict[str, Any], where: str) -> None:
         data["grid"] = grid
 
 
+def _check_parameters(where: str, parameters: dict) -> None:
+    for key, value in parameters.items():
+        if not key.isidentifier():
+            raise _fail(where, f"parameters: name {key!r} is not a Python identifier")
+        if key in RESERVED:
+            raise _fail(where, f"parameters: {key!r} is reserved (tdt injects "
+                               f"{', '.join(RESERVED)}); use the top-level key or rename it")
+        _check_value(where, key, value)
+
+
+def _check_grid(where: str, grid: dict, parameters: dict) -> None:
+    for key, values in grid.items():
+        if key not in parameters:
+            raise _fail(where, f"grid: {key!r} is not a parameter.{suggest(key, parameters)} "
+                               "Every grid key needs a default in parameters")
+        if not isinstance(values, list) or not values:
+            raise _fail(where, f"grid: {key} = {values!r}; expected a non-empty list of values")
+        for value in values:
+            _check_value(where, f"grid.{key}", value)
+        if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
+            raise _fail(where, f"grid: {key} = {values!r} has duplicate values")
+
+
+def _declared_per_notebook(where: str, paths: tuple[Path, ...],
+                           parameters: dict) -> tuple[frozenset, ...]:
+    """The parameter names each notebook's ``parameters`` cell assigns; every study parameter
+    must be declared by at least one notebook."""
+    per_notebook = tuple(frozenset(_declared_parameters(p, where)) for p in paths)
+    declared = set().union(*per_notebook)
+    undeclared = sorted(set(parameters) - declared)
+    if undeclared:
+        raise _fail(where, f"parameter {undeclared[0]!r} is not assigned in the 'parameters' "
+                           f"cell of any notebook ({', '.join(p.name for p in paths)}); "
+                           f"declared there: {', '.join(sorted(declared)) or 'nothing'}")
+    return per_notebook
+
+
+def _check_datasets_in_catalog(where: str, datasets: list[str]) -> None:
+    table = catalog.entries()
+    for dataset in datasets:
+        if dataset not in table:
+            raise _fail(where, f"datasets: {dataset!r} is not in the data catalog."
+                               f"{suggest(dataset, table)} See `tdt catalog list`")
+
+
 def validate_study(data: Any, source: Path | None = None,
                    overrides: dict[str, Any] | None = None,
                    check_datasets: bool = True) -> StudySpec:
@@ -246,26 +292,11 @@ def validate_study(data: Any, source: Path | None = None,
     parameters = data.get("parameters") or {}
     data["parameters"] = parameters
     expect("parameters", isinstance(parameters, dict))
-    for key, value in parameters.items():
-        if not key.isidentifier():
-            raise _fail(where, f"parameters: name {key!r} is not a Python identifier")
-        if key in RESERVED:
-            raise _fail(where, f"parameters: {key!r} is reserved (tdt injects "
-                               f"{', '.join(RESERVED)}); use the top-level key or rename it")
-        _check_value(where, key, value)
+    _check_parameters(where, parameters)
     grid = data.get("grid") or {}
     data["grid"] = grid
     expect("grid", isinstance(grid, dict))
-    for key, values in grid.items():
-        if key not in parameters:
-            raise _fail(where, f"grid: {key!r} is not a parameter.{suggest(key, parameters)} "
-                               "Every grid key needs a default in parameters")
-        if not isinstance(values, list) or not values:
-            raise _fail(where, f"grid: {key} = {values!r}; expected a non-empty list of values")
-        for value in values:
-            _check_value(where, f"grid.{key}", value)
-        if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
-            raise _fail(where, f"grid: {key} = {values!r} has duplicate values")
+    _check_grid(where, grid, parameters)
     seed = data.get("seed", 0)
     data["seed"] = seed
     expect("seed", isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0)
@@ -282,21 +313,9 @@ def validate_study(data: Any, source: Path | None = None,
     # root for studies/); resolved so that `cd studies && tdt run x.yaml` finds ../notebooks
     base = source.resolve().parent if source else Path.cwd()
     paths = tuple(_resolve_notebook(n, base, where) for n in notebooks)
-    per_notebook = tuple(frozenset(_declared_parameters(p, where)) for p in paths)
-    declared = set().union(*per_notebook)
-    undeclared = sorted(set(parameters) - declared)
-    if undeclared:
-        raise _fail(where, f"parameter {undeclared[0]!r} is not assigned in the 'parameters' "
-                           f"cell of any notebook ({', '.join(p.name for p in paths)}); "
-                           f"declared there: {', '.join(sorted(declared)) or 'nothing'}")
+    per_notebook = _declared_per_notebook(where, paths, parameters)
     if check_datasets and datasets:
-        from tdt import catalog
-
-        table = catalog.entries()
-        for dataset in datasets:
-            if dataset not in table:
-                raise _fail(where, f"datasets: {dataset!r} is not in the data catalog."
-                                   f"{suggest(dataset, table)} See `tdt catalog list`")
+        _check_datasets_in_catalog(where, datasets)
     return StudySpec(
         name=name,
         version=str(data["version"]),
@@ -318,8 +337,6 @@ def validate_study(data: Any, source: Path | None = None,
 
 def load_study(path: Path | str, overrides: dict[str, Any] | None = None) -> StudySpec:
     """Read and validate ``studies/<name>.yaml`` (``StudyError`` on any problem)."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise StudyError(f"study file {path} not found")

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tdt._types import CurveLike, Scalar, ScalarLike, TimesLike
 from tdt.errors import InputError
 from tdt.radiobiology._validation import (
     check_nonnegative,
@@ -150,8 +151,13 @@ def _dose_and_integral(times_h, dose_rate, mu, tail_rate, tail_mode):
 
 
 def dose_and_g_factor(
-    times_h, dose_rate_gy_per_h, repair_half_time_h, *, tail="none", validate=True
-):
+    times_h: TimesLike,
+    dose_rate_gy_per_h: CurveLike,
+    repair_half_time_h: ScalarLike,
+    *,
+    tail="none",
+    validate=True,
+) -> tuple[Scalar, Scalar]:
     """Total dose D (Gy) and Lea–Catcheside G-factor of a sampled dose-rate history.
 
     ``times_h``: (n,) strictly increasing (h); ``dose_rate_gy_per_h``: (..., n), >= 0 (Gy/h),
@@ -181,14 +187,14 @@ def _dose_and_integral_checked(times_h, dose_rate_gy_per_h, repair_half_time_h, 
 
 
 def bed(
-    times_h,
-    dose_rate_gy_per_h,
-    alpha_beta_gy,
-    repair_half_time_h,
+    times_h: TimesLike,
+    dose_rate_gy_per_h: CurveLike,
+    alpha_beta_gy: ScalarLike,
+    repair_half_time_h: ScalarLike,
     *,
     tail="none",
     validate=True,
-):
+) -> Scalar:
     """BED (Gy) of a sampled dose-rate history via the numerical Lea–Catcheside G-factor.
 
     Parameters

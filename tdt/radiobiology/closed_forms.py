@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from tdt._types import ExponentialsLike, Real, Scalar, ScalarLike
 from tdt.radiobiology._validation import (
     check_dose_gy,
     check_finite,
@@ -41,13 +42,17 @@ from tdt.radiobiology._validation import (
 from tdt.units import half_life_to_rate
 
 
-def repair_rate_per_h(repair_half_time_h):
+def repair_rate_per_h(repair_half_time_h: ScalarLike) -> Scalar:
     """Repair rate constant mu = ln 2 / T_rep (1/h) from the repair half-time (h)."""
     return half_life_to_rate(jnp.asarray(repair_half_time_h, dtype=float))
 
 
-def quadratic_bed_coefficient(amplitudes_gy_per_h, rates_per_h, alpha_beta_gy,
-                              repair_half_time_h):
+def quadratic_bed_coefficient(
+    amplitudes_gy_per_h: ExponentialsLike,
+    rates_per_h: ExponentialsLike,
+    alpha_beta_gy: ScalarLike,
+    repair_half_time_h: ScalarLike,
+) -> Scalar:
     """Quadratic BED coefficient q of R(t) = Σ_i A_i exp(-lambda_i t): BED = D + q (Gy).
 
     q = (2 / (alpha/beta)) Σ_ij A_i A_j / ((lambda_i + lambda_j)(lambda_i + mu)), mu = ln 2 / T_rep
@@ -67,7 +72,10 @@ def quadratic_bed_coefficient(amplitudes_gy_per_h, rates_per_h, alpha_beta_gy,
     return 2.0 * double_integral / jnp.asarray(alpha_beta_gy, dtype=float)
 
 
-def g_factor_monoexponential(repair_half_time_h, effective_half_life_h):
+def g_factor_monoexponential(
+    repair_half_time_h: ScalarLike,
+    effective_half_life_h: ScalarLike,
+) -> Scalar:
     """Lea–Catcheside G of R(t) = R0 exp(-ln2 t / T_eff) (instant uptake): T_rep / (T_rep + T_eff).
 
     (Dale, Br J Radiol 1985;58:515; the one-term case of the double integral.) Dimensionless.
@@ -76,7 +84,11 @@ def g_factor_monoexponential(repair_half_time_h, effective_half_life_h):
     return t_rep / (t_rep + jnp.asarray(effective_half_life_h, dtype=float))
 
 
-def g_factor_sum_of_exponentials(amplitudes_gy_per_h, rates_per_h, repair_half_time_h):
+def g_factor_sum_of_exponentials(
+    amplitudes_gy_per_h: ExponentialsLike,
+    rates_per_h: ExponentialsLike,
+    repair_half_time_h: ScalarLike,
+) -> Scalar:
     """Lea–Catcheside G-factor of R(t) = Σ A_i exp(-lambda_i t) (dimensionless).
 
     ``amplitudes_gy_per_h`` and ``rates_per_h`` have the terms on the last axis; leading axes
@@ -90,8 +102,13 @@ def g_factor_sum_of_exponentials(amplitudes_gy_per_h, rates_per_h, repair_half_t
 
 
 def bed_sum_of_exponentials(
-    amplitudes_gy_per_h, rates_per_h, alpha_beta_gy, repair_half_time_h, *, validate=True
-):
+    amplitudes_gy_per_h: ExponentialsLike,
+    rates_per_h: ExponentialsLike,
+    alpha_beta_gy: ScalarLike,
+    repair_half_time_h: ScalarLike,
+    *,
+    validate=True,
+) -> Scalar:
     """BED (Gy) of the dose-rate history R(t) = Σ_i A_i exp(-lambda_i t), t >= 0 (analytic).
 
     Parameters
@@ -132,8 +149,13 @@ def _double_integral(amplitudes, rates, repair_half_time_h):
 
 
 def bed_monoexponential(
-    dose_gy, alpha_beta_gy, repair_half_time_h, effective_half_life_h, *, validate=True
-):
+    dose_gy: ScalarLike,
+    alpha_beta_gy: ScalarLike,
+    repair_half_time_h: ScalarLike,
+    effective_half_life_h: ScalarLike,
+    *,
+    validate=True,
+) -> Scalar:
     """Dale's BED (Gy) for instant uptake and mono-exponential clearance.
 
     BED = D + D^2/(alpha/beta) · T_rep / (T_rep + T_eff)   (Dale, Br J Radiol 1985;58:515;
@@ -155,7 +177,11 @@ def bed_monoexponential(
     return dose + dose**2 * g / jnp.asarray(alpha_beta_gy, dtype=float)
 
 
-def uptake_washout_terms(dose_gy, uptake_half_time_h, effective_half_life_h):
+def uptake_washout_terms(
+    dose_gy: ScalarLike,
+    uptake_half_time_h: ScalarLike,
+    effective_half_life_h: ScalarLike,
+) -> tuple[Real, Real]:
     """Amplitudes (Gy/h) and rates (1/h) of R(t) = K (1 - exp(-lambda_u t)) exp(-lambda_e t).
 
     K is fixed by the total dose: D = K lambda_u / (lambda_e (lambda_e + lambda_u)).
@@ -172,14 +198,14 @@ def uptake_washout_terms(dose_gy, uptake_half_time_h, effective_half_life_h):
 
 
 def bed_uptake_washout(
-    dose_gy,
-    alpha_beta_gy,
-    repair_half_time_h,
-    uptake_half_time_h,
-    effective_half_life_h,
+    dose_gy: ScalarLike,
+    alpha_beta_gy: ScalarLike,
+    repair_half_time_h: ScalarLike,
+    uptake_half_time_h: ScalarLike,
+    effective_half_life_h: ScalarLike,
     *,
     validate=True,
-):
+) -> Scalar:
     """BED (Gy) for an uptake phase followed by washout (analytic).
 
     Dose rate R(t) = K (1 - exp(-ln2 t / T_up)) exp(-ln2 t / T_eff), t >= 0, scaled to the total
@@ -201,7 +227,7 @@ def bed_uptake_washout(
     )
 
 
-def bed_acute(dose_gy, alpha_beta_gy, *, validate=True):
+def bed_acute(dose_gy: ScalarLike, alpha_beta_gy: ScalarLike, *, validate=True) -> Scalar:
     """BED (Gy) of an instantaneous (acute, G = 1) dose: D (1 + D / (alpha/beta))."""
     if validate:
         check_dose_gy("dose_gy", dose_gy)
@@ -210,7 +236,7 @@ def bed_acute(dose_gy, alpha_beta_gy, *, validate=True):
     return dose * (1.0 + dose / jnp.asarray(alpha_beta_gy, dtype=float))
 
 
-def eqd2(bed_gy, alpha_beta_gy, *, validate=True):
+def eqd2(bed_gy: ScalarLike, alpha_beta_gy: ScalarLike, *, validate=True) -> Scalar:
     """Equivalent dose in 2-Gy fractions (Gy): EQD2 = BED / (1 + 2 Gy / (alpha/beta)).
 
     (Bentzen et al., Radiother Oncol 2012;105:266.) Broadcasts; jittable; differentiable.
@@ -222,7 +248,7 @@ def eqd2(bed_gy, alpha_beta_gy, *, validate=True):
     return jnp.asarray(bed_gy, dtype=float) / (1.0 + 2.0 / ab)
 
 
-def bed_from_eqd2(eqd2_gy, alpha_beta_gy, *, validate=True):
+def bed_from_eqd2(eqd2_gy: ScalarLike, alpha_beta_gy: ScalarLike, *, validate=True) -> Scalar:
     """Inverse of :func:`eqd2`: BED = EQD2 (1 + 2 Gy / (alpha/beta)) (Gy)."""
     if validate:
         check_dose_gy("eqd2_gy", eqd2_gy)

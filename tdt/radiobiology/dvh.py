@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from tdt._types import Levels, LevelsLike, Scalar, VoxelsLike, VoxelWeightsLike
+from tdt.errors import InputError
 from tdt.radiobiology._validation import check_finite, check_nonnegative, concrete
 
 
@@ -33,7 +35,13 @@ def _prepare(doses_gy, volumes, validate):
     return doses, weights
 
 
-def dose_at_volume_percent(doses_gy, volume_percent, volumes=None, *, validate=True):
+def dose_at_volume_percent(
+    doses_gy: VoxelsLike,
+    volume_percent,
+    volumes: VoxelWeightsLike | None = None,
+    *,
+    validate=True,
+):
     """D_x%: minimum dose (Gy) received by the hottest ``volume_percent`` % of the volume.
 
     ``volume_percent`` in (0, 100]; scalar or array (result gets its shape appended to the
@@ -42,8 +50,6 @@ def dose_at_volume_percent(doses_gy, volume_percent, volumes=None, *, validate=T
     if validate:
         pct = concrete(volume_percent)
         if pct is not None and (not (pct > 0).all() or not (pct <= 100).all()):
-            from tdt.errors import InputError
-
             raise InputError(f"volume_percent: expected values in (0, 100], got {pct}")
     doses, weights = _prepare(doses_gy, volumes, validate)
     order = jnp.argsort(-doses, axis=-1)
@@ -60,7 +66,13 @@ def dose_at_volume_percent(doses_gy, volume_percent, volumes=None, *, validate=T
     return result.reshape(doses.shape[:-1] + pct.shape)
 
 
-def volume_percent_at_dose(doses_gy, dose_threshold_gy, volumes=None, *, validate=True):
+def volume_percent_at_dose(
+    doses_gy: VoxelsLike,
+    dose_threshold_gy,
+    volumes: VoxelWeightsLike | None = None,
+    *,
+    validate=True,
+):
     """V_x: percentage of the volume receiving at least ``dose_threshold_gy`` Gy.
 
     ``dose_threshold_gy`` scalar or array (its shape is appended to the leading axes).
@@ -73,18 +85,35 @@ def volume_percent_at_dose(doses_gy, dose_threshold_gy, volumes=None, *, validat
     return result.reshape(doses.shape[:-1] + threshold.shape)
 
 
-def cumulative_dvh(doses_gy, dose_grid_gy, volumes=None, *, validate=True):
+def cumulative_dvh(
+    doses_gy: VoxelsLike,
+    dose_grid_gy: LevelsLike,
+    volumes: VoxelWeightsLike | None = None,
+    *,
+    validate=True,
+) -> Levels:
     """Cumulative histogram V(d) in percent at every dose of ``dose_grid_gy`` (for plotting)."""
     return volume_percent_at_dose(doses_gy, dose_grid_gy, volumes, validate=validate)
 
 
-def mean_dose(doses_gy, volumes=None, *, validate=True):
+def mean_dose(
+    doses_gy: VoxelsLike,
+    volumes: VoxelWeightsLike | None = None,
+    *,
+    validate=True,
+) -> Scalar:
     """Volume-weighted mean dose (Gy) over the last axis."""
     doses, weights = _prepare(doses_gy, volumes, validate)
     return jnp.sum(doses * weights, axis=-1) / jnp.sum(weights, axis=-1)
 
 
-def dvh_summary(doses_gy, volumes=None, dose_levels_gy=(), *, validate=True) -> dict:
+def dvh_summary(
+    doses_gy: VoxelsLike,
+    volumes: VoxelWeightsLike | None = None,
+    dose_levels_gy=(),
+    *,
+    validate=True,
+) -> dict:
     """Standard summaries of a DVH (or BVH, from voxel BEDs), in Gy and percent.
 
     Keys: ``mean_gy``, ``min_gy``, ``max_gy``, ``D2_gy``, ``D50_gy``, ``D98_gy`` and one

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
+from tdt._types import Scalar, ScalarLike, VoxelsLike, VoxelWeightsLike
 from tdt.errors import InputError
 from tdt.radiobiology._validation import (
     check_dose_gy,
@@ -31,7 +32,14 @@ def _weights(values, volumes, axis):
     return jnp.broadcast_to(jnp.asarray(volumes, dtype=float), values.shape)
 
 
-def geud(doses_gy, a, volumes=None, *, axis=-1, validate=True):
+def geud(
+    doses_gy: VoxelsLike,
+    a: ScalarLike,
+    volumes: VoxelWeightsLike | None = None,
+    *,
+    axis=-1,
+    validate=True,
+) -> Scalar:
     """Generalised equivalent uniform dose (Gy), Niemierko's gEUD with parameter ``a`` (≠ 0).
 
     Evaluated as D_ref (Σ w_i (D_i / D_ref)^a)^{1/a} with D_ref the maximum (a > 0) or minimum
@@ -61,7 +69,14 @@ def geud(doses_gy, a, volumes=None, *, axis=-1, validate=True):
     return jnp.squeeze(result, axis=axis)
 
 
-def eubed(beds_gy, alpha_per_gy, volumes=None, *, axis=-1, validate=True):
+def eubed(
+    beds_gy: VoxelsLike,
+    alpha_per_gy: ScalarLike,
+    volumes: VoxelWeightsLike | None = None,
+    *,
+    axis=-1,
+    validate=True,
+) -> Scalar:
     """Equivalent uniform BED (Gy): -(1/alpha) ln(Σ w_i exp(-alpha BED_i)), w normalised.
 
     ``alpha_per_gy`` (> 0) is the LQ alpha of the tissue (1/Gy); ``volumes`` relative voxel

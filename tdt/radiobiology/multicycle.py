@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from tdt._types import Scalar, ScalarLike
 from tdt.errors import InputError
 from tdt.radiobiology._validation import check_nonnegative, check_positive
 from tdt.radiobiology.closed_forms import bed_monoexponential, bed_uptake_washout
@@ -25,9 +26,13 @@ from tdt.units import half_life_to_rate
 
 
 def repopulation_bed(
-    overall_time_h, potential_doubling_time_h, alpha_per_gy, kickoff_time_h=0.0, *,
+    overall_time_h: ScalarLike,
+    potential_doubling_time_h: ScalarLike,
+    alpha_per_gy: ScalarLike,
+    kickoff_time_h: ScalarLike = 0.0,
+    *,
     validate=True,
-):
+) -> Scalar:
     """BED (Gy) lost to repopulation: ln 2 · max(T - T_k, 0) / (alpha · T_pot) (>= 0)."""
     if validate:
         check_nonnegative("overall_time_h", overall_time_h)
@@ -43,17 +48,17 @@ def repopulation_bed(
 
 def bed_multicycle(
     doses_gy,
-    alpha_beta_gy,
-    repair_half_time_h,
-    effective_half_life_h,
+    alpha_beta_gy: ScalarLike,
+    repair_half_time_h: ScalarLike,
+    effective_half_life_h: ScalarLike,
     *,
-    uptake_half_time_h=None,
-    overall_time_h=None,
-    potential_doubling_time_h=None,
-    alpha_per_gy=None,
-    kickoff_time_h=0.0,
+    uptake_half_time_h: ScalarLike | None = None,
+    overall_time_h: ScalarLike | None = None,
+    potential_doubling_time_h: ScalarLike | None = None,
+    alpha_per_gy: ScalarLike | None = None,
+    kickoff_time_h: ScalarLike = 0.0,
     validate=True,
-):
+) -> Scalar:
     """Total BED (Gy) of a multi-cycle schedule, BED summed over cycles (see module docstring).
 
     Parameters

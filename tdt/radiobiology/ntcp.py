@@ -12,6 +12,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax.scipy.special import ndtr
 
+from tdt._types import Scalar, ScalarLike
 from tdt.errors import InputError
 from tdt.radiobiology._validation import check_dose_gy, check_positive
 from tdt.radiobiology.closed_forms import eqd2
@@ -23,7 +24,7 @@ from tdt.radiobiology.parameters import NtcpParameters, ntcp_parameters
 NTCP_METRICS = ("eqd2", "bed", "absorbed_dose")
 
 
-def ntcp_dose(metric_index, bed_gy, absorbed_dose_gy, alpha_beta_gy):
+def ntcp_dose(metric_index, bed_gy, absorbed_dose_gy, alpha_beta_gy: ScalarLike) -> Scalar:
     """The dose (Gy) an LKB parameter set is defined on, per element: EQD2 of ``bed_gy`` with the
     set's ``alpha_beta_gy`` (index 0), the BED itself (1) or the absorbed dose (2).
 
@@ -38,8 +39,15 @@ def ntcp_dose(metric_index, bed_gy, absorbed_dose_gy, alpha_beta_gy):
 
 
 def ntcp_lkb(
-    dose_gy, td50_gy, m, n=1.0, *, volumes=None, voxel_axis=None, validate=True
-):
+    dose_gy,
+    td50_gy: ScalarLike,
+    m: ScalarLike,
+    n: ScalarLike = 1.0,
+    *,
+    volumes=None,
+    voxel_axis=None,
+    validate=True,
+) -> Scalar:
     """LKB NTCP (probability in [0, 1]).
 
     Parameters
@@ -81,7 +89,7 @@ def ntcp_organ(
     volumes=None,
     voxel_axis=None,
     validate=True,
-):
+) -> Scalar:
     """NTCP for a named organ with its default (cited) LKB parameter set.
 
     ``organ``: "kidneys", "salivary_glands", "red_marrow" (aliases accepted) or an

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp, ndtr
 
+from tdt._types import Scalar, ScalarLike
 from tdt.errors import InputError
 from tdt.radiobiology._validation import check_dose_gy, check_nonnegative, check_positive
 
@@ -69,7 +70,14 @@ def _mean_exp_neg_exp_normal(m, s):
     return jnp.where(s[..., 0] > _HERMITE_LIMIT, gumbel, hermite)
 
 
-def tcp_poisson_fixed_alpha(bed_gy, alpha_per_gy, n_clonogens, *, axis=None, validate=True):
+def tcp_poisson_fixed_alpha(
+    bed_gy,
+    alpha_per_gy: ScalarLike,
+    n_clonogens: ScalarLike,
+    *,
+    axis=None,
+    validate=True,
+) -> Scalar:
     """Poisson LQ TCP with one radiosensitivity (no spread): exp(-N exp(-alpha BED)), in [0, 1].
 
     (Webb & Nahum, Phys Med Biol 1993;38:653, the single-alpha Poisson model.) The exact value of
@@ -94,15 +102,15 @@ def tcp_poisson_fixed_alpha(bed_gy, alpha_per_gy, n_clonogens, *, axis=None, val
 
 def tcp_poisson(
     bed_gy,
-    alpha_per_gy,
-    n_clonogens=None,
+    alpha_per_gy: ScalarLike,
+    n_clonogens: ScalarLike | None = None,
     *,
-    alpha_sd_per_gy=0.0,
-    volume_ml=None,
-    clonogen_density_per_ml=1.0e7,
+    alpha_sd_per_gy: ScalarLike = 0.0,
+    volume_ml: ScalarLike | None = None,
+    clonogen_density_per_ml: ScalarLike = 1.0e7,
     voxel_axis=None,
     validate=True,
-):
+) -> Scalar:
     """Poisson LQ tumour control probability (in [0, 1]).
 
     Parameters

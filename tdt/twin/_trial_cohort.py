@@ -5,6 +5,7 @@ twin (catalog prior). Shared by :func:`tdt.twin.virtual_trial` and :func:`virtua
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from tdt.errors import InputError
 from tdt.pbpk import reduced_linear
@@ -67,8 +68,6 @@ def virtual_trial_cohort(n_patients: int = 200, seed: int = 0, n_cycles: int = 6
     (true kinetics of that cycle, drift included): the numbers to set against published
     patient cohorts (docs/twin.md, "The virtual cohort against VISION").
     """
-    import pandas as pd  # noqa: PLC0415  (pandas: heavy, only for trial tables)
-
     lesion_sd_scale = _check_cohort(n_patients, 1, n_cycles, population_sd_scale, lesion_sd_scale,
                                     kidney_uptake_scale, risk_factor_prevalence)
     drift = drift or DriftModel()

@@ -4,13 +4,12 @@ planner's calibration (planned against realised kidney risk). See :mod:`tdt.twin
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import binom, binomtest
 
 from tdt.units import mbq_to_gbq
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:
-    from scipy.stats import binomtest  # noqa: PLC0415  (scipy.stats: heavy, only for trials)
-
     ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
     return float(ci.low), float(ci.high)
 
@@ -51,8 +50,6 @@ def plan_calibration(patients, max_probability: float = 0.05) -> dict:
     exceedance implies that either the first cycle or the last plan exceeded (the delivered
     schedule is the start of that plan's schedule), so realised <= those two counts together.
     """
-    from scipy.stats import binom  # noqa: PLC0415  (scipy.stats: heavy, only for trials)
-
     risks, exceeded, last = [], [], []
     for checks, limit in zip(patients["guided_plan_checks"], patients["kidney_limit_gy"],
                              strict=True):

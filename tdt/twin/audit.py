@@ -16,6 +16,8 @@ import datetime as _dt
 import json
 from pathlib import Path
 
+import numpy as np
+
 from tdt.errors import InputError
 from tdt.integrity import mac_json
 from tdt.twin.record import canonical_hash
@@ -101,8 +103,6 @@ def read_entries(path: str | Path) -> list[dict]:
 
 def _jsonable(value):
     try:
-        import numpy as np  # noqa: PLC0415
-
         if isinstance(value, np.ndarray):
             return value.tolist()
         if isinstance(value, np.generic):

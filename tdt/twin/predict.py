@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from tdt.errors import InputError
 from tdt.radiobiology import NTCP_PARAMETERS, eqd2, ntcp_organ
@@ -47,8 +48,6 @@ class Prediction:
 
     def summary(self, interval: float = 0.9):
         """pandas DataFrame: per organ and quantity, mean, median and credible interval."""
-        import pandas as pd  # noqa: PLC0415
-
         lo_q, hi_q = (1 - interval) / 2, (1 + interval) / 2
         rows = []
         for name, values in (("cumulative_dose_gy", self.cumulative_dose_gy),

@@ -21,11 +21,14 @@ Checks (status ``pass`` / ``warn`` / ``fail``; the report's status is the worst 
 
 from __future__ import annotations
 
+import importlib.metadata as md
+import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
+import tdt
 from tdt.errors import collect_implausible
 from tdt.kinetics.validation import check_tac_plausibility
 from tdt.twin.record import CycleData
@@ -81,11 +84,6 @@ class QAReport:
 
 def package_versions() -> dict[str, str]:
     """Versions of tdt and the numerical packages the twin's results depend on."""
-    import importlib.metadata as md  # noqa: PLC0415
-    import platform  # noqa: PLC0415
-
-    import tdt  # noqa: PLC0415
-
     versions = {"tdt": tdt.__version__, "python": platform.python_version()}
     for name in ("jax", "numpy", "scipy", "optimistix", "xarray", "pymc", "arviz"):
         try:

@@ -52,6 +52,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from tdt.errors import InputError
 from tdt.radiobiology import KIDNEY_BED_LIMIT_RISK_GY, RED_MARROW_DOSE_LIMIT_GY, is_lesion
@@ -221,8 +222,6 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
     Runtime is dominated by one-off JIT compilation (tens of seconds); then ~1 s per patient on
     a 2-core CPU with the default ``n_draws``.
     """
-    import pandas as pd  # noqa: PLC0415  (pandas: heavy, only for trial tables)
-
     lesion_sd_scale = _check_cohort(n_patients, 2, n_cycles, population_sd_scale, lesion_sd_scale,
                                     kidney_uptake_scale, risk_factor_prevalence)
     n_guided = n_cycles if max_guided_cycles is None else max_guided_cycles

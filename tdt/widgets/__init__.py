@@ -31,8 +31,8 @@ from tdt.widgets.scenario import (
 
 
 def __getattr__(name: str):
-    # ipywidgets is imported only when the explorer itself is used
     if name == "ScenarioExplorer":
+        # ipywidgets is imported only when the explorer itself is used
         from tdt.widgets.explorer import ScenarioExplorer
 
         return ScenarioExplorer

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import math
 
+from tdt.plotting import plot_icon_array
 from tdt.units import HOURS_PER_DAY, mbq_to_gbq
 from tdt.widgets.scenario import Outcomes
 
@@ -106,8 +107,6 @@ def explain_html(outcomes: Outcomes, synthetic: bool = False) -> str:
 
 def plot_explain(outcomes: Outcomes, ax) -> None:
     """The one picture: an icon array of the focus organ's limit-exceedance probability."""
-    from tdt.plotting import plot_icon_array
-
     region = focus_region(outcomes)
     p = outcomes.p_exceed[outcomes.index(region)]
     p = 0.0 if math.isnan(p) else float(p)

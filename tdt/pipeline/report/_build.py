@@ -39,7 +39,10 @@ _IMAGE_SUFFIXES = {".png", ".svg", ".jpg", ".jpeg", ".gif"}
 
 def render_notebook(path: Path) -> str:
     """HTML of an executed notebook (nbconvert's ``lab`` template, images embedded)."""
+    # nbformat/nbconvert are heavy; only when notebooks are rendered
     import nbformat
+
+    # nbformat/nbconvert are heavy; only when notebooks are rendered
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab")

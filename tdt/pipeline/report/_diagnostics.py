@@ -30,10 +30,14 @@ def _scalar_variables(posterior) -> list[str]:
 
 def diagnostics_section(run_dir: Path, netcdf_files: list[str], out: Path) -> str:
     """Summary tables and rank/trace plots, written under ``out/diagnostics/``; HTML returned."""
+    # arviz is heavy; only when a run has posterior diagnostics
     import arviz as az
+
+    # matplotlib is heavy; only for diagnostics figures
     import matplotlib
 
     matplotlib.use("Agg", force=True)
+    # matplotlib is heavy; only for diagnostics figures
     import matplotlib.pyplot as plt
 
     parts = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tdt import catalog
+from tdt.errors import TdtError
 from tdt.pipeline.report._html import e
 
 VEHTARI_2021 = ("Vehtari A, Gelman A, Simpson D, Carpenter B, Bürkner P-C. Rank-normalization, "
@@ -13,9 +15,6 @@ PAPERMILL = "papermill: parameterize and execute Jupyter notebooks (nteract), pa
 
 
 def _dataset_citations(manifest: dict[str, Any]) -> list[tuple[str, str]]:
-    from tdt import catalog
-    from tdt.errors import TdtError
-
     out = []
     for name in manifest["inputs"]["datasets"]:
         try:

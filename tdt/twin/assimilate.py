@@ -38,8 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from tdt.errors import InputError, unknown_name_error
+from tdt.pbpk import activity_at, batched_bolus_exponentials, exponential_sum, mammillary_indices
 from tdt.twin.record import CycleData
-from tdt.twin.spectral import activity_at, batched_bolus_exponentials, check_mammillary
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ def observation_arrays(model, cycle: CycleData):
 def assimilate_laplace(model, prior: GaussianPosterior, cycle: CycleData,
                        calibration_sd: float = 0.03) -> GaussianPosterior:
     """Laplace posterior over log θ after this cycle's imaging (prior: already drifted)."""
-    check_mammillary(model)
+    mammillary_indices(model)
     if tuple(model.parameter_names) != prior.names:
         raise InputError(f"prior.names: {prior.names} do not match the model's parameters "
                          f"{tuple(model.parameter_names)}")
@@ -235,7 +235,7 @@ def assimilate_laplace(model, prior: GaussianPosterior, cycle: CycleData,
     solve = _laplace_solver(model, comp, tix, prior.names)
     prec = np.linalg.inv(prior.cov)
     # start a little off the prior mean: organs sharing default rates give repeated eigenvalues
-    # there, where eigenvector derivatives are singular (see tdt.twin.spectral)
+    # there, where eigenvector derivatives are singular (see tdt.pbpk.bolus_exponentials)
     start = prior.mean + 1e-3 * np.sin(np.arange(1, len(prior.names) + 1))
     theta, hess, grad, ok, steps = solve(prior.mean, 0.5 * (prec + prec.T), times, log_y,
                                          chol_y, float(cycle.activity_mbq), start)
@@ -265,7 +265,7 @@ def posterior_predictive_z(model, posterior: GaussianPosterior, cycle: CycleData
     out = {}
     for organ, (t, a) in cycle.measurements.items():
         c = amp[:, model.compartments.index(organ), :]
-        sims = cycle.activity_mbq * np.einsum("nk,nkt->nt", c, np.exp(-rates[:, :, None] * t))
+        sims = cycle.activity_mbq * exponential_sum(c, rates, t)
         log_pred = np.log(np.maximum(sims, 1e-300))
         var = log_pred.var(axis=0) + cycle.relative_sd**2 + calibration_sd**2
         out[organ] = (np.log(a) - log_pred.mean(axis=0)) / np.sqrt(var)
@@ -291,7 +291,7 @@ def assimilate_nuts(model, prior: GaussianPosterior, cycle: CycleData,
         fit_patient,
     )
 
-    check_mammillary(model)
+    mammillary_indices(model)
     twin_model = custom_model(model, kind="reduced",
                               options={"organs": tuple(model.organs)}).with_prior(prior.mean,
                                                                                  prior.cov)

@@ -4,8 +4,8 @@ Two steps, both linear in activity:
 
 1. Kinetics. For a linear compartment model (``tdt.pbpk.reduced_linear``) the activity of every
    compartment after a bolus of 1 MBq into plasma is a sum of exponentials whose rates are minus
-   the eigenvalues of the generator (physical decay included): :mod:`tdt.twin.spectral`, exact,
-   jitted and vmapped over all draws.
+   the eigenvalues of the generator (physical decay included): :func:`tdt.pbpk.bolus_exponentials`
+   (the package's one linear solver), exact, jitted and vmapped over all draws.
 2. Dosimetry. Dose rate of target T = Σ_S S(T←S) A_S(t), with S in Gy/(MBq·h) from
    :func:`dose_matrix`: tdt.dosimetry S-values (mass-scaled to the patient's organs, lesions as
    spheres) when that module is available, otherwise local deposition of the non-penetrating
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tdt.errors import InputError, TdtError
+from tdt.pbpk import batched_bolus_exponentials, exponential_sum
 from tdt.twin.draws import DoseDraws
 from tdt.twin.record import PatientRecord
-from tdt.twin.spectral import batched_bolus_exponentials
 
 #: Reference adult masses (g) used when neither CT nor tdt.dosimetry gives one (ICRP 89, adult
 #: male / female: kidneys 310/275, liver 1800/1400, spleen 150/130, salivary glands 85/70, red
@@ -117,15 +117,6 @@ def _svalue_matrix(targets, sources, record: PatientRecord) -> DoseMatrix:
     return DoseMatrix(targets, sources, values, "tdt.dosimetry S-values (MIRD, mass-scaled)")
 
 
-def bolus_exponentials(model, params: Mapping[str, np.ndarray]):
-    """Amplitudes (n_draws, n_compartments, K) MBq per MBq and rates (n_draws, K) 1/h.
-
-    Activity of compartment c after a 1 MBq bolus into plasma: Σ_k amp[c, k] exp(-rate_k t).
-    ``params``: name -> array (n_draws,) of rate constants (see :mod:`tdt.twin.spectral`).
-    """
-    return batched_bolus_exponentials(model, params)
-
-
 def response_draws(model, params: Mapping[str, np.ndarray], matrix: DoseMatrix,
                    **kwargs) -> DoseDraws:
     """Per-draw DoseDraws (one cycle) for ``params`` (name -> (n_draws,) or (n_cycles, n_draws)).
@@ -140,7 +131,7 @@ def response_draws(model, params: Mapping[str, np.ndarray], matrix: DoseMatrix,
     else:
         n_cycles, n_draws = 1, first.shape[0]
         flat = {k: np.asarray(v) for k, v in params.items()}
-    amplitudes, rates = bolus_exponentials(model, flat)
+    amplitudes, rates = batched_bolus_exponentials(model, flat)
     index = [model.compartments.index(s) for s in matrix.sources]
     dose_amp = np.einsum("ts,nsk->ntk", matrix.values, amplitudes[:, index, :])
     rates_t = np.broadcast_to(rates[:, None, :], dose_amp.shape)
@@ -154,8 +145,9 @@ def tia_fraction_after(model, params: Mapping[str, np.ndarray], organ: str, t_h:
 
     Used by QA as "fraction of TIA extrapolated" beyond the last imaging time.
     """
-    amplitudes, rates = bolus_exponentials(model, params)
+    amplitudes, rates = batched_bolus_exponentials(model, params)
     c = amplitudes[:, model.compartments.index(organ), :]
+    # ∫_t^∞ Σ c e^{-r s} ds = Σ (c / r) e^{-r t}
+    tail = exponential_sum(c / rates, rates, np.atleast_1d(float(t_h)))[:, 0]
     total = (c / rates).sum(axis=1)
-    tail = (c * np.exp(-rates * t_h) / rates).sum(axis=1)
     return tail / total

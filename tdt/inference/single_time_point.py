@@ -23,11 +23,17 @@ averaged over the population's T_eff distribution, with an interval.
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 
 from tdt.errors import InputError
 from tdt.inference.data import PatientData
 from tdt.inference.models import TwinModel
+from tdt.inference.population import PopulationPosterior
+from tdt.inference.sampling import fit_patient
+from tdt.kinetics.models import MODELS
+from tdt.kinetics.population import PopulationPrior, fit_population
+from tdt.physics import nuclide as get_nuclide
 
 LN2 = 0.6931471805599453
 
@@ -72,12 +78,6 @@ def bayesian_stp_tia(activity_mbq, time_h: float, priors: dict, model_probabilit
     ``level_sd`` (default 3: nearly flat; then the rates come from the prior alone). Returns a
     :class:`~tdt.kinetics.population.PopulationTacFit` (mean, SD, 95 % credible interval).
     """
-    import jax.numpy as jnp
-
-    from tdt.kinetics.models import MODELS
-    from tdt.kinetics.population import PopulationPrior, fit_population
-    from tdt.physics import nuclide as get_nuclide
-
     activity = _positive("activity_mbq", np.atleast_1d(activity_mbq))
     t = float(_positive("time_h", time_h))
     if not isinstance(priors, dict) or not priors:
@@ -109,9 +109,6 @@ def fit_single_time_point(data: PatientData, prior, **fit_kwargs):
     :class:`~tdt.inference.population.PopulationPosterior`. Extra keyword arguments go to
     :func:`fit_patient`. Returns the :class:`Posterior`.
     """
-    from tdt.inference.population import PopulationPosterior
-    from tdt.inference.sampling import fit_patient
-
     if isinstance(prior, PopulationPosterior):
         prior = prior.prior_model()
     if not isinstance(prior, TwinModel):

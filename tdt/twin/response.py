@@ -23,10 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tdt import dosimetry
 from tdt.errors import InputError, TdtError
 from tdt.pbpk import batched_bolus_exponentials, exponential_sum
+from tdt.physics import nuclide
 from tdt.twin.draws import DoseDraws
 from tdt.twin.record import PatientRecord
+from tdt.units import mev_per_decay_to_gy_g_per_mbq_h
 
 #: Reference adult masses (g) used when neither CT nor tdt.dosimetry gives one (ICRP 89, adult
 #: male / female: kidneys 310/275, liver 1800/1400, spleen 150/130, salivary glands 85/70, red
@@ -57,10 +60,8 @@ def _reference_mass(organ: str, record: PatientRecord) -> float | None:
     if organ in record.lesions:
         return float(record.lesions[organ]) * LESION_DENSITY_G_PER_ML
     try:
-        from tdt.dosimetry import reference_mass_g  # noqa: PLC0415
-
-        return float(reference_mass_g(organ, record.phantom))
-    except Exception:  # noqa: BLE001 - the dosimetry layer may not exist or may not know it
+        return float(dosimetry.reference_mass_g(organ, record.phantom))
+    except Exception:  # noqa: BLE001 - the dosimetry layer may not know the organ
         return _REFERENCE_MASS_G.get(record.phantom, {}).get(organ)
 
 
@@ -69,7 +70,7 @@ def dose_matrix(targets: Sequence[str], sources: Sequence[str], record: PatientR
     """S-matrix (Gy/(MBq·h)) for ``targets`` × ``sources`` of the patient in ``record``.
 
     ``method``: ``"svalues"`` (tdt.dosimetry), ``"local"`` (local deposition), or ``"auto"``
-    (S-values when tdt.dosimetry is importable, else local deposition).
+    (S-values where tdt.dosimetry has them for these organs, else local deposition).
     """
     targets, sources = tuple(targets), tuple(sources)
     if method not in ("auto", "svalues", "local"):
@@ -77,13 +78,10 @@ def dose_matrix(targets: Sequence[str], sources: Sequence[str], record: PatientR
     if method in ("auto", "svalues"):
         try:
             return _svalue_matrix(targets, sources, record)
-        except (ImportError, AttributeError, TdtError) as exc:
+        except (AttributeError, TdtError) as exc:
             if method == "svalues":
                 raise InputError(
                     f"method: 'svalues' needs a working tdt.dosimetry ({exc})") from None
-    from tdt.physics import nuclide  # noqa: PLC0415
-    from tdt.units import mev_per_decay_to_gy_g_per_mbq_h  # noqa: PLC0415
-
     energy = mev_per_decay_to_gy_g_per_mbq_h(nuclide(record.nuclide).energy_nonpenetrating_mev)
     values = np.zeros((len(targets), len(sources)))
     for i, target in enumerate(targets):
@@ -97,8 +95,6 @@ def dose_matrix(targets: Sequence[str], sources: Sequence[str], record: PatientR
 
 
 def _svalue_matrix(targets, sources, record: PatientRecord) -> DoseMatrix:
-    from tdt import dosimetry  # noqa: PLC0415  (ImportError -> fallback)
-
     values = np.zeros((len(targets), len(sources)))
     organ_sources = [s for s in sources if s not in record.lesions]
     masses = {o: m for o, m in record.organ_masses_g.items()}

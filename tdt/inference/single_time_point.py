@@ -34,8 +34,7 @@ from tdt.inference.sampling import fit_patient
 from tdt.kinetics.models import MODELS
 from tdt.kinetics.population import PopulationPrior, fit_population
 from tdt.physics import nuclide as get_nuclide
-
-LN2 = 0.6931471805599453
+from tdt.units import half_life_to_rate
 
 
 def _positive(name, value):
@@ -49,14 +48,14 @@ def haenscheid_tia(activity_mbq, time_h):
     """Hänscheid STP estimate of the TIA (MBq·h): A(t) · 2t / ln 2."""
     activity = _positive("activity_mbq", activity_mbq)
     t = _positive("time_h", time_h)
-    return activity * 2.0 * t / LN2
+    return activity / half_life_to_rate(2.0 * t)  # = A(t) / λ_eff with T_eff = 2t
 
 
 def madsen_tia(activity_mbq, time_h, effective_half_life_h):
     """Madsen STP estimate of the TIA (MBq·h): A(t) e^{λt}/λ, λ = ln 2 / T_eff (population)."""
     activity = _positive("activity_mbq", activity_mbq)
     t = _positive("time_h", time_h)
-    lam = LN2 / _positive("effective_half_life_h", effective_half_life_h)
+    lam = half_life_to_rate(_positive("effective_half_life_h", effective_half_life_h))
     return activity * np.exp(lam * t) / lam
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from tdt.dosimetry.marrow import blood_tia_from_samples
-from tdt.errors import InputError
+from tdt.errors import InputError, warn_implausible
 from tdt.pbpk import Administration, Schedule
 
 #: Default session label: all time points from one camera with one calibration factor.
@@ -171,8 +171,6 @@ class BloodSamples:
         if self.sample not in ("blood", "plasma"):
             raise InputError(f"BloodSamples.sample: {self.sample!r}; expected 'blood' or 'plasma'")
         if np.max(conc) > 10.0:
-            from tdt.errors import warn_implausible
-
             warn_implausible("BloodSamples.concentration_mbq_per_ml", float(np.max(conc)),
                              "< 10 MBq/mL (7.4 GBq in ~5 L of blood is ~1.5 MBq/mL at most)")
         object.__setattr__(self, "times_h", times)

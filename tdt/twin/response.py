@@ -31,15 +31,6 @@ from tdt.twin.draws import DoseDraws
 from tdt.twin.record import PatientRecord
 from tdt.units import mev_per_decay_to_gy_g_per_mbq_h
 
-#: Reference adult masses (g) used when neither CT nor tdt.dosimetry gives one (ICRP 89, adult
-#: male / female: kidneys 310/275, liver 1800/1400, spleen 150/130, salivary glands 85/70, red
-#: marrow 1170/900).
-_REFERENCE_MASS_G = {
-    "adult-male": {"kidneys": 310.0, "liver": 1800.0, "spleen": 150.0, "salivary_glands": 85.0,
-                   "red_marrow": 1170.0},
-    "adult-female": {"kidneys": 275.0, "liver": 1400.0, "spleen": 130.0, "salivary_glands": 70.0,
-                     "red_marrow": 900.0},
-}
 #: Soft-tissue density (g/mL) for lesion masses from volumes (ICRU 44 soft tissue 1.03-1.06).
 LESION_DENSITY_G_PER_ML = 1.04
 
@@ -59,10 +50,10 @@ def _reference_mass(organ: str, record: PatientRecord) -> float | None:
         return float(record.organ_masses_g[organ])
     if organ in record.lesions:
         return float(record.lesions[organ]) * LESION_DENSITY_G_PER_ML
-    try:
+    try:  # ICRP 89 reference masses, tdt.dosimetry's table (the one home of organ masses)
         return float(dosimetry.reference_mass_g(organ, record.phantom))
-    except Exception:  # noqa: BLE001 - the dosimetry layer may not know the organ
-        return _REFERENCE_MASS_G.get(record.phantom, {}).get(organ)
+    except TdtError:  # an organ without a reference mass: the caller asks for one
+        return None
 
 
 def dose_matrix(targets: Sequence[str], sources: Sequence[str], record: PatientRecord,

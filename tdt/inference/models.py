@@ -35,9 +35,7 @@ DEFAULT_SD_LOG = 0.7
 def _linear_bolus(forward, params: dict, schedule, times_h, organs: Sequence[str]):
     """(activity (n_organs, n_times) MBq, TIA (n_organs,) MBq·h, ok) of ``organs`` from the
     bolus eigen-solution of the reduced linear model (:func:`tdt.pbpk.bolus_response`)."""
-    x, tia = bolus_response(forward, params, schedule, times_h)
-    rows = jnp.asarray([forward.compartments.index(o) for o in organs])
-    activity, tia = x[rows], tia[rows]
+    activity, tia = bolus_response(forward, params, schedule, times_h, tuple(organs))
     return activity, tia, jnp.all(jnp.isfinite(activity)) & jnp.all(jnp.isfinite(tia))
 
 

@@ -149,18 +149,26 @@ def bolus_exponentials(model, params: dict):
     zero (not modelled by the eigen-solution). ``params``: name -> rate constant (1/h); works
     under jit / vmap / grad.
     """
-    keep = jnp.asarray(mammillary_indices(model))
-    n_c = len(model.compartments)
-    g = model.generator(params)[keep][:, keep]
+    keep, amp, rates = _mammillary_modes(model, params)
+    full = jnp.zeros((len(model.compartments), amp.shape[1]), dtype=amp.dtype)
+    return full.at[jnp.asarray(keep)].set(amp), rates
+
+
+def _mammillary_modes(model, params: dict):
+    """``(keep, amplitudes (len(keep), K), rates (K,))`` of the plasma + organ block ``keep``."""
+    keep = mammillary_indices(model)
+    g = model.generator(params)
+    if keep == tuple(range(len(keep))):  # plasma + organs first (reduced_linear): a slice
+        g = g[: len(keep), : len(keep)]
+    else:
+        g = g[jnp.asarray(keep)][:, jnp.asarray(keep)]
     k_in, k_out = g[1:, 0], g[0, 1:]
     d = jnp.concatenate([jnp.ones(1, dtype=g.dtype), jnp.sqrt(k_in / k_out)])
     # D⁻¹ M D written out: same diagonal, off-diagonal √(k_in k_out) (finite when k_in = 0)
     link = jnp.sqrt(k_in * k_out)
     s = jnp.diag(jnp.diag(g)).at[0, 1:].set(link).at[1:, 0].set(link)
     w, u = jnp.linalg.eigh(s)
-    amp = d[:, None] * u * u[0][None, :]
-    full = jnp.zeros((n_c, amp.shape[1]), dtype=amp.dtype).at[keep].set(amp)
-    return full, -w
+    return keep, d[:, None] * u * u[0][None, :], -w
 
 
 def exponential_sum(amplitudes, rates, tau_h):
@@ -181,19 +189,32 @@ def activity_at(model, params: dict, activity_mbq, times_h):
     return activity_mbq * exponential_sum(amp, rates, jnp.asarray(times_h))
 
 
-def bolus_response(model, params: dict, schedule, times_h):
-    """Activities (n_comp, n_times) MBq at ``times_h`` (h) and TIAs (n_comp,) MBq·h from the
-    first administration to infinity, for a schedule of boluses into plasma (superposition of
+def bolus_response(model, params: dict, schedule, times_h, compartments=None):
+    """Activities (n, n_times) MBq at ``times_h`` (h) and TIAs (n,) MBq·h from the first
+    administration to infinity, for a schedule of boluses into plasma (superposition of
     :func:`bolus_exponentials`; infusions are not handled, see :func:`is_bolus_schedule`).
 
-    The urine row is zero. Works under jit / vmap / grad over ``params``.
+    ``compartments``: names to return (default every model compartment; the urine row is
+    zero). Works under jit / vmap / grad over ``params``.
     """
-    amp, rates = bolus_exponentials(model, params)
+    keep, amp, rates = _mammillary_modes(model, params)
+    if compartments is None:
+        amp = jnp.zeros((len(model.compartments), amp.shape[1]),
+                        dtype=amp.dtype).at[jnp.asarray(keep)].set(amp)
+    else:
+        rows = []
+        for c in compartments:
+            if c not in model.compartments or model.compartments.index(c) not in keep:
+                raise InputError(f"compartments: {c!r} is not a plasma/organ compartment of "
+                                 f"the model; expected one of "
+                                 f"{[model.compartments[i] for i in keep]}")
+            rows.append(keep.index(model.compartments.index(c)))
+        amp = amp[jnp.asarray(rows)]
     tau = jnp.asarray(times_h)[None, :] - schedule.time_h[:, None]  # (n_admin, n_times)
     after = tau >= 0
     safe_tau = jnp.where(after, tau, 0.0)  # no exp overflow (nor NaN gradient) before a dose
     unit = jnp.exp(-rates[None, None, :] * safe_tau[..., None]) * after[..., None]  # (a, t, K)
-    x = jnp.einsum("ck,a,atk->ct", amp, schedule.activity_mbq, unit)
+    x = amp @ jnp.einsum("a,atk->kt", schedule.activity_mbq, unit)
     tia = jnp.sum(schedule.activity_mbq) * (amp @ (1.0 / rates))
     return x, tia
 

@@ -26,7 +26,7 @@ from tdt.inference.models import TwinModel
 
 def _equinox_errors():
     try:
-        import equinox._errors as eqx_errors
+        import equinox._errors as eqx_errors  # noqa: PLC0415 - private module: optional, may move
     except ImportError:  # pragma: no cover - equinox comes with diffrax
         return None
     return eqx_errors if hasattr(eqx_errors, "EQX_ON_ERROR") else None

@@ -25,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from tdt.errors import InputError, unknown_name_error
-from tdt.inference import fast_pbpk
+from tdt.inference.fast_pbpk import applicable as pbpk_fast_path_applies
+from tdt.inference.fast_pbpk import solve_bolus as solve_pbpk_bolus
 from tdt.pbpk import bolus_response, is_bolus_schedule, psma617, reduced_linear
 
 #: Default log-SD of the lognormal prior around a model's default parameter (factor ~2 at 1 SD).
@@ -101,8 +102,8 @@ class TwinModel:
                     and is_bolus_schedule(schedule)):
                 return _linear_bolus(self.forward, self.params(log_theta), schedule,
                                      jnp.asarray(times_h), organs)
-            if fast_pbpk.applicable(self.forward, schedule):
-                return fast_pbpk.solve_bolus(self.forward, self.params(log_theta), schedule,
+            if pbpk_fast_path_applies(self.forward, schedule):
+                return solve_pbpk_bolus(self.forward, self.params(log_theta), schedule,
                                              jnp.asarray(times_h), organs)
         sim = self.forward.simulate(self.params(log_theta), schedule, jnp.asarray(times_h))
         activity = jnp.stack([jnp.asarray(sim.activity_mbq[o]) for o in organs])

@@ -29,12 +29,6 @@ from tdt.inference.bridge import use_nan_on_solver_error
 use_nan_on_solver_error()  # a failed implicit solve inside NUTS: rejected, not an exception
 
 from tdt.inference.batch import fit_patients  # noqa: E402
-from tdt.inference.calibration import (  # noqa: E402
-    central_interval_coverage,
-    run_sbc,
-    simulate_cohort,
-    standard_template,
-)
 from tdt.inference.data import OrganSeries, PatientData  # noqa: E402
 from tdt.inference.diagnostics import Diagnostics, compute_diagnostics  # noqa: E402
 from tdt.inference.federated import (  # noqa: E402
@@ -53,6 +47,12 @@ from tdt.inference.models import TwinModel, custom_model, pbpk_model, reduced_mo
 from tdt.inference.population import PopulationPosterior, fit_population  # noqa: E402
 from tdt.inference.posterior import DosePrediction, Posterior, summarise_draws  # noqa: E402
 from tdt.inference.sampling import fit_patient  # noqa: E402
+from tdt.inference.sbc import (  # noqa: E402
+    central_interval_coverage,
+    run_sbc,
+    simulate_cohort,
+    standard_template,
+)
 from tdt.inference.single_time_point import fit_single_time_point, haenscheid_tia, madsen_tia  # noqa: E402
 
 __all__ = [

@@ -19,13 +19,14 @@ import jax.numpy as jnp
 import numpy as np
 from pytensor import wrap_jax
 
+from tdt.errors import SolverError
 from tdt.inference.data import PatientData
 from tdt.inference.models import TwinModel
 
 
 def _equinox_errors():
     try:
-        import equinox._errors as eqx_errors
+        import equinox._errors as eqx_errors  # noqa: PLC0415 - private module: optional, may move
     except ImportError:  # pragma: no cover - equinox comes with diffrax
         return None
     return eqx_errors if hasattr(eqx_errors, "EQX_ON_ERROR") else None
@@ -116,8 +117,6 @@ def check_forward(twin: TwinModel, data: PatientData, schedule) -> np.ndarray:
     # jitted: eager op-by-op dispatch of the PBPK solvers costs seconds (8 s measured)
     log_pred, _, ok = jax.jit(forward_function(twin, data, schedule))(jnp.asarray(twin.prior_loc))
     if not bool(ok):
-        from tdt.errors import SolverError
-
         raise SolverError(
             f"forward model {twin.kind!r}: non-finite or non-positive activity at the prior "
             "median; check the schedule and the model parameters"

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from tdt.errors import InputError
+from tdt.dosimetry.marrow import blood_tia_from_samples
+from tdt.errors import InputError, warn_implausible
+from tdt.pbpk import Administration, Schedule
 
 #: Default session label: all time points from one camera with one calibration factor.
 DEFAULT_SESSION = "camera"
@@ -169,8 +171,6 @@ class BloodSamples:
         if self.sample not in ("blood", "plasma"):
             raise InputError(f"BloodSamples.sample: {self.sample!r}; expected 'blood' or 'plasma'")
         if np.max(conc) > 10.0:
-            from tdt.errors import warn_implausible
-
             warn_implausible("BloodSamples.concentration_mbq_per_ml", float(np.max(conc)),
                              "< 10 MBq/mL (7.4 GBq in ~5 L of blood is ~1.5 MBq/mL at most)")
         object.__setattr__(self, "times_h", times)
@@ -183,8 +183,6 @@ class BloodSamples:
 
     def blood_tia_mbq_h_per_ml(self, nuclide: str = "Lu-177") -> float:
         """Whole-blood TIA concentration (MBq·h/mL): trapezoid + fitted tail."""
-        from tdt.dosimetry.marrow import blood_tia_from_samples
-
         return float(blood_tia_from_samples(self.times_h, self.blood_concentration_mbq_per_ml(),
                                             nuclide))
 
@@ -317,8 +315,6 @@ class PatientData:
         ``administered_activity_mbq`` at ``injection_time_h`` (needs :mod:`tdt.pbpk`)."""
         if self.schedule is not None:
             return self.schedule
-        from tdt.pbpk import Administration, Schedule
-
         return Schedule(
             [Administration(self.injection_time_h, self.administered_activity_mbq,
                             self.ligand_nmol)]

@@ -50,7 +50,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from tdt.pbpk.description import fluxes
-from tdt.pbpk.grid_solver import MAX_SQUARINGS, ROS34PW2, geometric_grid
+from tdt.pbpk.grid_solver import ROS34PW2, frozen_occupancy_propagate, geometric_grid
+from tdt.pbpk.nonlinear import total_ligand_nmol
 
 __all__ = ["applicable", "solve_bolus"]
 
@@ -231,8 +232,6 @@ def solve_bolus(forward, params: dict, schedule, times_h, organs):
 
     ``forward``: a :class:`tdt.pbpk.PbpkModel` with ``method="grid"`` (:func:`applicable`).
     """
-    from tdt.pbpk.nonlinear import total_ligand_nmol
-
     layout = forward.layout
     lam = forward.decay_constant_per_h
     system = _Arrowhead(layout, params)
@@ -284,12 +283,13 @@ def solve_bolus(forward, params: dict, schedule, times_h, organs):
     report = report[:, :m]
     late = tau > t_switch
 
-    def late_activity(_):  # samples after t_switch (rare in fits): dense matrix exponentials
+    def late_activity(_):  # samples after t_switch (rare in fits): grid_solver's linear tail
         jac_hot = jax.jacfwd(hot_rhs)(jnp.zeros(m))
         hot_switch = hot_per_nmol * u_end * y_switch
+        slope = jac_hot @ hot_switch  # homogeneous: hot' = J hot
 
         def at_time(dt):
-            return report @ (jax.scipy.linalg.expm(dt * jac_hot, max_squarings=MAX_SQUARINGS) @ hot_switch)
+            return report @ frozen_occupancy_propagate(jac_hot, slope, hot_switch, dt)
 
         return jax.vmap(at_time)(jnp.where(late, tau - t_switch, 0.0))
 

@@ -25,9 +25,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from tdt.errors import InputError, unknown_name_error
+from tdt.inference.fast_pbpk import applicable as pbpk_fast_path_applies
+from tdt.inference.fast_pbpk import solve_bolus as solve_pbpk_bolus
+from tdt.pbpk import bolus_response, is_bolus_schedule, psma617, reduced_linear
 
 #: Default log-SD of the lognormal prior around a model's default parameter (factor ~2 at 1 SD).
 DEFAULT_SD_LOG = 0.7
+
+
+def _linear_bolus(forward, params: dict, schedule, times_h, organs: Sequence[str]):
+    """(activity (n_organs, n_times) MBq, TIA (n_organs,) MBq·h, ok) of ``organs`` from the
+    bolus eigen-solution of the reduced linear model (:func:`tdt.pbpk.bolus_response`)."""
+    activity, tia = bolus_response(forward, params, schedule, times_h, tuple(organs))
+    return activity, tia, jnp.all(jnp.isfinite(activity)) & jnp.all(jnp.isfinite(tia))
 
 
 @dataclass(frozen=True)
@@ -81,18 +91,20 @@ class TwinModel:
         """Activities (n_organs, n_times) MBq, TIA (n_organs,) MBq·h of ``organs`` and the
         solver's success flag (``Simulation.ok``; True when the model has none).
 
-        ``fast`` (default: when applicable) uses :mod:`tdt.inference.fast_linear` for the
-        reduced linear model with bolus schedules (same exact solution, ~10x cheaper gradient)
-        and :mod:`tdt.inference.fast_pbpk` for a grid-method PBPK with one bolus (same scheme,
+        ``fast`` (default: when applicable) uses the bolus eigen-solution of
+        :func:`tdt.pbpk.bolus_response` for the reduced linear model with bolus schedules (the
+        same exact solution as its matrix exponential, ~10x cheaper gradient) and
+        :mod:`tdt.inference.fast_pbpk` for a grid-method PBPK with one bolus (same scheme,
         ~400x cheaper gradient); ``fast=False`` forces the model's own ``simulate``.
         """
-        from tdt.inference import fast_linear, fast_pbpk
-
         if fast is not False:
-            for fast_path in (fast_linear, fast_pbpk):
-                if fast_path.applicable(self.forward, schedule):
-                    return fast_path.solve_bolus(self.forward, self.params(log_theta),
-                                                 schedule, jnp.asarray(times_h), organs)
+            if (getattr(self.forward, "kind", None) == "reduced_linear"
+                    and is_bolus_schedule(schedule)):
+                return _linear_bolus(self.forward, self.params(log_theta), schedule,
+                                     jnp.asarray(times_h), organs)
+            if pbpk_fast_path_applies(self.forward, schedule):
+                return solve_pbpk_bolus(self.forward, self.params(log_theta), schedule,
+                                             jnp.asarray(times_h), organs)
         sim = self.forward.simulate(self.params(log_theta), schedule, jnp.asarray(times_h))
         activity = jnp.stack([jnp.asarray(sim.activity_mbq[o]) for o in organs])
         tia = jnp.stack([jnp.asarray(sim.tia_mbq_h[o]) for o in organs])
@@ -196,8 +208,6 @@ def reduced_model(
     """(a) The reduced linear kinetic model of :func:`tdt.pbpk.reduced_linear` with the
     lognormal population priors of its catalog table (``forward.priors()``: median and log-SD
     of every rate constant, 1/h), all parameters sampled by default."""
-    from tdt.pbpk import reduced_linear
-
     forward = reduced_linear(organs=tuple(organs), nuclide=nuclide)
     return custom_model(
         forward, sampled=sampled, prior_median=prior_median, sd_log=sd_log, kind="reduced",
@@ -240,8 +250,6 @@ def pbpk_model(
     empty and the model is used as given (its solver included).
     """
     if forward is None:
-        from tdt.pbpk import psma617
-
         kwargs.setdefault("method", "grid")  # the fitting solver (tdt.inference.fast_pbpk)
         forward = psma617(lesions=tuple(lesions), **kwargs)
         options = {"lesions": tuple(lesions), **kwargs}

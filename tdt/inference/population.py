@@ -16,17 +16,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import arviz as az
 import numpy as np
 
 from tdt.errors import InputError
 from tdt.inference.data import PatientData
 from tdt.inference.diagnostics import Diagnostics, compute_diagnostics
-from tdt.inference.laplace_nuts import sample_laplace_nuts
 from tdt.inference.measurement import MeasurementModel
 from tdt.inference.models import TwinModel, resolve_model
+from tdt.inference.nuts import run_sampler, sample_laplace_nuts
 from tdt.inference.posterior import Posterior, _flatten
 from tdt.inference.pymc_models import build_population_model, population_coordinates
-from tdt.inference.sampling import _check_counts, _gate, run_sampler
+from tdt.inference.sampling import _check_counts, _gate
 
 
 @dataclass
@@ -83,8 +84,6 @@ class PopulationPosterior:
         """The (partially pooled) posterior of patient ``index`` as a :class:`Posterior`."""
         if not 0 <= index < len(self.datasets):
             raise InputError(f"patient index {index}; expected 0..{len(self.datasets) - 1}")
-        import arviz as az
-
         post = self.idata.posterior
         log_theta = post["log_theta"].isel(patient=index).values
         if "tia_mbq_h" in post:  # vectorised model: (chain, draw, patient, organ)
@@ -119,7 +118,7 @@ def fit_population(datasets: Sequence[PatientData], model: str | TwinModel = "re
 
     Sampler: numpyro NUTS, vectorised chains. ``metric="laplace"`` (default): dense metric =
     inverse Hessian at the posterior mode, fixed; warm-up adapts the step size only
-    (:mod:`tdt.inference.laplace_nuts`). ``metric="adapt"``: numpyro's windowed adaptation
+    (:func:`tdt.inference.nuts.sample_laplace_nuts`). ``metric="adapt"``: numpyro's windowed adaptation
     (dense when ``dense_mass``). ``centred=True`` centres every coordinate (not recommended:
     a weakly identified between-patient SD collapses; measured).
     Measured on 20 standard patients, 4 × (1000 + 1000): 166 s, converged (docs/inference.md).

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,61 +21,21 @@ import numpy as np
 from tdt.errors import InputError
 from tdt.inference.diagnostics import NOT_CONVERGED, Diagnostics, compute_diagnostics
 from tdt.inference.measurement import MeasurementModel
+from tdt.inference.posterior_file import INTEGRITY_ATTR, check_seal, posterior_attrs, restore, seal
+from tdt.inference.predictive import (
+    DosePrediction,
+    dose_prediction,
+    doses_from_tia,
+    summarise_draws,
+)
 
-#: Credible interval reported everywhere: 90 % equal-tailed.
-CI_LOW, CI_HIGH = 5.0, 95.0
 _ATTR = "tdt_posterior"
-
-
-def summarise_draws(values) -> dict[str, float]:
-    """Median and 90 % equal-tailed credible interval of 1-D draws."""
-    values = np.asarray(values, dtype=float).ravel()
-    lo, med, hi = np.percentile(values, [CI_LOW, 50.0, CI_HIGH])
-    return {"median": float(med), "ci90_low": float(lo), "ci90_high": float(hi)}
 
 
 def _flatten(da) -> np.ndarray:
     """(chain, draw, ...) → (chain*draw, ...)."""
     values = np.asarray(da.values)
     return values.reshape((-1, *values.shape[2:]))
-
-
-@dataclass
-class DosePrediction:
-    """Per-draw dosimetry of a posterior for a schedule (leading axis: draws).
-
-    tia_mbq_h, dose_gy, effective_half_life_h, bed_gy, eqd2_gy: organ → (n_draws,).
-    tcp: lesion → (n_draws,); ntcp: organ at risk → (n_draws,) (where parameters exist).
-    times_h, activity_mbq: TAC grid (n_times,) and organ → (n_draws, n_times).
-    converged: the source posterior's gate; ``flag`` = "NOT CONVERGED" when it failed.
-    """
-
-    tia_mbq_h: dict[str, np.ndarray]
-    dose_gy: dict[str, np.ndarray]
-    effective_half_life_h: dict[str, np.ndarray]
-    bed_gy: dict[str, np.ndarray] = field(default_factory=dict)
-    eqd2_gy: dict[str, np.ndarray] = field(default_factory=dict)
-    tcp: dict[str, np.ndarray] = field(default_factory=dict)
-    ntcp: dict[str, np.ndarray] = field(default_factory=dict)
-    times_h: np.ndarray | None = None
-    activity_mbq: dict[str, np.ndarray] = field(default_factory=dict)
-    converged: bool = True
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def flag(self) -> str:
-        return "" if self.converged else NOT_CONVERGED
-
-    def summary(self) -> list[dict[str, Any]]:
-        """Rows: quantity, organ, median, ci90_low, ci90_high, unit, flag."""
-        rows = []
-        for quantity, unit in (("tia_mbq_h", "MBq·h"), ("dose_gy", "Gy"),
-                               ("effective_half_life_h", "h"), ("bed_gy", "Gy"),
-                               ("eqd2_gy", "Gy"), ("tcp", "1"), ("ntcp", "1")):
-            for organ, draws in getattr(self, quantity).items():
-                rows.append({"quantity": quantity, "organ": organ, **summarise_draws(draws),
-                             "unit": unit, "flag": self.flag})
-        return rows
 
 
 class Posterior:
@@ -195,8 +154,6 @@ class Posterior:
 
         See :mod:`tdt.inference.predictive` for the definitions.
         """
-        from tdt.inference.predictive import dose_prediction
-
         pred = self.predict(schedule, organs=None, max_draws=max_draws, seed=seed)
         volumes = dict(lesion_volumes_ml or {})
         if self.data is not None:
@@ -214,8 +171,6 @@ class Posterior:
     def dose_draws(self, phantom: str = "adult-male",
                    organ_masses_g: dict[str, float] | None = None) -> dict[str, np.ndarray]:
         """Organ → (n_draws,) absorbed dose (Gy) of the fitted schedule (from ``tia_draws``)."""
-        from tdt.inference.predictive import doses_from_tia
-
         volumes = {}
         if self.data is not None:
             volumes = {o: s.volume_ml for o, s in self.data.organs.items()
@@ -254,7 +209,6 @@ class Posterior:
     # ------------------------------------------------------------------ persistence
     def to_netcdf(self, path) -> Path:
         """Write the InferenceData plus everything needed to rebuild the model (JSON attrs)."""
-        from tdt.inference.persist import INTEGRITY_ATTR, posterior_attrs, seal
 
         path = Path(path)
         idata = self.idata.copy()
@@ -272,10 +226,9 @@ class Posterior:
         """Read a posterior written by :meth:`to_netcdf`. ``forward`` supplies the forward
         model of a ``"custom"`` twin (reduced / pbpk models are rebuilt automatically).
 
-        The keyed MAC (:mod:`tdt.inference.persist`) is checked first: an edited or unsigned
+        The keyed MAC (:mod:`tdt.inference.posterior_file`) is checked first: an edited or unsigned
         file (unless ``allow_unsigned``) is refused. Any unreadable or malformed file (not
         NetCDF, truncated, edited metadata) is one InputError naming the file."""
-        from tdt.inference.persist import INTEGRITY_ATTR, check_seal, restore
 
         path = Path(path)
         where = f"Posterior.from_netcdf: {path.name}"

@@ -17,11 +17,66 @@ From the posterior-predictive TACs of :meth:`Posterior.predict` (leading axis: d
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
 
+import tdt.radiobiology as rb
+from tdt.dosimetry import organ_doses
 from tdt.errors import InputError
+from tdt.inference.diagnostics import NOT_CONVERGED
+from tdt.units import rate_to_half_life
 
-LN2 = 0.6931471805599453
+#: Credible interval reported everywhere: 90 % equal-tailed.
+CI_LOW, CI_HIGH = 5.0, 95.0
+
+
+def summarise_draws(values) -> dict[str, float]:
+    """Median and 90 % equal-tailed credible interval of 1-D draws."""
+    values = np.asarray(values, dtype=float).ravel()
+    lo, med, hi = np.percentile(values, [CI_LOW, 50.0, CI_HIGH])
+    return {"median": float(med), "ci90_low": float(lo), "ci90_high": float(hi)}
+
+
+@dataclass
+class DosePrediction:
+    """Per-draw dosimetry of a posterior for a schedule (leading axis: draws).
+
+    tia_mbq_h, dose_gy, effective_half_life_h, bed_gy, eqd2_gy: organ → (n_draws,).
+    tcp: lesion → (n_draws,); ntcp: organ at risk → (n_draws,) (where parameters exist).
+    times_h, activity_mbq: TAC grid (n_times,) and organ → (n_draws, n_times).
+    converged: the source posterior's gate; ``flag`` = "NOT CONVERGED" when it failed.
+    """
+
+    tia_mbq_h: dict[str, np.ndarray]
+    dose_gy: dict[str, np.ndarray]
+    effective_half_life_h: dict[str, np.ndarray]
+    bed_gy: dict[str, np.ndarray] = field(default_factory=dict)
+    eqd2_gy: dict[str, np.ndarray] = field(default_factory=dict)
+    tcp: dict[str, np.ndarray] = field(default_factory=dict)
+    ntcp: dict[str, np.ndarray] = field(default_factory=dict)
+    times_h: np.ndarray | None = None
+    activity_mbq: dict[str, np.ndarray] = field(default_factory=dict)
+    converged: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def flag(self) -> str:
+        return "" if self.converged else NOT_CONVERGED
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Rows: quantity, organ, median, ci90_low, ci90_high, unit, flag."""
+        rows = []
+        for quantity, unit in (("tia_mbq_h", "MBq·h"), ("dose_gy", "Gy"),
+                               ("effective_half_life_h", "h"), ("bed_gy", "Gy"),
+                               ("eqd2_gy", "Gy"), ("tcp", "1"), ("ntcp", "1")):
+            for organ, draws in getattr(self, quantity).items():
+                rows.append({"quantity": quantity, "organ": organ, **summarise_draws(draws),
+                             "unit": unit, "flag": self.flag})
+        return rows
+
+
 
 
 def _is_lesion(name: str) -> bool:
@@ -32,8 +87,6 @@ def doses_from_tia(tia_mbq_h: dict[str, np.ndarray], nuclide: str = "Lu-177",
                    phantom: str = "adult-male", organ_masses_g: dict | None = None,
                    volumes_ml: dict | None = None) -> dict[str, np.ndarray]:
     """Organ / lesion → absorbed dose (Gy), same shape as the TIA draws (MIRD schema)."""
-    from tdt.dosimetry import organ_doses
-
     volumes_ml = volumes_ml or {}
     lesions = {o: volumes_ml.get(o) for o in tia_mbq_h if _is_lesion(o)}
     missing = [o for o, v in lesions.items() if v is None]
@@ -58,15 +111,13 @@ def effective_half_life_h(times_h, activity_mbq, start_h: float, end_h: float):
     tc = t - t.mean()
     slope = np.sum((log_a - log_a.mean(axis=-1, keepdims=True)) * tc, axis=-1) / np.sum(tc**2)
     with np.errstate(divide="ignore"):
-        return np.where(slope < 0, LN2 / -slope, np.inf)
+        return np.where(slope < 0, rate_to_half_life(-slope), np.inf)
 
 
 def dose_prediction(pred: dict, nuclide: str, phantom: str, organ_masses_g, volumes_ml: dict,
                     schedule, radiobiology: bool = True, converged: bool = True,
                     tcp_alpha_per_gy: float | None = None, tcp_alpha_sd_per_gy: float = 0.0):
     """Per-draw :class:`~tdt.inference.DosePrediction` from :meth:`Posterior.predict` output."""
-    from tdt.inference.posterior import DosePrediction
-
     times = np.asarray(pred["times_h"])
     activity = pred["activity_mbq"]
     tia = pred["tia_mbq_h"]
@@ -81,8 +132,6 @@ def dose_prediction(pred: dict, nuclide: str, phantom: str, organ_masses_g, volu
         out.notes.append(f"{int(np.sum(~np.asarray(pred['ok'])))} draws had a failed solve")
     if not radiobiology:
         return out
-    import tdt.radiobiology as rb
-
     for organ, d in dose.items():
         try:
             tissue = rb.tissue(organ)

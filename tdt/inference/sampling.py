@@ -1,29 +1,28 @@
 """Fitting one patient: :func:`fit_patient` → :class:`~tdt.inference.Posterior`.
 
-Sampler: PyMC model compiled to JAX and sampled by a JAX NUTS with vectorised chains
-(``jax.vmap``: pmap fails with diffrax solves, DESIGN.md measured pitfalls), float64, dense
-mass matrix with Stan's windowed adaptation: blackjax when installed (the fastest of the three
-JAX backends on the standard patient), else numpyro; ``sampler="nutpie"`` runs nutpie on the
-JAX log-density. ``sampler="pymc"`` uses PyMC's own NUTS (C backend; the wrap_jax Op then runs
-through JAX callbacks) — for comparison only. ``benchmarks/bench_inference.py`` measures them.
+Sampler: the PyMC model compiled to JAX and sampled by :func:`tdt.inference.nuts.run_sampler`
+(blackjax NUTS by default, float64, dense mass matrix with Stan's windowed adaptation; numpyro,
+nutpie and PyMC's own NUTS for comparison). ``benchmarks/bench_inference.py`` measures them.
 """
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
-import pymc as pm
 
 from tdt.errors import ConvergenceError, InputError
-from tdt.inference.bridge import check_forward, nan_on_solver_error
+from tdt.inference.bridge import check_forward
 from tdt.inference.data import PatientData
 from tdt.inference.diagnostics import NOT_CONVERGED, compute_diagnostics
 from tdt.inference.measurement import MeasurementModel
 from tdt.inference.models import TwinModel, resolve_model
+from tdt.inference.nuts import SAMPLERS, default_sampler, run_sampler
 from tdt.inference.posterior import Posterior
 from tdt.inference.pymc_models import build_patient_model
+
+__all__ = ["GATE_VARIABLES", "SAMPLERS", "TARGET_ACCEPT", "default_sampler", "fit_patient",
+           "run_sampler"]
 
 #: Variables checked by the convergence gate (free parameters and derived TIA).
 GATE_VARIABLES = ("z", "log_calibration", "log_recovery", "noise_sd", "tia_mbq_h", "mu", "tau")
@@ -37,78 +36,10 @@ def _check_counts(draws, chains, tune, seed):
         raise InputError(f"seed: {seed!r}; expected an integer >= 0")
 
 
-#: NUTS backends accepted by :func:`run_sampler` (docs/inference.md, "Sampler choices", has the
-#: benchmark of the JAX backends).
-SAMPLERS = ("numpyro", "blackjax", "nutpie", "pymc")
-
-
 #: Default NUTS target acceptance per model kind. PBPK: 0.8 (Stan's default) — on the standard
 #: patient 4×(1000+1000) it gave 7.4 leapfrog steps per draw instead of 10.7 at 0.9, a higher
 #: min bulk ESS (3073 vs 2965) and 0 divergences (benchmarks/bench_inference.py, 2026-11-21).
 TARGET_ACCEPT = {"pbpk": 0.8, "default": 0.9}
-
-
-def default_sampler() -> str:
-    """blackjax when installed (fastest on the standard patient: 16 s, 162 min-ESS/s vs
-    numpyro's 33 s, 77 min-ESS/s; benchmarks/bench_inference.py), else numpyro."""
-    try:
-        import blackjax  # noqa: F401
-    except ImportError:
-        return "numpyro"
-    return "blackjax"
-
-
-def run_sampler(model: pm.Model, *, draws: int, tune: int, chains: int, seed: int,
-                target_accept: float = 0.9, sampler: str | None = None,
-                chain_method: str | None = None, progressbar: bool = False,
-                dense_mass: bool = True, max_tree_depth: int = 10):
-    """Sample a PyMC model; returns ``(idata, wall_time_s)`` (compilation included).
-
-    ``sampler``: ``None`` (default: :func:`default_sampler`), ``"numpyro"``, ``"blackjax"``
-    (both JAX NUTS, chains vectorised
-    with ``jax.vmap``), ``"nutpie"`` (nutpie's Rust NUTS on the JAX-compiled log-density and
-    JAX gradient; chains in threads; its dense option is the low-rank modified mass matrix) or
-    ``"pymc"`` (PyMC's own NUTS; comparison only). blackjax and nutpie are optional
-    dependencies (``pip install blackjax nutpie``).
-
-    ``chain_method``: how chains share the CPU — blackjax ``"parallel"`` (default: threads)
-    or ``"vectorized"``; numpyro ``"vectorized"`` (default), ``"sequential"`` or ``"parallel"``.
-
-    ``dense_mass``: adapt a dense mass matrix. The kinetic posteriors have strong linear
-    correlations (e.g. all uptake rates against the renal clearance when the plasma phase
-    is not imaged); a dense metric cut the leapfrog steps per draw from ~64 to ~12 and raised
-    the ESS threefold on the standard patient (benchmarks/bench_inference.py).
-    """
-    sampler = default_sampler() if sampler is None else sampler
-    if sampler not in SAMPLERS:
-        raise InputError(f"sampler: {sampler!r}; expected one of {SAMPLERS}")
-    start = time.perf_counter()
-    common = {"draws": draws, "tune": tune, "chains": chains, "random_seed": seed,
-              "target_accept": target_accept, "progressbar": progressbar,
-              "compute_convergence_checks": False}
-    with model, warnings.catch_warnings(), nan_on_solver_error():
-        warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        if sampler == "numpyro":
-            idata = pm.sample(nuts_sampler="numpyro", nuts_sampler_kwargs={
-                "chain_method": chain_method or "vectorized",
-                "nuts_kwargs": {"dense_mass": dense_mass, "max_tree_depth": max_tree_depth}},
-                **common)
-        elif sampler == "blackjax":
-            from tdt.inference.laplace_nuts import sample_blackjax_nuts
-
-            idata, _ = sample_blackjax_nuts(model, draws=draws, tune=tune, chains=chains,
-                                            seed=seed, target_accept=target_accept,
-                                            dense_mass=dense_mass,
-                                            max_tree_depth=max_tree_depth,
-                                            chain_method=chain_method or "parallel")
-        elif sampler == "nutpie":
-            idata = pm.sample(nuts_sampler="nutpie", nuts_sampler_kwargs={
-                "backend": "jax", "gradient_backend": "jax", "maxdepth": max_tree_depth,
-                "low_rank_modified_mass_matrix": dense_mass}, **common)
-        else:
-            idata = pm.sample(cores=1, **common)
-    return idata, time.perf_counter() - start
 
 
 def fit_patient(data: PatientData, model: str | TwinModel = "reduced", draws: int = 1000,

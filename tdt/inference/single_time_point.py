@@ -23,13 +23,18 @@ averaged over the population's T_eff distribution, with an interval.
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 
 from tdt.errors import InputError
 from tdt.inference.data import PatientData
 from tdt.inference.models import TwinModel
-
-LN2 = 0.6931471805599453
+from tdt.inference.population import PopulationPosterior
+from tdt.inference.sampling import fit_patient
+from tdt.kinetics.models import MODELS
+from tdt.kinetics.population import PopulationPrior, fit_population
+from tdt.physics import nuclide as get_nuclide
+from tdt.units import half_life_to_rate
 
 
 def _positive(name, value):
@@ -43,14 +48,14 @@ def haenscheid_tia(activity_mbq, time_h):
     """Hänscheid STP estimate of the TIA (MBq·h): A(t) · 2t / ln 2."""
     activity = _positive("activity_mbq", activity_mbq)
     t = _positive("time_h", time_h)
-    return activity * 2.0 * t / LN2
+    return activity / half_life_to_rate(2.0 * t)  # = A(t) / λ_eff with T_eff = 2t
 
 
 def madsen_tia(activity_mbq, time_h, effective_half_life_h):
     """Madsen STP estimate of the TIA (MBq·h): A(t) e^{λt}/λ, λ = ln 2 / T_eff (population)."""
     activity = _positive("activity_mbq", activity_mbq)
     t = _positive("time_h", time_h)
-    lam = LN2 / _positive("effective_half_life_h", effective_half_life_h)
+    lam = half_life_to_rate(_positive("effective_half_life_h", effective_half_life_h))
     return activity * np.exp(lam * t) / lam
 
 
@@ -72,12 +77,6 @@ def bayesian_stp_tia(activity_mbq, time_h: float, priors: dict, model_probabilit
     ``level_sd`` (default 3: nearly flat; then the rates come from the prior alone). Returns a
     :class:`~tdt.kinetics.population.PopulationTacFit` (mean, SD, 95 % credible interval).
     """
-    import jax.numpy as jnp
-
-    from tdt.kinetics.models import MODELS
-    from tdt.kinetics.population import PopulationPrior, fit_population
-    from tdt.physics import nuclide as get_nuclide
-
     activity = _positive("activity_mbq", np.atleast_1d(activity_mbq))
     t = float(_positive("time_h", time_h))
     if not isinstance(priors, dict) or not priors:
@@ -109,9 +108,6 @@ def fit_single_time_point(data: PatientData, prior, **fit_kwargs):
     :class:`~tdt.inference.population.PopulationPosterior`. Extra keyword arguments go to
     :func:`fit_patient`. Returns the :class:`Posterior`.
     """
-    from tdt.inference.population import PopulationPosterior
-    from tdt.inference.sampling import fit_patient
-
     if isinstance(prior, PopulationPosterior):
         prior = prior.prior_model()
     if not isinstance(prior, TwinModel):

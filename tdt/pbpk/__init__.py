@@ -7,11 +7,24 @@
   hot + cold ligand, internalisation, release, filtration), diffrax Kvaerno5, failures reported.
 - ``model.simulate(params, schedule, times_h)`` -> :class:`Simulation` (``activity_mbq``,
   ``tia_mbq_h``, mass balance, ``ok``). Pure JAX: jit / vmap / grad over the params dict.
+- The one linear solver (:mod:`tdt.pbpk._linear_solve`): :func:`solve_piecewise_linear` (matrix
+  exponential, any schedule) and the bolus eigen-solution :func:`bolus_exponentials` /
+  :func:`bolus_response` / :func:`activity_at` (+ :func:`batched_bolus_exponentials` over draws).
 - :func:`virtual_cohort`: lognormal population draws, one vmapped jitted solve, organ doses.
 
 Units: h, MBq, MBq·h, nmol, mL, 1/h (docs/architecture.md). See docs/pbpk.md.
 """
 
+from tdt.pbpk._linear_solve import (
+    activity_at,
+    batched_bolus_exponentials,
+    bolus_exponentials,
+    bolus_response,
+    exponential_sum,
+    is_bolus_schedule,
+    mammillary_indices,
+    solve_piecewise_linear,
+)
 from tdt.pbpk.cohort import Cohort, draw_parameters, virtual_cohort
 from tdt.pbpk.description import Tissue
 from tdt.pbpk.dotatate import dotatate
@@ -23,6 +36,8 @@ from tdt.pbpk.schedule import Administration, Schedule
 from tdt.pbpk.simulation import Simulation
 
 __all__ = [
+    "activity_at", "batched_bolus_exponentials", "bolus_exponentials", "bolus_response",
+    "exponential_sum", "is_bolus_schedule", "mammillary_indices", "solve_piecewise_linear",
     "Administration", "Cohort", "LinearModel", "PbpkModel", "Schedule", "Simulation",
     "TISSUE_ORGANS", "Tissue", "dotatate", "draw_parameters", "psma617", "reduced_linear",
     "specific_activity_mbq_per_nmol", "virtual_cohort",

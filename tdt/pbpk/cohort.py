@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tdt.dosimetry import organ_doses
 from tdt.errors import InputError, unknown_name_error
 from tdt.pbpk.schedule import Schedule
 from tdt.pbpk.simulation import Simulation
@@ -106,8 +107,6 @@ def virtual_cohort(model, n_patients: int, schedule: Schedule, seed: int = 0, *,
     sims = jax.tree.map(lambda *xs: jnp.concatenate(xs)[:n_patients], *parts)
     doses = None
     if phantom is not None:
-        from tdt.dosimetry import organ_doses
-
         lesions = [c for c in model.compartments if c.startswith("lesion_")]
         volumes = lesion_volumes_ml
         if volumes is None and lesions:

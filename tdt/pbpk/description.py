@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import jax.numpy as jnp
 
+from tdt.units import ml_to_litre
+
 #: Parameters of every tissue (suffix ``_<tissue>``) and their units.
 TISSUE_PARAMETERS = {
     "V": "mL",  # tissue volume
@@ -148,7 +150,7 @@ def fluxes(layout: Layout, p: dict, total, amount, xp=jnp):
         d_free = exchange
         if t.receptors:
             i_b, i_i = layout.sub_index(f"{o}:bound"), layout.sub_index(f"{o}:internalised")
-            receptors_nmol = p[f"R_{o}"] * p[f"V_{o}"] / 1000.0
+            receptors_nmol = p[f"R_{o}"] * ml_to_litre(p[f"V_{o}"])  # nmol/L × L
             free_receptors = xp.maximum(receptors_nmol - total[i_b], 0.0)
             binding = p["kon"] * c_int * free_receptors - p["koff"] * amount[i_b]
             internalisation = p[f"kint_{o}"] * amount[i_b]

@@ -35,7 +35,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import lu_factor, lu_solve
 
-__all__ = ["ROS34PW2", "geometric_grid", "rosenbrock_segment", "rosenbrock_steps"]
+__all__ = ["ROS34PW2", "frozen_occupancy_propagate", "geometric_grid", "rosenbrock_segment",
+           "rosenbrock_steps"]
 
 #: ROS34PW2 (Rang & Angermann 2005): γ, α (stage arguments), γ_ij (Jacobian couplings), b.
 ROS34PW2 = {
@@ -99,8 +100,14 @@ def rosenbrock_steps(rhs, y0, steps):
     return ys, y_end
 
 
-def _linear_propagate(jac, slope, y, tau):
-    """y + φ1(τ J) τ f: exact solution at τ ≥ 0 of y' = f(y_sw) + J (y − y_sw)."""
+def frozen_occupancy_propagate(jac, slope, y, tau):
+    """The linearised PBPK tail: y + φ1(τ J) τ f, the exact solution at τ >= 0 (h) of the affine
+    system y' = f + J (y − y_sw) with the receptor occupancy frozen (module docstring, phase 2).
+
+    ``jac`` (n, n) 1/h, ``slope`` f = y'(y_sw) (n,), ``y`` = y_sw (n,). φ1 through one augmented
+    matrix exponential (Van Loan 1978). For a homogeneous system (f = J y) this is expm(τJ) y.
+    The one home of the tail: :mod:`tdt.inference.fast_pbpk` uses it too.
+    """
     n = y.shape[0]
     aug = jnp.zeros((n + 1, n + 1), y.dtype).at[:n, :n].set(tau * jac).at[:n, n].set(tau * slope)
     return y + jax.scipy.linalg.expm(aug, max_squarings=MAX_SQUARINGS)[:n, n]
@@ -137,7 +144,7 @@ def rosenbrock_segment(f, f_frozen, y0, t0, t1, args, sample_times, n_steps: int
         jac, slope = jax.jacfwd(late_rhs)(y_sw), late_rhs(y_sw)
 
         def propagate(tau):
-            return _linear_propagate(jac, slope, y_sw, tau)
+            return frozen_occupancy_propagate(jac, slope, y_sw, tau)
 
         is_late = sample_times > t_sw
         # a real branch (not a select) whenever the times and schedule are not batched, as in

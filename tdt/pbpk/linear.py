@@ -8,12 +8,9 @@ exchanges with plasma by first-order rates and plasma is cleared to urine:
     dU/dt  = k_urine P - λ U
 
 (P plasma, O_o organ o, U urine, all activities in MBq; λ the physical decay constant, 1/h;
-u(t) the infusion input). This is linear, so it is solved *exactly*: on each interval between
-schedule events x(t+τ) = expm(G τ) x(t), and the time integral of the state comes from the same
-propagator, ∫_0^τ x = G⁻¹ (x(t+τ) − x(t)) — the closed form of the augmented-state integral
-(Van Loan, IEEE Trans Autom Control 1978;23:395) with no quadrature error. After the last event
-the TIA to infinity is exact too: ∫_t^∞ x = −G⁻¹ x(t), G being invertible because every
-eigenvalue has real part <= −λ < 0.
+u(t) the infusion input). This is linear, so it is solved *exactly* by the package's one linear
+solver, :mod:`tdt.pbpk._linear_solve` (piecewise matrix exponential for any schedule; the
+eigen-solution of the mammillary generator for boluses), including the TIA to infinity.
 
 Infusions: an infusion of activity A over T hours moves molecules into plasma at a constant rate;
 the infusion line ("syringe", s) holds activity that decays. Two extra linear states make this
@@ -29,97 +26,19 @@ from collections.abc import Iterable
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import expm
 
 from tdt.errors import InputError
-from tdt.pbpk.organs import is_lesion, validate_organs
+from tdt.pbpk._linear_solve import solve_piecewise_linear
+from tdt.pbpk.organs import is_lesion, lesion_names, validate_organs
 from tdt.pbpk.parameters import ParameterSpec, load_table
 from tdt.pbpk.schedule import Schedule
 from tdt.pbpk.simulation import Simulation
 from tdt.pbpk.validation import check_params, check_times
 from tdt.physics import nuclide as _nuclide
 
-__all__ = ["LinearModel", "reduced_linear", "solve_piecewise_linear"]
-
-#: Scaling-and-squaring limit of expm: ||A τ||_1 up to 5.37 · 2^30 (τ up to 10^5 h at rates ~900/h).
-_MAX_SQUARINGS = 24
+__all__ = ["LinearModel", "reduced_linear"]
 
 DEFAULT_ORGANS = ("kidneys", "salivary_glands", "liver", "spleen", "red_marrow", "remainder")
-
-
-def solve_piecewise_linear(generator, plasma_index: int, schedule: Schedule, times_h):
-    """Exact solution of ``dx/dt = G x + inputs`` for a schedule of boluses / infusions.
-
-    ``generator`` G is (n, n) with the last two states being the infusion line (s, index n-2) and
-    the infusion activity rate (r, index n-1), already wired (G[plasma, r] = 1, G[s, r] = -1,
-    G[r, r] = G[s, s] = -λ). G must be invertible (it is when every state decays).
-
-    Between events x(t_e + τ) = expm(G τ) x(t_e) and the time integral of the state follows
-    exactly from the same propagator: ∫_0^τ x(t_e + σ) dσ = G⁻¹ (x(t_e + τ) - x(t_e)) (integrate
-    dx/dt = G x); after the last event ∫_0^∞ = -G⁻¹ x(t_e). This is the closed form of the
-    augmented-state (Van Loan 1978) integral, at the cost of an n×n instead of a 2n×2n matrix
-    exponential. One batched ``expm`` call serves every interval and every output time.
-
-    Returns a dict with the state ``x`` (n_times, n), its running integral ``integral``
-    (n_times, n), the integral at each administration start ``integral_at_admin`` (n_admin, n)
-    and to infinity ``integral_inf`` (n,).
-    """
-    n = generator.shape[0]
-    s_index, r_index = n - 2, n - 1
-    n_admin = schedule.time_h.shape[0]
-    starts = schedule.time_h
-    ends = schedule.time_h + schedule.infusion_h
-    previous_end = jnp.concatenate([starts[:1], ends[:-1]])
-    event_times = jnp.stack([starts, ends], axis=1).reshape(-1)
-
-    # output times: the last event at or before t (side="right": a bolus given at t is included)
-    index = jnp.searchsorted(event_times, times_h, side="right") - 1
-    safe_index = jnp.clip(index, 0, event_times.shape[0] - 1)
-    tau_out = jnp.where(index >= 0, times_h - event_times[safe_index], 0.0)
-
-    # interval lengths: previous event -> start k, start k -> end k; then the output offsets
-    gaps = jnp.stack([starts - previous_end, schedule.infusion_h], axis=1).reshape(-1)
-    taus = jnp.concatenate([gaps, tau_out])
-    propagators = expm(generator[None] * taus[:, None, None], max_squarings=_MAX_SQUARINGS)
-    phi_events = propagators[: 2 * n_admin].reshape(n_admin, 2, n, n)
-    phi_out = propagators[2 * n_admin:]
-
-    def integral(x_from, x_to):
-        return jnp.linalg.solve(generator, x_to - x_from)
-
-    is_bolus = schedule.infusion_h <= 0.0
-    safe_duration = jnp.where(is_bolus, 1.0, schedule.infusion_h)
-
-    def step(carry, inputs):
-        x, running = carry
-        phi, activity, bolus, duration = inputs
-        x_new = phi[0] @ x
-        running = running + integral(x, x_new)
-        x_new = x_new.at[plasma_index].add(jnp.where(bolus, activity, 0.0))
-        x_new = x_new.at[s_index].add(jnp.where(bolus, 0.0, activity))
-        x_new = x_new.at[r_index].add(jnp.where(bolus, 0.0, activity / duration))
-        start_state = (x_new, running)
-        x_end = phi[1] @ x_new
-        running = running + integral(x_new, x_end)
-        x_end = x_end.at[s_index].set(0.0).at[r_index].set(0.0)
-        return (x_end, running), (start_state, (x_end, running))
-
-    zeros = jnp.zeros(n, dtype=generator.dtype)
-    (x_last, running_last), (start_states, end_states) = jax.lax.scan(
-        step, (zeros, zeros), (phi_events, schedule.activity_mbq, is_bolus, safe_duration))
-    x_events = jnp.stack([start_states[0], end_states[0]], axis=1).reshape(-1, n)
-    i_events = jnp.stack([start_states[1], end_states[1]], axis=1).reshape(-1, n)
-
-    x_from = x_events[safe_index]
-    x_t = jnp.einsum("tij,tj->ti", phi_out, x_from)
-    i_t = i_events[safe_index] + jax.vmap(integral)(x_from, x_t)
-    before = (index < 0)[:, None]
-    return {
-        "x": jnp.where(before, 0.0, x_t),
-        "integral": jnp.where(before, 0.0, i_t),
-        "integral_at_admin": start_states[1],
-        "integral_inf": running_last - jnp.linalg.solve(generator, x_last),
-    }
 
 
 class LinearModel:
@@ -239,8 +158,6 @@ def reduced_linear(organs: Iterable[str] = DEFAULT_ORGANS, nuclide: str = "Lu-17
     names added after ``organs``. ``dataset``: catalog entry with the default rates and priors
     (177Lu-PSMA-617 by default).
     """
-    from tdt.pbpk.organs import lesion_names
-
     names = validate_organs(tuple(organs) if not isinstance(organs, str) else (organs,))
     extra = tuple(n for n in lesion_names(lesions) if n not in names)
     return _cached_model(names + extra, _nuclide(nuclide).name, dataset)

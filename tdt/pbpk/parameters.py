@@ -13,6 +13,10 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
+from tdt import units
+from tdt.catalog import dataset_path
 from tdt.errors import CatalogError
 
 __all__ = ["ParameterSpec", "load_table"]
@@ -20,8 +24,6 @@ __all__ = ["ParameterSpec", "load_table"]
 
 def _convert(unit: str):
     """Factor function literature unit -> model unit (h, mL, nmol)."""
-    from tdt import units
-
     table = {
         None: lambda x: x, "1": lambda x: x, "1/h": lambda x: x, "mL": lambda x: x,
         "mL/h": lambda x: x, "nmol/L": lambda x: x, "mL/(nmol h)": lambda x: x,
@@ -52,10 +54,6 @@ class ParameterSpec:
 @functools.lru_cache(maxsize=8)
 def load_table(dataset: str) -> tuple[dict[str, ParameterSpec], dict[str, Any]]:
     """Return ``(parameters, document)`` of the catalog dataset ``dataset`` (a PBPK YAML file)."""
-    import yaml
-
-    from tdt.catalog import dataset_path
-
     document = yaml.safe_load(dataset_path(dataset).read_text())
     specs: dict[str, ParameterSpec] = {}
     for name, raw in (document.get("parameters") or {}).items():

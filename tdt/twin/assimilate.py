@@ -17,14 +17,14 @@ Per cycle (``assimilate_laplace``):
    neglected: 6 weeks apart, physical decay bounds it by 1.27 % of a VOI's activity, and with
    biological clearance the kidney residual over prior patients is ~1e-5 (max 2e-3); ignoring it
    moves the kidney dose per MBq by ~0.02 posterior sd (tests/twin/test_twin_calibration.py).
-3. Laplace approximation (Laplace 1774; e.g. Gelman et al., BDA3 §4.1): mode by BFGS
-   (optimistix) of the log posterior, covariance = inverse Hessian (JAX autodiff) at the mode.
+3. Laplace approximation (:func:`tdt.inference.laplace.laplace_mode`, the package's one Laplace:
+   mode by BFGS, covariance = inverse Hessian at the mode) of the log posterior.
    Exact for a linear-Gaussian model; its accuracy here is checked against NUTS in the tests
-   when tdt.inference is available, and its calibration against simulated patients.
+   and its calibration against simulated patients.
 
 Why Laplace and not NUTS: a cycle update must be fast enough to run per patient inside a
 virtual trial on a 2-core CPU (milliseconds once compiled, against ~20 s for NUTS);
-``Twin(engine="nuts")`` uses tdt.inference instead where it is available.
+``Twin(engine="nuts")`` samples with tdt.inference's NUTS instead (:func:`assimilate_nuts`).
 """
 
 from __future__ import annotations
@@ -38,8 +38,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from tdt.errors import InputError, unknown_name_error
+from tdt.inference import MeasurementModel, OrganSeries, PatientData, custom_model, fit_patient
+from tdt.inference.laplace import laplace_mode
+from tdt.pbpk import activity_at, batched_bolus_exponentials, exponential_sum, mammillary_indices
 from tdt.twin.record import CycleData
-from tdt.twin.spectral import activity_at, batched_bolus_exponentials, check_mammillary
 
 
 @dataclass(frozen=True)
@@ -178,8 +180,8 @@ def backward_sample(filtered, drift: DriftModel, last_log_draws: np.ndarray,
 
 @functools.lru_cache(maxsize=16)
 def _laplace_solver(model, comp_idx: tuple[int, ...], time_idx: tuple[int, ...], names: tuple):
-    import optimistix as optx  # noqa: PLC0415
-
+    """The jitted Laplace update for one model and observation layout (cached: one compilation
+    per layout, reused for every patient of a virtual trial)."""
     comp = jnp.asarray(comp_idx)
     tix = jnp.asarray(time_idx)
 
@@ -195,13 +197,7 @@ def _laplace_solver(model, comp_idx: tuple[int, ...], time_idx: tuple[int, ...],
     @jax.jit
     def solve(prior_mean, prior_prec, times, log_y, chol_y, activity, start):
         args = (prior_mean, prior_prec, times, log_y, chol_y, activity)
-        solver = optx.BFGS(rtol=1e-9, atol=1e-9)
-        sol = optx.minimise(neg_log_post, solver, start, args=args, max_steps=1000,
-                            throw=False)
-        theta = sol.value
-        hess = jax.hessian(neg_log_post)(theta, args)
-        grad = jax.grad(neg_log_post)(theta, args)
-        return theta, hess, grad, sol.result == optx.RESULTS.successful, sol.stats["num_steps"]
+        return laplace_mode(neg_log_post, start, args, rtol=1e-9, atol=1e-9, max_steps=1000)
 
     return solve
 
@@ -224,7 +220,7 @@ def observation_arrays(model, cycle: CycleData):
 def assimilate_laplace(model, prior: GaussianPosterior, cycle: CycleData,
                        calibration_sd: float = 0.03) -> GaussianPosterior:
     """Laplace posterior over log θ after this cycle's imaging (prior: already drifted)."""
-    check_mammillary(model)
+    mammillary_indices(model)
     if tuple(model.parameter_names) != prior.names:
         raise InputError(f"prior.names: {prior.names} do not match the model's parameters "
                          f"{tuple(model.parameter_names)}")
@@ -235,7 +231,7 @@ def assimilate_laplace(model, prior: GaussianPosterior, cycle: CycleData,
     solve = _laplace_solver(model, comp, tix, prior.names)
     prec = np.linalg.inv(prior.cov)
     # start a little off the prior mean: organs sharing default rates give repeated eigenvalues
-    # there, where eigenvector derivatives are singular (see tdt.twin.spectral)
+    # there, where eigenvector derivatives are singular (see tdt.pbpk.bolus_exponentials)
     start = prior.mean + 1e-3 * np.sin(np.arange(1, len(prior.names) + 1))
     theta, hess, grad, ok, steps = solve(prior.mean, 0.5 * (prec + prec.T), times, log_y,
                                          chol_y, float(cycle.activity_mbq), start)
@@ -265,7 +261,7 @@ def posterior_predictive_z(model, posterior: GaussianPosterior, cycle: CycleData
     out = {}
     for organ, (t, a) in cycle.measurements.items():
         c = amp[:, model.compartments.index(organ), :]
-        sims = cycle.activity_mbq * np.einsum("nk,nkt->nt", c, np.exp(-rates[:, :, None] * t))
+        sims = cycle.activity_mbq * exponential_sum(c, rates, t)
         log_pred = np.log(np.maximum(sims, 1e-300))
         var = log_pred.var(axis=0) + cycle.relative_sd**2 + calibration_sd**2
         out[organ] = (np.log(a) - log_pred.mean(axis=0)) / np.sqrt(var)
@@ -283,15 +279,7 @@ def assimilate_nuts(model, prior: GaussianPosterior, cycle: CycleData,
     and covariance (the Gaussian state the twin carries between cycles); the sampler's R-hat,
     ESS and divergences become the diagnostics, with its convergence gate.
     """
-    from tdt.inference import (  # noqa: PLC0415
-        MeasurementModel,
-        OrganSeries,
-        PatientData,
-        custom_model,
-        fit_patient,
-    )
-
-    check_mammillary(model)
+    mammillary_indices(model)
     twin_model = custom_model(model, kind="reduced",
                               options={"organs": tuple(model.organs)}).with_prior(prior.mean,
                                                                                  prior.cov)

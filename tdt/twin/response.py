@@ -4,8 +4,8 @@ Two steps, both linear in activity:
 
 1. Kinetics. For a linear compartment model (``tdt.pbpk.reduced_linear``) the activity of every
    compartment after a bolus of 1 MBq into plasma is a sum of exponentials whose rates are minus
-   the eigenvalues of the generator (physical decay included): :mod:`tdt.twin.spectral`, exact,
-   jitted and vmapped over all draws.
+   the eigenvalues of the generator (physical decay included): :func:`tdt.pbpk.bolus_exponentials`
+   (the package's one linear solver), exact, jitted and vmapped over all draws.
 2. Dosimetry. Dose rate of target T = Σ_S S(T←S) A_S(t), with S in Gy/(MBq·h) from
    :func:`dose_matrix`: tdt.dosimetry S-values (mass-scaled to the patient's organs, lesions as
    spheres) when that module is available, otherwise local deposition of the non-penetrating
@@ -23,20 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tdt import dosimetry
 from tdt.errors import InputError, TdtError
+from tdt.pbpk import batched_bolus_exponentials, exponential_sum
+from tdt.physics import nuclide
 from tdt.twin.draws import DoseDraws
 from tdt.twin.record import PatientRecord
-from tdt.twin.spectral import batched_bolus_exponentials
+from tdt.units import mev_per_decay_to_gy_g_per_mbq_h
 
-#: Reference adult masses (g) used when neither CT nor tdt.dosimetry gives one (ICRP 89, adult
-#: male / female: kidneys 310/275, liver 1800/1400, spleen 150/130, salivary glands 85/70, red
-#: marrow 1170/900).
-_REFERENCE_MASS_G = {
-    "adult-male": {"kidneys": 310.0, "liver": 1800.0, "spleen": 150.0, "salivary_glands": 85.0,
-                   "red_marrow": 1170.0},
-    "adult-female": {"kidneys": 275.0, "liver": 1400.0, "spleen": 130.0, "salivary_glands": 70.0,
-                     "red_marrow": 900.0},
-}
 #: Soft-tissue density (g/mL) for lesion masses from volumes (ICRU 44 soft tissue 1.03-1.06).
 LESION_DENSITY_G_PER_ML = 1.04
 
@@ -56,12 +50,10 @@ def _reference_mass(organ: str, record: PatientRecord) -> float | None:
         return float(record.organ_masses_g[organ])
     if organ in record.lesions:
         return float(record.lesions[organ]) * LESION_DENSITY_G_PER_ML
-    try:
-        from tdt.dosimetry import reference_mass_g  # noqa: PLC0415
-
-        return float(reference_mass_g(organ, record.phantom))
-    except Exception:  # noqa: BLE001 - the dosimetry layer may not exist or may not know it
-        return _REFERENCE_MASS_G.get(record.phantom, {}).get(organ)
+    try:  # ICRP 89 reference masses, tdt.dosimetry's table (the one home of organ masses)
+        return float(dosimetry.reference_mass_g(organ, record.phantom))
+    except TdtError:  # an organ without a reference mass: the caller asks for one
+        return None
 
 
 def dose_matrix(targets: Sequence[str], sources: Sequence[str], record: PatientRecord,
@@ -69,7 +61,7 @@ def dose_matrix(targets: Sequence[str], sources: Sequence[str], record: PatientR
     """S-matrix (Gy/(MBq·h)) for ``targets`` × ``sources`` of the patient in ``record``.
 
     ``method``: ``"svalues"`` (tdt.dosimetry), ``"local"`` (local deposition), or ``"auto"``
-    (S-values when tdt.dosimetry is importable, else local deposition).
+    (S-values where tdt.dosimetry has them for these organs, else local deposition).
     """
     targets, sources = tuple(targets), tuple(sources)
     if method not in ("auto", "svalues", "local"):
@@ -77,13 +69,10 @@ def dose_matrix(targets: Sequence[str], sources: Sequence[str], record: PatientR
     if method in ("auto", "svalues"):
         try:
             return _svalue_matrix(targets, sources, record)
-        except (ImportError, AttributeError, TdtError) as exc:
+        except (AttributeError, TdtError) as exc:
             if method == "svalues":
                 raise InputError(
                     f"method: 'svalues' needs a working tdt.dosimetry ({exc})") from None
-    from tdt.physics import nuclide  # noqa: PLC0415
-    from tdt.units import mev_per_decay_to_gy_g_per_mbq_h  # noqa: PLC0415
-
     energy = mev_per_decay_to_gy_g_per_mbq_h(nuclide(record.nuclide).energy_nonpenetrating_mev)
     values = np.zeros((len(targets), len(sources)))
     for i, target in enumerate(targets):
@@ -97,8 +86,6 @@ def dose_matrix(targets: Sequence[str], sources: Sequence[str], record: PatientR
 
 
 def _svalue_matrix(targets, sources, record: PatientRecord) -> DoseMatrix:
-    from tdt import dosimetry  # noqa: PLC0415  (ImportError -> fallback)
-
     values = np.zeros((len(targets), len(sources)))
     organ_sources = [s for s in sources if s not in record.lesions]
     masses = {o: m for o, m in record.organ_masses_g.items()}
@@ -117,15 +104,6 @@ def _svalue_matrix(targets, sources, record: PatientRecord) -> DoseMatrix:
     return DoseMatrix(targets, sources, values, "tdt.dosimetry S-values (MIRD, mass-scaled)")
 
 
-def bolus_exponentials(model, params: Mapping[str, np.ndarray]):
-    """Amplitudes (n_draws, n_compartments, K) MBq per MBq and rates (n_draws, K) 1/h.
-
-    Activity of compartment c after a 1 MBq bolus into plasma: Σ_k amp[c, k] exp(-rate_k t).
-    ``params``: name -> array (n_draws,) of rate constants (see :mod:`tdt.twin.spectral`).
-    """
-    return batched_bolus_exponentials(model, params)
-
-
 def response_draws(model, params: Mapping[str, np.ndarray], matrix: DoseMatrix,
                    **kwargs) -> DoseDraws:
     """Per-draw DoseDraws (one cycle) for ``params`` (name -> (n_draws,) or (n_cycles, n_draws)).
@@ -140,7 +118,7 @@ def response_draws(model, params: Mapping[str, np.ndarray], matrix: DoseMatrix,
     else:
         n_cycles, n_draws = 1, first.shape[0]
         flat = {k: np.asarray(v) for k, v in params.items()}
-    amplitudes, rates = bolus_exponentials(model, flat)
+    amplitudes, rates = batched_bolus_exponentials(model, flat)
     index = [model.compartments.index(s) for s in matrix.sources]
     dose_amp = np.einsum("ts,nsk->ntk", matrix.values, amplitudes[:, index, :])
     rates_t = np.broadcast_to(rates[:, None, :], dose_amp.shape)
@@ -154,8 +132,9 @@ def tia_fraction_after(model, params: Mapping[str, np.ndarray], organ: str, t_h:
 
     Used by QA as "fraction of TIA extrapolated" beyond the last imaging time.
     """
-    amplitudes, rates = bolus_exponentials(model, params)
+    amplitudes, rates = batched_bolus_exponentials(model, params)
     c = amplitudes[:, model.compartments.index(organ), :]
+    # ∫_t^∞ Σ c e^{-r s} ds = Σ (c / r) e^{-r t}
+    tail = exponential_sum(c / rates, rates, np.atleast_1d(float(t_h)))[:, 0]
     total = (c / rates).sum(axis=1)
-    tail = (c * np.exp(-rates * t_h) / rates).sum(axis=1)
     return tail / total

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tdt.errors import InputError
+from tdt.pbpk import reduced_linear
 from tdt.twin.assimilate import (
     DriftModel,
     GaussianPosterior,
@@ -39,11 +40,12 @@ from tdt.twin.assimilate import (
 from tdt.twin.audit import AuditLog
 from tdt.twin.draws import DoseDraws
 from tdt.twin.plan import Constraint, Plan, Policy, TcpModel, evaluate, plan
-from tdt.twin.predict import Prediction, predict_schedule
+from tdt.twin.predict import Prediction, activities_from, predict_schedule
 from tdt.twin.qa import QAReport, build_report
 from tdt.twin.record import CycleData, PatientRecord
 from tdt.twin.response import DoseMatrix, dose_matrix, response_draws, tia_fraction_after
 from tdt.twin.tissues import is_lesion, tissue_parameters
+from tdt.twin.twin_file import load_twin, save_twin
 
 #: Organs of the default reduced model (lesions are added from the record).
 DEFAULT_MODEL_ORGANS = ("kidneys", "salivary_glands", "liver", "spleen", "red_marrow", "remainder")
@@ -58,8 +60,6 @@ def _build_model(model, record: PatientRecord):
             raise InputError("model: 'dotatate' has no reduced (linear) parameter table yet; "
                              "pass a tdt.pbpk.reduced_linear model built on a DOTATATE dataset")
         raise InputError(f"model: got {model!r}; expected one of {MODELS} or a linear model")
-    from tdt.pbpk import reduced_linear  # noqa: PLC0415
-
     lesions = sorted(record.lesions, key=lambda n: int(n.split("_")[1]))
     return reduced_linear(DEFAULT_MODEL_ORGANS, nuclide=record.nuclide, lesions=lesions), \
         "reduced_linear_psma617"
@@ -247,8 +247,6 @@ class Twin:
     # ------------------------------------------------------------------ predict / plan
     def predict(self, schedule, tcp: TcpModel | None = None) -> Prediction:
         """Posterior predictive for proposed future activities (MBq list or pbpk Schedule)."""
-        from tdt.twin.predict import activities_from  # noqa: PLC0415
-
         x = activities_from(schedule)
         return predict_schedule(self.response(len(x)), x, tcp)
 
@@ -267,9 +265,7 @@ class Twin:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
-        """Write the twin to ``path`` (versioned zip, see :mod:`tdt.twin.persistence`)."""
-        from tdt.twin.persistence import save_twin  # noqa: PLC0415
-
+        """Write the twin to ``path`` (versioned zip, see :mod:`tdt.twin.twin_file`)."""
         file_mac = save_twin(self, path)
         self.audit.append("save", {"path_name": str(path).rsplit("/", 1)[-1],
                                    "file_mac": file_mac})
@@ -278,9 +274,7 @@ class Twin:
     def load(cls, path, allow_unsigned: bool = False) -> Twin:
         """Read a twin written by :meth:`save`; newer, edited (HMAC mismatch), unsigned (unless
         ``allow_unsigned``) or corrupted files raise InputError naming the file."""
-        from tdt.twin.persistence import load_twin  # noqa: PLC0415
-
-        return load_twin(path, allow_unsigned=allow_unsigned)
+        return load_twin(path, cls, allow_unsigned=allow_unsigned)
 
 
 def _has_tissue(organ: str) -> bool:

@@ -1,4 +1,4 @@
-"""Laplace-metric NUTS and the vectorised hierarchical model (tdt.inference.laplace_nuts,
+"""Laplace-metric NUTS and the vectorised hierarchical model (tdt.inference.laplace, tdt.inference.nuts,
 tdt.inference.pymc_models.population_coordinates / build_population_model)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from inference_biexp import BiExponential
 
 from tdt.inference import MeasurementModel, OrganSeries, PatientData, custom_model, pymc_models
-from tdt.inference.laplace_nuts import laplace_metric, spiked_correction
+from tdt.inference.laplace import laplace_metric, spiked_correction
 
 pytest.importorskip("tdt.pbpk")
 TIMES = np.array([4.0, 24.0, 48.0, 96.0, 168.0])

@@ -134,7 +134,7 @@ def test_malformed_posterior_files_give_one_input_error(posterior, tmp_path, dam
     import json
 
     from tdt.errors import InputError
-    from tdt.inference.persist import seal
+    from tdt.inference.posterior_file import seal
 
     path = posterior.to_netcdf(tmp_path / "p.nc")
     bad = tmp_path / f"{damage}.nc"

@@ -1,4 +1,5 @@
-"""Reduced linear model: exact solution checked against analytic forms, diffrax and SciPy."""
+"""Reduced linear model: exact solution checked against diffrax and SciPy (the analytic one-
+and two-compartment solutions are in the solver battery, test_pbpk_solvers.py)."""
 
 from __future__ import annotations
 
@@ -16,37 +17,6 @@ from tdt.pbpk import Administration, Schedule, reduced_linear
 from tdt.physics import nuclide
 
 LAMBDA = nuclide("Lu-177").decay_constant_per_h
-
-
-def test_single_compartment_analytic():
-    """Plasma + urine only (organ with zero exchange): P = A exp(-(k_u + λ) t), TIA = A/(k_u+λ)."""
-    model = reduced_linear(organs=("kidneys",))
-    params = {"k_urine": 0.7, "k_in_kidneys": 0.0, "k_out_kidneys": 0.1}
-    times = jnp.array([0.0, 0.5, 2.0, 10.0, 100.0])
-    sim = model.simulate(params, Schedule([Administration(0.0, 1000.0)]), times)
-    expected = 1000.0 * np.exp(-(0.7 + LAMBDA) * np.asarray(times))
-    np.testing.assert_allclose(sim.activity_mbq["plasma"], expected, rtol=1e-12)
-    assert float(sim.tia_mbq_h["plasma"]) == pytest.approx(1000.0 / (0.7 + LAMBDA), rel=1e-12)
-    # urine: dU/dt = k_u P - λU  ->  U = A k_u/(k_u) (1 - e^{-k_u t}) e^{-λ t}
-    urine = 1000.0 * (1 - np.exp(-0.7 * np.asarray(times))) * np.exp(-LAMBDA * np.asarray(times))
-    np.testing.assert_allclose(sim.activity_mbq["urine"], urine, rtol=1e-11, atol=1e-12)
-    assert float(sim.tia_mbq_h["urine"]) == pytest.approx(
-        1000.0 * (1 / LAMBDA - 1 / (0.7 + LAMBDA)), rel=1e-10)
-
-
-def test_two_compartment_biexponential():
-    """Plasma <-> organ with no excretion: closed-form 2x2 eigen solution (Gibaldi & Perrier)."""
-    k12, k21 = 0.8, 0.05  # plasma -> organ, organ -> plasma
-    model = reduced_linear(organs=("kidneys",))
-    params = {"k_urine": 0.0, "k_in_kidneys": k12, "k_out_kidneys": k21}
-    t = np.array([0.0, 0.3, 1.0, 5.0, 48.0, 300.0])
-    sim = model.simulate(params, Schedule([Administration(0.0, 500.0)]), t)
-    # organ amount without decay: A k12/(k12+k21) (1 - exp(-(k12+k21) t)); times exp(-λt)
-    organ = 500.0 * k12 / (k12 + k21) * (1 - np.exp(-(k12 + k21) * t)) * np.exp(-LAMBDA * t)
-    np.testing.assert_allclose(sim.activity_mbq["kidneys"], organ, rtol=1e-11, atol=1e-11)
-    # TIA to infinity of the organ: ∫ organ dt, analytic
-    tia = 500.0 * k12 / (k12 + k21) * (1 / LAMBDA - 1 / (k12 + k21 + LAMBDA))
-    assert float(sim.tia_mbq_h["kidneys"]) == pytest.approx(tia, rel=1e-10)
 
 
 def _diffrax_reference(model, params, schedule, offsets):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from tdt.pbpk import reduced_linear
+from tdt.pbpk import batched_bolus_exponentials, reduced_linear
 from tdt.twin import CycleData, PatientRecord, Twin, virtual_trial
 from tdt.twin.assimilate import (
     DriftModel,
@@ -24,7 +24,6 @@ from tdt.twin.assimilate import (
     backward_sample,
 )
 from tdt.twin.response import response_draws
-from tdt.twin.spectral import batched_bolus_exponentials
 from tdt.twin.trial import IMAGED_ORGANS, IMAGING_TIMES_H
 from tdt.twin.twin import DEFAULT_MODEL_ORGANS
 

@@ -30,7 +30,6 @@ from tdt.twin import (
     exceedance_probability,
 )
 from tdt.twin.assimilate import GaussianPosterior, assimilate_laplace
-from tdt.twin.spectral import batched_bolus_exponentials
 from tdt.twin.twin import DEFAULT_MODEL_ORGANS
 
 TIMES = np.array([4.0, 24.0, 48.0, 96.0, 168.0])
@@ -59,17 +58,6 @@ def draw_truth(model, rng, scale=1.0):
     prior = GaussianPosterior.from_model_priors(model)
     log_theta = prior.mean + scale * prior.sd_log * rng.standard_normal(len(prior.names))
     return {n: float(np.exp(v)) for n, v in zip(prior.names, log_theta, strict=True)}
-
-
-def test_spectral_solution_matches_matrix_exponential(model, rng):
-    truth = draw_truth(model, rng)
-    amp, rates = batched_bolus_exponentials(model, {k: np.array([v]) for k, v in truth.items()})
-    sim = model.simulate(truth, Schedule([Administration(0.0, 1.0, 100.0)]), TIMES)
-    for organ in model.organs:
-        c = amp[0, model.compartments.index(organ)]
-        act = (c[None, :] * np.exp(-rates[0][None, :] * TIMES[:, None])).sum(axis=1)
-        np.testing.assert_allclose(act, np.asarray(sim.activity_mbq[organ]), rtol=1e-9)
-        np.testing.assert_allclose((c / rates[0]).sum(), float(sim.tia_mbq_h[organ]), rtol=1e-9)
 
 
 def test_laplace_posterior_is_calibrated(model):

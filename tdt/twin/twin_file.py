@@ -35,9 +35,17 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 
+import tdt
 from tdt import integrity
 from tdt.errors import InputError
+from tdt.pbpk import reduced_linear
+from tdt.twin.assimilate import DriftModel, GaussianPosterior
+from tdt.twin.audit import AuditLog
+from tdt.twin.qa import QACheck, QAReport
+from tdt.twin.record import CycleData, PatientRecord
+from tdt.twin.response import DoseMatrix
 
 FORMAT = "tdt-twin"
 FORMAT_VERSION = 3  # 2: per-cycle posteriors (filtered_*); 3: keyed MAC over the header
@@ -46,7 +54,6 @@ MEMBERS = ("state.json", "arrays.nc", "audit.jsonl")
 
 
 def _arrays_dataset(twin):
-    import xarray as xr  # noqa: PLC0415
 
     names = list(twin.posterior.names)
     draws = np.exp(twin.posterior.log_draws(twin._z))
@@ -81,8 +88,6 @@ def _signed_part(header: dict) -> bytes:
 
 def save_twin(twin, path) -> str:
     """Write ``twin`` to ``path`` (zip; see module docstring); returns the header's MAC."""
-    import tdt  # noqa: PLC0415
-
     path = Path(path)
     model = twin.model
     state = {
@@ -186,12 +191,17 @@ def _read_members(path: Path, allow_unsigned: bool = False) -> tuple[dict, dict[
     return header, data
 
 
-def load_twin(path, allow_unsigned: bool = False):
-    """Read a twin written by :func:`save_twin` (see module docstring for the checks)."""
+def load_twin(path, twin_class, allow_unsigned: bool = False):
+    """Read a twin written by :func:`save_twin` (see module docstring for the checks).
+
+    ``twin_class``: the class to rebuild (:class:`tdt.twin.Twin`, passed by ``Twin.load``), so
+    that this file format module does not import the twin module that uses it (no cycle).
+    """
     path = Path(path)
     header, data = _read_members(path, allow_unsigned)
     try:
-        twin = _rebuild(header, data, legacy=header["format_version"] < SIGNED_SINCE)
+        twin = _rebuild(header, data, twin_class,
+                        legacy=header["format_version"] < SIGNED_SINCE)
     except InputError as exc:
         raise InputError(f"{path.name}: {exc}") from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OSError) as exc:
@@ -202,16 +212,8 @@ def load_twin(path, allow_unsigned: bool = False):
     return twin
 
 
-def _rebuild(header: dict, data: dict[str, bytes], legacy: bool):
+def _rebuild(header: dict, data: dict[str, bytes], twin_class, legacy: bool):
     """The twin from verified members (errors are turned into InputError by load_twin)."""
-    import xarray as xr  # noqa: PLC0415
-
-    from tdt.twin.assimilate import DriftModel, GaussianPosterior  # noqa: PLC0415
-    from tdt.twin.audit import AuditLog  # noqa: PLC0415
-    from tdt.twin.qa import QACheck, QAReport  # noqa: PLC0415
-    from tdt.twin.record import CycleData, PatientRecord  # noqa: PLC0415
-    from tdt.twin.response import DoseMatrix  # noqa: PLC0415
-    from tdt.twin.twin import Twin  # noqa: PLC0415
 
     state = json.loads(data["state.json"])
     with xr.open_dataset(io.BytesIO(data["arrays.nc"]), engine="h5netcdf") as ds:
@@ -224,14 +226,12 @@ def _rebuild(header: dict, data: dict[str, bytes], legacy: bool):
                      legacy=legacy)
     record = PatientRecord.from_dict(state["record"])
     spec = state["model"]
-    from tdt.pbpk import reduced_linear  # noqa: PLC0415
-
     kwargs = {"dataset": spec["dataset"]} if spec.get("dataset") else {}
     model = reduced_linear(tuple(spec["organs"]), nuclide=spec["nuclide"], **kwargs)
     settings = state["settings"]
     prior = GaussianPosterior(names, arrays["prior_mean_log"], arrays["prior_cov_log"],
                               state["prior"]["method"])
-    twin = Twin(record, model, prior, n_draws=int(settings["n_draws"]),
+    twin = twin_class(record, model, prior, n_draws=int(settings["n_draws"]),
                 total_cycles=int(settings["total_cycles"]),
                 drift=DriftModel(**settings["drift"]),
                 calibration_sd=float(settings["calibration_sd"]),

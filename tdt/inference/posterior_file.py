@@ -24,6 +24,7 @@ from tdt.inference.data import OrganSeries, PatientData
 from tdt.inference.diagnostics import Diagnostics
 from tdt.inference.measurement import MeasurementModel
 from tdt.inference.models import TwinModel, custom_model
+from tdt.pbpk import Administration, Schedule, psma617, reduced_linear
 
 FORMAT_VERSION = 1
 INTEGRITY_ATTR = "tdt_integrity"
@@ -79,7 +80,6 @@ def _schedule_to_list(schedule):
 def _schedule_from_list(items):
     if items is None:
         return None
-    from tdt.pbpk import Administration, Schedule
 
     return Schedule([Administration(*item) for item in items])
 
@@ -123,11 +123,9 @@ def _rebuild_forward(kind: str, options: dict, forward):
     if forward is not None:
         return forward
     if kind == "reduced":
-        from tdt.pbpk import reduced_linear
 
         return reduced_linear(organs=tuple(options["organs"]), nuclide=options["nuclide"])
     if kind == "pbpk":
-        from tdt.pbpk import psma617
 
         opts = dict(options)
         lesions = tuple(opts.pop("lesions", ()))

@@ -14,13 +14,18 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pymc as pm
 
+from tdt.inference.batch import fit_patients
 from tdt.inference.data import OrganSeries, PatientData
 from tdt.inference.measurement import MeasurementModel
-from tdt.inference.models import TwinModel
+from tdt.inference.models import TwinModel, reduced_model
+from tdt.inference.predictive import doses_from_tia, effective_half_life_h
 from tdt.inference.pymc_models import build_patient_model
+from tdt.inference.single_time_point import haenscheid_tia, madsen_tia
 
 
 @dataclass
@@ -126,11 +131,6 @@ def run_sbc(n_patients: int = 50, twin: TwinModel | None = None, template=None,
     relative error of the posterior-median dose, the relative 90 % interval width, the share of
     converged fits and (single time point) the errors of the Hänscheid and Madsen formulas.
     """
-    from tdt.inference.batch import fit_patients
-    from tdt.inference.models import reduced_model
-    from tdt.inference.predictive import doses_from_tia, effective_half_life_h
-    from tdt.inference.single_time_point import haenscheid_tia, madsen_tia
-
     template = template or standard_template()
     twin = twin or reduced_model(template.organ_names, nuclide=template.nuclide)
     cohort = simulate_cohort(template, twin, n_patients, seed=seed, measurement=measurement)
@@ -171,9 +171,6 @@ def run_sbc(n_patients: int = 50, twin: TwinModel | None = None, template=None,
         # compared on the TIA)
         measured = np.asarray([d.organs[organ].activity_mbq[0] for d in stp_data])
         grid = np.linspace(24.0, 168.0, 13)
-        import jax
-        import jax.numpy as jnp
-
         def tac(lt):
             act, _, _ = twin.simulate(lt, template.resolve_schedule(), jnp.asarray(grid),
                                       (organ,))

@@ -54,7 +54,11 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize
 
+from tdt import __version__
 from tdt.errors import InputError
+from tdt.inference.gaussian_state import GaussianPosterior
+from tdt.inference.posterior import _flatten
+from tdt.inference.pymc_models import population_coordinates
 
 FORMAT = "tdt-site-summary"
 FORMAT_VERSION = 1
@@ -200,9 +204,6 @@ def site_summary_from_draws(mu_draws, tau_w_draws, *, site: str, n_patients: int
                             converged: bool | None = None) -> SiteSummary:
     """Moment-match posterior draws of μ (n, P) and τ_w (n, P) of a site's hierarchical fit
     with prior μ ~ N(twin.prior_loc, twin prior SD), τ_w ~ HalfNormal(tau_scale)."""
-    from tdt import __version__
-    from tdt.inference.pymc_models import population_coordinates
-
     mu = np.asarray(mu_draws, dtype=float)
     tau = np.asarray(tau_w_draws, dtype=float)
     p = twin.n_params
@@ -236,8 +237,6 @@ def site_summary(population, *, site: str, radiopharmaceutical: str,
                  tau_scale: float = 0.5) -> SiteSummary:
     """The :class:`SiteSummary` of a site's :class:`PopulationPosterior` (``tau_scale``: the
     value passed to :func:`fit_population`, default 0.5)."""
-    from tdt.inference.posterior import _flatten
-
     post = population.idata.posterior
     tau_w = _flatten(post["tau_w"]) if "tau_w" in post else population.tau_draws
     return site_summary_from_draws(
@@ -333,8 +332,6 @@ class FederatedPrior:
     def gaussian(self):
         """The prior as a :class:`tdt.twin.GaussianPosterior` (``Twin(record, prior=...)``);
         the provenance goes into its ``diagnostics``."""
-        from tdt.twin.assimilate import GaussianPosterior
-
         return GaussianPosterior(self.params, self.loc, self.cov, "federated population prior",
                                  {"provenance": self.provenance})
 

@@ -20,6 +20,9 @@ import numpy as np
 from scipy import stats
 
 from tdt.errors import InputError
+from tdt.inference.federated import combine_site_summaries, site_summary_from_draws
+from tdt.inference.models import custom_model
+from tdt.inference.pymc_models import population_coordinates
 
 
 @dataclass(frozen=True)
@@ -129,8 +132,6 @@ def two_parameter_twin(sd_log: float = 0.4):
     """A :class:`TwinModel` with two log-parameters (kidney uptake fraction 0.04, washout
     0.02 1/h; prior log-SD ``sd_log``) and identity population coordinates, for the reduced
     validation (its forward model is never evaluated)."""
-    from tdt.inference.models import custom_model
-
     return custom_model(_TwoParameterModel(), sampled=("f_kidneys", "kb_kidneys"),
                         sd_log=sd_log)
 
@@ -145,9 +146,6 @@ def run_scenario(twin, sizes: Sequence[int], sigmas: Sequence[float], shift, tau
     and compare both new-patient priors on ``n_new`` new patients at new sites.
 
     Returns ``{"federated": FederatedPrior, "summaries", "pooled": (loc, cov), **compare}``."""
-    from tdt.inference.federated import combine_site_summaries, site_summary_from_draws
-    from tdt.inference.pymc_models import population_coordinates
-
     if not np.array_equal(population_coordinates(twin)[0], np.eye(twin.n_params)):
         raise InputError(f"run_scenario: twin of kind {twin.kind!r} has non-identity population "
                          "coordinates; expected independent coordinates (e.g. a custom model)")

@@ -55,6 +55,8 @@ import numpy as np
 import pandas as pd
 
 from tdt.errors import InputError
+from tdt.inference.gaussian_state import DriftModel
+from tdt.pbpk import batched_bolus_exponentials, exponential_sum
 from tdt.radiobiology import KIDNEY_BED_LIMIT_RISK_GY, RED_MARROW_DOSE_LIMIT_GY, is_lesion
 from tdt.twin._trial_cohort import (
     _check_cohort,
@@ -63,10 +65,8 @@ from tdt.twin._trial_cohort import (
     virtual_trial_cohort,
 )
 from tdt.twin._trial_stats import arm_row, plan_calibration
-from tdt.twin.assimilate import DriftModel
 from tdt.twin.plan import Policy, evaluate, plan
 from tdt.twin.record import CycleData
-from tdt.twin.spectral import batched_bolus_exponentials
 from tdt.units import mbq_to_gbq
 
 __all__ = ("IMAGED_ORGANS", "IMAGING_TIMES_H", "MARROW_DOSE_LIMIT_GY", "TrialResult",
@@ -110,7 +110,7 @@ def _image_cycle(model, amp_k, rates_k, activity, noise, relative_sd, calibratio
     measurements = {}
     for organ in IMAGED_ORGANS:
         c = amp_k[model.compartments.index(organ)]
-        true_act = activity * (c[None, :] * np.exp(-rates_k[None, :] * times[:, None])).sum(1)
+        true_act = activity * exponential_sum(c, rates_k, times)
         noisy = true_act * calib * np.exp(relative_sd * noise.standard_normal(len(times)))
         measurements[organ] = (times, noisy)
     return measurements

@@ -60,19 +60,19 @@ def dose_matrix(targets: Sequence[str], sources: Sequence[str], record: PatientR
                 method: str = "auto") -> DoseMatrix:
     """S-matrix (Gy/(MBq·h)) for ``targets`` × ``sources`` of the patient in ``record``.
 
-    ``method``: ``"svalues"`` (tdt.dosimetry), ``"local"`` (local deposition), or ``"auto"``
-    (S-values where tdt.dosimetry has them for these organs, else local deposition).
+    ``method``: ``"svalues"`` (tdt.dosimetry MIRD S-values, mass-scaled; spheres for lesions),
+    ``"local"`` (local deposition of the non-penetrating energy), or ``"auto"``: S-values when
+    tdt.dosimetry tabulates the record's nuclide (``tdt.dosimetry.TABLE_NUCLIDES``), local
+    deposition otherwise. The choice is made from that stated condition, never by catching an
+    error, and is named in :attr:`DoseMatrix.method`; any error of the S-value path propagates.
     """
     targets, sources = tuple(targets), tuple(sources)
     if method not in ("auto", "svalues", "local"):
         raise InputError(f"method: got {method!r}; expected 'auto', 'svalues' or 'local'")
-    if method in ("auto", "svalues"):
-        try:
-            return _svalue_matrix(targets, sources, record)
-        except (AttributeError, TdtError) as exc:
-            if method == "svalues":
-                raise InputError(
-                    f"method: 'svalues' needs a working tdt.dosimetry ({exc})") from None
+    if method == "auto":
+        method = "svalues" if record.nuclide in dosimetry.TABLE_NUCLIDES else "local"
+    if method == "svalues":
+        return _svalue_matrix(targets, sources, record)
     energy = mev_per_decay_to_gy_g_per_mbq_h(nuclide(record.nuclide).energy_nonpenetrating_mev)
     values = np.zeros((len(targets), len(sources)))
     for i, target in enumerate(targets):

@@ -15,7 +15,7 @@ coverage of the 50 % and 90 % intervals, median bias and spread (SD of relative 
 organ and pooled. Targets (issue 18): 90 % coverage 85–95 %, 50 % coverage 40–60 %, median
 |bias| of organ doses < 5 %, lesions (all ≥ 2 cm diameter here) < 10 %.
 ``python -m benchmarks truth`` (full: 30 seeds at nominal times, ~15–20 min on the shared 2-core
-VM — 12 seeds took 448 s; ``--quick``: 6 seeds, ~5 min).
+VM — inputs 254 s + fit 341–794 s per setting on 2026-12-03; ``--quick``: 6 seeds, ~5 min).
 Writes docs/figures/truth_coverage.png.
 
 Miscalibration as the model assumes it (issue 18, follow-up): the phantoms are calibrated exactly,

@@ -21,6 +21,7 @@ import numpy as np
 
 from tdt.dosimetry.marrow import blood_tia_from_samples
 from tdt.errors import InputError, warn_implausible
+from tdt.kinetics.validation import check_tac_plausibility
 from tdt.pbpk import Administration, Schedule
 
 #: Default session label: all time points from one camera with one calibration factor.
@@ -269,6 +270,11 @@ class PatientData:
                     "or a dict with times_h and activity_mbq"
                 )
             cleaned[name] = series.validated(name, self.injection_time_h)
+            if self.schedule is None:  # one administration: unit / time-scale / rise checks
+                check_tac_plausibility(cleaned[name].times_h - self.injection_time_h,
+                                       cleaned[name].activity_mbq, self.nuclide,
+                                       administered_mbq=self.administered_activity_mbq,
+                                       name=f"PatientData[{name!r}]")
         object.__setattr__(self, "organs", cleaned)
         sessions = sorted({s for series in cleaned.values() for s in series.sessions})
         object.__setattr__(self, "_sessions", tuple(sessions))

@@ -251,3 +251,24 @@ def test_qa_plausible_cycle_passes_and_round_trips():
     assert "input_warnings" not in cycle.to_dict()  # hashes of existing data unchanged
     noted = _cycle(warnings_in=("x",))
     assert CycleData.from_dict(noted.to_dict()).input_warnings == ("x",)
+
+
+# ---- inference input: the same TAC checks when data enter through PatientData -----------------
+
+@pytest.mark.parametrize("case", sorted(KINETICS_WARNINGS))
+def test_patient_data_implausible_tac_is_warned(case):
+    """PatientData runs the kinetics TAC checks on every organ series (issue #22), naming it."""
+    from tdt.inference import OrganSeries, PatientData
+
+    times, activity, text = KINETICS_WARNINGS[case]
+    _, found = recorded(lambda: PatientData({"kidneys": OrganSeries(times, activity)}))
+    assert any(text in m and "PatientData['kidneys']" in m for m in found), found
+
+
+def test_patient_data_plausible_tac_is_not_warned():
+    from tdt.inference import OrganSeries, PatientData
+
+    eff = 1.0 / (1.0 / LU177_HALF_LIFE_H + 1.0 / 40.0)
+    activity = 100.0 * np.exp(-math.log(2) / eff * TIMES_H)
+    _, found = recorded(lambda: PatientData({"kidneys": OrganSeries(TIMES_H, activity)}))
+    assert found == []

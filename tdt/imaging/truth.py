@@ -16,6 +16,7 @@ import numpy as np
 
 from tdt.dosimetry import is_lesion
 from tdt.errors import InputError
+from tdt.imaging._phantom_truth import SOFT_TISSUE_G_PER_ML
 
 #: quantity → key of ground_truth.json
 TRUTH_KEYS = {"tia_mbq_h": "tia_mbq_h", "dose_gy": "mird_dose_gy"}
@@ -33,8 +34,6 @@ def voi_organ_masses_g(volume_ml: dict[str, float], organs=None) -> dict[str, fl
     """Patient organ masses (g) for MIRD mass scaling: VOI volume (mL) × 1.03 g/mL (soft
     tissue), for the non-lesion source organs whose self-S is mass-scaled (not red marrow or
     bladder contents). The phantom's MIRD truth uses the same convention."""
-    from tdt.imaging.phantom import SOFT_TISSUE_G_PER_ML
-
     organs = list(volume_ml) if organs is None else list(organs)
     return {o: float(volume_ml[o]) * SOFT_TISSUE_G_PER_ML for o in organs
             if o in volume_ml and not is_lesion(o)

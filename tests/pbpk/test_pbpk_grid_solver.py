@@ -101,6 +101,7 @@ def test_grid_method_bad_options_name_the_field():
         psma617(lesions=1, method="grid", linear_after_h=0.0)
 
 
+@pytest.mark.slow  # two jitted cohort solvers (~40 s alone, ~110 s on a loaded 2-core machine)
 def test_cohort_solver_is_cached_per_model_not_per_id():
     """A new model must never reuse a garbage-collected model's jitted solver (id reuse)."""
     schedule = Schedule.repeated(7400.0, 1, 1008.0, ligand_nmol=150.0)

@@ -10,6 +10,9 @@
 - The one linear solver (:mod:`tdt.pbpk._linear_solve`): :func:`solve_piecewise_linear` (matrix
   exponential, any schedule) and the bolus eigen-solution :func:`bolus_exponentials` /
   :func:`bolus_response` / :func:`activity_at` (+ :func:`batched_bolus_exponentials` over draws).
+- The model registry (:mod:`tdt.pbpk.registry`): :func:`get_model` (name -> :class:`ModelSpec`:
+  radiopharmaceutical, factory, organs, catalog dataset, identifiable subset, dosimetry hooks),
+  :func:`model_names`, :func:`register_model`.
 - :func:`virtual_cohort`: lognormal population draws, one vmapped jitted solve, organ doses.
 
 Units: h, MBq, MBq·h, nmol, mL, 1/h (docs/architecture.md). See docs/pbpk.md.
@@ -32,6 +35,7 @@ from tdt.pbpk.linear import LinearModel, reduced_linear
 from tdt.pbpk.nonlinear import PbpkModel, specific_activity_mbq_per_nmol
 from tdt.pbpk.organs import TISSUE_ORGANS
 from tdt.pbpk.psma617 import psma617
+from tdt.pbpk.registry import ModelSpec, get_model, model_names, register_model
 from tdt.pbpk.schedule import Administration, Schedule
 from tdt.pbpk.simulation import Simulation
 
@@ -41,4 +45,5 @@ __all__ = [
     "Administration", "Cohort", "LinearModel", "PbpkModel", "Schedule", "Simulation",
     "TISSUE_ORGANS", "Tissue", "dotatate", "draw_parameters", "psma617", "reduced_linear",
     "specific_activity_mbq_per_nmol", "virtual_cohort",
+    "ModelSpec", "get_model", "model_names", "register_model",
 ]

@@ -32,7 +32,7 @@ def test_builtin_models_are_registered_with_their_datasets():
     assert get_model("reduced_linear") is get_model("reduced")  # alias
 
 
-@pytest.mark.parametrize("name", ["psma617", "dotatate", "reduced"])
+@pytest.mark.parametrize("name", ["psma617", "psma_it", "dotatate", "reduced"])
 def test_build_gives_the_factorys_model(name):
     spec = get_model(name)
     forward = spec.build(lesions=1)

@@ -11,7 +11,8 @@ which is what NUTS likes (Betancourt & Girolami 2015) and lets a population post
 (mean vector + covariance) become the prior of a new patient without changing the model code.
 
 Factories: :func:`reduced_model` (the reduced linear kinetic model, all rate constants
-sampled), :func:`pbpk_model` (nonlinear PSMA PBPK, identifiable subset with literature priors),
+sampled), :func:`pbpk_model` (a registered receptor PBPK — ``model="psma617"`` (default),
+``"dotatate"``, ... see :func:`tdt.pbpk.model_names` — identifiable subset with cited priors),
 :func:`custom_model` (any forward model, e.g. the test bi-exponential).
 """
 
@@ -27,7 +28,8 @@ import numpy as np
 from tdt.errors import InputError, unknown_name_error
 from tdt.inference.fast_pbpk import applicable as pbpk_fast_path_applies
 from tdt.inference.fast_pbpk import solve_bolus as solve_pbpk_bolus
-from tdt.pbpk import bolus_response, is_bolus_schedule, psma617, reduced_linear
+from tdt.pbpk import bolus_response, get_model, is_bolus_schedule, model_names, reduced_linear
+from tdt.pbpk.registry import identifiable_receptor_parameters
 
 #: Default log-SD of the lognormal prior around a model's default parameter (factor ~2 at 1 SD).
 DEFAULT_SD_LOG = 0.7
@@ -216,15 +218,10 @@ def reduced_model(
 
 
 def identifiable_pbpk_parameters(forward, observed: Sequence[str]) -> tuple[str, ...]:
-    """Identifiable subset of a receptor PBPK for the observed VOIs: the glomerular filtration
-    ``GFR`` (kidney flow/clearance) and, per observed organ/lesion, the receptor density
-    ``R_<organ>`` and the release rate ``krel_<organ>`` (what a few SPECT time points
-    constrain: uptake amplitude and washout). Everything else stays at its literature value."""
-    names = set(forward.parameter_names)
-    sampled = [n for n in ("GFR",) if n in names]
-    for organ in observed:
-        sampled += [n for n in (f"R_{organ}", f"krel_{organ}") if n in names]
-    return tuple(sampled)
+    """Identifiable subset of a receptor PBPK for the observed VOIs (the PSMA rule: ``GFR`` and,
+    per observed organ/lesion, ``R_<organ>`` and ``krel_<organ>``). Kept for old callers; the
+    rule of each model is its registry entry's (``tdt.pbpk.get_model(name).identifiable``)."""
+    return identifiable_receptor_parameters(forward, observed)
 
 
 def pbpk_model(
@@ -234,14 +231,16 @@ def pbpk_model(
     prior_median: Mapping[str, float] | None = None,
     sd_log: float | Mapping[str, float] | None = None,
     forward=None,
+    model: str = "psma617",
     **kwargs,
 ) -> TwinModel:
-    """(b) The nonlinear PSMA-617 PBPK of :func:`tdt.pbpk.psma617` with its identifiable
-    parameter subset (:func:`identifiable_pbpk_parameters` for the observed ``organs`` and
-    ``lesions``) sampled under the model's cited lognormal priors (``forward.priors()``);
-    everything else fixed at the literature values. ``kwargs`` go to ``psma617`` (solver
-    options). The default solver is ``method="grid"`` (fixed-grid Rosenbrock, accuracy measured
-    against the adaptive reference in tests/pbpk/test_pbpk_grid_solver.py), which for one bolus
+    """(b) The nonlinear receptor PBPK registered as ``model`` (``"psma617"``, the default, or
+    ``"dotatate"``, ... :func:`tdt.pbpk.model_names`) with its identifiable parameter subset
+    (the registry entry's rule for the observed ``organs`` and ``lesions``) sampled under the
+    model's cited lognormal priors (``forward.priors()``); everything else fixed at the
+    literature values. ``kwargs`` go to the model's factory (solver options). The default
+    solver is ``method="grid"`` (fixed-grid Rosenbrock, accuracy measured against the adaptive
+    reference in tests/pbpk/test_pbpk_grid_solver.py), which for one bolus
     runs on the structured sampler path of :mod:`tdt.inference.fast_pbpk` (~1 ms per gradient);
     ``method="adaptive"`` gives diffrax's error-controlled solve (seconds per gradient).
 
@@ -250,9 +249,13 @@ def pbpk_model(
     empty and the model is used as given (its solver included).
     """
     if forward is None:
+        spec = get_model(model)
+        if spec.kind != "pbpk":
+            raise InputError(f"pbpk_model: model {model!r} is a {spec.kind} model; expected a "
+                             "receptor PBPK (use reduced_model)")
         kwargs.setdefault("method", "grid")  # the fitting solver (tdt.inference.fast_pbpk)
-        forward = psma617(lesions=tuple(lesions), **kwargs)
-        options = {"lesions": tuple(lesions), **kwargs}
+        forward = spec.build(lesions=tuple(lesions), **kwargs)
+        options = {"model": spec.key, "lesions": tuple(lesions), **kwargs}
     else:
         if kwargs:
             raise InputError(f"pbpk_model: options {sorted(kwargs)} given together with a "
@@ -263,8 +266,14 @@ def pbpk_model(
                                  f"{attr!r}; expected a tdt.pbpk model")
         known = tuple(getattr(forward, "organs", ()))
         options = {"lesions": tuple(o for o in known if o.startswith("lesion"))}
+        name = getattr(forward, "name", None)
+        spec = get_model(name) if name in model_names("pbpk") else None
+        if spec is not None:
+            options = {"model": spec.key, **options}
     if sampled is None:
-        sampled = identifiable_pbpk_parameters(forward, (*organs, *lesions))
+        observed = (*organs, *lesions)
+        sampled = (spec.identifiable_parameters(forward, observed) if spec is not None
+                   else identifiable_receptor_parameters(forward, observed))
     if not sampled:
         raise InputError(
             f"pbpk_model: no identifiable parameters for organs {organs}; pass sampled=..."
@@ -276,7 +285,9 @@ def pbpk_model(
 
 
 def resolve_model(model, data) -> TwinModel:
-    """``"reduced"`` / ``"pbpk"`` / a TwinModel → TwinModel for ``data``'s organs."""
+    """``"reduced"`` / ``"pbpk"`` (= ``"psma617"``) / a registered PBPK name (``"dotatate"``,
+    :func:`tdt.pbpk.model_names`) / a built PBPK model / a TwinModel → TwinModel for
+    ``data``'s organs."""
     if isinstance(model, TwinModel):
         model.check_organs(data.organ_names)
         return model
@@ -284,8 +295,11 @@ def resolve_model(model, data) -> TwinModel:
         return reduced_model(data.organ_names, nuclide=data.nuclide)
     lesions = tuple(o for o in data.organ_names if o.startswith("lesion"))
     organs = tuple(o for o in data.organ_names if not o.startswith("lesion"))
-    if model == "pbpk":
-        twin = pbpk_model(organs=organs, lesions=lesions)
+    if isinstance(model, str):
+        spec = get_model("psma617" if model == "pbpk" else model)
+        if spec.kind == "reduced_linear":
+            return reduced_model(data.organ_names, nuclide=data.nuclide)
+        twin = pbpk_model(organs=organs, lesions=lesions, model=spec.key)
         twin.check_organs(data.organ_names)
         return twin
     if getattr(model, "kind", None) == "pbpk" and hasattr(model, "simulate"):
@@ -294,6 +308,6 @@ def resolve_model(model, data) -> TwinModel:
         twin.check_organs(data.organ_names)
         return twin
     raise InputError(
-        f"model: {model!r}; expected 'reduced', 'pbpk', a tdt.pbpk PBPK model or a "
-        "tdt.inference.TwinModel"
+        f"model: {model!r}; expected 'reduced', 'pbpk', a registered model name (one of "
+        f"{list(model_names())}), a tdt.pbpk PBPK model or a tdt.inference.TwinModel"
     )

@@ -24,7 +24,7 @@ from tdt.inference.data import OrganSeries, PatientData
 from tdt.inference.diagnostics import Diagnostics
 from tdt.inference.measurement import MeasurementModel
 from tdt.inference.models import TwinModel, custom_model
-from tdt.pbpk import Administration, Schedule, psma617, reduced_linear
+from tdt.pbpk import Administration, Schedule, get_model
 
 FORMAT_VERSION = 1
 INTEGRITY_ATTR = "tdt_integrity"
@@ -123,13 +123,14 @@ def _rebuild_forward(kind: str, options: dict, forward):
     if forward is not None:
         return forward
     if kind == "reduced":
-
-        return reduced_linear(organs=tuple(options["organs"]), nuclide=options["nuclide"])
+        return get_model("reduced").build(organs=tuple(options["organs"]),
+                                          nuclide=options["nuclide"])
     if kind == "pbpk":
-
+        # files written before the model registry carry no "model" option: PSMA-617 then
         opts = dict(options)
+        spec = get_model(opts.pop("model", "psma617"))
         lesions = tuple(opts.pop("lesions", ()))
-        return psma617(lesions=lesions, **opts)
+        return spec.build(lesions=lesions, **opts)
     return None
 
 

@@ -3,13 +3,16 @@
 - :class:`Administration`, :class:`Schedule` (``Schedule.repeated``): what is given, when.
 - :func:`reduced_linear` -> :class:`LinearModel`: first-order plasma <-> organ exchange, renal
   excretion, physical decay, solved exactly (matrix exponential), exact TIA to infinity.
-- :func:`psma617`, :func:`dotatate` -> :class:`PbpkModel`: receptor PBPK (binding, saturation by
+- :func:`psma617`, :func:`psma_it`, :func:`dotatate` -> :class:`PbpkModel`: receptor PBPK (binding, saturation by
   hot + cold ligand, internalisation, release, filtration), diffrax Kvaerno5, failures reported.
 - ``model.simulate(params, schedule, times_h)`` -> :class:`Simulation` (``activity_mbq``,
   ``tia_mbq_h``, mass balance, ``ok``). Pure JAX: jit / vmap / grad over the params dict.
 - The one linear solver (:mod:`tdt.pbpk._linear_solve`): :func:`solve_piecewise_linear` (matrix
   exponential, any schedule) and the bolus eigen-solution :func:`bolus_exponentials` /
   :func:`bolus_response` / :func:`activity_at` (+ :func:`batched_bolus_exponentials` over draws).
+- The model registry (:mod:`tdt.pbpk.registry`): :func:`get_model` (name -> :class:`ModelSpec`:
+  radiopharmaceutical, factory, organs, catalog dataset, identifiable subset, dosimetry hooks),
+  :func:`model_names`, :func:`register_model`.
 - :func:`virtual_cohort`: lognormal population draws, one vmapped jitted solve, organ doses.
 
 Units: h, MBq, MBq·h, nmol, mL, 1/h (docs/architecture.md). See docs/pbpk.md.
@@ -32,6 +35,8 @@ from tdt.pbpk.linear import LinearModel, reduced_linear
 from tdt.pbpk.nonlinear import PbpkModel, specific_activity_mbq_per_nmol
 from tdt.pbpk.organs import TISSUE_ORGANS
 from tdt.pbpk.psma617 import psma617
+from tdt.pbpk.psma_it import psma_it
+from tdt.pbpk.registry import ModelSpec, get_model, model_names, register_model
 from tdt.pbpk.schedule import Administration, Schedule
 from tdt.pbpk.simulation import Simulation
 
@@ -39,6 +44,8 @@ __all__ = [
     "activity_at", "batched_bolus_exponentials", "bolus_exponentials", "bolus_response",
     "exponential_sum", "is_bolus_schedule", "mammillary_indices", "solve_piecewise_linear",
     "Administration", "Cohort", "LinearModel", "PbpkModel", "Schedule", "Simulation",
-    "TISSUE_ORGANS", "Tissue", "dotatate", "draw_parameters", "psma617", "reduced_linear",
+    "TISSUE_ORGANS", "Tissue", "dotatate", "draw_parameters", "psma617", "psma_it",
+    "reduced_linear",
     "specific_activity_mbq_per_nmol", "virtual_cohort",
+    "ModelSpec", "get_model", "model_names", "register_model",
 ]

@@ -31,6 +31,7 @@ from tdt.errors import InputError
 from tdt.pbpk._linear_solve import solve_piecewise_linear
 from tdt.pbpk.organs import is_lesion, lesion_names, validate_organs
 from tdt.pbpk.parameters import ParameterSpec, load_table
+from tdt.pbpk.registry import ModelSpec, all_parameters, register_model
 from tdt.pbpk.schedule import Schedule
 from tdt.pbpk.simulation import Simulation
 from tdt.pbpk.validation import check_params, check_times
@@ -174,3 +175,12 @@ def _cached_model(names: tuple[str, ...], nuclide: str, dataset: str) -> LinearM
                                  f"{dataset!r}")
     return LinearModel(names, nuclide, table, dataset)
 
+
+
+SPEC = register_model(ModelSpec(
+    key="reduced", radiopharmaceutical="177Lu-PSMA-617", nuclide="Lu-177", kind="reduced_linear",
+    factory=reduced_linear, organs=DEFAULT_ORGANS, dataset="pbpk_reduced_linear_psma617",
+    identifiable=all_parameters, source_organs=DEFAULT_ORGANS,
+    linear_dataset="pbpk_reduced_linear_psma617", aliases=("reduced_linear",),
+    citation="Delker A, et al. EJNMMI 2016;43:42; Kratochwil C, et al. J Nucl Med 2016;57:1170 "
+             "(data_catalog/pbpk/reduced_linear_psma617.yaml)"))

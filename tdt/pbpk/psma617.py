@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from tdt.pbpk.builders import build
 from tdt.pbpk.nonlinear import PbpkModel
+from tdt.pbpk.registry import ModelSpec, register_model
 
 ORGANS = ("kidneys", "salivary_glands", "lacrimal_glands", "liver", "spleen", "gi", "red_marrow",
           "remainder")
@@ -25,3 +26,11 @@ def psma617(lesions: int | Iterable[str] = 1, nuclide: str = "Lu-177",
     ``method="grid"`` with grid_steps, grid_first_step_h, linear_after_h for cohorts/fitting).
     """
     return build("psma617", dataset, ORGANS, RECEPTOR_ORGANS, lesions, nuclide, **options)
+
+
+SPEC = register_model(ModelSpec(
+    key="psma617", radiopharmaceutical="177Lu-PSMA-617", nuclide="Lu-177", kind="pbpk",
+    factory=psma617, organs=ORGANS, dataset="pbpk_psma617", receptor_organs=RECEPTOR_ORGANS,
+    source_organs=ORGANS, linear_dataset="pbpk_reduced_linear_psma617",
+    citation="Begum/Kletting/Glatting PSMA PBPK lineage; PyCNO SBML, EJNMMI Radiopharm Chem "
+             "2024;9:6 (data_catalog/pbpk/psma617.yaml)"))

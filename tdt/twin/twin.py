@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tdt.errors import InputError
-from tdt.pbpk import reduced_linear
+from tdt.pbpk import get_model, model_names, reduced_linear
 from tdt.twin.assimilate import (
     DriftModel,
     GaussianPosterior,
@@ -49,20 +49,26 @@ from tdt.twin.twin_file import load_twin, save_twin
 
 #: Organs of the default reduced model (lesions are added from the record).
 DEFAULT_MODEL_ORGANS = ("kidneys", "salivary_glands", "liver", "spleen", "red_marrow", "remainder")
-MODELS = ("reduced", "psma617")
+
+
+def twin_model_names() -> tuple[str, ...]:
+    """Registered models the (linear) twin can run: those with a reduced linear table."""
+    return tuple(n for n in model_names() if get_model(n).linear_dataset is not None)
 
 
 def _build_model(model, record: PatientRecord):
     if not isinstance(model, str):
         return model, getattr(model, "kind", type(model).__name__)
-    if model not in MODELS:
-        if model == "dotatate":
-            raise InputError("model: 'dotatate' has no reduced (linear) parameter table yet; "
-                             "pass a tdt.pbpk.reduced_linear model built on a DOTATATE dataset")
-        raise InputError(f"model: got {model!r}; expected one of {MODELS} or a linear model")
+    spec = get_model(model)  # unknown names: InputError listing the registered models
+    if spec.linear_dataset is None:
+        raise InputError(f"model: {model!r} ({spec.radiopharmaceutical}) has no reduced (linear) "
+                         "parameter table yet; the twin runs on "
+                         f"{list(twin_model_names())}, or pass a tdt.pbpk.reduced_linear "
+                         "model built on a dataset of this radiopharmaceutical")
     lesions = sorted(record.lesions, key=lambda n: int(n.split("_")[1]))
-    return reduced_linear(DEFAULT_MODEL_ORGANS, nuclide=record.nuclide, lesions=lesions), \
-        "reduced_linear_psma617"
+    forward = reduced_linear(DEFAULT_MODEL_ORGANS, nuclide=record.nuclide, lesions=lesions,
+                     dataset=spec.linear_dataset)
+    return forward, spec.linear_dataset.removeprefix("pbpk_")
 
 
 class Twin:
@@ -71,8 +77,9 @@ class Twin:
     Parameters
     ----------
     record: the :class:`PatientRecord` (masses, lesions with volumes, risk factors).
-    model: ``"reduced"`` / ``"psma617"`` (the reduced linear 177Lu-PSMA-617 model with the
-        record's lesions) or a linear model object (``tdt.pbpk.reduced_linear(...)``).
+    model: a registered model name with a reduced linear table (``"reduced"`` /
+        ``"psma617"``: the reduced linear 177Lu-PSMA-617 model with the record's lesions; see
+        :func:`twin_model_names`) or a linear model object (``tdt.pbpk.reduced_linear(...)``).
     prior: population prior over log rate constants (default: the model table's priors).
     n_draws: posterior draws used for every prediction and plan (default 1000).
     total_cycles: cycles in the treatment course (default 6).

@@ -53,8 +53,10 @@ def fit_patient(data: PatientData, model: str | TwinModel = "reduced", draws: in
     Parameters
     ----------
     data: the patient's :class:`PatientData`.
-    model: ``"reduced"`` (linear kinetic model of tdt.pbpk), ``"pbpk"`` (PSMA PBPK,
-        identifiable subset) or a :class:`TwinModel` (e.g. with a population prior).
+    model: ``"reduced"`` (linear kinetic model of tdt.pbpk), a registered receptor-PBPK model
+        name (``tdt.pbpk.model_names()``: ``"psma617"`` — also ``"pbpk"`` —, ``"dotatate"``,
+        ``"psma_it"``; identifiable subset under cited priors), a built tdt.pbpk model, or a
+        :class:`TwinModel` (e.g. with a population prior).
     draws, chains, tune: NUTS draws per chain after ``tune`` warm-up steps.
     seed: random seed; the same seed gives identical posterior summaries on the same machine.
     measurement: the :class:`MeasurementModel` (default lognormal noise, 3 %-calibration from

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tdt.dosimetry import REMAINDER_TISSUES, svalue_table, whole_body_tia_monoexponential
+from tdt.dosimetry.marrow import VOID_INTERVAL_H
 from tdt.dosimetry.names import sphere_organ
 from tdt.errors import InputError
 from tdt.inference.diagnostics import NOT_CONVERGED, Diagnostics, compute_diagnostics
@@ -26,6 +27,7 @@ from tdt.inference.measurement import MeasurementModel
 from tdt.inference.posterior_file import INTEGRITY_ATTR, check_seal, posterior_attrs, restore, seal
 from tdt.inference.predictive import (
     DosePrediction,
+    bladder_tia_draws,
     blood_marrow_tia_draws,
     choose_marrow_method,
     dose_prediction,
@@ -169,7 +171,8 @@ class Posterior:
                       max_draws: int | None = None, radiobiology: bool = True,
                       tcp_alpha_per_gy: float | None = None, tcp_alpha_sd_per_gy: float = 0.0,
                       seed: int = 0, marrow: str = "auto", rmblr: float | None = None,
-                      whole_body_half_life_h: float | None = None) -> DosePrediction:
+                      whole_body_half_life_h: float | None = None,
+                      void_interval_h: float | None = VOID_INTERVAL_H) -> DosePrediction:
         """Per-draw TIA (MBq·h), absorbed dose (Gy), effective half-life (h), BED/EQD2 (Gy),
         NTCP (organs with cited LKB parameters) and TCP (lesions, when ``tcp_alpha_per_gy`` is
         given) for ``schedule`` (default: the fitted one), e.g. a planned next cycle.
@@ -181,7 +184,9 @@ class Posterior:
         image, else none) or ``"none"``; ``rmblr`` fixes the marrow/blood ratio (default: drawn
         over its literature range). Every dose includes the remainder-of-body cross-dose from
         the model's whole-body TIA; a model without an excreted ``urine`` compartment needs
-        ``whole_body_half_life_h`` (Ã_WB = A T_eff / ln 2) for it.
+        ``whole_body_half_life_h`` (Ã_WB = A T_eff / ln 2) for it. The urinary-bladder
+        contents (model ``urine`` curve, voiding every ``void_interval_h``; None: left out)
+        are a source too.
 
         See :mod:`tdt.inference.predictive` for the definitions.
         """
@@ -192,10 +197,13 @@ class Posterior:
         nuclide = self.data.nuclide if self.data is not None else "Lu-177"
         targets = svalue_table(nuclide, phantom).targets
         extra = tuple(o for o in model_organs if o not in fitted and _dose_bearing(o, targets))
-        helpers = ("plasma",) if "plasma" in model_organs and "plasma" not in fitted else ()
+        helpers = tuple(c for c in ("plasma", "urine") if c in model_organs and c not in fitted)
         pred = self.predict(schedule, organs=fitted + extra + helpers, max_draws=max_draws,
                             seed=seed)
         n = int(np.asarray(pred["ok"]).size)
+        if void_interval_h is not None and "urine" in pred["activity_mbq"]:
+            pred["bladder_tia_mbq_h"] = bladder_tia_draws(
+                pred["times_h"], pred["activity_mbq"]["urine"], nuclide, void_interval_h)
         if "total_body_tia_mbq_h" not in pred and whole_body_half_life_h is not None:
             total = float(np.sum(np.asarray(schedule.activity_mbq)))
             pred["total_body_tia_mbq_h"] = np.full(n, float(whole_body_tia_monoexponential(

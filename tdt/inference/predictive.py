@@ -15,6 +15,10 @@ From the posterior-predictive TACs of :meth:`Posterior.predict` (leading axis: d
   uncertainty) and a lognormal error of the blood TIA (:data:`BLOOD_TIA_SD_LOG`), scaled to the
   predicted schedule by its administered activity (linear kinetics); its dose-rate history follows
   the plasma activity;
+* urinary-bladder contents (when the model has a ``urine`` compartment): the dynamic voiding
+  model of :func:`tdt.dosimetry.bladder_contents_tia` per draw on the model's urine curve; the
+  contents are a source (cross-dose to the marrow and the other targets) and part of the
+  whole body;
 * dose-rate history of organ o: Ḋ_o(t) = D_o · A_o(t) / Ã_o (the target's dose follows its own
   activity; exact for self-dose, which dominates for 177Lu β⁻ emitters);
 * BED: Lea–Catcheside G-factor of that history (:func:`tdt.radiobiology.bed`, exponential tail)
@@ -37,6 +41,7 @@ import tdt.radiobiology as rb
 from tdt.dosimetry import (
     REMAINDER_TISSUES,
     RMBLR_RANGE,
+    bladder_contents_tia,
     marrow_tia_blood_based,
     organ_doses,
     reference_mass_g,
@@ -84,6 +89,7 @@ class DosePrediction:
     notes: list[str] = field(default_factory=list)
     marrow_method: str = "none"
     total_body_tia_mbq_h: np.ndarray | None = None
+    bladder_tia_mbq_h: np.ndarray | None = None
 
     @property
     def flag(self) -> str:
@@ -131,6 +137,15 @@ def doses_from_tia(tia_mbq_h: dict[str, np.ndarray], nuclide: str = "Lu-177",
     doses = organ_doses(sources, nuclide=nuclide, phantom=phantom,
                         organ_masses_g=organ_masses_g, lesion_volumes_ml=lesions or None)
     return {o: np.asarray(doses[o]) for o in tia_mbq_h if o in doses}
+
+
+def bladder_tia_draws(times_h, urine_activity_mbq, nuclide: str,
+                      void_interval_h: float) -> np.ndarray:
+    """(n_draws,) TIA (MBq·h) of the urinary-bladder contents from each draw's excreted-urine
+    curve (n_draws, n_times) with voiding every ``void_interval_h`` (MIRD Pamphlet 14 rev.)."""
+    urine = np.atleast_2d(np.asarray(urine_activity_mbq, dtype=float))
+    return np.array([bladder_contents_tia(times_h, np.maximum(u, 0.0), nuclide, void_interval_h)
+                     for u in urine])
 
 
 def choose_marrow_method(method: str, has_blood: bool, has_marrow: bool) -> str:
@@ -202,6 +217,10 @@ def dose_prediction(pred: dict, nuclide: str, phantom: str, organ_masses_g, volu
     elif marrow_method == "image":
         notes.append("red marrow: image-based (model red_marrow compartment)")
     total_body = pred.get("total_body_tia_mbq_h")
+    if pred.get("bladder_tia_mbq_h") is not None:  # excreted but still in the body
+        tia["urinary_bladder_contents"] = np.asarray(pred["bladder_tia_mbq_h"])
+        if total_body is not None:
+            total_body = np.asarray(total_body) + tia["urinary_bladder_contents"]
     if total_body is not None:
         notes.append("remainder of body: model whole-body TIA minus the source organs and "
                      "lesions (MIRD remainder S-value, Cloutier 1973)")
@@ -221,7 +240,8 @@ def dose_prediction(pred: dict, nuclide: str, phantom: str, organ_masses_g, volu
                          effective_half_life_h=t_eff, times_h=times, activity_mbq=activity,
                          converged=converged, notes=notes, marrow_method=marrow_method,
                          total_body_tia_mbq_h=None if total_body is None
-                         else np.asarray(total_body))
+                         else np.asarray(total_body),
+                         bladder_tia_mbq_h=pred.get("bladder_tia_mbq_h"))
     if not bool(np.all(pred.get("ok", True))):
         out.notes.append(f"{int(np.sum(~np.asarray(pred['ok'])))} draws had a failed solve")
     if not radiobiology:

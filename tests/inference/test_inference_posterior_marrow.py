@@ -62,9 +62,11 @@ def posterior():
 def test_image_marrow_dose_is_self_plus_organ_and_remainder_cross_dose(posterior):
     pred = posterior.predict_doses(marrow="image", radiobiology=False)
     assert pred.marrow_method == "image"
-    tia, body = pred.tia_mbq_h, pred.total_body_tia_mbq_h
-    # hand computation per draw with the tabulated S-values (Cloutier remainder formula)
-    organs = ("kidneys", "salivary_glands", "liver", "red_marrow")
+    tia = {**pred.tia_mbq_h, "urinary_bladder_contents": pred.bladder_tia_mbq_h}
+    body = pred.total_body_tia_mbq_h
+    # hand computation per draw with the tabulated S-values (Cloutier remainder formula); the
+    # bladder contents (voiding model) are a source and part of the whole body
+    organs = ("kidneys", "salivary_glands", "liver", "red_marrow", "urinary_bladder_contents")
     m = {o: reference_mass_g(o) for o in (*organs, "total_body")}
     s = {o: svalue("red_marrow", o) for o in (*organs, "total_body")}
     s_rb = (m["total_body"] * s["total_body"] - sum(m[o] * s[o] for o in organs)) / (
@@ -76,7 +78,13 @@ def test_image_marrow_dose_is_self_plus_organ_and_remainder_cross_dose(posterior
     # the whole body of the linear model is everything not yet excreted: plasma + organs
     sim = posterior.predict(organs=("plasma", *ORGANS), max_draws=None)
     np.testing.assert_allclose(body, sim["tia_mbq_h"]["plasma"] + sum(
-        sim["tia_mbq_h"][o] for o in ORGANS), rtol=1e-9)
+        sim["tia_mbq_h"][o] for o in ORGANS) + pred.bladder_tia_mbq_h, rtol=1e-9)
+    # bladder contents: less than the excreted urine's TIA (voiding), more than nothing
+    urine = posterior.predict(organs=("urine",))["tia_mbq_h"]["urine"]
+    assert np.all((pred.bladder_tia_mbq_h > 0) & (pred.bladder_tia_mbq_h < 0.2 * urine))
+    without = posterior.predict_doses(marrow="image", radiobiology=False, void_interval_h=None)
+    assert without.bladder_tia_mbq_h is None
+    assert np.all(without.dose_gy["red_marrow"] < pred.dose_gy["red_marrow"])
 
 
 def test_blood_and_image_methods_agree_within_their_uncertainty(posterior):

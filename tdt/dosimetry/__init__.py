@@ -28,6 +28,7 @@ from tdt.dosimetry.marrow import (
     marrow_tia_blood_based,
     marrow_tia_image_based,
     red_marrow_dose,
+    whole_body_tia_monoexponential,
 )
 from tdt.dosimetry.names import PHANTOMS, REMAINDER_TISSUES, is_lesion
 from tdt.dosimetry.organs import organ_doses, reference_mass_g, scaled_self_svalue
@@ -63,4 +64,5 @@ __all__ = [
     "voxel_dose", "L2_L4_MARROW_FRACTION", "RMBLR_PEPTIDE", "RMBLR_RANGE", "MarrowDose",
     "bladder_contents_tia", "blood_tia_from_plasma", "blood_tia_from_samples",
     "marrow_tia_blood_based", "marrow_tia_image_based", "red_marrow_dose",
+    "whole_body_tia_monoexponential",
 ]

@@ -19,7 +19,12 @@ D_RM = Ã_RM S(RM ← RM) + Ã_RB S(RM ← RB) + Σ_organs Ã_h S(RM ← h), wit
   RMBLR = 1).
 
 The cross-dose of the remainder of body and of the major organs comes from
-:func:`tdt.dosimetry.organ_doses` (remainder S-values from the whole-body TIA).
+:func:`tdt.dosimetry.organ_doses` (remainder S-values from the whole-body TIA). The whole-body
+TIA is best taken from whole-body counts or a kinetic model that holds all of the body's activity;
+without either, :func:`whole_body_tia_monoexponential` gives it from the administered activity
+and a whole-body effective half-life, Ã_WB = A_0 T_eff / ln 2 (whole-body retention
+A_0 e^{−ln 2 t / T_eff} integrated to infinity; the EANM guideline's remainder-of-body input,
+Hindorf 2010, is this whole-body TIA minus the source organs).
 
 Urinary bladder (:func:`bladder_contents_tia`): the dynamic bladder model of MIRD Pamphlet 14
 revised (Thomas SR, et al. J Nucl Med 1999;40:102S-123S): urine accumulates between voids at a
@@ -91,6 +96,18 @@ def marrow_tia_image_based(
         raise InputError(f"fraction: {fraction!r}; expected the L2-L4 share of the red marrow "
                          f"(< 1, e.g. {L2_L4_MARROW_FRACTION})")
     return tia / frac
+
+
+def whole_body_tia_monoexponential(
+    administered_activity_mbq: ScalarLike,
+    effective_half_life_h: ScalarLike,
+) -> Scalar:
+    """Whole-body TIA (MBq·h) of mono-exponential whole-body retention with effective half-life
+    T_eff (h): Ã_WB = A_0 · T_eff / ln 2 (module docstring; an upper bound when a fast renal
+    phase is not resolved)."""
+    activity = _positive("administered_activity_mbq", administered_activity_mbq)
+    half_life = _positive("effective_half_life_h", effective_half_life_h)
+    return activity * half_life / np.log(2.0)
 
 
 def blood_tia_from_plasma(

@@ -18,18 +18,33 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tdt.dosimetry import REMAINDER_TISSUES, svalue_table, whole_body_tia_monoexponential
+from tdt.dosimetry.marrow import VOID_INTERVAL_H
+from tdt.dosimetry.names import sphere_organ
 from tdt.errors import InputError
 from tdt.inference.diagnostics import NOT_CONVERGED, Diagnostics, compute_diagnostics
 from tdt.inference.measurement import MeasurementModel
 from tdt.inference.posterior_file import INTEGRITY_ATTR, check_seal, posterior_attrs, restore, seal
 from tdt.inference.predictive import (
     DosePrediction,
+    bladder_tia_draws,
+    blood_marrow_tia_draws,
+    choose_marrow_method,
     dose_prediction,
     doses_from_tia,
     summarise_draws,
 )
 
 _ATTR = "tdt_posterior"
+#: compartments whose activity has left the body (not part of the whole-body TIA)
+EXCRETED = ("urine",)
+
+
+def _dose_bearing(organ: str, targets) -> bool:
+    """A model compartment reported as an organ dose: an S-value target or a sphere organ
+    (lacrimal glands), not plasma / remainder tissues, lesions or urine."""
+    return organ not in (*REMAINDER_TISSUES, *EXCRETED) and (
+        sphere_organ(organ) is not None or organ in targets)
 
 
 def _flatten(da) -> np.ndarray:
@@ -112,8 +127,10 @@ class Posterior:
         """Posterior-predictive TACs and TIAs for ``schedule`` (default: the fitted one).
 
         Returns ``{"times_h", "activity_mbq": organ → (n, n_times), "tia_mbq_h": organ → (n,),
-        "ok": (n,)}``, with ``n`` = all draws or a seeded subset of ``max_draws``.
-        Jitted once and vmapped over the draws.
+        "ok": (n,)}``, with ``n`` = all draws or a seeded subset of ``max_draws``, and, when the
+        model has an excreted ``urine`` compartment, ``"total_body_tia_mbq_h"`` (n,): the TIA of
+        everything still in the body (all other compartments). Jitted once and vmapped over the
+        draws.
         """
         self._need_twin("predict")
         schedule = self.schedule if schedule is None else schedule
@@ -133,40 +150,85 @@ class Posterior:
         def one(lt):
             sim = twin.forward.simulate(twin.params(lt), schedule, times)
             ok = jnp.asarray(getattr(sim, "ok", True))
+            compartments = tuple(getattr(sim, "compartments", ()) or ())
+            body = (sum(sim.tia_mbq_h[c] for c in compartments if c not in EXCRETED)
+                    if "urine" in compartments else jnp.nan)
             return ({o: sim.activity_mbq[o] for o in organs},
-                    {o: sim.tia_mbq_h[o] for o in organs}, ok)
+                    {o: sim.tia_mbq_h[o] for o in organs}, ok, body)
 
-        activity, tia, ok = jax.jit(jax.vmap(one))(jnp.asarray(log_theta))
-        return {"times_h": np.asarray(times),
-                "activity_mbq": {o: np.asarray(v) for o, v in activity.items()},
-                "tia_mbq_h": {o: np.asarray(v) for o, v in tia.items()},
-                "ok": np.asarray(ok)}
+        activity, tia, ok, body = jax.jit(jax.vmap(one))(jnp.asarray(log_theta))
+        out = {"times_h": np.asarray(times),
+               "activity_mbq": {o: np.asarray(v) for o, v in activity.items()},
+               "tia_mbq_h": {o: np.asarray(v) for o, v in tia.items()},
+               "ok": np.asarray(ok)}
+        if np.all(np.isfinite(np.asarray(body))):
+            out["total_body_tia_mbq_h"] = np.asarray(body)
+        return out
 
     def predict_doses(self, schedule=None, phantom: str = "adult-male",
                       organ_masses_g: dict[str, float] | None = None,
                       lesion_volumes_ml: dict[str, float] | None = None,
                       max_draws: int | None = None, radiobiology: bool = True,
                       tcp_alpha_per_gy: float | None = None, tcp_alpha_sd_per_gy: float = 0.0,
-                      seed: int = 0) -> DosePrediction:
+                      seed: int = 0, marrow: str = "auto", rmblr: float | None = None,
+                      whole_body_half_life_h: float | None = None,
+                      void_interval_h: float | None = VOID_INTERVAL_H) -> DosePrediction:
         """Per-draw TIA (MBq·h), absorbed dose (Gy), effective half-life (h), BED/EQD2 (Gy),
         NTCP (organs with cited LKB parameters) and TCP (lesions, when ``tcp_alpha_per_gy`` is
         given) for ``schedule`` (default: the fitted one), e.g. a planned next cycle.
 
+        Reported: the fitted organs and lesions plus the model's other dose-bearing organs
+        (e.g. the PBPK model's lacrimal glands, red marrow). ``marrow``: red-marrow method,
+        ``"blood"`` (the patient's BloodSamples), ``"image"`` (the model's red_marrow
+        compartment, fitted to the marrow VOI), ``"auto"`` (blood when there are samples, else
+        image, else none) or ``"none"``; ``rmblr`` fixes the marrow/blood ratio (default: drawn
+        over its literature range). Every dose includes the remainder-of-body cross-dose from
+        the model's whole-body TIA; a model without an excreted ``urine`` compartment needs
+        ``whole_body_half_life_h`` (Ã_WB = A T_eff / ln 2) for it. The urinary-bladder
+        contents (model ``urine`` curve, voiding every ``void_interval_h``; None: left out)
+        are a source too.
+
         See :mod:`tdt.inference.predictive` for the definitions.
         """
-        pred = self.predict(schedule, organs=None, max_draws=max_draws, seed=seed)
+        self._need_twin("predict_doses")
+        schedule = self.schedule if schedule is None else schedule
+        fitted = tuple(self.data.organ_names if self.data else self.twin.organs)
+        model_organs = tuple(getattr(self.twin.forward, "compartments", self.twin.organs))
+        nuclide = self.data.nuclide if self.data is not None else "Lu-177"
+        targets = svalue_table(nuclide, phantom).targets
+        extra = tuple(o for o in model_organs if o not in fitted and _dose_bearing(o, targets))
+        helpers = tuple(c for c in ("plasma", "urine") if c in model_organs and c not in fitted)
+        pred = self.predict(schedule, organs=fitted + extra + helpers, max_draws=max_draws,
+                            seed=seed)
+        n = int(np.asarray(pred["ok"]).size)
+        if void_interval_h is not None and "urine" in pred["activity_mbq"]:
+            pred["bladder_tia_mbq_h"] = bladder_tia_draws(
+                pred["times_h"], pred["activity_mbq"]["urine"], nuclide, void_interval_h)
+        if "total_body_tia_mbq_h" not in pred and whole_body_half_life_h is not None:
+            total = float(np.sum(np.asarray(schedule.activity_mbq)))
+            pred["total_body_tia_mbq_h"] = np.full(n, float(whole_body_tia_monoexponential(
+                total, whole_body_half_life_h)))
         volumes = dict(lesion_volumes_ml or {})
         if self.data is not None:
             for organ, series in self.data.organs.items():
                 if series.volume_ml is not None:
                     volumes.setdefault(organ, series.volume_ml)
-        nuclide = self.data.nuclide if self.data is not None else "Lu-177"
+        blood = getattr(self.data, "blood", None)
+        method = choose_marrow_method(marrow, blood is not None, "red_marrow" in pred["tia_mbq_h"])
+        marrow_tia = None
+        if method == "blood":
+            fitted_mbq = float(np.sum(np.asarray(self.data.resolve_schedule().activity_mbq)))
+            scale = float(np.sum(np.asarray(schedule.activity_mbq))) / fitted_mbq
+            marrow_tia = blood_marrow_tia_draws(scale * blood.blood_tia_mbq_h_per_ml(nuclide), n,
+                                                phantom, organ_masses_g, rmblr, seed)
         return dose_prediction(pred, nuclide=nuclide, phantom=phantom,
                                organ_masses_g=organ_masses_g, volumes_ml=volumes,
-                               schedule=schedule if schedule is not None else self.schedule,
+                               schedule=schedule,
                                radiobiology=radiobiology, converged=self.converged,
                                tcp_alpha_per_gy=tcp_alpha_per_gy,
-                               tcp_alpha_sd_per_gy=tcp_alpha_sd_per_gy)
+                               tcp_alpha_sd_per_gy=tcp_alpha_sd_per_gy,
+                               marrow_method=method, marrow_tia_mbq_h=marrow_tia,
+                               report=fitted + extra)
 
     def dose_draws(self, phantom: str = "adult-male",
                    organ_masses_g: dict[str, float] | None = None) -> dict[str, np.ndarray]:

@@ -14,10 +14,11 @@ import numpy as np
 
 from tdt.errors import InputError
 from tdt.radiobiology import (
+    DOSE_LIMITS,
     KIDNEY_BED_LIMIT_GY,
     KIDNEY_BED_LIMIT_RISK_GY,
-    RED_MARROW_DOSE_LIMIT_GY,
     DoseLimit,
+    dose_limit,
     tcp_poisson_fixed_alpha,
 )
 
@@ -62,9 +63,18 @@ class Constraint:
 KIDNEY_BED_28 = Constraint("kidneys", "bed", KIDNEY_BED_LIMIT_RISK_GY, 0.05)
 #: P(cumulative kidney BED > 40 Gy) <= 5 % (limit without risk factors, Bodei et al. 2008).
 KIDNEY_BED_40 = Constraint("kidneys", "bed", KIDNEY_BED_LIMIT_GY, 0.05)
-#: P(cumulative red-marrow absorbed dose > 2 Gy) <= 5 % (tdt.radiobiology.RED_MARROW_DOSE_LIMIT_GY).
-RED_MARROW_DOSE_2 = Constraint("red_marrow", "dose", RED_MARROW_DOSE_LIMIT_GY, 0.05)
+#: P(cumulative red-marrow absorbed dose > 2 Gy) <= 5 % (``dose_limit("red_marrow_dose")``,
+#: Benua 1962). Built from ``DoseDraws.from_dose_prediction`` the marrow draws are those of
+#: ``Posterior.predict_doses`` (blood- or image-based, remainder cross-dose included).
+RED_MARROW_DOSE_2 = Constraint.from_limit(dose_limit("red_marrow_dose"), 0.05)
 DEFAULT_CONSTRAINTS = (KIDNEY_BED_28, RED_MARROW_DOSE_2)
+
+
+def organs_without_limit(organs) -> tuple[str, ...]:
+    """Organs at risk (not lesions) with no published limit in :data:`tdt.radiobiology.DOSE_LIMITS`
+    (e.g. the lacrimal glands of PSMA therapy): reported by the planner, never constrained."""
+    limited = {limit.organ for limit in DOSE_LIMITS.values()}
+    return tuple(o for o in organs if o not in limited and not o.startswith("lesion"))
 
 
 @dataclass(frozen=True)
@@ -167,6 +177,7 @@ class Plan:
     n_draws: int
     summaries: dict[str, dict[str, float]] = field(default_factory=dict)
     evaluation: ScheduleEvaluation | None = field(default=None, repr=False, compare=False)
+    notes: tuple[str, ...] = ()
 
     @property
     def n_cycles(self) -> int:
@@ -192,6 +203,7 @@ class Plan:
             "policy": asdict(self.policy),
             "n_draws": int(self.n_draws),
             "summaries": self.summaries,
+            "notes": list(self.notes),
         }
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tdt.errors import InputError, unknown_name_error
+from tdt.physics import nuclide as get_nuclide
 from tdt.radiobiology import g_factor_monoexponential, is_lesion, quadratic_bed_coefficient
 from tdt.twin.tissues import LinearQuadratic, tissue_parameters
 
@@ -54,6 +55,8 @@ class DoseDraws:
         ``n_cycles`` may be 1: the same response is then used for every future cycle.
     bed_quadratic: (n_cycles, n_draws, n_organs) q in BED = d A + q A², Gy/MBq².
     prior_dose_gy, prior_bed_gy: (n_draws, n_organs) absorbed dose / BED already delivered.
+    dose_only: organs without linear-quadratic parameters (e.g. lacrimal glands): q = 0, their
+        BED is undefined and only absorbed-dose statements about them are allowed.
     """
 
     organs: tuple[str, ...]
@@ -61,6 +64,7 @@ class DoseDraws:
     bed_quadratic: np.ndarray
     prior_dose_gy: np.ndarray = field(default=None)  # type: ignore[assignment]
     prior_bed_gy: np.ndarray = field(default=None)  # type: ignore[assignment]
+    dose_only: tuple[str, ...] = ()
 
     def __post_init__(self):
         organs = tuple(str(o) for o in self.organs)
@@ -95,6 +99,11 @@ class DoseDraws:
         object.__setattr__(self, "bed_quadratic", q)
         object.__setattr__(self, "prior_dose_gy", pd)
         object.__setattr__(self, "prior_bed_gy", pb)
+        dose_only = tuple(str(o) for o in self.dose_only)
+        for organ in dose_only:
+            if organ not in organs:
+                raise unknown_name_error("dose_only organ", organ, organs)
+        object.__setattr__(self, "dose_only", dose_only)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -178,10 +187,53 @@ class DoseDraws:
         q = np.asarray(quadratic_bed_coefficient(a, lam, ab, trep))
         return cls(organs, d, q, **kwargs)
 
+    @classmethod
+    def from_dose_prediction(
+        cls,
+        prediction,
+        activity_mbq: float,
+        organs: Sequence[str] | None = None,
+        tissues: Mapping[str, LinearQuadratic] | None = None,
+        nuclide: str = "Lu-177",
+        **kwargs,
+    ) -> DoseDraws:
+        """From a :class:`tdt.inference.DosePrediction` (``Posterior.predict_doses``) of one
+        cycle of ``activity_mbq`` (MBq): d = D / A per draw (Gy/MBq, linear kinetics) and Dale's
+        q from each draw's effective half-life (capped at the physical half-life of ``nuclide``,
+        :func:`tdt.physics.nuclide`: a still rising curve in the washout window has no finite T_eff). The red-marrow column is the
+        prediction's marrow method (blood or image, remainder cross-dose included), so the
+        planner's marrow constraint uses exactly those draws. Organs without LQ parameters
+        (lacrimal glands) become ``dose_only``.
+        """
+        if not (np.isfinite(activity_mbq) and activity_mbq > 0):
+            raise InputError(f"activity_mbq: {activity_mbq!r}; expected the cycle's activity > 0 MBq")
+        physical_half_life_h = get_nuclide(nuclide).half_life_h
+        organs = tuple(prediction.dose_gy) if organs is None else tuple(organs)
+        for organ in organs:
+            if organ not in prediction.dose_gy:
+                raise unknown_name_error("organ", organ, tuple(prediction.dose_gy))
+        d = np.stack([np.asarray(prediction.dose_gy[o], dtype=float) for o in organs],
+                     axis=-1) / activity_mbq
+        teff = np.stack([np.minimum(np.asarray(prediction.effective_half_life_h.get(
+            o, np.full(d.shape[0], physical_half_life_h)), dtype=float), physical_half_life_h)
+            for o in organs], axis=-1)
+        tissues = dict(tissues or {})
+        q = np.zeros_like(d)
+        dose_only = []
+        for j, organ in enumerate(organs):
+            try:
+                lq = tissues.get(organ) or tissue_parameters(organ)
+            except InputError:
+                dose_only.append(organ)
+                continue
+            q[:, j] = d[:, j] ** 2 * g_factor_monoexponential(
+                lq.repair_half_time_h, teff[:, j]) / lq.alpha_beta_gy
+        return cls(organs, d, q, dose_only=tuple(dose_only), **kwargs)
+
     def with_prior(self, prior_dose_gy, prior_bed_gy) -> DoseDraws:
         """The same response with a different delivered dose / BED (n_draws, n_organs)."""
         return DoseDraws(self.organs, self.dose_per_mbq, self.bed_quadratic,
-                         prior_dose_gy, prior_bed_gy)
+                         prior_dose_gy, prior_bed_gy, self.dose_only)
 
     def with_drift(self, n_cycles: int, drift_sd: float, organs: Sequence[str] | None = None,
                    drift_mean: float = 0.0, seed: int = 0) -> DoseDraws:
@@ -200,7 +252,8 @@ class DoseDraws:
         rng = np.random.default_rng(seed)
         steps = rng.normal(drift_mean, drift_sd, size=(n_cycles, self.n_draws, 1))
         mult = np.where(mask, np.exp(np.cumsum(steps, axis=0)), 1.0)
-        return DoseDraws(self.organs, d * mult, q * mult**2, self.prior_dose_gy, self.prior_bed_gy)
+        return DoseDraws(self.organs, d * mult, q * mult**2, self.prior_dose_gy, self.prior_bed_gy,
+                         self.dose_only)
 
 
 def _lq_arrays(organs, tissues) -> tuple[np.ndarray, np.ndarray]:

@@ -54,6 +54,7 @@ from tdt.twin._plan_types import (
     Policy,
     ScheduleEvaluation,
     TcpModel,
+    organs_without_limit,
 )
 from tdt.twin.draws import DoseDraws
 
@@ -80,6 +81,9 @@ def _validate(draws, n_cycles, objective, constraints, method, tcp):
         if not isinstance(c, Constraint):
             raise InputError(f"constraints: expected Constraint objects, got {c!r}")
         draws.index(c.organ)
+        if c.quantity == "bed" and c.organ in draws.dose_only:
+            raise InputError(f"constraints: {c.describe()} — {c.organ!r} has no linear-quadratic "
+                             "parameters (dose only); constrain its absorbed dose instead")
     if not draws.tumour_organs:
         raise InputError(
             f"draws.organs: no lesion (lesion_*) among {draws.organs}; the objective needs one"
@@ -108,9 +112,16 @@ def _finish(draws, x, decision, reason, used_method, objective, constraints, pol
     summaries = {f"{c.organ}_{c.quantity}": ev.summary(c.organ, c.quantity) for c in constraints}
     for t in draws.tumour_organs:
         summaries[f"{t}_bed"] = ev.summary(t, "bed")
+    for organ in draws.organs:  # every organ dose is reported, constrained or not
+        if organ not in draws.tumour_organs:
+            summaries.setdefault(f"{organ}_dose", ev.summary(organ, "dose"))
+    constrained = {c.organ for c in constraints}
+    notes = tuple(f"{o}: absorbed dose reported, not constrained (no limit in "
+                  "tdt.radiobiology.DOSE_LIMITS)"
+                  for o in organs_without_limit(draws.organs) if o not in constrained)
     return Plan(tuple(float(a) for a in x), decision, reason, used_method, objective, expected,
                 ev.constraint_probabilities, constraints, feasible, policy, draws.n_draws,
-                summaries, ev)
+                summaries, ev, notes)
 
 
 def _uniform_candidates(draws, n_cycles, objective, constraints, policy, tcp) -> list[tuple]:

@@ -148,3 +148,33 @@ def test_lacrimal_glands_are_two_spheres_without_cross_dose():
     with_tb = organ_doses({"lacrimal_glands": 10.0, "kidneys": 100.0, "total_body": 1000.0})
     without = organ_doses({"kidneys": 100.0, "total_body": 990.0})
     assert float(with_tb["liver"]) == pytest.approx(float(without["liver"]), rel=1e-12)
+
+
+def test_remainder_cross_dose_to_marrow_matches_hand_computation():
+    # MIRD remainder of body by hand (Cloutier et al. JNM 1973;14:53) with the tabulated
+    # S-values of the adult-male table and the ICRP 89 reference masses:
+    # S(RM <- RB) = [m_TB S(RM <- TB) - sum_i m_i S(RM <- i)] / (m_TB - sum_i m_i),
+    # A_RB = A_TB - sum_i A_i over the sources i = kidneys, liver, red marrow.
+    tia = {"kidneys": 12000.0, "liver": 4000.0}
+    marrow, total_body = 3000.0, 60000.0
+    sources = {**tia, "red_marrow": marrow}
+    m = {o: reference_mass_g(o) for o in (*sources, "total_body")}
+    s = {o: svalue("red_marrow", o) for o in (*sources, "total_body")}
+    s_rb = (m["total_body"] * s["total_body"] - sum(m[o] * s[o] for o in sources)) / (
+        m["total_body"] - sum(m[o] for o in sources))
+    a_rb = total_body - sum(sources.values())
+    cross = tia["kidneys"] * s["kidneys"] + tia["liver"] * s["liver"] + a_rb * s_rb
+    dose = red_marrow_dose(marrow, tia, total_body_tia_mbq_h=total_body)
+    assert float(dose.cross_gy) == pytest.approx(cross, rel=1e-12)
+    assert float(dose.self_gy) == pytest.approx(marrow * s["red_marrow"], rel=1e-12)
+    assert a_rb * s_rb > 0.3 * float(dose.cross_gy)  # the remainder dominates the cross-dose
+
+
+def test_whole_body_tia_monoexponential_matches_quadrature():
+    from tdt.dosimetry import whole_body_tia_monoexponential
+
+    a0, t_eff = 7400.0, 40.0
+    reference, _ = quad(lambda t: a0 * math.exp(-math.log(2) * t / t_eff), 0.0, math.inf)
+    assert float(whole_body_tia_monoexponential(a0, t_eff)) == pytest.approx(reference, rel=1e-9)
+    with pytest.raises(InputError, match="effective_half_life_h"):
+        whole_body_tia_monoexponential(a0, -1.0)

@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tdt"
-MAX_MODULE_LINES = 420
+MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 100
 
 # Files exempt from the function-level-import rule (none: every deferred import carries a

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from tdt._types import MaskLike, TimesLike, Volume, VolumeLike, VolumeSeriesLike, VoxelSizeLike
-from tdt.dosimetry.kernel import KernelConvolver, VoxelKernel, load_kernel, resample_kernel
+from tdt.dosimetry.kernel import (
+    KERNEL_DENSITY_G_PER_ML,
+    KernelConvolver,
+    VoxelKernel,
+    load_kernel,
+    resample_kernel,
+)
 from tdt.errors import InputError
 from tdt.kinetics import fit_tacs
 from tdt.physics import nuclide as _nuclide
@@ -50,7 +56,7 @@ def _voxel_volume_ml(voxel_mm) -> float:
 
 
 def local_deposition_dose(tia_mbq_h: VolumeLike, voxel_mm: VoxelSizeLike, nuclide: str = "Lu-177",
-                          density_g_per_ml=1.03, energy_mev: float | None = None) -> Volume:
+                          density_g_per_ml=KERNEL_DENSITY_G_PER_ML, energy_mev: float | None = None) -> Volume:
     """Dose (Gy) with all emitted non-penetrating energy absorbed in the source voxel.
 
     D_v = Ã_v · E · (1.602e-13 J/MeV · 1e6 /(MBq·s) · 3600 s/h · 1000 g/kg) / (ρ_v · V) —
@@ -104,7 +110,7 @@ def density_from_hu(hu: VolumeLike, table=DEFAULT_HU_DENSITY) -> Volume:
     return np.maximum(density, 0.0012)
 
 
-def density_correct(dose_gy: VolumeLike, density_g_per_ml, reference_density_g_per_ml: float = 1.03,
+def density_correct(dose_gy: VolumeLike, density_g_per_ml, reference_density_g_per_ml: float = KERNEL_DENSITY_G_PER_ML,
                     min_density_g_per_ml: float = 0.1) -> Volume:
     """Scale a dose computed in a uniform medium to the voxel densities: D · ρ_ref / ρ_v.
 
@@ -144,7 +150,7 @@ def voxel_dose(
             dose = density_correct(dose, density, reference_density_g_per_ml=ref)
         return dose
     if method == "local":
-        density = 1.03 if hu is None else density_from_hu(hu)
+        density = KERNEL_DENSITY_G_PER_ML if hu is None else density_from_hu(hu)
         return local_deposition_dose(tia_mbq_h, voxel_mm, nuclide, density)
     raise InputError(f"voxel_dose: method={method!r}; expected 'kernel' or 'local'")
 

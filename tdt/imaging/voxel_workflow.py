@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tdt.dosimetry.kernel import KERNEL_DENSITY_G_PER_ML
 from tdt.dosimetry.voxel import (
     density_correct,
     density_from_hu,
@@ -89,7 +90,8 @@ def voxel_dosimetry(study, *, tia_method: str = "reference", dose_method: str = 
         if density_correction and hu is not None:
             dose = density_correct(dose, density_from_hu(hu))
     elif dose_method == "local":
-        density = density_from_hu(hu) if (density_correction and hu is not None) else 1.03
+        density = (density_from_hu(hu) if (density_correction and hu is not None)
+                   else KERNEL_DENSITY_G_PER_ML)
         dose = local_deposition_dose(tia, voxel_mm, study.nuclide, density)
     else:
         raise InputError(f"voxel_dosimetry: dose_method={dose_method!r}; expected 'kernel' or "

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tdt import dosimetry
+from tdt.dosimetry.spheres import SOFT_TISSUE_DENSITY_G_PER_ML
 from tdt.errors import InputError, TdtError
 from tdt.pbpk import batched_bolus_exponentials, exponential_sum
 from tdt.physics import nuclide
@@ -31,8 +32,9 @@ from tdt.twin.draws import DoseDraws
 from tdt.twin.record import PatientRecord
 from tdt.units import mev_per_decay_to_gy_g_per_mbq_h
 
-#: Soft-tissue density (g/mL) for lesion masses from volumes (ICRU 44 soft tissue 1.03-1.06).
-LESION_DENSITY_G_PER_ML = 1.04
+#: Soft-tissue density (g/mL) for lesion masses from volumes: tdt.dosimetry's sphere-model value
+#: (the one home; ICRU 44 soft tissue 1.03-1.06).
+LESION_DENSITY_G_PER_ML = SOFT_TISSUE_DENSITY_G_PER_ML
 
 
 @dataclass(frozen=True)

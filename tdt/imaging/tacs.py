@@ -7,7 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from tdt.errors import InputError
-from tdt.imaging.partial_volume import geometric_transfer_matrix, gtm_correct
+from tdt.imaging.partial_volume import (
+    FWHM_RELATIVE_SD,
+    GTM_RESIDUAL_LOG_SD,
+    geometric_transfer_matrix,
+    gtm_correct,
+    gtm_recovery_log_sd,
+)
 from tdt.imaging.plausibility import check_voi_activity
 from tdt.imaging.rtstruct import find_structure
 
@@ -30,6 +36,11 @@ class VoiTac:
     partial_volume_corrected: ``activity_mbq`` is the geometric-transfer-matrix estimate of the
         true VOI total (``extract_tacs(..., partial_volume="gtm")``), not the image sum.
     recovery: the VOI's recovery coefficient (GTM diagonal) when corrected, else None.
+    recovery_sd: when corrected, the log-SD of ``activity_mbq`` from the partial-volume
+        correction (the FWHM's uncertainty propagated through the GTM, combined in quadrature
+        with the GTM's residual floor; :func:`tdt.imaging.partial_volume.gtm_recovery_log_sd`),
+        one value for all time points; ``OrganSeries(recovery_sd=...)`` carries it into the
+        Bayesian measurement model. None without correction.
     """
 
     name: str
@@ -42,6 +53,7 @@ class VoiTac:
     poisson_sd_mbq: np.ndarray | None = None
     partial_volume_corrected: bool = False
     recovery: float | None = None
+    recovery_sd: float | None = None
 
 
 def voi_tac(name: str, times_h, activity_stack: np.ndarray, mask: np.ndarray,
@@ -71,7 +83,8 @@ def voi_tac(name: str, times_h, activity_stack: np.ndarray, mask: np.ndarray,
 
 def extract_tacs(study, structures: list[str] | None = None, *,
                  partial_volume: str | None = None, fwhm_mm: float | None = None,
-                 body_hu: float = -500.0) -> dict[str, VoiTac]:
+                 fwhm_sd_mm: float | None = None, body_hu: float = -500.0,
+                 ) -> dict[str, VoiTac]:
     """Per-VOI TACs of ``study`` (a :class:`~tdt.imaging.study.Study`).
 
     ``structures``: names to extract (case-insensitive); default all. An absent name raises
@@ -85,12 +98,26 @@ def extract_tacs(study, structures: list[str] | None = None, *,
     are the true VOI totals that explain all VOI sums at once (spill-out *and* spill-in).
     Structures that overlap keep their voxels in the first one listed. The Poisson SD is
     propagated through ``W⁻¹``.
+
+    ``fwhm_sd_mm``: SD of ``fwhm_mm`` (mm; default ``FWHM_RELATIVE_SD`` = 10 % of it, an
+    ASSUMPTION documented in :mod:`tdt.imaging.partial_volume`; 0 for an exactly known PSF such
+    as the phantom's). Each corrected VOI gets ``recovery_sd``: the RMS over time points of the
+    central difference of its log GTM total over FWHM ± ``fwhm_sd_mm``, in quadrature with the
+    GTM's residual floor ``GTM_RESIDUAL_LOG_SD`` (1 %).
     """
     if partial_volume not in (None, "gtm"):
         raise InputError(f"extract_tacs: partial_volume {partial_volume!r}; expected None or 'gtm'")
     if partial_volume == "gtm" and not (fwhm_mm is not None and fwhm_mm > 0):
         raise InputError(f"extract_tacs: fwhm_mm {fwhm_mm!r}; expected the system FWHM (mm) > 0 "
                          "with partial_volume='gtm'")
+    if fwhm_sd_mm is not None and partial_volume != "gtm":
+        raise InputError(f"extract_tacs: fwhm_sd_mm {fwhm_sd_mm!r} without partial-volume "
+                         "correction; expected partial_volume='gtm' (or no fwhm_sd_mm)")
+    if partial_volume == "gtm":
+        fwhm_sd_mm = FWHM_RELATIVE_SD * fwhm_mm if fwhm_sd_mm is None else fwhm_sd_mm
+        if not (fwhm_sd_mm is not None and 0.0 <= fwhm_sd_mm < fwhm_mm):
+            raise InputError(f"extract_tacs: fwhm_sd_mm {fwhm_sd_mm!r}; expected the SD of the "
+                             f"FWHM (mm), >= 0 and < fwhm_mm ({fwhm_mm} mm)")
     stack = study.activity_stack()
     names = list(study.masks) if structures is None else list(structures)
     if not names:
@@ -120,6 +147,8 @@ def extract_tacs(study, structures: list[str] | None = None, *,
     observed = np.stack([stack[:, m].sum(axis=1) for m in regions.values()])  # (regions, times)
     corrected = gtm_correct(observed, w)
     w_inv = np.linalg.inv(w)
+    log_sd = gtm_recovery_log_sd(regions, study.geometry.spacing_mm, fwhm_mm, fwhm_sd_mm,
+                                 observed, floor=GTM_RESIDUAL_LOG_SD)
     index = {n: i for i, n in enumerate(regions)}
 
     for name in names:
@@ -137,5 +166,6 @@ def extract_tacs(study, structures: list[str] | None = None, *,
             mean_concentration_mbq_per_ml=corrected[i] / tac.volume_ml,
             max_concentration_mbq_per_ml=tac.max_concentration_mbq_per_ml,
             n_voxels=tac.n_voxels, poisson_sd_mbq=sd, partial_volume_corrected=True,
-            recovery=float(w[i, i]))
+            recovery=float(w[i, i]),
+            recovery_sd=float(log_sd[i]) if np.isfinite(log_sd[i]) else None)
     return out

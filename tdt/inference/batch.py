@@ -23,7 +23,7 @@ from pymc.sampling.jax import get_jaxified_graph
 from tdt.errors import InputError
 from tdt.inference.data import PatientData
 from tdt.inference.diagnostics import compute_diagnostics
-from tdt.inference.measurement import MeasurementModel
+from tdt.inference.measurement import MeasurementModel, free_recovery, recovery_sds
 from tdt.inference.models import TwinModel, resolve_model
 from tdt.inference.nuts import (
     constrained_draws,
@@ -36,8 +36,9 @@ from tdt.inference.pymc_models import build_patient_model
 from tdt.inference.sampling import GATE_VARIABLES, _check_counts
 
 
-def _same_protocol(datasets: Sequence[PatientData]) -> None:
+def _same_protocol(datasets: Sequence[PatientData], measurement: MeasurementModel) -> None:
     ref = datasets[0]
+    ref_free = free_recovery(ref, measurement)
     for i, d in enumerate(datasets[1:], start=1):
         same = (d.organ_names == ref.organ_names and d.sessions == ref.sessions
                 and all(np.array_equal(d.organs[o].times_h, ref.organs[o].times_h)
@@ -45,22 +46,30 @@ def _same_protocol(datasets: Sequence[PatientData]) -> None:
                         and d.organs[o].volume_ml == ref.organs[o].volume_ml
                         and d.organs[o].recovery == ref.organs[o].recovery
                         for o in ref.organ_names)
+                and np.array_equal(free_recovery(d, measurement), ref_free)
                 and d.calibration_sd == ref.calibration_sd)
         if not same:
             raise InputError(
                 f"fit_patients: datasets[{i}] ({d.patient_id!r}) has another protocol (organs, "
-                "times, sessions, volumes or calibration_sd) than datasets[0]; expected one "
-                "protocol for a batch (use fit_patient per patient otherwise)")
+                "times, sessions, volumes, recovery VOIs or calibration_sd) than datasets[0]; "
+                "expected one protocol for a batch (use fit_patient per patient otherwise)")
 
 
 def _logp_with_observations(model: pm.Model):
-    """JAX ``logp(*values, log_y)`` of a PyMC patient model with the observations as input."""
+    """JAX ``logp(*values, log_y[, recovery_sd])`` of a PyMC patient model with the
+    observations (and, when the model has ``log_recovery``, its per-VOI SDs) as inputs."""
     obs_rv = model["log_activity"]
     data = model.rvs_to_values[obs_rv]
     y = pt.vector("log_y_input", dtype=data.type.dtype)
+    replace, inputs = {data: y}, [y]
+    if "log_recovery" in model.named_vars:
+        sigma = model["log_recovery"].owner.inputs[-1]  # Normal(mu, sigma): per-patient SDs
+        sd = pt.vector("recovery_sd_input", dtype=sigma.type.dtype)
+        replace[sigma] = sd
+        inputs.append(sd)
     logp = model.logp()
-    logp_y = pytensor.graph.replace.graph_replace(logp, {data: y}, strict=False)
-    return get_jaxified_graph(inputs=[*model.value_vars, y], outputs=[logp_y])
+    logp_y = pytensor.graph.replace.graph_replace(logp, replace, strict=False)
+    return get_jaxified_graph(inputs=[*model.value_vars, *inputs], outputs=[logp_y])
 
 
 def fit_patients(datasets: Sequence[PatientData], model: str | TwinModel = "reduced",
@@ -77,24 +86,32 @@ def fit_patients(datasets: Sequence[PatientData], model: str | TwinModel = "redu
     if not datasets or not all(isinstance(d, PatientData) for d in datasets):
         raise InputError("fit_patients: datasets must be a non-empty list of PatientData")
     _check_counts(draws, chains, tune, seed)
-    _same_protocol(datasets)
     measurement = measurement or MeasurementModel()
+    _same_protocol(datasets, measurement)
     twin = resolve_model(model, datasets[0])
     schedule = datasets[0].resolve_schedule() if schedule is None else schedule
     pm_model = build_patient_model(datasets[0], twin, measurement, schedule)
     logp_fn = _logp_with_observations(pm_model)
     flat0, unravel = flat_initial_point(pm_model)
-    log_y = jnp.asarray(np.stack([np.log(d.flat()["activity_mbq"]) for d in datasets]))
+    log_y = np.stack([np.log(d.flat()["activity_mbq"]) for d in datasets])
+    n_obs = log_y.shape[1]
+    # each patient's own per-VOI recovery SDs travel with its observations (one array, split)
+    free = free_recovery(datasets[0], measurement)
+    with_sd = "log_recovery" in pm_model.named_vars
+    sds = np.stack([recovery_sds(d, measurement)[free] for d in datasets])
+    observations = jnp.asarray(np.concatenate([log_y, sds], axis=1) if with_sd else log_y)
 
-    def potential_gen(y):
+    def potential_gen(obs):
+        extra = (obs[n_obs:],) if with_sd else ()
+
         def potential(z):
-            (value,) = logp_fn(*unravel(z), y)
+            (value,) = logp_fn(*unravel(z), obs[:n_obs], *extra)
             return -jnp.where(jnp.isfinite(value), value, -jnp.inf)
 
         return potential
 
     zs, div, steps, wall = sample_vmapped_patients(
-        potential_gen, flat0, log_y, draws=draws, tune=tune, chains=chains, seed=seed,
+        potential_gen, flat0, observations, draws=draws, tune=tune, chains=chains, seed=seed,
         target_accept=target_accept, dense_mass=dense_mass, max_tree_depth=max_tree_depth)
     values = constrained_draws(pm_model, zs, unravel)  # (n_pat, chains, draws, ...)
     posteriors = []

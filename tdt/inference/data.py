@@ -55,6 +55,10 @@ class OrganSeries:
     recovery: known recovery coefficient (0, 1]; overrides the volume-based one.
     sessions: camera / session label of each time point (one calibration factor per label);
         ``None`` puts every point in :data:`DEFAULT_SESSION`.
+    recovery_sd: log-SD of this VOI's recovery (dimensionless, >= 0), e.g. the partial-volume
+        correction's own uncertainty (``tdt.imaging.VoiTac.recovery_sd``: FWHM uncertainty
+        through the GTM, with a floor). Given, it replaces ``MeasurementModel.recovery_sd`` for
+        this VOI and the VOI gets a recovery term; ``None``: the flat model value applies.
     """
 
     times_h: Any
@@ -62,6 +66,7 @@ class OrganSeries:
     volume_ml: float | None = None
     recovery: float | None = None
     sessions: Sequence[str] | None = None
+    recovery_sd: float | None = None
 
     def validated(self, organ: str, injection_time_h: float = 0.0) -> OrganSeries:
         """Return a cleaned copy (NaN points dropped, arrays as float64) or raise InputError."""
@@ -130,12 +135,26 @@ class OrganSeries:
                 f"PatientData[{organ!r}].recovery: {self.recovery!r}; expected a recovery "
                 "coefficient in (0, 1]"
             )
+        if self.recovery_sd is not None:
+            try:
+                recovery_sd = float(self.recovery_sd)
+            except (TypeError, ValueError):
+                recovery_sd = math.nan
+            if not (math.isfinite(recovery_sd) and recovery_sd >= 0):
+                raise InputError(
+                    f"PatientData[{organ!r}].recovery_sd: {self.recovery_sd!r}; expected a "
+                    "log-SD >= 0 (e.g. 0.01-0.1) or None"
+                )
+            if recovery_sd > 0.3:
+                warn_implausible(f"PatientData[{organ!r}].recovery_sd", recovery_sd,
+                                 "<= 0.3 (a recovery uncertain by more than ~30 %)")
         return OrganSeries(
             times_h=times[keep],
             activity_mbq=activity[keep],
             volume_ml=None if self.volume_ml is None else float(self.volume_ml),
             recovery=None if self.recovery is None else float(self.recovery),
             sessions=tuple(s for s, k in zip(sessions, keep, strict=True) if k),
+            recovery_sd=None if self.recovery_sd is None else float(self.recovery_sd),
         )
 
 
@@ -344,7 +363,7 @@ class PatientData:
             mask = np.isin(s.times_h, keep)
             organs[name] = OrganSeries(
                 s.times_h[mask], s.activity_mbq[mask], s.volume_ml, s.recovery,
-                tuple(np.asarray(s.sessions)[mask]),
+                tuple(np.asarray(s.sessions)[mask]), s.recovery_sd,
             )
         return self._replace(organs=organs)
 

@@ -4,11 +4,15 @@ Observation ``y`` (MBq) of organ ``o`` at time ``t`` from imaging session ``s``:
 
     log y = log A_o(t) + log c_s + log RC_o + eps,
     log c_s ~ Normal(0, calibration_sd)            (one calibration factor per camera/session)
-    log RC_o ~ Normal(log RC0_o, recovery_sd)      (only for VOIs with a recovery coefficient)
+    log RC_o ~ Normal(log RC0_o, recovery_sd_o)    (only for VOIs with a recovery coefficient)
     eps ~ Normal(0, sigma)  or  StudentT(nu, 0, sigma)   (proportional noise; t for outliers)
     sigma ~ LogNormal(log noise_sd_median, noise_sd_sd_log)
 
-``A_o(t)`` is the true activity of the kinetic model. The calibration factor multiplies every
+``A_o(t)`` is the true activity of the kinetic model. ``recovery_sd_o`` is the VOI's own
+``OrganSeries.recovery_sd`` when given (partial-volume-corrected data: the FWHM uncertainty
+propagated through the geometric transfer matrix, ``tdt.imaging.VoiTac.recovery_sd``), else the
+flat ``MeasurementModel.recovery_sd`` (:func:`recovery_sds`); a VOI whose SD is 0 keeps its
+recovery fixed at RC0. The calibration factor multiplies every
 organ of a session alike, so it is not identifiable from the data: its prior propagates as it
 should into the TIA and dose (a 3 % calibration SD gives at least a 3 % dose SD).
 
@@ -30,14 +34,14 @@ from scipy.special import erf
 from tdt.errors import InputError
 
 _FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-#: log-SD of the residual recovery of partial-volume-corrected (GTM) activities, which enter with
-#: recovery 1: the GTM is exact for uniform VOIs and a known PSF (≤ 1 % on the phantom, tests/
-#: imaging/test_imaging_truth.py). 3 % is meant to cover a FWHM *measured* to ~±0.3 mm (real
-#: systems). Measured on the phantom cohort with calibration errors drawn from the prior
-#: (benchmarks/bench_truth.py, docs/imaging.md): 3 % makes the intervals conservative there
-#: (90 % coverage 0.97–1.00) because the phantom's PSF is known exactly; 1 % gives 0.88–0.93.
-#: Use ``MeasurementModel(recovery_sd=GTM_RECOVERY_SD)``; a smaller value only when the PSF is
-#: known better than ~0.3 mm.
+#: Fallback log-SD of the residual recovery of partial-volume-corrected (GTM) activities that
+#: come *without* a per-VOI ``OrganSeries.recovery_sd`` (they enter with recovery 1). Prefer the
+#: per-VOI value of ``tdt.imaging.extract_tacs(partial_volume="gtm", fwhm_sd_mm=...)``
+#: (``VoiTac.recovery_sd``: FWHM uncertainty through the GTM ⊕ a 1 % floor): with a 1 mm FWHM SD
+#: it is ~1 % for the liver and 4–9 % for lesions of 4–20 mL (docs/imaging.md). This flat 3 %
+#: stands for a FWHM known to ~±0.3–1 mm on VOIs of organ size; on the phantom cohort (PSF known
+#: exactly) it made the intervals conservative (90 % coverage 0.97–1.00, benchmarks/
+#: bench_truth.py). Use ``MeasurementModel(recovery_sd=GTM_RECOVERY_SD)``.
 GTM_RECOVERY_SD = 0.03
 
 
@@ -84,7 +88,8 @@ class MeasurementModel:
         (default median 10 %, typical of quantitative SPECT VOI activities).
     fixed_noise_sd: if given, sigma is fixed (known noise), not sampled.
     recovery_sd: log-SD of the recovery coefficient around its volume-based value
-        (volume and PSF are uncertain).
+        (volume and PSF are uncertain); the fallback for VOIs without their own
+        ``OrganSeries.recovery_sd``.
     recovery_volume_ml: VOIs with a volume below this get a recovery coefficient when none is
         given explicitly (larger organs: RC ≈ 1, spill-in/out balanced by the VOI margin).
     """
@@ -131,9 +136,25 @@ def recovery_coefficients(data, measurement: MeasurementModel) -> np.ndarray:
 
 
 def has_recovery(data, measurement: MeasurementModel) -> np.ndarray:
-    """Boolean per organ: does the VOI get an (uncertain) recovery coefficient?"""
+    """Boolean per organ: does the VOI get a recovery coefficient? (a known one, a small
+    volume, or its own ``recovery_sd``)"""
     return np.asarray([
-        s.recovery is not None
+        s.recovery is not None or s.recovery_sd is not None
         or (s.volume_ml is not None and s.volume_ml < measurement.recovery_volume_ml)
         for s in data.organs.values()
     ])
+
+
+def recovery_sds(data, measurement: MeasurementModel) -> np.ndarray:
+    """Log-SD of the recovery per organ: the VOI's own ``recovery_sd`` when given, else the
+    flat ``measurement.recovery_sd`` (0 for organs without a recovery coefficient)."""
+    mask = has_recovery(data, measurement)
+    return np.asarray([
+        (measurement.recovery_sd if s.recovery_sd is None else s.recovery_sd) if m else 0.0
+        for s, m in zip(data.organs.values(), mask, strict=True)
+    ], dtype=float)
+
+
+def free_recovery(data, measurement: MeasurementModel) -> np.ndarray:
+    """Boolean per organ: is its log recovery a random variable (recovery term with SD > 0)?"""
+    return has_recovery(data, measurement) & (recovery_sds(data, measurement) > 0)

@@ -91,7 +91,7 @@ def _data_to_dict(data: PatientData | None):
         "organs": {
             name: {"times_h": s.times_h.tolist(), "activity_mbq": s.activity_mbq.tolist(),
                    "volume_ml": s.volume_ml, "recovery": s.recovery,
-                   "sessions": list(s.sessions)}
+                   "recovery_sd": s.recovery_sd, "sessions": list(s.sessions)}
             for name, s in data.organs.items()
         },
         "calibration_sd": data.calibration_sd,

@@ -24,7 +24,12 @@ from pytensor import wrap_jax
 
 from tdt.inference.bridge import forward_function, wrapped_forward
 from tdt.inference.data import PatientData
-from tdt.inference.measurement import MeasurementModel, has_recovery, recovery_coefficients
+from tdt.inference.measurement import (
+    MeasurementModel,
+    free_recovery,
+    recovery_coefficients,
+    recovery_sds,
+)
 from tdt.inference.models import TwinModel
 
 
@@ -38,10 +43,12 @@ def _measurement_terms(data: PatientData, measurement: MeasurementModel, log_pre
     else:
         log_cal = pt.zeros(len(data.sessions))
     rc0 = recovery_coefficients(data, measurement)
-    mask = has_recovery(data, measurement)
+    mask = free_recovery(data, measurement)
     log_rc = pt.as_tensor_variable(np.log(rc0))
-    if mask.any() and measurement.recovery_sd > 0:
-        free = pm.Normal(f"log_recovery{suffix}", np.log(rc0[mask]), measurement.recovery_sd,
+    if mask.any():
+        # per-VOI SD (OrganSeries.recovery_sd, else the flat MeasurementModel.recovery_sd)
+        sd = pt.as_tensor_variable(recovery_sds(data, measurement)[mask])
+        free = pm.Normal(f"log_recovery{suffix}", np.log(rc0[mask]), sd,
                          dims=f"recovery_organ{suffix}")
         log_rc = pt.set_subtensor(log_rc[np.flatnonzero(mask)], free)
     mu = (log_pred + log_cal[flat["session_index"]] + log_rc[flat["organ_index"]])
@@ -61,7 +68,7 @@ def _measurement_terms(data: PatientData, measurement: MeasurementModel, log_pre
 
 
 def _coords(data: PatientData, measurement: MeasurementModel, suffix: str = "") -> dict:
-    mask = has_recovery(data, measurement)
+    mask = free_recovery(data, measurement)
     flat = data.flat()
     return {
         f"organ{suffix}": list(data.organ_names),
@@ -197,8 +204,9 @@ def _vectorised_population_model(datasets, twin, measurement, schedule, tau_scal
               "param_noncentred": [names_w[i] for i in inc],
               "patient": [d.patient_id for d in datasets], **_coords(ref, measurement)}
     prior_sd = np.sqrt(np.sum(twin.prior_chol**2, axis=1))
-    mask = has_recovery(ref, measurement)
+    mask = free_recovery(ref, measurement)
     rc0 = np.stack([recovery_coefficients(d, measurement) for d in datasets])  # (P, organs)
+    rc_sd = np.stack([recovery_sds(d, measurement) for d in datasets])  # (P, organs)
     log_y = np.stack([np.log(d.flat()["activity_mbq"]) for d in datasets])  # (P, obs)
     cal_sd = np.asarray([d.calibration_sd for d in datasets])
     with pm.Model(coords=coords) as model:
@@ -228,8 +236,8 @@ def _vectorised_population_model(datasets, twin, measurement, schedule, tau_scal
         else:
             log_cal = pt.zeros((n_pat, len(ref.sessions)))
         log_rc = pt.as_tensor_variable(np.log(rc0))
-        if mask.any() and measurement.recovery_sd > 0:
-            free = pm.Normal("log_recovery", np.log(rc0[:, mask]), measurement.recovery_sd,
+        if mask.any():
+            free = pm.Normal("log_recovery", np.log(rc0[:, mask]), rc_sd[:, mask],
                              dims=("patient", "recovery_organ"))
             log_rc = pt.set_subtensor(log_rc[:, np.flatnonzero(mask)], free)
         mean = log_pred + log_cal[:, flat["session_index"]] + log_rc[:, flat["organ_index"]]
@@ -260,12 +268,12 @@ def _schedule_key(schedule):
 def same_protocol(datasets: Sequence[PatientData], schedules: Sequence,
                   measurement: MeasurementModel) -> bool:
     """True when every patient has the same organs, times, sessions, recovery VOIs and
-    schedule (activities, volumes and calibration SDs may differ): the population model can
-    then be vectorised over patients."""
+    schedule (activities, volumes, calibration and recovery SDs may differ): the population
+    model can then be vectorised over patients."""
     ref, key = datasets[0], _schedule_key(schedules[0])
     if key is None:
         return False
-    ref_mask = has_recovery(ref, measurement)
+    ref_mask = free_recovery(ref, measurement)
     cal = [d.calibration_sd > 0 for d in datasets]
     if any(c != cal[0] for c in cal):
         return False
@@ -278,6 +286,6 @@ def same_protocol(datasets: Sequence[PatientData], schedules: Sequence,
                or data.organs[o].sessions != ref.organs[o].sessions
                for o in ref.organ_names):
             return False
-        if not np.array_equal(has_recovery(data, measurement), ref_mask):
+        if not np.array_equal(free_recovery(data, measurement), ref_mask):
             return False
     return True

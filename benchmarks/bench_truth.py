@@ -5,7 +5,10 @@ kinetics drawn around the reduced PBPK model's rates, Poisson noise), half scann
 (4, 24, 48, 96, 168 h), half on schedule B (2, 24, 72, 168 h). For each patient:
 
 - image → VOI TACs with the geometric-transfer-matrix partial-volume correction
-  (``extract_tacs(..., partial_volume="gtm")``, the phantom's known 10 mm FWHM);
+  (``extract_tacs(..., partial_volume="gtm")``, the phantom's known 10 mm FWHM) and each VOI's
+  recovery log-SD (``VoiTac.recovery_sd``): the phantom's PSF is known exactly, so
+  ``fwhm_sd_mm=0`` (the GTM's 1 % residual floor only) in the study's setting; the ablation also
+  runs the default FWHM SD (10 % = 1 mm) and the flat ``GTM_RECOVERY_SD``;
 - deterministic path (what other tools do): ``fit_tac`` per VOI → TIA → MIRD doses;
 - Bayesian path: ``fit_patients`` (reduced model, one vmapped NUTS run per schedule) → TIA and
   dose draws → 50 % / 90 % credible intervals.
@@ -44,13 +47,25 @@ FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figures" / "truth_cover
 #: relative SD of the true camera-calibration error drawn per phantom: the model's prior
 #: (``tdt.inference.PatientData.calibration_sd`` default, log-normal)
 CALIBRATION_SD = 0.03
-#: measurement-model settings of the study (GTM-corrected activities) and of the ablation runs
+#: FWHM SDs (mm) for which every phantom's per-VOI recovery SDs are computed: the phantom's
+#: exactly known PSF (0: floor only) and the default of ``extract_tacs`` (10 % of 10 mm)
+FWHM_SDS_MM = (0.0, 1.0)
+#: measurement-model settings of the study (GTM-corrected activities) and of the ablation runs.
+#: ``fwhm_sd_mm``: per-VOI recovery SDs from ``extract_tacs(..., fwhm_sd_mm=...)``
+#: (``OrganSeries.recovery_sd``); ``None``: no per-VOI SD, the flat ``recovery_sd`` applies.
 SETTINGS = {
-    "model as is": {"recovery_sd": 0.03, "noise_sd_median": 0.10, "calibration_sd": 0.03},
-    "recovery_sd 1 %": {"recovery_sd": 0.01, "noise_sd_median": 0.10, "calibration_sd": 0.03},
-    "noise median 3 %": {"recovery_sd": 0.03, "noise_sd_median": 0.03, "calibration_sd": 0.03},
-    "recovery 1 % + noise 3 %": {"recovery_sd": 0.01, "noise_sd_median": 0.03,
-                                 "calibration_sd": 0.03},
+    "model as is": {"fwhm_sd_mm": 0.0, "recovery_sd": 0.03, "noise_sd_median": 0.10,
+                    "calibration_sd": 0.03},
+    "per-VOI, FWHM SD 1 mm": {"fwhm_sd_mm": 1.0, "recovery_sd": 0.03, "noise_sd_median": 0.10,
+                              "calibration_sd": 0.03},
+    "flat recovery_sd 3 %": {"fwhm_sd_mm": None, "recovery_sd": 0.03, "noise_sd_median": 0.10,
+                             "calibration_sd": 0.03},
+    "recovery_sd 1 %": {"fwhm_sd_mm": None, "recovery_sd": 0.01, "noise_sd_median": 0.10,
+                        "calibration_sd": 0.03},
+    "noise median 3 %": {"fwhm_sd_mm": None, "recovery_sd": 0.03, "noise_sd_median": 0.03,
+                         "calibration_sd": 0.03},
+    "recovery 1 % + noise 3 %": {"fwhm_sd_mm": None, "recovery_sd": 0.01,
+                                 "noise_sd_median": 0.03, "calibration_sd": 0.03},
 }
 #: suffix of the red-marrow rows that include the remainder cross-dose
 WITH_REMAINDER = "+rem"
@@ -101,8 +116,10 @@ def patient_inputs(seed: int, times_h, workdir: Path, fwhm_mm: float = 10.0,
                    time_jitter_h: float = 0.0, calibration_sd: float = CALIBRATION_SD):
     """Phantom → (PatientData on GTM-corrected TACs, ground truth, deterministic rows, extras).
 
-    ``extras``: true calibration factor, image and true remainder TIA, remainder → red-marrow
-    cross-doses (Gy, from the image's and from the true remainder TIA)."""
+    The PatientData carries each VOI's recovery SD for the phantom's exactly known PSF
+    (``fwhm_sd_mm=0``: the GTM's floor). ``extras``: true calibration factor, image and true
+    remainder TIA, remainder → red-marrow cross-doses (Gy, from the image's and from the true
+    remainder TIA), ``recovery_sd`` {fwhm_sd_mm: {organ: log-SD}} for :data:`FWHM_SDS_MM`."""
     from tdt import imaging, inference
     from tdt.dosimetry import organ_doses
     from tdt.imaging.truth import truth_rows, voi_organ_masses_g
@@ -116,11 +133,15 @@ def patient_inputs(seed: int, times_h, workdir: Path, fwhm_mm: float = 10.0,
     miscalibrate(patient.calibration_path, factor)
     truth = patient.ground_truth
     study = patient.load()
-    tacs = imaging.extract_tacs(study, partial_volume="gtm", fwhm_mm=fwhm_mm)
+    tacs = imaging.extract_tacs(study, partial_volume="gtm", fwhm_mm=fwhm_mm, fwhm_sd_mm=0.0)
     organs = [n for n in tacs if n in MODELLED or n.startswith("lesion")]
+    recovery_sd = {sd: {n: t.recovery_sd for n, t in imaging.extract_tacs(
+        study, organs, partial_volume="gtm", fwhm_mm=fwhm_mm, fwhm_sd_mm=sd).items()}
+        for sd in FWHM_SDS_MM}
     # volumes stay out of the PatientData (fit_patients batches one protocol; with recovery 1
     # they only matter for lesion doses, which get them in bayesian_rows)
-    series = {n: inference.OrganSeries(tacs[n].times_h, tacs[n].activity_mbq, recovery=1.0)
+    series = {n: inference.OrganSeries(tacs[n].times_h, tacs[n].activity_mbq, recovery=1.0,
+                                       recovery_sd=tacs[n].recovery_sd)
               for n in organs}
     data = inference.PatientData(series, administered_activity_mbq=study.injected_activity_mbq)
     tia = {n: float(fit_tac(tacs[n].times_h, tacs[n].activity_mbq).tia_mbq_h) for n in organs}
@@ -135,7 +156,8 @@ def patient_inputs(seed: int, times_h, workdir: Path, fwhm_mm: float = 10.0,
               "remainder_tia_true": true_remainder,
               "xdose_image": remainder_marrow_dose_gy(remainder_tia, masses, sources),
               "xdose_true": remainder_marrow_dose_gy(true_remainder, masses, sources),
-              "marrow_truth_gy": float(truth["mird_dose_gy"]["red_marrow"]), "masses": masses}
+              "marrow_truth_gy": float(truth["mird_dose_gy"]["red_marrow"]), "masses": masses,
+              "recovery_sd": recovery_sd}
     deterministic = truth_rows(truth, "tia_mbq_h", tia) + truth_rows(
         truth, "dose_gy", {k: float(np.asarray(v)) for k, v in dose.items() if k in organs})
     deterministic += marrow_remainder_rows(truth, float(np.asarray(dose["red_marrow"])), extras)
@@ -187,10 +209,22 @@ def build_inputs(seeds, time_jitter_h: float = 0.0, calibration_sd: float = CALI
     return inputs, determ
 
 
+def with_recovery_sd(data, extras, fwhm_sd_mm):
+    """``data`` with each VOI's recovery SD for ``fwhm_sd_mm`` (from ``extras``), or without
+    per-VOI SDs (``None``: the measurement model's flat ``recovery_sd`` applies)."""
+    from dataclasses import replace
+
+    sds = None if fwhm_sd_mm is None else extras["recovery_sd"][fwhm_sd_mm]
+    organs = {n: replace(s, recovery_sd=None if sds is None else sds[n])
+              for n, s in data.organs.items()}
+    return data._replace(organs=organs)
+
+
 def fit_cohort(inputs, settings=None, draws: int = 500, tune: int = 500, chains: int = 2,
                jittered: bool = False):
-    """Fit every schedule's phantoms (``settings``: recovery_sd, noise_sd_median,
-    calibration_sd of the measurement model; default ``SETTINGS["model as is"]``). Returns the
+    """Fit every schedule's phantoms (``settings``: fwhm_sd_mm of the per-VOI recovery SDs,
+    recovery_sd, noise_sd_median, calibration_sd of the measurement model; default
+    ``SETTINGS["model as is"]``). Returns the
     Bayesian rows (seed, schedule, converged, max R-hat, min bulk ESS with each)."""
     from dataclasses import replace
 
@@ -201,7 +235,9 @@ def fit_cohort(inputs, settings=None, draws: int = 500, tune: int = 500, chains:
                                    noise_sd_median=settings["noise_sd_median"])
     bayes = []
     for label, group in inputs.items():
-        datasets = [replace(d, calibration_sd=settings["calibration_sd"]) for _, d, _, _ in group]
+        datasets = [with_recovery_sd(replace(d, calibration_sd=settings["calibration_sd"]),
+                                     extras, settings.get("fwhm_sd_mm", 0.0))
+                    for _, d, _, extras in group]
         if jittered:
             posteriors = [fit_patient(d, model="reduced", draws=draws, tune=tune, chains=chains,
                                       seed=0, measurement=measurement) for d in datasets]
@@ -285,7 +321,9 @@ def study(seeds, setting_names=tuple(SETTINGS), draws: int = 500, tune: int = 50
     result = {"seeds": list(seeds), "draws": draws, "tune": tune, "chains": chains,
               "calibration_sd_true": CALIBRATION_SD,
               "inputs_s": time.perf_counter() - start, "deterministic": determ,
-              "extras": {str(seed): {k: v for k, v in ex.items() if k != "masses"}
+              "extras": {str(seed): {k: (v if k != "recovery_sd" else
+                                         {str(sd): x for sd, x in v.items()})
+                                     for k, v in ex.items() if k != "masses"}
                          for group in inputs.values() for seed, _, _, ex in group},
               "runs": {}}
     for name in setting_names:

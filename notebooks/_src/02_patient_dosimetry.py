@@ -176,6 +176,8 @@ if SAVE:
         "times_h": {n: tacs[n].times_h for n in organs},
         "activity_mbq": {n: tacs[n].activity_mbq for n in organs},
         "volume_ml": {n: tacs[n].volume_ml for n in organs},
+        # log-SD of each GTM-corrected VOI (FWHM SD 10 % through the GTM, 1 % floor; None raw)
+        "recovery_sd": {n: tacs[n].recovery_sd for n in organs},
         "administered_activity_mbq": study.injected_activity_mbq,
         "partial_volume_corrected": pv_corrected,
         "patient_dir": str(patient_dir),

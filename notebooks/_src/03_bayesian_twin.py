@@ -37,8 +37,9 @@ if tacs_file is not None and tacs_file.is_file():
     saved = results.load_json("patient_tacs", output_dir)
     pv_corrected = bool(saved.get("partial_volume_corrected", False))
     truth = imaging.load_truth(saved.get("patient_dir"))
-    tacs = {n: (saved["times_h"][n], saved["activity_mbq"][n], saved["volume_ml"][n])
-            for n in saved["times_h"]}
+    recovery_sd = saved.get("recovery_sd") or {}
+    tacs = {n: (saved["times_h"][n], saved["activity_mbq"][n], saved["volume_ml"][n],
+                recovery_sd.get(n)) for n in saved["times_h"]}
     administered = saved["administered_activity_mbq"]
 else:
     directory = datasets.get("phantom_patient") or imaging.make_phantom_patient(
@@ -48,20 +49,24 @@ else:
     pv_corrected = truth is not None  # the phantom's FWHM is known: GTM correction
     extracted = imaging.extract_tacs(study, partial_volume="gtm" if pv_corrected else None,
                                      fwhm_mm=truth["fwhm_mm"] if pv_corrected else None)
-    tacs = {n: (t.times_h, t.activity_mbq, t.volume_ml) for n, t in extracted.items()}
+    tacs = {n: (t.times_h, t.activity_mbq, t.volume_ml, t.recovery_sd)
+            for n, t in extracted.items()}
     administered = study.injected_activity_mbq
 modelled = ("kidneys", "liver", "spleen", "salivary_glands", "red_marrow")
-# GTM-corrected activities are true VOI totals: recovery 1 (its uncertainty stays in the
-# measurement model); raw image sums get the volume-based recovery coefficient instead
-series = {n: inference.OrganSeries(t, a, volume_ml=v, recovery=1.0 if pv_corrected else None)
-          for n, (t, a, v) in tacs.items() if n in modelled or n.startswith("lesion")}
+# GTM-corrected activities are true VOI totals: recovery 1, with each VOI's own recovery log-SD
+# (extract_tacs' default: the FWHM known to 10 % through the GTM, 1 % floor); raw image sums
+# get the volume-based recovery coefficient instead
+series = {n: inference.OrganSeries(t, a, volume_ml=v, recovery=1.0 if pv_corrected else None,
+                                   recovery_sd=sd if pv_corrected else None)
+          for n, (t, a, v, sd) in tacs.items() if n in modelled or n.startswith("lesion")}
 data = inference.PatientData(series, administered_activity_mbq=administered)
 print("partial-volume corrected data:", pv_corrected, "| phantom truth:", truth is not None)
 data.organ_names
 '''),
         md("## Fit (NUTS) and diagnostics"),
         code('''
-# GTM-corrected data: only the residual recovery uncertainty stays (inference.GTM_RECOVERY_SD)
+# GTM-corrected data: per-VOI recovery SDs (OrganSeries.recovery_sd); the flat
+# inference.GTM_RECOVERY_SD only for VOIs without one
 measurement = inference.MeasurementModel(recovery_sd=inference.GTM_RECOVERY_SD) if pv_corrected \
     else inference.MeasurementModel()
 posterior = inference.fit_patient(data, model="reduced", draws=draws, chains=chains, tune=tune,

@@ -27,9 +27,11 @@ but the measurement model carries a camera-calibration prior ``log c ~ Normal(0,
 calibration error ``c`` drawn from that prior (seeded by the phantom's seed) and its
 ``calibration.json`` says ``cps_per_mbq / c``: image activities are then ``c`` × the true ones,
 exactly as the prior says real sites are. Red marrow: the phantom's MIRD truth includes the
-remainder-of-body (background) cross-dose, which the twin has no source for; rows
-``red_marrow+rem`` add ``Ã_remainder × S(red marrow ← remainder)`` to the twin's marrow draws
-(``Ã_remainder`` from the image: field-of-view total minus the GTM structure totals, ``fit_tac``).
+remainder-of-body (background) cross-dose. The twin's ``predict_doses`` includes it since main's
+marrow-twin merge (remainder from the model's whole-body TIA); the deterministic path (VOI TACs →
+``organ_doses``) has no remainder source, so its rows ``red_marrow+rem`` add
+``Ã_remainder × S(red marrow ← remainder)`` (``Ã_remainder`` from the image: field-of-view total
+minus the GTM structure totals, ``fit_tac``; ``+rem(true)``: the phantom's true remainder TIA).
 ``ablation`` refits the same cohort under other measurement-model settings.
 """
 
@@ -185,11 +187,10 @@ def bayesian_rows(posterior, truth, organs, extras=None, max_draws: int = 1000):
     pred = posterior.predict_doses(max_draws=max_draws, radiobiology=False,
                                    lesion_volumes_ml=lesions,
                                    organ_masses_g=voi_organ_masses_g(truth["volume_ml"], organs))
-    rows = truth_rows(truth, "tia_mbq_h", pred.tia_mbq_h) + truth_rows(
+    # the twin's marrow dose already holds the remainder cross-dose: no "+rem" rows here
+    # (``extras`` kept for callers)
+    return truth_rows(truth, "tia_mbq_h", pred.tia_mbq_h) + truth_rows(
         truth, "dose_gy", {k: v for k, v in pred.dose_gy.items() if k in organs})
-    if extras is not None and "red_marrow" in organs:
-        rows += marrow_remainder_rows(truth, pred.dose_gy["red_marrow"], extras)
-    return rows
 
 
 def build_inputs(seeds, time_jitter_h: float = 0.0, calibration_sd: float = CALIBRATION_SD,
@@ -397,7 +398,7 @@ def run(quick: bool = False) -> list[dict]:
                      "note": f"spread {e['spread']:.3f} (deterministic fit_tac: bias "
                              f"{d['median_bias']:+.3f}, spread {d['spread']:.3f})"})
     by_organ = summarise_by_organ(bayes)
-    for organ in ("red_marrow", "red_marrow" + WITH_REMAINDER):
+    for organ in ("red_marrow",):
         e = by_organ[("dose_gy", organ)]
         rows.append({"case": f"dose {organ}: 90% CrI coverage ({e['n']})", "tdt": e["coverage90"],
                      "baseline": None, "unit": "fraction", "target": "0.85-0.95",

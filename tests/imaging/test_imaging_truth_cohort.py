@@ -32,10 +32,12 @@ def test_bayesian_chain_covers_phantom_truth():
     assert summary[("dose_gy", "organ")]["median_abs_bias"] < 0.08
     assert summary[("dose_gy", "lesion")]["median_abs_bias"] < 0.10
     assert {r["schedule"] for r in bayes} == {"A", "B"}
-    assert len(determ) == len(bayes)
-    # the twin has no remainder source: its marrow dose misses the remainder cross-dose; adding
-    # Ã_RB × S(RM ← RB) (true remainder TIA) removes most of that bias
-    by_organ = summarise_by_organ(bayes)
+    assert len(determ) == len(bayes) + 2 * len({(r["seed"], r["schedule"]) for r in bayes})
+    # the twin's marrow dose includes the remainder cross-dose (predict_doses); the deterministic
+    # path has no remainder source: without it its marrow dose is low, Ã_RB × S(RM ← RB) (true
+    # remainder TIA) removes most of that bias
+    assert abs(summarise_by_organ(bayes)[("dose_gy", "red_marrow")]["median_bias"]) < 0.05
+    by_organ = summarise_by_organ(determ)
     without = by_organ[("dose_gy", "red_marrow")]["median_bias"]
     with_true = by_organ[("dose_gy", "red_marrow+rem(true)")]["median_bias"]
     assert without < -0.04

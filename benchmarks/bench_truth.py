@@ -18,7 +18,7 @@ coverage of the 50 % and 90 % intervals, median bias and spread (SD of relative 
 organ and pooled. Targets (issue 18): 90 % coverage 85–95 %, 50 % coverage 40–60 %, median
 |bias| of organ doses < 5 %, lesions (all ≥ 2 cm diameter here) < 10 %.
 ``python -m benchmarks truth`` (full: 30 seeds at nominal times, ~15–20 min on the shared 2-core
-VM — inputs 254 s + fit 341–794 s per setting on 2026-12-03; ``--quick``: 6 seeds, ~5 min).
+VM — inputs 254–572 s + fit 341–1140 s per setting on 2026-12-03, by load; ``--quick``: 6 seeds).
 Writes docs/figures/truth_coverage.png.
 
 Miscalibration as the model assumes it (issue 18, follow-up): the phantoms are calibrated exactly,
@@ -55,20 +55,15 @@ FWHM_SDS_MM = (0.0, 1.0)
 #: measurement-model settings of the study (GTM-corrected activities) and of the ablation runs.
 #: ``fwhm_sd_mm``: per-VOI recovery SDs from ``extract_tacs(..., fwhm_sd_mm=...)``
 #: (``OrganSeries.recovery_sd``); ``None``: no per-VOI SD, the flat ``recovery_sd`` applies.
-SETTINGS = {
-    "model as is": {"fwhm_sd_mm": 0.0, "recovery_sd": 0.03, "noise_sd_median": 0.10,
-                    "calibration_sd": 0.03},
-    "per-VOI, FWHM SD 1 mm": {"fwhm_sd_mm": 1.0, "recovery_sd": 0.03, "noise_sd_median": 0.10,
-                              "calibration_sd": 0.03},
-    "flat recovery_sd 3 %": {"fwhm_sd_mm": None, "recovery_sd": 0.03, "noise_sd_median": 0.10,
-                             "calibration_sd": 0.03},
-    "recovery_sd 1 %": {"fwhm_sd_mm": None, "recovery_sd": 0.01, "noise_sd_median": 0.10,
-                        "calibration_sd": 0.03},
-    "noise median 3 %": {"fwhm_sd_mm": None, "recovery_sd": 0.03, "noise_sd_median": 0.03,
-                         "calibration_sd": 0.03},
-    "recovery 1 % + noise 3 %": {"fwhm_sd_mm": None, "recovery_sd": 0.01,
-                                 "noise_sd_median": 0.03, "calibration_sd": 0.03},
-}
+_BASE = {"fwhm_sd_mm": None, "recovery_sd": 0.03, "noise_sd_median": 0.10, "calibration_sd": 0.03}
+SETTINGS = {name: {**_BASE, **change} for name, change in {
+    "model as is": {"fwhm_sd_mm": 0.0},
+    "per-VOI, FWHM SD 1 mm": {"fwhm_sd_mm": 1.0},
+    "flat recovery_sd 3 %": {},
+    "recovery_sd 1 %": {"recovery_sd": 0.01},
+    "noise median 3 %": {"noise_sd_median": 0.03},
+    "recovery 1 % + noise 3 %": {"recovery_sd": 0.01, "noise_sd_median": 0.03},
+}.items()}
 #: suffix of the red-marrow rows that include the remainder cross-dose
 WITH_REMAINDER = "+rem"
 

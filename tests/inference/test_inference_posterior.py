@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tdt.inference import Posterior, reduced_model, standard_template
-from tdt.inference.diagnostics import NOT_CONVERGED
+from tdt.inference._diagnostics import NOT_CONVERGED
 
 pbpk = pytest.importorskip("tdt.pbpk")
 
@@ -134,7 +134,7 @@ def test_malformed_posterior_files_give_one_input_error(posterior, tmp_path, dam
     import json
 
     from tdt.errors import InputError
-    from tdt.inference.posterior_file import seal
+    from tdt.inference._posterior_file import seal
 
     path = posterior.to_netcdf(tmp_path / "p.nc")
     bad = tmp_path / f"{damage}.nc"

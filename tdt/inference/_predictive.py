@@ -42,13 +42,14 @@ from tdt.dosimetry import (
     REMAINDER_TISSUES,
     RMBLR_RANGE,
     bladder_contents_tia,
+    is_lesion,
     marrow_tia_blood_based,
     organ_doses,
     reference_mass_g,
 )
 from tdt.errors import InputError
 from tdt.inference._diagnostics import NOT_CONVERGED
-from tdt.units import rate_to_half_life
+from tdt.units import mbq_to_gbq, rate_to_half_life
 
 #: Credible interval reported everywhere: 90 % equal-tailed.
 CI_LOW, CI_HIGH = 5.0, 95.0
@@ -90,27 +91,36 @@ class DosePrediction:
     marrow_method: str = "none"
     total_body_tia_mbq_h: np.ndarray | None = None
     bladder_tia_mbq_h: np.ndarray | None = None
+    #: activity administered in the predicted schedule (MBq, all administrations), for Gy/GBq
+    administered_activity_mbq: float | None = None
 
     @property
     def flag(self) -> str:
         return "" if self.converged else NOT_CONVERGED
 
+    def dose_gy_per_gbq(self) -> dict[str, np.ndarray]:
+        """Absorbed dose per administered activity, organ → (n_draws,) in Gy/GBq (the unit of
+        published patient series); empty when the administered activity is unknown."""
+        if not self.administered_activity_mbq:
+            return {}
+        gbq = mbq_to_gbq(self.administered_activity_mbq)
+        return {organ: np.asarray(draws) / gbq for organ, draws in self.dose_gy.items()}
+
     def summary(self) -> list[dict[str, Any]]:
-        """Rows: quantity, organ, median, ci90_low, ci90_high, unit, flag."""
+        """Rows: quantity, organ, median, ci90_low, ci90_high, unit, flag (dose also per GBq
+        administered, quantity ``dose_gy_per_gbq``, when the activity is known)."""
         rows = []
         for quantity, unit in (("tia_mbq_h", "MBq·h"), ("dose_gy", "Gy"),
+                               ("dose_gy_per_gbq", "Gy/GBq"),
                                ("effective_half_life_h", "h"), ("bed_gy", "Gy"),
                                ("eqd2_gy", "Gy"), ("tcp", "1"), ("ntcp", "1")):
-            for organ, draws in getattr(self, quantity).items():
+            values = getattr(self, quantity)
+            for organ, draws in (values() if callable(values) else values).items():
                 rows.append({"quantity": quantity, "organ": organ, **summarise_draws(draws),
                              "unit": unit, "flag": self.flag})
         return rows
 
 
-
-
-def _is_lesion(name: str) -> bool:
-    return name.startswith("lesion")
 
 
 def doses_from_tia(tia_mbq_h: dict[str, np.ndarray], nuclide: str = "Lu-177",
@@ -123,7 +133,7 @@ def doses_from_tia(tia_mbq_h: dict[str, np.ndarray], nuclide: str = "Lu-177",
     Ã_TB − Σ organs − Σ lesions irradiates every target (remainder-tissue keys such as
     ``plasma``/``remainder`` are then part of it and not separate sources)."""
     volumes_ml = volumes_ml or {}
-    lesions = {o: volumes_ml.get(o) for o in tia_mbq_h if _is_lesion(o)}
+    lesions = {o: volumes_ml.get(o) for o in tia_mbq_h if is_lesion(o)}
     missing = [o for o, v in lesions.items() if v is None]
     if missing:
         raise InputError(f"lesion volume_ml: missing for {missing}; give OrganSeries.volume_ml "
@@ -241,7 +251,9 @@ def dose_prediction(pred: dict, nuclide: str, phantom: str, organ_masses_g, volu
                          converged=converged, notes=notes, marrow_method=marrow_method,
                          total_body_tia_mbq_h=None if total_body is None
                          else np.asarray(total_body),
-                         bladder_tia_mbq_h=pred.get("bladder_tia_mbq_h"))
+                         bladder_tia_mbq_h=pred.get("bladder_tia_mbq_h"),
+                         administered_activity_mbq=float(np.sum(np.asarray(
+                             schedule.activity_mbq))))
     if not bool(np.all(pred.get("ok", True))):
         out.notes.append(f"{int(np.sum(~np.asarray(pred['ok'])))} draws had a failed solve")
     if not radiobiology:
@@ -263,7 +275,7 @@ def dose_prediction(pred: dict, nuclide: str, phantom: str, organ_masses_g, volu
         out.eqd2_gy[organ] = np.asarray(rb.eqd2(bed, tissue.alpha_beta_gy))
         if organ in rb.NTCP_PARAMETERS:
             out.ntcp[organ] = np.asarray(rb.ntcp_organ(organ, bed, absorbed_dose_gy=d))
-        if _is_lesion(organ) and tcp_alpha_per_gy is not None:
+        if is_lesion(organ) and tcp_alpha_per_gy is not None:
             out.tcp[organ] = np.asarray(rb.tcp_poisson(
                 bed, tcp_alpha_per_gy, alpha_sd_per_gy=tcp_alpha_sd_per_gy,
                 volume_ml=volumes_ml.get(organ)))

@@ -179,3 +179,17 @@ def test_implementation_modules_are_private():
 def test_privacy_check_sees_modules():
     # the check above must see the subpackages' modules (an empty MODULES would pass it)
     assert sum(rel.count("/") >= 1 for rel, _, _ in MODULES) > 100
+
+
+def test_packages_import_each_other_through_their_public_api():
+    """A module imports another package's names from that package (``from tdt.pbpk import
+    fluxes``), never from its private modules: the ``__init__`` is the contract between layers."""
+    offenders = []
+    for rel, _, tree in MODULES:
+        own = rel.split("/")[0] if "/" in rel else None
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tdt."):
+                parts = node.module.split(".")
+                if len(parts) >= 3 and parts[2].startswith("_") and parts[1] != own:
+                    offenders.append(f"{rel}: from {node.module}")
+    assert offenders == [], "\n".join(offenders)

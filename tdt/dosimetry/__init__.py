@@ -10,6 +10,7 @@ Public API: :func:`organ_doses`, :func:`svalue`, :func:`svalue_table`, :func:`re
 
 from tdt.dosimetry._effective import EffectiveDose, effective_dose
 from tdt.dosimetry._kernel import (
+    KERNEL_DENSITY_G_PER_ML,
     KernelConvolver,
     VoxelKernel,
     convolve,
@@ -21,6 +22,7 @@ from tdt.dosimetry._marrow import (
     L2_L4_MARROW_FRACTION,
     RMBLR_PEPTIDE,
     RMBLR_RANGE,
+    VOID_INTERVAL_H,
     MarrowDose,
     bladder_contents_tia,
     blood_tia_from_plasma,
@@ -30,9 +32,15 @@ from tdt.dosimetry._marrow import (
     red_marrow_dose,
     whole_body_tia_monoexponential,
 )
-from tdt.dosimetry._names import PHANTOMS, REMAINDER_TISSUES, is_lesion
+from tdt.dosimetry._names import (
+    PHANTOMS,
+    REMAINDER_TISSUES,
+    is_lesion,
+    sphere_organ,
+)
 from tdt.dosimetry._organs import organ_doses, reference_mass_g, scaled_self_svalue
 from tdt.dosimetry._spheres import (
+    SOFT_TISSUE_DENSITY_G_PER_ML,
     electron_range_mm,
     sphere_absorbed_fraction,
     sphere_dose,
@@ -65,4 +73,5 @@ __all__ = [
     "bladder_contents_tia", "blood_tia_from_plasma", "blood_tia_from_samples",
     "marrow_tia_blood_based", "marrow_tia_image_based", "red_marrow_dose",
     "whole_body_tia_monoexponential",
+    "KERNEL_DENSITY_G_PER_ML", "SOFT_TISSUE_DENSITY_G_PER_ML", "VOID_INTERVAL_H", "sphere_organ",
 ]

@@ -43,7 +43,7 @@ import numpy as np
 from tdt._types import CurveLike, Scalar, ScalarLike, TimesLike
 from tdt.dosimetry._organs import organ_doses
 from tdt.errors import InputError
-from tdt.kinetics._trapezoid import tia_trapezoid
+from tdt.kinetics import tia_trapezoid
 from tdt.physics import nuclide as get_nuclide
 
 #: Red-marrow-to-blood concentration ratio for peptides/small molecules (Forrer 2009; EANM 2010).

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdt.dosimetry import organ_doses
-from tdt.dosimetry._voxel import kernel_dose
+from tdt.dosimetry import kernel_dose, organ_doses
 
 #: density of soft tissue used to turn the phantom's VOI volumes into organ masses (g/mL)
 SOFT_TISSUE_G_PER_ML = 1.03

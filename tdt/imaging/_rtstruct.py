@@ -20,7 +20,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from tdt.dosimetry._names import is_lesion
+from tdt.dosimetry import is_lesion
 from tdt.errors import DicomError, InputError, unknown_name_error
 from tdt.imaging._dicom_io import (
     CT_IMAGE_STORAGE,

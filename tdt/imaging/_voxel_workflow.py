@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tdt.dosimetry._kernel import KERNEL_DENSITY_G_PER_ML
-from tdt.dosimetry._voxel import (
+from tdt.dosimetry import (
+    KERNEL_DENSITY_G_PER_ML,
     density_correct,
     density_from_hu,
     dvh_table,

@@ -39,6 +39,8 @@ from tdt.inference._federated import (  # noqa: E402
 )
 from tdt.inference._federated_sim import run_scenario as run_federated_scenario  # noqa: E402
 from tdt.inference._federated_sim import two_parameter_twin  # noqa: E402
+from tdt.inference._gaussian_state import DriftModel, GaussianPosterior  # noqa: E402
+from tdt.inference._laplace import laplace_mode  # noqa: E402
 from tdt.inference._measurement import (  # noqa: E402
     GTM_RECOVERY_SD,
     MeasurementModel,
@@ -72,4 +74,5 @@ __all__ = [
     "simulate_cohort", "site_summary", "sphere_recovery_coefficient", "standard_template",
     "summarise_draws", "bayesian_stp_tia", "effective_half_life_h", "run_federated_scenario",
     "two_parameter_twin",
+    "DriftModel", "GaussianPosterior", "laplace_mode",
 ]

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from tdt.dosimetry._marrow import blood_tia_from_samples
+from tdt.dosimetry import blood_tia_from_samples
 from tdt.errors import InputError, warn_implausible
-from tdt.kinetics._validation import check_tac_plausibility
+from tdt.kinetics import check_tac_plausibility
 from tdt.pbpk import Administration, Schedule
 
 #: Default session label: all time points from one camera with one calibration factor.

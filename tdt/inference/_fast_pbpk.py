@@ -49,9 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tdt.pbpk._description import fluxes
-from tdt.pbpk._grid_solver import ROS34PW2, frozen_occupancy_propagate, geometric_grid
-from tdt.pbpk._nonlinear import total_ligand_nmol
+from tdt.pbpk import ROS34PW2, fluxes, frozen_occupancy_propagate, geometric_grid, total_ligand_nmol
 
 __all__ = ["applicable", "solve_bolus"]
 

@@ -28,8 +28,14 @@ import numpy as np
 from tdt.errors import InputError, unknown_name_error
 from tdt.inference._fast_pbpk import applicable as pbpk_fast_path_applies
 from tdt.inference._fast_pbpk import solve_bolus as solve_pbpk_bolus
-from tdt.pbpk import bolus_response, get_model, is_bolus_schedule, model_names, reduced_linear
-from tdt.pbpk._registry import identifiable_receptor_parameters
+from tdt.pbpk import (
+    bolus_response,
+    get_model,
+    identifiable_receptor_parameters,
+    is_bolus_schedule,
+    model_names,
+    reduced_linear,
+)
 
 #: Default log-SD of the lognormal prior around a model's default parameter (factor ~2 at 1 SD).
 DEFAULT_SD_LOG = 0.7

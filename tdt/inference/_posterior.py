@@ -18,9 +18,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tdt.dosimetry import REMAINDER_TISSUES, svalue_table, whole_body_tia_monoexponential
-from tdt.dosimetry._marrow import VOID_INTERVAL_H
-from tdt.dosimetry._names import sphere_organ
+from tdt.dosimetry import (
+    REMAINDER_TISSUES,
+    VOID_INTERVAL_H,
+    sphere_organ,
+    svalue_table,
+    whole_body_tia_monoexponential,
+)
 from tdt.errors import InputError
 from tdt.inference._diagnostics import NOT_CONVERGED, Diagnostics, compute_diagnostics
 from tdt.inference._measurement import MeasurementModel

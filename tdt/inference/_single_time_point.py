@@ -31,8 +31,7 @@ from tdt.inference._data import PatientData
 from tdt.inference._models import TwinModel
 from tdt.inference._population import PopulationPosterior
 from tdt.inference._sampling import fit_patient
-from tdt.kinetics._models import MODELS
-from tdt.kinetics._population import PopulationPrior, fit_population
+from tdt.kinetics import MODELS, PopulationPrior, fit_population
 from tdt.physics import nuclide as get_nuclide
 from tdt.units import half_life_to_rate
 

@@ -19,9 +19,11 @@ from tdt.kinetics._population import (
 from tdt.kinetics._priors import load_prior
 from tdt.kinetics._selection import akaike_weights
 from tdt.kinetics._trapezoid import tia_trapezoid
+from tdt.kinetics._validation import check_tac_plausibility
 
 __all__ = [
     "AUTO_MODELS", "MODELS", "POPULATION_MODELS", "TRAPEZOID_MODELS", "BatchTacFit",
     "ExponentialModel", "PopulationPrior", "PopulationTacFit", "TacFit", "aicc", "akaike_weights",
     "fit_population", "fit_tac", "fit_tacs", "load_prior", "tia_trapezoid",
+    "check_tac_plausibility",
 ]

@@ -19,8 +19,12 @@ Units: h, MBq, MBq·h, nmol, mL, 1/h (docs/architecture.md). See docs/pbpk.md.
 """
 
 from tdt.pbpk._cohort import Cohort, draw_parameters, virtual_cohort
-from tdt.pbpk._description import Tissue
+from tdt.pbpk._description import (
+    Tissue,
+    fluxes,
+)
 from tdt.pbpk._dotatate import dotatate
+from tdt.pbpk._grid_solver import ROS34PW2, frozen_occupancy_propagate, geometric_grid
 from tdt.pbpk._linear import LinearModel, reduced_linear
 from tdt.pbpk._linear_solve import (
     activity_at,
@@ -32,11 +36,21 @@ from tdt.pbpk._linear_solve import (
     mammillary_indices,
     solve_piecewise_linear,
 )
-from tdt.pbpk._nonlinear import PbpkModel, specific_activity_mbq_per_nmol
+from tdt.pbpk._nonlinear import (
+    PbpkModel,
+    specific_activity_mbq_per_nmol,
+    total_ligand_nmol,
+)
 from tdt.pbpk._organs import TISSUE_ORGANS
 from tdt.pbpk._psma617 import psma617
 from tdt.pbpk._psma_it import psma_it
-from tdt.pbpk._registry import ModelSpec, get_model, model_names, register_model
+from tdt.pbpk._registry import (
+    ModelSpec,
+    get_model,
+    identifiable_receptor_parameters,
+    model_names,
+    register_model,
+)
 from tdt.pbpk._schedule import Administration, Schedule
 from tdt.pbpk._simulation import Simulation
 
@@ -48,4 +62,6 @@ __all__ = [
     "reduced_linear",
     "specific_activity_mbq_per_nmol", "virtual_cohort",
     "ModelSpec", "get_model", "model_names", "register_model",
+    "ROS34PW2", "fluxes", "frozen_occupancy_propagate", "geometric_grid",
+    "identifiable_receptor_parameters", "total_ligand_nmol",
 ]

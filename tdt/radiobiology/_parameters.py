@@ -14,7 +14,7 @@ from types import MappingProxyType
 import yaml
 
 from tdt.catalog import dataset_path
-from tdt.dosimetry._names import is_lesion  # the one VOI-name rule (re-exported)
+from tdt.dosimetry import is_lesion  # the one VOI-name rule (re-exported)
 from tdt.errors import unknown_name_error
 
 DATASET = "radiobiology_tissue_parameters"

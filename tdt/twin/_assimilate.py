@@ -36,9 +36,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from tdt.errors import InputError, unknown_name_error
-from tdt.inference import MeasurementModel, OrganSeries, PatientData, custom_model, fit_patient
-from tdt.inference._gaussian_state import DriftModel, GaussianPosterior
-from tdt.inference._laplace import laplace_mode
+from tdt.inference import (
+    DriftModel,
+    GaussianPosterior,
+    MeasurementModel,
+    OrganSeries,
+    PatientData,
+    custom_model,
+    fit_patient,
+    laplace_mode,
+)
 from tdt.pbpk import activity_at, batched_bolus_exponentials, exponential_sum, mammillary_indices
 from tdt.twin._record import CycleData
 

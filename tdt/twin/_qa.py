@@ -30,7 +30,7 @@ import numpy as np
 
 import tdt
 from tdt.errors import collect_implausible
-from tdt.kinetics._validation import check_tac_plausibility
+from tdt.kinetics import check_tac_plausibility
 from tdt.twin._record import CycleData
 
 STATUS_ORDER = {"pass": 0, "warn": 1, "fail": 2}

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tdt import dosimetry
-from tdt.dosimetry._spheres import SOFT_TISSUE_DENSITY_G_PER_ML
+from tdt.dosimetry import SOFT_TISSUE_DENSITY_G_PER_ML
 from tdt.errors import InputError, TdtError
 from tdt.pbpk import batched_bolus_exponentials, exponential_sum
 from tdt.physics import nuclide

@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from tdt.errors import InputError
-from tdt.inference._gaussian_state import DriftModel
+from tdt.inference import DriftModel
 from tdt.pbpk import batched_bolus_exponentials, exponential_sum
 from tdt.radiobiology import KIDNEY_BED_LIMIT_RISK_GY, RED_MARROW_DOSE_LIMIT_GY, is_lesion
 from tdt.twin._plan import Policy, evaluate, plan

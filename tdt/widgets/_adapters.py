@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tdt.errors import InputError
-from tdt.radiobiology._parameters import tissue
+from tdt.radiobiology import tissue
 from tdt.widgets._inputs import ScenarioInputs
 
 #: regions the explorer shows by default (others, e.g. plasma or remainder, are bookkeeping)

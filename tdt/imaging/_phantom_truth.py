@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdt.dosimetry import kernel_dose, organ_doses
+from tdt.dosimetry import KERNEL_DENSITY_G_PER_ML, kernel_dose, organ_doses
 
-#: density of soft tissue used to turn the phantom's VOI volumes into organ masses (g/mL)
-SOFT_TISSUE_G_PER_ML = 1.03
+#: density of soft tissue used to turn VOI volumes into organ masses (g/mL): the medium of the
+#: voxel kernels (ICRU 44 soft tissue, tdt.dosimetry's one value), so the phantom's organ masses
+#: and its voxel dose use the same tissue
+SOFT_TISSUE_G_PER_ML = KERNEL_DENSITY_G_PER_ML
 
 
 def _mird_doses(structures, volumes, tias) -> dict:

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tdt.dosimetry import is_lesion
+from tdt.dosimetry import KERNEL_DENSITY_G_PER_ML, is_lesion
 from tdt.errors import InputError
-from tdt.imaging._phantom_truth import SOFT_TISSUE_G_PER_ML
 
 #: quantity → key of ground_truth.json
 TRUTH_KEYS = {"tia_mbq_h": "tia_mbq_h", "dose_gy": "mird_dose_gy"}
@@ -32,10 +31,11 @@ def load_truth(patient_dir) -> dict | None:
 
 def voi_organ_masses_g(volume_ml: dict[str, float], organs=None) -> dict[str, float]:
     """Patient organ masses (g) for MIRD mass scaling: VOI volume (mL) × 1.03 g/mL (soft
-    tissue), for the non-lesion source organs whose self-S is mass-scaled (not red marrow or
-    bladder contents). The phantom's MIRD truth uses the same convention."""
+    tissue, `tdt.dosimetry.KERNEL_DENSITY_G_PER_ML`), for the non-lesion source organs whose
+    self-S is mass-scaled (not red marrow or bladder contents). The phantom's MIRD truth uses
+    the same convention."""
     organs = list(volume_ml) if organs is None else list(organs)
-    return {o: float(volume_ml[o]) * SOFT_TISSUE_G_PER_ML for o in organs
+    return {o: float(volume_ml[o]) * KERNEL_DENSITY_G_PER_ML for o in organs
             if o in volume_ml and not is_lesion(o)
             and o not in ("red_marrow", "urinary_bladder_contents", "background")}
 

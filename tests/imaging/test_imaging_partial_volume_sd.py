@@ -34,7 +34,7 @@ def _two_spheres(radius_mm=8.0, voxel_mm=1.0):
 
 def test_fwhm_sensitivity_of_two_separated_spheres_is_the_analytic_sphere_recovery_slope():
     from tdt.imaging import geometric_transfer_matrix, sphere_recovery
-    from tdt.imaging.partial_volume import gtm_fwhm_log_sensitivity
+    from tdt.imaging._partial_volume import gtm_fwhm_log_sensitivity
 
     fwhm, sd, radius, voxel = 10.0, 1.0, 8.0, 1.0
     masks = _two_spheres(radius, voxel)
@@ -56,7 +56,7 @@ def test_fwhm_sensitivity_of_two_separated_spheres_is_the_analytic_sphere_recove
 
 def test_recovery_log_sd_combines_fwhm_term_and_floor_in_quadrature():
     from tdt.imaging import geometric_transfer_matrix
-    from tdt.imaging.partial_volume import gtm_fwhm_log_sensitivity, gtm_recovery_log_sd
+    from tdt.imaging._partial_volume import gtm_fwhm_log_sensitivity, gtm_recovery_log_sd
 
     masks = _two_spheres()
     w = geometric_transfer_matrix(masks, (1.0,) * 3, 10.0)
@@ -77,7 +77,7 @@ def test_recovery_log_sd_combines_fwhm_term_and_floor_in_quadrature():
 
 def test_extract_tacs_recovery_sd_small_vois_larger_than_liver(phantom_noiseless):
     from tdt.imaging import extract_tacs
-    from tdt.imaging.partial_volume import GTM_RESIDUAL_LOG_SD
+    from tdt.imaging._partial_volume import GTM_RESIDUAL_LOG_SD
 
     study = phantom_noiseless.load()
     fwhm = phantom_noiseless.ground_truth["fwhm_mm"]

@@ -15,7 +15,7 @@ import pytest
 @pytest.mark.slow
 def test_bayesian_chain_covers_phantom_truth():
     from benchmarks.bench_truth import build_inputs, fit_cohort, summarise, summarise_by_organ
-    from tdt.imaging.partial_volume import GTM_RESIDUAL_LOG_SD
+    from tdt.imaging._partial_volume import GTM_RESIDUAL_LOG_SD
 
     inputs, determ = build_inputs([0, 1, 2, 3])
     for group in inputs.values():

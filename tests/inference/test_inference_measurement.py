@@ -14,7 +14,7 @@ from scipy import stats
 
 from tdt.errors import InputError, PlausibilityWarning
 from tdt.inference import MeasurementModel, OrganSeries, PatientData
-from tdt.inference.measurement import free_recovery, has_recovery, recovery_sds
+from tdt.inference._measurement import free_recovery, has_recovery, recovery_sds
 
 TIMES = [4.0, 24.0, 48.0, 96.0, 168.0]
 KIDNEY = [200.0, 180.0, 150.0, 100.0, 50.0]
@@ -49,15 +49,15 @@ def test_recovery_sd_validation_and_round_trips():
         _data(lesion_sd=0.5)
     data = _data()
     assert data.at_times([96.0, 168.0]).organs["lesion_1"].recovery_sd == 0.06
-    from tdt.inference.posterior_file import _data_to_dict
+    from tdt.inference._posterior_file import _data_to_dict
 
     saved = _data_to_dict(data)["organs"]["lesion_1"]
     assert OrganSeries(**saved).validated("lesion_1").recovery_sd == 0.06
 
 
 def test_log_recovery_prior_uses_the_per_voi_sds():
-    from tdt.inference.models import resolve_model
-    from tdt.inference.pymc_models import build_patient_model
+    from tdt.inference._models import resolve_model
+    from tdt.inference._pymc_models import build_patient_model
 
     data = _data(kidney_sd=0.02, lesion_sd=0.08, liver_sd=0.0)  # liver: SD 0, not free
     twin = resolve_model("reduced", data)
@@ -73,10 +73,10 @@ def test_log_recovery_prior_uses_the_per_voi_sds():
 
 def test_fit_patients_logp_takes_each_patients_sds():
     """The batched log-density with patient B's SDs as input equals B's own model."""
-    from tdt.inference.batch import _logp_with_observations
-    from tdt.inference.models import resolve_model
-    from tdt.inference.nuts import flat_initial_point
-    from tdt.inference.pymc_models import build_patient_model
+    from tdt.inference._batch import _logp_with_observations
+    from tdt.inference._models import resolve_model
+    from tdt.inference._nuts import flat_initial_point
+    from tdt.inference._pymc_models import build_patient_model
 
     a, b = _data(0.02, 0.06), _data(0.05, 0.12)
     twin = resolve_model("reduced", a)

@@ -16,6 +16,7 @@ from tdt.imaging._dicom_io import read_dataset
 from tdt.imaging._geometry import Geometry, check_same_frame_of_reference, resample
 from tdt.imaging._nm import NmImage, read_nm, write_nm
 from tdt.imaging._partial_volume import (
+    blurred_sphere_profile,
     geometric_transfer_matrix,
     gtm_correct,
     sphere_recovery,
@@ -35,7 +36,7 @@ from tdt.imaging._voxel_workflow import VoxelDosimetry, voxel_dosimetry
 __all__ = [
     "PROFILE", "CameraCalibration", "CtImage", "Deidentifier", "DoseImage", "Geometry",
     "NmImage", "PetImage", "PhantomPatient", "Segmentation", "StructureSet", "Study", "TimePoint", "VoiTac",
-    "VoxelDosimetry", "geometric_transfer_matrix", "gtm_correct", "sphere_recovery", "voi_recovery", "voxel_dosimetry",
+    "VoxelDosimetry", "blurred_sphere_profile", "geometric_transfer_matrix", "gtm_correct", "sphere_recovery", "voi_recovery", "voxel_dosimetry",
     "activity_per_voxel_mbq", "check_same_frame_of_reference", "deidentify", "extract_tacs",
     "load_study", "make_phantom_patient", "rasterise", "read_ct", "read_dataset", "read_nm",
     "read_pet", "write_pet",

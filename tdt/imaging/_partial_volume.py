@@ -69,22 +69,34 @@ def voi_recovery(mask, voxel_mm, fwhm_mm: float) -> float:
     return float(blurred[mask].sum() / mask.sum())
 
 
+def blurred_sphere_profile(r_mm, radius_mm: float, sigma_mm: float):
+    """Value at distance ``r_mm`` from the centre of a unit-concentration ball of radius
+    ``radius_mm`` convolved with an isotropic Gaussian of SD ``sigma_mm`` (dimensionless).
+
+    c(r) = ½[erf((R−r)/√2σ) + erf((R+r)/√2σ)] − σ/(r√(2π)) [e^{−(R−r)²/2σ²} − e^{−(R+r)²/2σ²}]
+    (standard result; at r → 0 it tends to the χ₃ CDF at R/σ).
+    """
+    r = np.maximum(np.asarray(r_mm, dtype=float), 1e-9 * radius_mm)
+    s2 = math.sqrt(2.0) * sigma_mm
+    gauss = np.exp(-((radius_mm - r) ** 2) / (2 * sigma_mm**2)) - np.exp(
+        -((radius_mm + r) ** 2) / (2 * sigma_mm**2)
+    )
+    return 0.5 * (erf((radius_mm - r) / s2) + erf((radius_mm + r) / s2)) - sigma_mm / (
+        r * math.sqrt(2 * math.pi)
+    ) * gauss
+
+
 def sphere_recovery(radius_mm: float, fwhm_mm: float) -> float:
-    """Closed-form recovery coefficient of a uniform sphere under a 3-D Gaussian blur."""
-    if radius_mm <= 0 or fwhm_mm <= 0:
-        raise InputError("sphere_recovery: radius_mm and fwhm_mm must be > 0")
-    s = fwhm_to_sigma(fwhm_mm)
+    """Closed-form recovery coefficient of a uniform sphere under a 3-D Gaussian blur:
+    RC = (3/R³) ∫₀ᴿ c(r) r² dr with c = :func:`blurred_sphere_profile` (adaptive quadrature)."""
+    if not (radius_mm > 0 and fwhm_mm > 0 and math.isfinite(radius_mm) and math.isfinite(fwhm_mm)):
+        raise InputError(f"sphere_recovery: radius_mm={radius_mm!r}, fwhm_mm={fwhm_mm!r}; "
+                         "expected both > 0 and finite (mm)")
+    sigma_mm = fwhm_to_sigma(fwhm_mm)
     big_r = float(radius_mm)
-
-    def profile(r):
-        if r < 1e-9 * big_r:
-            x = big_r / s
-            return math.erf(x / math.sqrt(2)) - math.sqrt(2 / math.pi) * x * math.exp(-x * x / 2)
-        a, b = (big_r - r) / s, (big_r + r) / s
-        return 0.5 * (erf(a / math.sqrt(2)) + erf(b / math.sqrt(2))) - s / (
-            r * math.sqrt(2 * math.pi)) * (math.exp(-a * a / 2) - math.exp(-b * b / 2))
-
-    value, _ = integrate.quad(lambda r: profile(r) * r * r, 0.0, big_r, epsabs=0, epsrel=1e-10)
+    value, _ = integrate.quad(
+        lambda r: float(blurred_sphere_profile(r, big_r, sigma_mm)) * r * r, 0.0, big_r,
+        epsabs=0, epsrel=1e-10)
     return 3.0 * value / big_r ** 3
 
 

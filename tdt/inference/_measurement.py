@@ -29,11 +29,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import erf
 
 from tdt.errors import InputError
+from tdt.imaging import sphere_recovery
 
-_FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 #: Fallback log-SD of the residual recovery of partial-volume-corrected (GTM) activities that
 #: come *without* a per-VOI ``OrganSeries.recovery_sd`` (they enter with recovery 1). Prefer the
 #: per-VOI value of ``tdt.imaging.extract_tacs(partial_volume="gtm", fwhm_sd_mm=...)``
@@ -45,37 +44,16 @@ _FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 GTM_RECOVERY_SD = 0.03
 
 
-def blurred_sphere_profile(r_mm, radius_mm: float, sigma_mm: float):
-    """Value at distance ``r_mm`` from the centre of a unit-concentration ball of radius
-    ``radius_mm`` convolved with an isotropic Gaussian of SD ``sigma_mm`` (dimensionless).
-
-    c(r) = ½[erf((R−r)/√2σ) + erf((R+r)/√2σ)] − σ/(r√(2π)) [e^{−(R−r)²/2σ²} − e^{−(R+r)²/2σ²}]
-    (standard result; at r → 0 it tends to the χ₃ CDF at R/σ).
-    """
-    r = np.maximum(np.asarray(r_mm, dtype=float), 1e-9 * radius_mm)
-    s2 = math.sqrt(2.0) * sigma_mm
-    gauss = np.exp(-((radius_mm - r) ** 2) / (2 * sigma_mm**2)) - np.exp(
-        -((radius_mm + r) ** 2) / (2 * sigma_mm**2)
-    )
-    return 0.5 * (erf((radius_mm - r) / s2) + erf((radius_mm + r) / s2)) - sigma_mm / (
-        r * math.sqrt(2 * math.pi)
-    ) * gauss
-
-
-def sphere_recovery_coefficient(volume_ml: float, fwhm_mm: float, n_nodes: int = 96) -> float:
+def sphere_recovery_coefficient(volume_ml: float, fwhm_mm: float) -> float:
     """Recovery coefficient (0, 1] of a sphere of ``volume_ml`` (mL) imaged with a Gaussian
-    PSF of ``fwhm_mm`` (mm): RC = (3/R³) ∫₀ᴿ c(r) r² dr, Gauss–Legendre quadrature."""
+    PSF of ``fwhm_mm`` (mm): :func:`tdt.imaging.sphere_recovery` at the sphere's radius
+    (RC = (3/R³) ∫₀ᴿ c(r) r² dr), floored at 1e-6."""
     if not (volume_ml > 0 and math.isfinite(volume_ml)):
         raise InputError(f"volume_ml: {volume_ml!r}; expected a volume > 0 mL")
     if not (fwhm_mm > 0 and math.isfinite(fwhm_mm)):
         raise InputError(f"fwhm_mm: {fwhm_mm!r}; expected a FWHM > 0 mm")
     radius_mm = (3.0 * volume_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)  # 1 mL = 1000 mm³
-    sigma_mm = fwhm_mm * _FWHM_TO_SIGMA
-    nodes, weights = np.polynomial.legendre.leggauss(n_nodes)
-    r = 0.5 * radius_mm * (nodes + 1.0)
-    integral = 0.5 * radius_mm * np.sum(weights * blurred_sphere_profile(r, radius_mm, sigma_mm)
-                                        * r**2)
-    return float(np.clip(3.0 * integral / radius_mm**3, 1e-6, 1.0))
+    return float(np.clip(sphere_recovery(radius_mm, fwhm_mm), 1e-6, 1.0))
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from tdt.errors import InputError
+from tdt.imaging import blurred_sphere_profile
 from tdt.inference import MeasurementModel, OrganSeries, PatientData, sphere_recovery_coefficient
-from tdt.inference._measurement import blurred_sphere_profile, recovery_coefficients
+from tdt.inference._measurement import recovery_coefficients
 
 TIMES = [4.0, 24.0, 48.0, 96.0, 168.0]
 

@@ -5,7 +5,10 @@ quantitative SPECT/CT with Bayesian inference, used to predict absorbed dose, BE
 and toxicity with credible intervals, and to plan the next cycles.
 
 Importing tdt turns on JAX 64-bit floats (``jax_enable_x64``): ODE gradients in float32 are not
-trustworthy. Units everywhere: h, MBq, MBq·h, Gy, Gy/h, g, mL, nmol, 1/h (see :mod:`tdt.units`).
+trustworthy. It also turns on JAX's persistent compilation cache (``~/.cache/tdt/jax``; set
+``TDT_JAX_CACHE_DIR`` to move it or ``TDT_JAX_CACHE_DIR=off`` to switch it off; a directory the
+user configured is kept): compiled samplers are reused across processes (see
+:mod:`tdt._jax_cache`). Units everywhere: h, MBq, MBq·h, Gy, Gy/h, g, mL, nmol, 1/h (see :mod:`tdt.units`).
 
 Heavy layers (inference with PyMC, imaging with pydicom, pipeline, widgets, twin) are imported
 lazily on first attribute access so that ``import tdt`` stays fast.
@@ -18,6 +21,10 @@ import importlib
 import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
+
+from tdt._jax_cache import enable_persistent_compilation_cache  # noqa: E402
+
+enable_persistent_compilation_cache()
 
 from tdt import errors, units  # noqa: E402
 from tdt.errors import (  # noqa: E402

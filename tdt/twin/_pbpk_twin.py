@@ -265,12 +265,14 @@ class PbpkPrediction:
 def future_factors(forward: DriftingPbpk, n_draws: int, n_future: int, seed) -> dict:
     """Drift factors of future cycles per draw: name → (n_draws, n_future), cumulative from the
     last imaged cycle (e^{Σ steps}); deterministic for a seed."""
-    rng = np.random.default_rng(seed)
+    seed = tuple(np.atleast_1d(seed).tolist())
     out = {}
-    for name in forward.drifting:
+    for i, name in enumerate(forward.drifting):
         mean, sd = forward.step[name]
-        steps = rng.standard_normal((n_draws, n_future)) * sd + mean
-        out[name] = np.exp(np.cumsum(steps, axis=1))
+        # one stream per parameter, filled cycle by cycle: cycle j's steps do not depend on
+        # how many future cycles are asked for (predict and pbpk_parameter_draws agree)
+        normals = np.random.default_rng([*seed, 31, i]).standard_normal((n_future, n_draws))
+        out[name] = np.exp(np.cumsum(normals.T * sd + mean, axis=1))
     return out
 
 

@@ -74,6 +74,11 @@ def test_pbpk_twin_wiring_with_a_tiny_run():
     draws = twin.pbpk_parameter_draws(2)
     assert len(draws) == 2 and draws[0]["R_kidneys"].shape == (10,)
     assert np.all(draws[1]["krel_kidneys"] == draws[0]["krel_kidneys"])  # no drift on krel
+    # the same future drift as predict([7400, 6000]) and as a shorter request
+    np.testing.assert_array_equal(twin.pbpk_parameter_draws(1)[0]["R_kidneys"],
+                                  draws[0]["R_kidneys"])
+    ratio = draws[1]["R_kidneys"] / draws[0]["R_kidneys"]
+    assert np.all(ratio != 1.0) and abs(np.mean(np.log(ratio))) < 0.1  # N(0, 0.05²) steps
     with pytest.raises(InputError, match="PBPK twin"):
         twin.plan()
     with pytest.raises(InputError, match="not supported"):

@@ -31,6 +31,7 @@ use_nan_on_solver_error()  # a failed implicit solve inside NUTS: rejected, not 
 from tdt.inference._batch import fit_patients  # noqa: E402
 from tdt.inference._data import OrganSeries, PatientData  # noqa: E402
 from tdt.inference._diagnostics import Diagnostics, compute_diagnostics  # noqa: E402
+from tdt.inference._fast_pbpk import solve_boluses  # noqa: E402
 from tdt.inference._federated import (  # noqa: E402
     FederatedPrior,
     SiteSummary,
@@ -49,8 +50,13 @@ from tdt.inference._measurement import (  # noqa: E402
 )
 from tdt.inference._models import TwinModel, custom_model, pbpk_model, reduced_model  # noqa: E402
 from tdt.inference._population import PopulationPosterior, fit_population  # noqa: E402
-from tdt.inference._posterior import DosePrediction, Posterior, summarise_draws  # noqa: E402
-from tdt.inference._predictive import effective_half_life_h  # noqa: E402
+from tdt.inference._posterior import (  # noqa: E402
+    DosePrediction,
+    Posterior,
+    is_dose_bearing,
+    summarise_draws,
+)
+from tdt.inference._predictive import dose_prediction, effective_half_life_h  # noqa: E402
 from tdt.inference._sampling import fit_patient  # noqa: E402
 from tdt.inference._sbc import (  # noqa: E402
     central_interval_coverage,
@@ -75,4 +81,5 @@ __all__ = [
     "summarise_draws", "bayesian_stp_tia", "effective_half_life_h", "run_federated_scenario",
     "two_parameter_twin",
     "DriftModel", "GaussianPosterior", "laplace_mode",
+    "is_dose_bearing", "dose_prediction", "solve_boluses",
 ]

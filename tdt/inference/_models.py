@@ -102,8 +102,9 @@ class TwinModel:
         ``fast`` (default: when applicable) uses the bolus eigen-solution of
         :func:`tdt.pbpk.bolus_response` for the reduced linear model with bolus schedules (the
         same exact solution as its matrix exponential, ~10x cheaper gradient) and
-        :mod:`tdt.inference._fast_pbpk` for a grid-method PBPK with one bolus (same scheme,
-        ~400x cheaper gradient); ``fast=False`` forces the model's own ``simulate``.
+        :mod:`tdt.inference._fast_pbpk` for a grid-method PBPK with one or several boluses
+        (same scheme, ~400x cheaper gradient for one bolus; several cycles are chained with the
+        carried-over state); ``fast=False`` forces the model's own ``simulate``.
         """
         if fast is not False:
             if (getattr(self.forward, "kind", None) == "reduced_linear"
@@ -246,8 +247,8 @@ def pbpk_model(
     model's cited lognormal priors (``forward.priors()``); everything else fixed at the
     literature values. ``kwargs`` go to the model's factory (solver options). The default
     solver is ``method="grid"`` (fixed-grid Rosenbrock, accuracy measured against the adaptive
-    reference in tests/pbpk/test_pbpk_grid_solver.py), which for one bolus
-    runs on the structured sampler path of :mod:`tdt.inference._fast_pbpk` (~1 ms per gradient);
+    reference in tests/pbpk/test_pbpk_grid_solver.py), which for bolus schedules (one or several
+    cycles) runs on the structured sampler path of :mod:`tdt.inference._fast_pbpk` (~1 ms per gradient);
     ``method="adaptive"`` gives diffrax's error-controlled solve (seconds per gradient).
 
     ``forward``: an already built PBPK model (any ``tdt.pbpk`` model object with the protocol:

@@ -44,7 +44,7 @@ _ATTR = "tdt_posterior"
 EXCRETED = ("urine",)
 
 
-def _dose_bearing(organ: str, targets) -> bool:
+def is_dose_bearing(organ: str, targets) -> bool:
     """A model compartment reported as an organ dose: an S-value target or a sphere organ
     (lacrimal glands), not plasma / remainder tissues, lesions or urine."""
     return organ not in (*REMAINDER_TISSUES, *EXCRETED) and (
@@ -200,7 +200,7 @@ class Posterior:
         model_organs = tuple(getattr(self.twin.forward, "compartments", self.twin.organs))
         nuclide = self.data.nuclide if self.data is not None else "Lu-177"
         targets = svalue_table(nuclide, phantom).targets
-        extra = tuple(o for o in model_organs if o not in fitted and _dose_bearing(o, targets))
+        extra = tuple(o for o in model_organs if o not in fitted and is_dose_bearing(o, targets))
         helpers = tuple(c for c in ("plasma", "urine") if c in model_organs and c not in fitted)
         pred = self.predict(schedule, organs=fitted + extra + helpers, max_draws=max_draws,
                             seed=seed)

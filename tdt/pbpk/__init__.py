@@ -24,7 +24,12 @@ from tdt.pbpk._description import (
     fluxes,
 )
 from tdt.pbpk._dotatate import dotatate
-from tdt.pbpk._grid_solver import ROS34PW2, frozen_occupancy_propagate, geometric_grid
+from tdt.pbpk._grid_solver import (
+    MAX_SQUARINGS,
+    ROS34PW2,
+    frozen_occupancy_propagate,
+    geometric_grid,
+)
 from tdt.pbpk._linear import LinearModel, reduced_linear
 from tdt.pbpk._linear_solve import (
     activity_at,
@@ -64,4 +69,5 @@ __all__ = [
     "ModelSpec", "get_model", "model_names", "register_model",
     "ROS34PW2", "fluxes", "frozen_occupancy_propagate", "geometric_grid",
     "identifiable_receptor_parameters", "total_ligand_nmol",
+    "MAX_SQUARINGS",
 ]

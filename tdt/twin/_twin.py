@@ -39,6 +39,12 @@ from tdt.twin._assimilate import (
 )
 from tdt.twin._audit import AuditLog
 from tdt.twin._draws import DoseDraws
+from tdt.twin._pbpk_twin import (
+    init_pbpk,
+    parameter_paths,
+    pbpk_assimilate,
+    predict_pbpk,
+)
 from tdt.twin._plan import Constraint, Plan, Policy, TcpModel, evaluate, plan
 from tdt.twin._predict import Prediction, activities_from, predict_schedule
 from tdt.twin._qa import QAReport, build_report
@@ -90,13 +96,51 @@ class Twin:
     audit_path: file mirroring the append-only audit log (optional).
     engine: ``"laplace"`` (default, fast) or ``"nuts"`` (tdt.inference NUTS, summarised as a
         Gaussian; ``nuts_options`` go to :func:`assimilate_nuts`).
+
+    A registered **receptor PBPK** name (``"psma617"``, ``"dotatate"``, ``"psma_it"``:
+    ``tdt.pbpk.model_names("pbpk")``) gives the PBPK twin (:mod:`tdt.twin._pbpk_twin`): NUTS
+    draws of a joint fit of all cycles with drift, ``interval_h`` between administrations
+    (default 6 weeks) and ``ligand_nmol`` peptide per administration (default 100 nmol, an
+    ASSUMPTION); ``nuts_options`` go to :func:`tdt.inference.fit_patient` (default 2 × (500 +
+    500)). ``model="reduced"`` (default) is the reduced linear PSMA-617 twin.
     """
 
-    def __init__(self, record: PatientRecord, model="reduced", prior: GaussianPosterior | None = None,
-                 n_draws: int = 1000, total_cycles: int = 6, drift: DriftModel | None = None,
-                 calibration_sd: float = 0.03, dosimetry: str = "auto", seed: int = 0,
-                 audit_path=None, engine: str = "laplace", nuts_options: dict | None = None,
-                 _audit: AuditLog | None = None):
+    def __init__(self, record: PatientRecord, model="reduced", *args, **kwargs):
+        if _is_pbpk(model):
+            init_pbpk(self, record, model, **kwargs)
+        else:
+            self._init_linear(record, model, *args, **kwargs)
+
+    @property
+    def is_pbpk(self) -> bool:
+        """True for the receptor-PBPK twin (state: NUTS draws), False for the linear one."""
+        return getattr(self, "pbpk", None) is not None
+
+    def _need_pbpk_fit(self, what: str):
+        if self.nuts_posterior is None:
+            raise InputError(f"Twin.{what}: the PBPK twin has no posterior yet; assimilate a "
+                             "cycle first (its prior predictive is not offered)")
+
+    def pbpk_parameter_draws(self, n_cycles: int | None = None) -> list[dict[str, np.ndarray]]:
+        """PBPK twin: the full parameter set (model units) per draw for every future cycle,
+        with drift — what a planner needs. List over future cycles of name -> (n_draws,); the
+        same draws and drift as :meth:`predict` (seeded by the twin's seed and cycle count)."""
+        if not self.is_pbpk:
+            raise InputError("Twin.pbpk_parameter_draws: not a PBPK twin (model='reduced')")
+        self._need_pbpk_fit("pbpk_parameter_draws")
+        n = self.cycles_remaining if n_cycles is None else int(n_cycles)
+        paths, _ = parameter_paths(self.nuts_posterior, self.drift_forward, self.n_draws,
+                                   max(n, 1), (self.seed, len(self.cycles)))
+        k = len(self.cycles)
+        return [{name: v[:, k + j] for name, v in paths.items()} for j in range(n)]
+
+    def _init_linear(self, record: PatientRecord, model="reduced",
+                     prior: GaussianPosterior | None = None,
+                     n_draws: int = 1000, total_cycles: int = 6, drift: DriftModel | None = None,
+                     calibration_sd: float = 0.03, dosimetry: str = "auto", seed: int = 0,
+                     audit_path=None, engine: str = "laplace", nuts_options: dict | None = None,
+                     _audit: AuditLog | None = None):
+
         if not isinstance(record, PatientRecord):
             raise InputError(f"record: expected a PatientRecord, got {type(record).__name__}")
         if not (isinstance(n_draws, int) and n_draws >= 20):
@@ -147,7 +191,11 @@ class Twin:
         return max(self.total_cycles - len(self.cycles), 0)
 
     def parameter_draws(self) -> dict[str, np.ndarray]:
-        """Current posterior draws of the rate constants (1/h), name -> (n_draws,)."""
+        """Current posterior draws of the rate constants (1/h), name -> (n_draws,); for the
+        PBPK twin, the sampled parameters (NUTS draws, all chains)."""
+        if self.is_pbpk:
+            self._need_pbpk_fit("parameter_draws")
+            return self.nuts_posterior.parameter_draws
         return self.posterior.draws(self._z)
 
     def default_constraints(self) -> tuple[Constraint, ...]:
@@ -164,6 +212,9 @@ class Twin:
         future cycle c is c (+1 after imaging) drift steps away. Drift steps are drawn per draw
         with a seed fixed by the twin's seed and the number of assimilated cycles.
         """
+        if self.is_pbpk:
+            raise InputError("Twin.response: the PBPK twin has no linear response; use "
+                             "twin.predict(...) (delivered: PbpkPrediction.delivered_*)")
         n_cycles = max(int(n_cycles), 1)
         names = self.posterior.names
         base = self.posterior.log_draws(self._z)  # (n_draws, p)
@@ -188,6 +239,9 @@ class Twin:
         Every past cycle is evaluated with its own kinetics, drawn jointly with the current
         posterior's draws given all images (:meth:`past_log_draws`; see module doc).
         """
+        if self.is_pbpk:
+            raise InputError("Twin.delivered: the PBPK twin has no linear response; use "
+                             "twin.predict(...) (delivered: PbpkPrediction.delivered_*)")
         dose = np.zeros((self.n_draws, len(self.targets)))
         bed = np.zeros_like(dose)
         names = self.posterior.names
@@ -205,6 +259,9 @@ class Twin:
         model (:func:`tdt.twin._assimilate.backward_sample`). Deterministic (seeded by the
         twin's seed). A twin without per-cycle posteriors (``filtered``; files written before
         format 2) uses the current posterior's draws for every past cycle, as before."""
+        if self.is_pbpk:
+            raise InputError("Twin.past_log_draws: the PBPK twin has no linear response; use "
+                             "twin.predict(...) (delivered: PbpkPrediction.delivered_*)")
         last = self.posterior.log_draws(self._z)
         if len(self.filtered) != len(self.cycles):
             return [last] * len(self.cycles)
@@ -217,6 +274,8 @@ class Twin:
             raise InputError(f"cycle: expected a CycleData, got {type(cycle).__name__}")
         if self.cycles_remaining == 0:
             raise InputError(f"cycle: all {self.total_cycles} cycles are already assimilated")
+        if self.is_pbpk:
+            return pbpk_assimilate(self, cycle)
         prior = self.posterior if not self.cycles else self.posterior.drifted(self.drift)
         if self.engine == "nuts":
             posterior = assimilate_nuts(self.model, prior, cycle, self.calibration_sd,
@@ -253,7 +312,19 @@ class Twin:
 
     # ------------------------------------------------------------------ predict / plan
     def predict(self, schedule, tcp: TcpModel | None = None) -> Prediction:
-        """Posterior predictive for proposed future activities (MBq list or pbpk Schedule)."""
+        """Posterior predictive for proposed future activities (MBq list or pbpk Schedule).
+
+        PBPK twin: a :class:`~tdt.twin._pbpk_twin.PbpkPrediction` (per-draw dose/BED of every
+        past and future cycle, re-simulated with drift); a Schedule's ligand amounts are used,
+        a list gets the twin's ``ligand_nmol``; ``tcp`` is not used."""
+        if self.is_pbpk:
+            self._need_pbpk_fit("predict")
+            ligand = (np.asarray(schedule.ligand_nmol, dtype=float)
+                      if hasattr(schedule, "ligand_nmol") else None)
+            x = activities_from(schedule)
+            if ligand is None or not np.all(ligand > 0):
+                ligand = np.full(len(x), self.ligand_nmol)
+            return predict_pbpk(self, list(x), list(ligand))
         x = activities_from(schedule)
         return predict_schedule(self.response(len(x)), x, tcp)
 
@@ -261,6 +332,11 @@ class Twin:
              policy: Policy | None = None, n_cycles: int | None = None, method: str = "uniform",
              tcp: TcpModel | None = None) -> Plan:
         """Activities for the remaining cycles (see :func:`tdt.twin._plan.plan`); audited."""
+        if self.is_pbpk:
+            raise InputError("Twin.plan: planning on the PBPK twin (activity and ligand amount) "
+                             "is not available yet; use twin.predict(...) for candidate "
+                             "schedules, twin.pbpk_parameter_draws() for a planner, or "
+                             "Twin(record, model='reduced').plan()")
         n = self.cycles_remaining if n_cycles is None else int(n_cycles)
         constraints = self.default_constraints() if constraints is None else tuple(constraints)
         result = plan(self.response(max(n, 1)), n, objective, constraints, policy, method, tcp)
@@ -273,6 +349,10 @@ class Twin:
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
         """Write the twin to ``path`` (versioned zip, see :mod:`tdt.twin._twin_file`)."""
+        if self.is_pbpk:
+            raise InputError("Twin.save: saving the PBPK twin is not supported yet (its state is "
+                             "the NUTS posterior: save twin.nuts_posterior.to_netcdf(path) and "
+                             "the CycleData; the linear twin (model='reduced') saves)")
         file_mac = save_twin(self, path)
         self.audit.append("save", {"path_name": str(path).rsplit("/", 1)[-1],
                                    "file_mac": file_mac})
@@ -282,6 +362,11 @@ class Twin:
         """Read a twin written by :meth:`save`; newer, edited (HMAC mismatch), unsigned (unless
         ``allow_unsigned``) or corrupted files raise InputError naming the file."""
         return load_twin(path, cls, allow_unsigned=allow_unsigned)
+
+
+def _is_pbpk(model) -> bool:
+    """A registered receptor-PBPK name (not "reduced", not a model object)."""
+    return isinstance(model, str) and model != "reduced" and get_model(model).kind == "pbpk"
 
 
 def _has_tissue(organ: str) -> bool:

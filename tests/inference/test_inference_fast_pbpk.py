@@ -49,7 +49,7 @@ def test_applicable_only_to_one_bolus_with_the_grid_method(model):
     one = Schedule.repeated(7400.0, 1, 1000.0, ligand_nmol=100.0)
     assert fast_pbpk.applicable(model, one)
     assert not fast_pbpk.applicable(psma617(lesions=1), one)  # adaptive: the reference
-    assert not fast_pbpk.applicable(model, Schedule.repeated(7400.0, 2, 1000.0))
+    assert fast_pbpk.applicable(model, Schedule.repeated(7400.0, 2, 1000.0))  # several boluses
     assert not fast_pbpk.applicable(model, Schedule.repeated(7400.0, 1, 1000.0, infusion_h=0.5))
 
 

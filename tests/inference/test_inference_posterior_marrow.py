@@ -128,11 +128,11 @@ def test_pbpk_model_organs_reported_include_the_lacrimal_glands():
     # predict_doses reports the fitted VOIs plus the model's other dose-bearing compartments:
     # for the PSMA-617 PBPK that adds the lacrimal glands (sphere organ, no S-value table entry)
     from tdt.dosimetry import svalue_table
-    from tdt.inference._posterior import _dose_bearing
+    from tdt.inference._posterior import is_dose_bearing
     from tdt.pbpk import psma617
 
     targets = svalue_table("Lu-177", "adult-male").targets
     compartments = psma617(lesions=1).compartments
-    reported = {c for c in compartments if _dose_bearing(c, targets)}
+    reported = {c for c in compartments if is_dose_bearing(c, targets)}
     assert {"lacrimal_glands", "salivary_glands", "kidneys", "red_marrow"} <= reported
     assert not reported & {"plasma", "urine", "remainder", "gi", "lesion_1"}

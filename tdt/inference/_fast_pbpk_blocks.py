@@ -1,0 +1,200 @@
+"""Block linear algebra and Rosenbrock steps of the PBPK sampler path
+(:mod:`tdt.inference._fast_pbpk`, whose docstring explains the arrowhead structure, the residual
+system of several boluses and the checkpointed steps)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tdt.pbpk import ROS34PW2, fluxes
+
+#: Sub-states per tissue block: free, bound, internalised (a tissue without receptors uses the
+#: first slot only; the others are inert padding).
+BLOCK = 3
+
+
+@lru_cache(maxsize=32)
+def _blocks(layout):
+    """Static index maps of ``layout``: (n_tissues, 3) sub-state indices and validity mask."""
+    index, mask = [], []
+    for tissue in layout.tissues:
+        free = layout.sub_index(f"{tissue.name}:free")
+        if tissue.receptors:
+            index.append([free, layout.sub_index(f"{tissue.name}:bound"),
+                          layout.sub_index(f"{tissue.name}:internalised")])
+            mask.append([1.0, 1.0, 1.0])
+        else:
+            index.append([free, free, free])
+            mask.append([1.0, 0.0, 0.0])
+    return np.asarray(index), np.asarray(mask)
+
+
+def _inverse_3x3(m):
+    """Inverse of (..., 3, 3) matrices by the adjugate (elementwise; Cramer's rule)."""
+    a, b, c = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
+    d, e, f = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
+    g, h, i = m[..., 2, 0], m[..., 2, 1], m[..., 2, 2]
+    c00, c01, c02 = e * i - f * h, -(d * i - f * g), d * h - e * g
+    det = a * c00 + b * c01 + c * c02
+    adj = jnp.stack([jnp.stack([c00, -(b * i - c * h), b * f - c * e], -1),
+                     jnp.stack([c01, a * i - c * g, -(a * f - c * d)], -1),
+                     jnp.stack([c02, -(a * h - b * g), a * e - b * d], -1)], -2)
+    return adj / det[..., None, None]
+
+
+class _Arrowhead:
+    """The total-peptide system in block form: y = (P plasma, X (n_tissues, 3)).
+
+    f(y) = A y + bilinear occupancy term; A (the model's ``fluxes`` Jacobian at zero occupancy)
+    is stored as a00 (plasma), row (dP/dX), col (dX/dP) and the 3×3 blocks D.
+    """
+
+    def __init__(self, layout, params):
+        n = layout.n_sub
+        m = n - 1  # urine last, excluded
+        index, mask = _blocks(layout)
+        self.index, self.mask_np = index, mask
+        self.mask = jnp.asarray(mask)
+
+        def linear(amount):
+            full = jnp.concatenate([amount, jnp.zeros(1)])
+            return fluxes(layout, params, jnp.zeros(n), full)[:m]
+
+        a = jax.jacfwd(linear)(jnp.zeros(m))
+        self.dense = a
+        self.a00 = a[0, 0]
+        self.row = a[0][index] * self.mask
+        self.col = a[:, 0][index] * self.mask
+        self.d = a[index[:, :, None], index[:, None, :]] * self.mask[:, :, None] \
+            * self.mask[:, None, :]
+        # bilinear occupancy term: binding loses k_on C_int B = w F B, w = k_on / (f_int V)
+        self.w = jnp.stack([
+            params["kon"] / (params[f"fint_{t.name}"] * params[f"V_{t.name}"]) if t.receptors
+            else jnp.zeros(()) for t in layout.tissues])
+
+    def f(self, p, x):
+        g = -self.w * x[:, 0] * x[:, 1]
+        dp = self.a00 * p + jnp.sum(self.row * x)
+        dx = self.col * p + (self.d * x[:, None, :]).sum(-1)
+        return dp, dx.at[:, 1].add(g).at[:, 0].add(-g)
+
+    def jac_blocks(self, x):
+        """Diagonal blocks of the Jacobian at state x (the plasma row/column are constant)."""
+        w = self.w
+        return (self.d.at[:, 1, 0].add(-w * x[:, 1]).at[:, 1, 1].add(-w * x[:, 0])
+                .at[:, 0, 0].add(w * x[:, 1]).at[:, 0, 1].add(w * x[:, 0]))
+
+    def frozen_blocks(self, x):
+        """Diagonal blocks of the system with the receptor occupancy frozen at state x (the
+        hot-activity equations, linear: free receptors R − B(x))."""
+        w = self.w
+        return self.d.at[:, 1, 0].add(-w * x[:, 1]).at[:, 0, 0].add(w * x[:, 1])
+
+    def to_flat(self, p, x):
+        """Block state -> flat sub-state vector (n_sub − 1,), layout order."""
+        flat = jnp.zeros(self.dense.shape[0]).at[0].set(p)
+        rows, cols = np.nonzero(self.mask_np)
+        return flat.at[self.index[rows, cols]].set(x[rows, cols])
+
+
+def _factor(corner, row, col, blocks, mask):
+    """Block elimination of the arrowhead matrix [[corner, row], [col, blocks]] (blocks padded
+    to the identity outside ``mask``): 3×3 inverses, the eliminated plasma column and the
+    scalar Schur complement of plasma."""
+    eye3 = jnp.eye(BLOCK)
+    blocks = blocks * mask[:, :, None] * mask[:, None, :] + eye3 * (1.0 - mask)[:, :, None]
+    inverse = _inverse_3x3(blocks)
+    elim = (inverse * (col * mask)[:, None, :]).sum(-1)
+    schur = corner - jnp.sum(row * elim)
+    return inverse, elim, schur
+
+
+def _block_solve(factors, row, rp, rx):
+    """Solve the factored arrowhead system for the right-hand side (rp, rx)."""
+    inverse, elim, schur = factors
+    q = (inverse * rx[:, None, :]).sum(-1)
+    kp = (rp - jnp.sum(row * q)) / schur
+    return kp, q - elim * kp
+
+
+def _apply(system: _Arrowhead, blocks, p, x):
+    """The arrowhead matrix with tissue blocks ``blocks`` times the block vector (p, x)."""
+    return (system.a00 * p + jnp.sum(system.row * x),
+            system.col * p + (blocks * x[:, None, :]).sum(-1))
+
+
+def _coupling(system: _Arrowhead, z, kx):
+    """C k: derivative of M(y) D (the residual's right-hand side) with respect to the total y,
+    applied to kx. Only the bilinear term −w F_D B_y depends on y (on its bound sub-state)."""
+    g = system.w * z[:, 0] * kx[:, 1]
+    return jnp.stack([g, -g, jnp.zeros_like(g)], -1)
+
+
+def _axpy(a, alpha, k):
+    return a[0] + alpha * k[0], a[1] + alpha * k[1]
+
+
+def _rosenbrock(system: _Arrowhead, y0, d0, steps):
+    """ROS34PW2 (grid_solver.ROS34PW2) over ``steps`` (h; zero steps are the identity) on the
+    total peptide y = (P, X) (y' = f(y) = M(y) y) and, unless ``d0`` is None, the residual
+    D' = M(y) D (module docstring, "several boluses"), as one block-triangular system: its
+    Jacobian [[J_y, 0], [C, M(y)]] is solved by two arrowhead eliminations. Returns the states
+    after every step: (P (n,), X (n, T, 3)) and the same for D (or None)."""
+    tab = ROS34PW2
+    eye3 = jnp.eye(BLOCK)
+    with_d = d0 is not None
+
+    def step(state, h):
+        y, d = state
+        hg = h * tab["gamma"]
+        dj = system.jac_blocks(y[1])
+        m_row = -hg * system.row
+        corner, col = 1.0 - hg * system.a00, -hg * system.col
+        fy = _factor(corner, m_row, col, eye3 - hg * dj, system.mask)
+        if with_d:
+            mj = system.frozen_blocks(y[1])
+            fd = _factor(corner, m_row, col, eye3 - hg * mj, system.mask)
+        ky, kd = [], []
+        for i in range(4):
+            ay, cy, ad, cd = y, (0.0, jnp.zeros_like(y[1])), d, (0.0, jnp.zeros_like(y[1]))
+            for j in range(i):
+                alpha, gamma_ij = tab["alpha"][i][j], tab["gammas"][i][j]
+                ay, cy = _axpy(ay, alpha, ky[j]), _axpy(cy, gamma_ij, ky[j])
+                if with_d:
+                    ad, cd = _axpy(ad, alpha, kd[j]), _axpy(cd, gamma_ij, kd[j])
+            fp, fx = system.f(*ay)
+            rp, rx = h * fp, h * fx
+            if i:  # + h J Σ γ_ij k_j
+                jp, jx = _apply(system, dj, *cy)
+                rp, rx = rp + h * jp, rx + h * jx
+            ky.append(_block_solve(fy, m_row, rp, rx))  # (I − hγJ) k_i = r_i
+            if with_d:  # (I − hγM) k_D = h M(Y) D_i + h (M c_D + C c_y) + hγ C k_y
+                gp, gx = _apply(system, system.frozen_blocks(ay[1]), *ad)
+                rp, rx = h * gp, h * gx + hg * _coupling(system, d[1], ky[i][1])
+                if i:
+                    mp, mx = _apply(system, mj, *cd)
+                    rp, rx = rp + h * mp, rx + h * (mx + _coupling(system, d[1], cy[1]))
+                kd.append(_block_solve(fd, m_row, rp, rx))
+
+        def update(s, ks):
+            return tuple(s[q] + sum(b * k[q] for b, k in zip(tab["b"], ks, strict=True))
+                         for q in range(2))
+
+        new = (update(y, ky), update(d, kd) if with_d else d)
+        return new, new
+
+    state0 = ((jnp.asarray(y0[0], dtype=float), y0[1]), d0)
+    return jax.lax.scan(jax.checkpoint(step), state0, steps)[1]
+
+
+def _integral(times, values, slopes):
+    """∫ over ``times`` of a function given its values and derivatives there (n, ...): the
+    trapezoid rule with the Euler–Maclaurin end correction per interval (exact for cubics;
+    Hermite quadrature, e.g. Davis & Rabinowitz, Methods of Numerical Integration, §2.9)."""
+    h = jnp.diff(times).reshape((-1,) + (1,) * (values.ndim - 1))
+    return jnp.sum(h / 2.0 * (values[1:] + values[:-1])
+                   + h**2 / 12.0 * (slopes[:-1] - slopes[1:]), axis=0)

@@ -149,3 +149,10 @@ def get_model(name: str) -> ModelSpec:
 def model_names(kind: str | None = None) -> tuple[str, ...]:
     """Registered model keys (sorted), optionally only those of ``kind``."""
     return tuple(sorted(k for k, s in _REGISTRY.items() if kind is None or s.kind == kind))
+
+
+# -- diagnostic ligands and theranostic pairs (issue #25) ----------------------------------------
+# Imported here, after the registry is defined, so that get_model / tdt.pbpk.pairs.get_pair see
+# them wherever the registry is used (the modules import only the names defined above).
+from tdt.pbpk import dotatate_ga68 as _dotatate_ga68  # noqa: E402,F401
+from tdt.pbpk import psma11 as _psma11  # noqa: E402,F401

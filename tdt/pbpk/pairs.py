@@ -185,6 +185,19 @@ class TheranosticPair:
         params.update({n: diagnostic_params[n] for n in shared})
         return params
 
+    def diagnostic_params(self, therapeutic_params: Mapping, diagnostic: PbpkModel,
+                          therapeutic: PbpkModel) -> dict:
+        """The diagnostic model's parameters for the patient of ``therapeutic_params``: shared
+        values from it, the diagnostic ligand's own values at their defaults."""
+        missing = [n for n in therapeutic.parameter_names if n not in therapeutic_params]
+        if missing:
+            raise InputError(f"{self.key}.diagnostic_params: therapeutic_params lacks "
+                             f"{missing}; expected every parameter of {therapeutic.name!r}")
+        params = dict(diagnostic.default_params())
+        params.update({n: therapeutic_params[n]
+                       for n in self.shared_parameters(diagnostic, therapeutic)})
+        return params
+
 
 _PAIRS: dict[str, TheranosticPair] = {}
 

@@ -98,7 +98,7 @@ def run(n_patients: int = 20, pet_times=(1.0,), draws: int = 500, tune: int = 50
             organs, administered_activity_mbq=pair.diagnostic_activity_mbq,
             ligand_nmol=pair.diagnostic_ligand_nmol, nuclide="Ga-68",
             calibration_sd=CALIBRATION_SD, patient_id=f"virtual-{i}"))
-        log_t = np.asarray(ther_twin.log_theta(jnp.asarray(rng.standard_normal(
+        log_t = np.array(ther_twin.log_theta(jnp.asarray(rng.standard_normal(
             ther_twin.n_params))))
         for j, name in enumerate(ther_twin.sampled):  # shared values: the patient's own
             if name in shared:

@@ -318,23 +318,11 @@ def make_phantom_patient(
         void_interval_h=void_interval_h,
     )
     _write_json(tmp / "ground_truth.json", truth, indent=1)
-    pet_dir = None
-    if pet_times is not None:
-        pet_dir = out_dir.with_name(out_dir.name + "_pet")
-        pet_tmp = _temporary_folder(pet_dir)
-        shutil.rmtree(pet_tmp)
-        pet_truth = write_pet_study(
-            pet_tmp, tmp, seed=seed, spect=spect, regions=regions,
-            lesion_volumes_ml=lesion_volumes(lesions), true_tias=tias,
-            injected_mbq=injected_activity_mbq, therapy_injection=INJECTION, patient=patient,
-            tag=tag, times_h=pet_times, noise=noise)
-        _write_json(pet_tmp / "pet_truth.json", pet_truth, indent=1)
-        if pet_dir.exists():
-            if any(pet_dir.iterdir()) and not overwrite:
-                raise InputError(f"make_phantom_patient: {pet_dir} is not empty; pass "
-                                 "overwrite=True")
-            shutil.rmtree(pet_dir)
-        pet_tmp.replace(pet_dir)
+    pet_dir = None if pet_times is None else _pet_study(
+        out_dir, tmp, pet_times, overwrite, seed=seed, spect=spect, regions=regions,
+        lesion_volumes_ml=lesion_volumes(lesions), true_tias=tias,
+        injected_mbq=injected_activity_mbq, therapy_injection=INJECTION, patient=patient,
+        tag=tag, noise=noise)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.replace(out_dir)
@@ -346,6 +334,21 @@ def make_phantom_patient(
         calibration_path=out_dir / "calibration.json",
         ground_truth_path=out_dir / "ground_truth.json", ground_truth=truth,
         pet_directory=pet_dir)
+
+
+def _pet_study(out_dir: Path, spect_tmp: Path, pet_times, overwrite: bool, **kwargs) -> Path:
+    """Write the pre-therapy PET study into ``<out_dir>_pet`` (atomically); return its path."""
+    pet_dir = out_dir.with_name(out_dir.name + "_pet")
+    if pet_dir.exists() and any(pet_dir.iterdir()) and not overwrite:
+        raise InputError(f"make_phantom_patient: {pet_dir} is not empty; pass overwrite=True")
+    pet_tmp = _temporary_folder(pet_dir)
+    shutil.rmtree(pet_tmp)
+    truth = write_pet_study(pet_tmp, spect_tmp, times_h=pet_times, **kwargs)
+    _write_json(pet_tmp / "pet_truth.json", truth, indent=1)
+    if pet_dir.exists():
+        shutil.rmtree(pet_dir)
+    pet_tmp.replace(pet_dir)
+    return pet_dir
 
 
 def _check_pet_times(pet_times_h) -> tuple[float, ...]:

@@ -54,6 +54,7 @@ from tdt.imaging._phantom_anatomy import (
     structure_masks,
 )
 from tdt.imaging._phantom_kinetics import pbpk_model, perturbed_params, simulate_activities
+from tdt.imaging._phantom_pet import lesion_volumes, write_pet_study
 from tdt.imaging._phantom_truth import SOFT_TISSUE_G_PER_ML, ground_truth
 from tdt.imaging._rtstruct import StructureSet, mask_contours, rasterise, write_rtstruct
 from tdt.imaging._seg import write_seg
@@ -84,6 +85,15 @@ class PhantomPatient:
     calibration_path: Path
     ground_truth_path: Path
     ground_truth: dict = field(repr=False)
+    #: the pre-therapy PET study (``pet_times_h`` given), a sibling folder ``<out_dir>_pet``
+    pet_directory: Path | None = None
+
+    def load_pet(self, **kwargs):
+        """``tdt.imaging.load_study`` of the pre-therapy PET folder (``pet_truth.json`` beside)."""
+        if self.pet_directory is None:
+            raise InputError("PhantomPatient.load_pet: no PET was written; pass pet_times_h= "
+                             "to make_phantom_patient")
+        return load_study(self.pet_directory, **kwargs)
 
     def load(self, **kwargs):
         """``tdt.imaging.load_study`` of this patient's directory."""
@@ -240,6 +250,7 @@ def make_phantom_patient(
     write_segmentation: bool = True,
     time_jitter_h: float = 1.0 / 3.0,
     overwrite: bool = False,
+    pet_times_h=None,
 ) -> PhantomPatient:
     """Generate a synthetic 177Lu-PSMA-617 SPECT/CT patient as DICOM files in ``out_dir``.
 
@@ -260,12 +271,17 @@ def make_phantom_patient(
     time_jitter_h: scan times are ``times_h`` + Uniform(−j, j) (h); 0 scans at the nominal times
         (a cohort on one protocol, e.g. for ``tdt.inference.fit_patients``). The random stream is
         the same either way, so only the times change.
+    pet_times_h: also write a pre-therapy [68Ga]Ga-PSMA-11 PET study (scan times in h after the
+        PET injection, e.g. ``(1.0,)``) into the sibling folder ``<out_dir>_pet`` (PET + CT +
+        RTSTRUCT, ``pet_truth.json``; :mod:`tdt.imaging._phantom_pet`). ``None`` (default):
+        no PET; the SPECT study's files are the same either way.
     Returns a :class:`PhantomPatient`; the ground truth is also written as ``ground_truth.json``.
     """
     out_dir = Path(out_dir)
     times = _check_arguments(out_dir, seed, n_lesions, times_h, fwhm_mm, cps_per_mbq,
                              acquisition_duration_s, injected_activity_mbq, shape, time_jitter_h,
                              overwrite)
+    pet_times = None if pet_times_h is None else _check_pet_times(pet_times_h)
     seed = int(seed)
     # one random stream, drawn in a fixed order: lesions, kinetics, scan times, Poisson noise
     rng = np.random.default_rng(seed)
@@ -302,6 +318,11 @@ def make_phantom_patient(
         void_interval_h=void_interval_h,
     )
     _write_json(tmp / "ground_truth.json", truth, indent=1)
+    pet_dir = None if pet_times is None else _pet_study(
+        out_dir, tmp, pet_times, overwrite, seed=seed, spect=spect, regions=regions,
+        lesion_volumes_ml=lesion_volumes(lesions), true_tias=tias,
+        injected_mbq=injected_activity_mbq, therapy_injection=INJECTION, patient=patient,
+        tag=tag, noise=noise)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.replace(out_dir)
@@ -311,4 +332,29 @@ def make_phantom_patient(
         rtstruct_path=out_dir / "RTSTRUCT.dcm",
         seg_path=out_dir / "SEG.dcm" if write_segmentation else None,
         calibration_path=out_dir / "calibration.json",
-        ground_truth_path=out_dir / "ground_truth.json", ground_truth=truth)
+        ground_truth_path=out_dir / "ground_truth.json", ground_truth=truth,
+        pet_directory=pet_dir)
+
+
+def _pet_study(out_dir: Path, spect_tmp: Path, pet_times, overwrite: bool, **kwargs) -> Path:
+    """Write the pre-therapy PET study into ``<out_dir>_pet`` (atomically); return its path."""
+    pet_dir = out_dir.with_name(out_dir.name + "_pet")
+    if pet_dir.exists() and any(pet_dir.iterdir()) and not overwrite:
+        raise InputError(f"make_phantom_patient: {pet_dir} is not empty; pass overwrite=True")
+    pet_tmp = _temporary_folder(pet_dir)
+    shutil.rmtree(pet_tmp)
+    truth = write_pet_study(pet_tmp, spect_tmp, times_h=pet_times, **kwargs)
+    _write_json(pet_tmp / "pet_truth.json", truth, indent=1)
+    if pet_dir.exists():
+        shutil.rmtree(pet_dir)
+    pet_tmp.replace(pet_dir)
+    return pet_dir
+
+
+def _check_pet_times(pet_times_h) -> tuple[float, ...]:
+    times = np.asarray(pet_times_h, dtype=float)
+    if times.ndim != 1 or not 1 <= times.size <= 3 or np.any(np.diff(times) <= 0) or np.any(
+            times <= 0) or np.any(times > 6.0):
+        raise InputError(f"make_phantom_patient: pet_times_h {pet_times_h!r}; expected 1-3 "
+                         "increasing times in (0, 6] h after the PET injection")
+    return tuple(float(t) for t in times)

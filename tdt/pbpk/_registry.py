@@ -149,3 +149,50 @@ def get_model(name: str) -> ModelSpec:
 def model_names(kind: str | None = None) -> tuple[str, ...]:
     """Registered model keys (sorted), optionally only those of ``kind``."""
     return tuple(sorted(k for k, s in _REGISTRY.items() if kind is None or s.kind == kind))
+
+
+
+# -- diagnostic ligands of the theranostic pairs (issue #25, tdt.pbpk.pairs) -------------------
+# Registered here with factories imported on first use: the factory modules import the
+# therapeutic modules, which import this registry (no import cycle at module level).
+import functools  # noqa: E402
+
+
+def _lazy_factory(module: str, name: str) -> Callable[..., Any]:
+    def factory(**options):
+        # deferred: the factory module imports the therapeutic model modules, which import this
+        # registry; importing it at module level would be an import cycle
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(**options)
+
+    factory.__qualname__ = f"{module}.{name}"
+    factory.__doc__ = f"Imports {module} and calls {name}(**options)."
+    return factory
+
+
+#: organs of tdt.pbpk.psma617 / tdt.pbpk.dotatate (tests/pbpk/test_pbpk_pairs.py checks them)
+_PSMA_ORGANS = ("kidneys", "salivary_glands", "lacrimal_glands", "liver", "spleen", "gi",
+                "red_marrow", "remainder")
+_SSTR_ORGANS = ("kidneys", "spleen", "liver", "gi", "red_marrow", "remainder")
+
+register_model(ModelSpec(
+    key="psma11", radiopharmaceutical="68Ga-PSMA-11", nuclide="Ga-68", kind="pbpk",
+    factory=_lazy_factory("tdt.pbpk.psma11", "psma11"), organs=_PSMA_ORGANS,
+    dataset="pbpk_psma11_ga68",
+    receptor_organs=frozenset(_PSMA_ORGANS) - {"red_marrow", "remainder"},
+    source_organs=_PSMA_ORGANS,
+    citation="PSMA-617 receptor PBPK structure and shared patient parameters; PSMA-11 ligand "
+             "values (data_catalog/pbpk/psma11_ga68.yaml; Begum NJ, et al. Sci Rep "
+             "2019;9:20041)"))
+register_model(ModelSpec(
+    key="dotatate_ga68", radiopharmaceutical="68Ga-DOTATATE", nuclide="Ga-68", kind="pbpk",
+    factory=_lazy_factory("tdt.pbpk.dotatate_ga68", "dotatate_ga68"), organs=_SSTR_ORGANS,
+    dataset="pbpk_dotatate_ga68",
+    receptor_organs=frozenset(_SSTR_ORGANS) - {"red_marrow", "remainder"},
+    source_organs=_SSTR_ORGANS,
+    # as 177Lu-DOTATATE: renal uptake is tubular reabsorption (f_reabs, shared by the pair)
+    identifiable=functools.partial(identifiable_receptor_parameters,
+                                   uptake={"kidneys": "f_reabs"}),
+    citation="Vasic V, et al. EJNMMI Phys 2026;13:9 (one PBPK for [68Ga]Ga- and "
+             "[177Lu]Lu-DOTA-TATE); data_catalog/pbpk/dotatate_ga68.yaml"))

@@ -1,0 +1,204 @@
+"""Therapy predicted from the pre-therapy PET: coverage on simulated theranostic patients (issue 25).
+
+Patients are drawn from the population prior of the pair ``psma11_psma617``: the PET twin's
+sampled parameters (shared: ``GFR``, ``R_<VOI>``; PSMA-11's own ``krel_<VOI>``) and the
+therapy's own ``krel_<VOI>`` (PSMA-617), independently, all lognormal around the catalog values;
+everything else at its default; one 10 mL lesion. Each patient's [68Ga]Ga-PSMA-11 PET (150 MBq,
+2 nmol) at ``PET_TIMES_H`` gives VOI activities with 10 % lognormal noise and a 3 % calibration
+error drawn from the measurement model's prior. All patients are fitted in one vmapped NUTS run
+(``fit_patients`` on ``pet_twin``), each PET posterior becomes a therapy posterior
+(:func:`tdt.inference.pretherapy.therapy_posterior`) and cycle-1 doses of 7.4 GBq / 150 nmol
+177Lu-PSMA-617 are predicted (``predict_doses``). Truth and the population-average baseline
+(the prior median patient: what a clinic assumes when it gives every patient the same
+activity) go through the same ``predict_doses`` pipeline with one draw each.
+
+Reported per organ: coverage of the 90 % credible interval, median |relative error| of the
+predicted median, and of the population-average dose. ``python benchmarks/bench_pretherapy.py
+[N] [--times 1,2]`` (``nice``); writes benchmarks/results/pretherapy.json and
+docs/figures/pretherapy_coverage.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+PAIR = "psma11_psma617"
+PET_ORGANS = ("kidneys", "salivary_glands", "liver", "lesion_1")
+DOSE_ORGANS = ("kidneys", "salivary_glands", "red_marrow", "lesion_1")
+LESION_ML = 10.0
+NOISE_SD = 0.10
+CALIBRATION_SD = 0.03
+#: posterior draws per patient whose doses are computed
+PRED_DRAWS = 100
+
+
+def _stacked_posterior(twin, log_theta, template):
+    """A TherapyPosterior whose draws are the rows of ``log_theta`` (several patients' draws,
+    truths, the population median) for one predict_doses call."""
+    from tdt.inference.pretherapy import TherapyPosterior
+
+    arr = np.asarray(log_theta, dtype=float).reshape(1, len(log_theta), -1)
+    idata = az.from_dict(posterior={"log_theta": arr, "theta": np.exp(arr)},
+                         coords={"param": list(twin.sampled)},
+                         dims={"log_theta": ["param"], "theta": ["param"]})
+    return TherapyPosterior(idata, twin=twin, diagnostics=template.diagnostics,
+                            schedule=template.schedule, pair=template.pair,
+                            diagnostic_posterior=None,
+                            lesion_volumes_ml=template.lesion_volumes_ml)
+
+
+def _doses(posterior):
+    pred = posterior.predict_doses(radiobiology=False)
+    return {o: np.asarray(pred.dose_gy[o]) for o in DOSE_ORGANS}
+
+
+def run(n_patients: int = 20, pet_times=(1.0,), draws: int = 500, tune: int = 500,
+        chains: int = 2, seed: int = 0) -> dict:
+    import jax.numpy as jnp
+
+    from tdt.inference import OrganSeries, PatientData, fit_patients
+    from tdt.inference.pretherapy import pet_twin, therapy_posterior, therapy_twin
+    from tdt.pbpk.pairs import get_pair
+
+    pair = get_pair(PAIR)
+    rng = np.random.default_rng(seed)
+    times = np.asarray(pet_times, dtype=float)
+    template = PatientData(
+        {o: OrganSeries(times, np.ones_like(times), volume_ml=LESION_ML if "lesion" in o else None,
+                        recovery=1.0 if "lesion" in o else None) for o in PET_ORGANS},
+        administered_activity_mbq=pair.diagnostic_activity_mbq,
+        ligand_nmol=pair.diagnostic_ligand_nmol, nuclide="Ga-68",
+        calibration_sd=CALIBRATION_SD)
+    diag_twin = pet_twin(pair, template)
+    ther_twin = therapy_twin(pair, diag_twin, PET_ORGANS, {"lesion_1": LESION_ML})
+    schedule = pair.diagnostic_schedule()
+    shared = set(pair.shared_parameters(diag_twin.forward, ther_twin.forward))
+    t0 = time.time()
+    datasets, truths = [], []
+    for i in range(n_patients):
+        z_d = rng.standard_normal(diag_twin.n_params)
+        log_d = diag_twin.log_theta(jnp.asarray(z_d))
+        sim = diag_twin.forward.simulate(diag_twin.params(log_d), schedule, jnp.asarray(times))
+        calib = np.exp(CALIBRATION_SD * rng.standard_normal())
+        organs = {}
+        for o in PET_ORGANS:
+            noisy = np.asarray(sim.activity_mbq[o]) * calib * np.exp(
+                NOISE_SD * rng.standard_normal(times.size))
+            organs[o] = OrganSeries(times, noisy, volume_ml=LESION_ML if "lesion" in o else None,
+                                    recovery=1.0 if "lesion" in o else None)
+        datasets.append(PatientData(
+            organs, administered_activity_mbq=pair.diagnostic_activity_mbq,
+            ligand_nmol=pair.diagnostic_ligand_nmol, nuclide="Ga-68",
+            calibration_sd=CALIBRATION_SD, patient_id=f"virtual-{i}"))
+        log_t = np.array(ther_twin.log_theta(jnp.asarray(rng.standard_normal(
+            ther_twin.n_params))))
+        for j, name in enumerate(ther_twin.sampled):  # shared values: the patient's own
+            if name in shared:
+                log_t[j] = float(log_d[diag_twin.sampled.index(name)])
+        truths.append(log_t)
+    t_sim = time.time() - t0
+    t0 = time.time()
+    posts = fit_patients(datasets, model=diag_twin, draws=draws, tune=tune, chains=chains,
+                         seed=seed, target_accept=0.9)
+    t_fit = time.time() - t0
+    t0 = time.time()
+    # every patient's draws, truths and the population median in ONE predict_doses call (one
+    # compilation; Posterior.predict vmaps over draws)
+    stacked, index = [], []
+    sub = np.random.default_rng(seed + 7)
+    converged = 0
+    therapy = None
+    for i, (data, post, log_t) in enumerate(zip(datasets, posts, truths, strict=True)):
+        therapy = therapy_posterior(pair, diag_twin, post, data, seed=seed + i)
+        converged += int(post.converged)
+        draws_i = therapy.log_theta_draws
+        keep = sub.choice(draws_i.shape[0], min(PRED_DRAWS, draws_i.shape[0]), replace=False)
+        stacked += [draws_i[keep], np.asarray(log_t)[None, :]]
+        index += [("pred", i)] * keep.size + [("true", i)]
+    stacked.append(np.asarray(therapy.twin.prior_loc)[None, :])
+    index.append(("population", -1))
+    doses = _doses(_stacked_posterior(therapy.twin, np.concatenate(stacked), therapy))
+    kind = np.array([k for k, _ in index])
+    who = np.array([i for _, i in index])
+    population = {o: float(doses[o][kind == "population"][0]) for o in DOSE_ORGANS}
+    rows = {o: {"covered": [], "rel_err": [], "pop_rel_err": [], "true": [], "pred": [],
+                "lo": [], "hi": []} for o in DOSE_ORGANS}
+    for i in range(n_patients):
+        for o in DOSE_ORGANS:
+            pred = doses[o][(kind == "pred") & (who == i)]
+            d = float(doses[o][(kind == "true") & (who == i)][0])
+            lo, med, hi = np.percentile(pred, [5, 50, 95])
+            r = rows[o]
+            r["covered"].append(bool(lo <= d <= hi))
+            r["rel_err"].append(float(abs(med - d) / d))
+            r["pop_rel_err"].append(float(abs(population[o] - d) / d))
+            r["true"].append(d)
+            r["pred"].append(float(med))
+            r["lo"].append(float(lo))
+            r["hi"].append(float(hi))
+    t_pred = time.time() - t0
+    summary = {o: {"coverage90": float(np.mean(r["covered"])),
+                   "median_abs_rel_error": float(np.median(r["rel_err"])),
+                   "population_median_abs_rel_error": float(np.median(r["pop_rel_err"])),
+                   "median_ci90_width_rel": float(np.median(
+                       (np.asarray(r["hi"]) - np.asarray(r["lo"])) / np.asarray(r["true"])))}
+               for o, r in rows.items()}
+    return {"pair": PAIR, "n_patients": n_patients, "pet_times_h": list(map(float, times)),
+            "draws": draws, "tune": tune, "chains": chains, "converged": converged,
+            "seconds": {"simulate": t_sim, "fit": t_fit, "predict": t_pred},
+            "summary": summary, "rows": rows}
+
+
+def figure(result: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(DOSE_ORGANS), figsize=(4 * len(DOSE_ORGANS), 3.6))
+    for ax, organ in zip(axes, DOSE_ORGANS, strict=True):
+        r = result["rows"][organ]
+        true, pred = np.asarray(r["true"]), np.asarray(r["pred"])
+        err = np.vstack([pred - np.asarray(r["lo"]), np.asarray(r["hi"]) - pred])
+        colors = ["tab:blue" if c else "tab:red" for c in r["covered"]]
+        ax.errorbar(true, pred, yerr=err, fmt="none", ecolor="0.7", lw=1)
+        ax.scatter(true, pred, c=colors, s=14, zorder=3)
+        lim = [min(true.min(), np.min(r["lo"])) * 0.9, max(true.max(), np.max(r["hi"])) * 1.1]
+        ax.plot(lim, lim, "k--", lw=0.8)
+        s = result["summary"][organ]
+        ax.set_title(f"{organ}: 90 % CrI covers {s['coverage90']:.0%}", fontsize=9)
+        ax.set_xlabel("true cycle-1 dose (Gy)")
+        ax.set_ylabel("predicted from PET (Gy)")
+    fig.suptitle(f"68Ga-PSMA-11 PET ({', '.join(f'{t:g}' for t in result['pet_times_h'])} h) "
+                 f"-> 177Lu-PSMA-617 7.4 GBq, {result['n_patients']} virtual patients",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n", nargs="?", type=int, default=20)
+    parser.add_argument("--times", default="1")
+    parser.add_argument("--draws", type=int, default=500)
+    parser.add_argument("--tune", type=int, default=500)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    result = run(args.n, tuple(float(t) for t in args.times.split(",")), args.draws, args.tune)
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    tag = "_".join(args.times.split(","))
+    (out / f"pretherapy_t{tag}.json").write_text(json.dumps(result, indent=1))
+    figure(result, HERE.parent / "docs" / "figures" / f"pretherapy_coverage_t{tag}.png")
+    print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,7 @@ everything else at its default; one 10 mL lesion. Each patient's [68Ga]Ga-PSMA-1
 2 nmol) at ``PET_TIMES_H`` gives VOI activities with 10 % lognormal noise and a 3 % calibration
 error drawn from the measurement model's prior. All patients are fitted in one vmapped NUTS run
 (``fit_patients`` on ``pet_twin``), each PET posterior becomes a therapy posterior
-(:func:`tdt.inference.pretherapy.therapy_posterior`) and cycle-1 doses of 7.4 GBq / 150 nmol
+(:func:`tdt.inference._pretherapy.therapy_posterior`) and cycle-1 doses of 7.4 GBq / 150 nmol
 177Lu-PSMA-617 are predicted (``predict_doses``). Truth and the population-average baseline
 (the prior median patient: what a clinic assumes when it gives every patient the same
 activity) go through the same ``predict_doses`` pipeline with one draw each.
@@ -43,7 +43,7 @@ PRED_DRAWS = 100
 def _stacked_posterior(twin, log_theta, template):
     """A TherapyPosterior whose draws are the rows of ``log_theta`` (several patients' draws,
     truths, the population median) for one predict_doses call."""
-    from tdt.inference.pretherapy import TherapyPosterior
+    from tdt.inference._pretherapy import TherapyPosterior
 
     arr = np.asarray(log_theta, dtype=float).reshape(1, len(log_theta), -1)
     idata = az.from_dict(posterior={"log_theta": arr, "theta": np.exp(arr)},
@@ -65,8 +65,8 @@ def run(n_patients: int = 20, pet_times=(1.0,), draws: int = 500, tune: int = 50
     import jax.numpy as jnp
 
     from tdt.inference import OrganSeries, PatientData, fit_patients
-    from tdt.inference.pretherapy import pet_twin, therapy_posterior, therapy_twin
-    from tdt.pbpk.pairs import get_pair
+    from tdt.inference._pretherapy import pet_twin, therapy_posterior, therapy_twin
+    from tdt.pbpk._pairs import get_pair
 
     pair = get_pair(PAIR)
     rng = np.random.default_rng(seed)

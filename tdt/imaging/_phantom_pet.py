@@ -1,8 +1,8 @@
 """Pre-therapy PET of the phantom patient (issue #25, item 4): [68Ga]Ga-PSMA-11 before the
-177Lu-PSMA-617 therapy whose SPECT :func:`tdt.imaging.phantom.make_phantom_patient` writes.
+177Lu-PSMA-617 therapy whose SPECT :func:`tdt.imaging._phantom.make_phantom_patient` writes.
 
 The phantom's therapy truth comes from the reduced linear model (its ground truth is unchanged).
-The PET needs the receptor PBPK of the theranostic pair (:mod:`tdt.pbpk.pairs`), so the phantom's
+The PET needs the receptor PBPK of the theranostic pair (:mod:`tdt.pbpk._pairs`), so the phantom's
 own PBPK parameters are defined from that truth: the therapeutic model's receptor densities
 ``R_<organ>`` (kidneys, salivary glands, liver, spleen, every lesion) are solved so that its
 cycle-1 TIAs equal the phantom's true TIAs (damped multiplicative fixed-point iteration; the
@@ -30,9 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import ndimage
 
-from tdt.imaging.partial_volume import fwhm_to_sigma
-from tdt.imaging.pet_write import write_pet
-from tdt.pbpk.pairs import get_pair
+from tdt.imaging._partial_volume import fwhm_to_sigma
+from tdt.imaging._pet_write import write_pet
+from tdt.pbpk import get_pair
 from tdt.units import SECONDS_PER_HOUR
 
 __all__ = ["PET_FWHM_MM", "PET_PAIR", "PET_TIMES_H", "write_pet_study"]

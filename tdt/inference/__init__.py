@@ -57,6 +57,7 @@ from tdt.inference._posterior import (  # noqa: E402
     summarise_draws,
 )
 from tdt.inference._predictive import dose_prediction, effective_half_life_h  # noqa: E402
+from tdt.inference._pretherapy import TherapyPosterior, predict_therapy_from_pet  # noqa: E402
 from tdt.inference._sampling import fit_patient  # noqa: E402
 from tdt.inference._sbc import (  # noqa: E402
     central_interval_coverage,
@@ -82,4 +83,5 @@ __all__ = [
     "two_parameter_twin",
     "DriftModel", "GaussianPosterior", "laplace_mode",
     "is_dose_bearing", "dose_prediction", "solve_boluses",
+    "TherapyPosterior", "predict_therapy_from_pet",
 ]

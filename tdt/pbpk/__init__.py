@@ -24,6 +24,7 @@ from tdt.pbpk._description import (
     fluxes,
 )
 from tdt.pbpk._dotatate import dotatate
+from tdt.pbpk._dotatate_ga68 import dotatate_ga68
 from tdt.pbpk._grid_solver import (
     MAX_SQUARINGS,
     ROS34PW2,
@@ -46,7 +47,20 @@ from tdt.pbpk._nonlinear import (
     specific_activity_mbq_per_nmol,
     total_ligand_nmol,
 )
-from tdt.pbpk._organs import TISSUE_ORGANS
+from tdt.pbpk._organs import (
+    TISSUE_ORGANS,
+    is_lesion,  # noqa: E402
+)
+from tdt.pbpk._pairs import (  # noqa: E402
+    TheranosticPair,
+    build_ligand_model,
+    check_pair_models,
+    get_pair,
+    ligand_table,
+    pair_names,
+    register_pair,
+)
+from tdt.pbpk._psma11 import psma11
 from tdt.pbpk._psma617 import psma617
 from tdt.pbpk._psma_it import psma_it
 from tdt.pbpk._registry import (
@@ -70,4 +84,6 @@ __all__ = [
     "ROS34PW2", "fluxes", "frozen_occupancy_propagate", "geometric_grid",
     "identifiable_receptor_parameters", "total_ligand_nmol",
     "MAX_SQUARINGS",
+    "TheranosticPair", "check_pair_models", "get_pair", "is_lesion",
+    "TheranosticPair", "build_ligand_model", "dotatate_ga68", "get_pair", "ligand_table", "pair_names", "psma11", "register_pair",
 ]

@@ -152,7 +152,7 @@ def model_names(kind: str | None = None) -> tuple[str, ...]:
 
 
 
-# -- diagnostic ligands of the theranostic pairs (issue #25, tdt.pbpk.pairs) -------------------
+# -- diagnostic ligands of the theranostic pairs (issue #25, tdt.pbpk._pairs) -------------------
 # Registered here with factories imported on first use: the factory modules import the
 # therapeutic modules, which import this registry (no import cycle at module level).
 import functools  # noqa: E402
@@ -178,7 +178,7 @@ _SSTR_ORGANS = ("kidneys", "spleen", "liver", "gi", "red_marrow", "remainder")
 
 register_model(ModelSpec(
     key="psma11", radiopharmaceutical="68Ga-PSMA-11", nuclide="Ga-68", kind="pbpk",
-    factory=_lazy_factory("tdt.pbpk.psma11", "psma11"), organs=_PSMA_ORGANS,
+    factory=_lazy_factory("tdt.pbpk._psma11", "psma11"), organs=_PSMA_ORGANS,
     dataset="pbpk_psma11_ga68",
     receptor_organs=frozenset(_PSMA_ORGANS) - {"red_marrow", "remainder"},
     source_organs=_PSMA_ORGANS,
@@ -187,7 +187,7 @@ register_model(ModelSpec(
              "2019;9:20041)"))
 register_model(ModelSpec(
     key="dotatate_ga68", radiopharmaceutical="68Ga-DOTATATE", nuclide="Ga-68", kind="pbpk",
-    factory=_lazy_factory("tdt.pbpk.dotatate_ga68", "dotatate_ga68"), organs=_SSTR_ORGANS,
+    factory=_lazy_factory("tdt.pbpk._dotatate_ga68", "dotatate_ga68"), organs=_SSTR_ORGANS,
     dataset="pbpk_dotatate_ga68",
     receptor_organs=frozenset(_SSTR_ORGANS) - {"red_marrow", "remainder"},
     source_organs=_SSTR_ORGANS,

@@ -1,4 +1,4 @@
-"""Therapy predicted from the pre-therapy PET (tdt.inference.pretherapy)."""
+"""Therapy predicted from the pre-therapy PET (tdt.inference._pretherapy)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import pytest
 
 from tdt.errors import InputError
 from tdt.inference import OrganSeries, PatientData, Posterior
-from tdt.inference.pretherapy import (
+from tdt.inference._pretherapy import (
     TherapyPosterior,
     pet_twin,
     predict_therapy_from_pet,
     therapy_posterior,
 )
-from tdt.pbpk.pairs import get_pair
+from tdt.pbpk._pairs import get_pair
 
 PET_ORGANS = ("kidneys", "salivary_glands", "lesion_1")
 

@@ -1,4 +1,4 @@
-"""Theranostic pairs (tdt.pbpk.pairs): the diagnostic 68Ga models share the patient with the 177Lu
+"""Theranostic pairs (tdt.pbpk._pairs): the diagnostic 68Ga models share the patient with the 177Lu
 models, decay with the ICRP-107 Ga-68 half-life, and map a diagnostic draw onto the registered
 therapeutic model."""
 
@@ -13,7 +13,7 @@ import yaml
 from tdt.catalog import dataset_path
 from tdt.errors import InputError
 from tdt.pbpk import get_model, model_names
-from tdt.pbpk.pairs import get_pair, pair_names
+from tdt.pbpk._pairs import get_pair, pair_names
 
 #: ICRP Publication 107 (2008): Ga-68 half-life 67.71 min; Lu-177 6.647 d (written by hand here,
 #: not read from tdt.physics)

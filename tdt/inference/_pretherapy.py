@@ -1,6 +1,6 @@
 """Therapy predicted from the pre-therapy PET: :func:`predict_therapy_from_pet`.
 
-The diagnostic model of a :class:`tdt.pbpk.pairs.TheranosticPair` (e.g. [68Ga]Ga-PSMA-11) is
+The diagnostic model of a :class:`tdt.pbpk._pairs.TheranosticPair` (e.g. [68Ga]Ga-PSMA-11) is
 fitted to the PET VOI activities (1–3 time points) with :func:`tdt.inference.fit_patient` under
 the population prior (the registry's identifiable subset of the diagnostic model: ``GFR``, the
 uptake amplitude ``R_<organ>`` (or ``f_reabs``) and ``krel_<organ>`` of each observed VOI). The
@@ -25,13 +25,12 @@ import arviz as az
 import numpy as np
 
 from tdt.errors import InputError
-from tdt.inference.data import PatientData
-from tdt.inference.measurement import MeasurementModel
-from tdt.inference.models import TwinModel, custom_model, pbpk_model
-from tdt.inference.posterior import Posterior, default_time_grid
-from tdt.inference.sampling import fit_patient
-from tdt.pbpk.organs import is_lesion
-from tdt.pbpk.pairs import TheranosticPair, check_pair_models, get_pair
+from tdt.inference._data import PatientData
+from tdt.inference._measurement import MeasurementModel
+from tdt.inference._models import TwinModel, custom_model, pbpk_model
+from tdt.inference._posterior import Posterior, default_time_grid
+from tdt.inference._sampling import fit_patient
+from tdt.pbpk import TheranosticPair, check_pair_models, get_pair, is_lesion
 
 #: time points per cycle of the TAC grid of therapy predictions (:meth:`TherapyPosterior.predict`)
 TIME_POINTS_PER_CYCLE = 48
@@ -124,7 +123,7 @@ def predict_therapy_from_pet(pet_data: PatientData, pair: str | TheranosticPair 
     pet_data: the PET :class:`PatientData` (nuclide of the diagnostic model, e.g. ``"Ga-68"``;
         ``administered_activity_mbq`` and ``ligand_nmol``: the diagnostic injection; organs of
         the diagnostic model and lesions ``lesion_<n>`` with ``volume_ml``).
-    pair: a :class:`TheranosticPair` or its registered name (:func:`tdt.pbpk.pairs.pair_names`).
+    pair: a :class:`TheranosticPair` or its registered name (:func:`tdt.pbpk._pairs.pair_names`).
     therapy_schedule: the cycle to predict (default: ``pair.therapy_schedule()``).
     draws, chains, tune, seed, measurement, sampler: as :func:`tdt.inference.fit_patient`.
 

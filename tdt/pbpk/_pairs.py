@@ -26,13 +26,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tdt.errors import CatalogError, InputError, unknown_name_error
-from tdt.pbpk.builders import expand_lesions
-from tdt.pbpk.description import Tissue
-from tdt.pbpk.nonlinear import PbpkModel
-from tdt.pbpk.organs import is_lesion, lesion_names
-from tdt.pbpk.parameters import ParameterSpec, load_table
-from tdt.pbpk.registry import get_model
-from tdt.pbpk.schedule import Administration, Schedule
+from tdt.pbpk._builders import expand_lesions
+from tdt.pbpk._description import Tissue
+from tdt.pbpk._nonlinear import PbpkModel
+from tdt.pbpk._organs import is_lesion, lesion_names
+from tdt.pbpk._parameters import ParameterSpec, load_table
+from tdt.pbpk._registry import get_model
+from tdt.pbpk._schedule import Administration, Schedule
 
 __all__ = ["TheranosticPair", "build_ligand_model", "get_pair", "ligand_table", "pair_names",
            "register_pair"]
@@ -64,7 +64,7 @@ def build_ligand_model(name: str, dataset: str, organs: tuple[str, ...],
                        receptor_organs: frozenset[str], lesions: int | Iterable[str],
                        nuclide: str, **options) -> PbpkModel:
     """A :class:`PbpkModel` from a ligand table (:func:`ligand_table`), as
-    :func:`tdt.pbpk.builders.build` does from a full one."""
+    :func:`tdt.pbpk._builders.build` does from a full one."""
     lesion_list = lesion_names(lesions)
     table, _ = ligand_table(dataset)
     tissues = tuple(Tissue(o, o in receptor_organs) for o in organs)

@@ -99,8 +99,11 @@ class LigandResponse:
         self.times_h = np.concatenate([[0.0], np.geomspace(0.05, forward.linear_after_h,
                                                            int(n_times))])
         self._schedule = probe
+        # draws and the dose matrix are arguments, not baked-in constants: one compiled program
+        # serves every patient of the same shape (and the persistent compilation cache)
         self._value = jax.jit(self._response)
-        self._tangent = jax.jit(lambda log_l: jax.jvp(self._response, (log_l,), (1.0,)))
+        self._tangent = jax.jit(lambda params, matrix, log_l: jax.jvp(
+            lambda x: self._response(params, matrix, x), (log_l,), (1.0,)))
 
     # ------------------------------------------------------------------ construction
     def _dose_matrix(self):
@@ -140,10 +143,10 @@ class LigandResponse:
                                    self.compartments)
         return act / _REFERENCE_ACTIVITY_MBQ, tia / _REFERENCE_ACTIVITY_MBQ, ok
 
-    def _response(self, log_ligand):
+    def _response(self, params, matrix, log_ligand):
         """(d, q, ok): (n_draws, n_organs) Gy/MBq and Gy/MBq², (n_draws,) solver success."""
-        act, tia, ok = jax.vmap(self._one_draw, in_axes=(0, None))(self.params, log_ligand)
-        d = tia @ jnp.asarray(self.dose_matrix).T  # (n_draws, n_organs), Gy/MBq
+        act, tia, ok = jax.vmap(self._one_draw, in_axes=(0, None))(params, log_ligand)
+        d = tia @ matrix.T  # (n_draws, n_organs), Gy/MBq
         index = np.array([self.compartments.index(o) for o in self.organs])
         shape = jnp.maximum(act[:, index, :], 0.0)  # dose-rate shape ∝ own activity
         _, g = dose_and_g_factor(jnp.asarray(self.times_h), shape, jnp.asarray(self._repair_h),
@@ -162,7 +165,7 @@ class LigandResponse:
     def coefficients(self, ligand_nmol: float) -> tuple[np.ndarray, np.ndarray]:
         """d (Gy/MBq) and q (Gy/MBq²), (n_draws, n_organs), at ``ligand_nmol`` per cycle."""
         ligand_nmol = _positive_ligand(ligand_nmol)
-        d, q, ok = self._value(jnp.log(ligand_nmol))
+        d, q, ok = self._value(self.params, jnp.asarray(self.dose_matrix), jnp.log(ligand_nmol))
         d, q = np.asarray(d), np.asarray(q)
         self._check(ok, d, q, ligand_nmol)
         return d, q
@@ -171,7 +174,8 @@ class LigandResponse:
         """(d, q, ∂d/∂log L, ∂q/∂log L), each (n_draws, n_organs): forward-mode JAX derivative
         through the PBPK solve (``jax.jvp``)."""
         ligand_nmol = _positive_ligand(ligand_nmol)
-        (d, q, ok), (dd, dq, _) = self._tangent(jnp.log(ligand_nmol))
+        (d, q, ok), (dd, dq, _) = self._tangent(self.params, jnp.asarray(self.dose_matrix),
+                                                jnp.log(ligand_nmol))
         d, q = np.asarray(d), np.asarray(q)
         self._check(ok, d, q, ligand_nmol)
         return d, q, np.asarray(dd), np.asarray(dq)

@@ -183,3 +183,19 @@ def test_bad_input_names_the_field(forward, draws, response):
         LigandResponse(get_model("psma617").build(lesions=1), draws)
     with pytest.raises(InputError, match="parameter_draws"):
         LigandResponse(forward, {"GFR": np.array([1.0, -1.0])})
+
+
+def test_dose_matrix_is_the_map_of_predict_doses(response, rng):
+    # predict_doses computes doses with tdt.inference.predictive.doses_from_tia (whole-body TIA
+    # = every compartment but urine, remainder of body derived); the planner's matrix must be
+    # that map: compare on random positive TIAs (MBq·h) per draw
+    from tdt.inference.predictive import doses_from_tia
+
+    tia = {c: rng.lognormal(np.log(2000.0), 1.0, 25) for c in response.compartments}
+    body = sum(tia.values())
+    reference = doses_from_tia(tia, response.nuclide, response.phantom, None,
+                               response.lesion_volumes_ml, total_body_tia_mbq_h=body)
+    stacked = np.stack([tia[c] for c in response.compartments], axis=1)
+    mapped = stacked @ response.dose_matrix.T
+    for j, organ in enumerate(response.organs):
+        np.testing.assert_allclose(mapped[:, j], reference[organ], rtol=1e-12, err_msg=organ)

@@ -60,6 +60,7 @@ from tdt.twin._ligand_response import LigandResponse
 from tdt.twin._plan_eval import _threshold_activity, evaluate, max_uniform_activity
 from tdt.twin._plan_types import DEFAULT_CONSTRAINTS, Constraint, Plan, Policy, TcpModel
 from tdt.twin.draws import DoseDraws
+from tdt.twin.plan import _validate, plan
 
 __all__ = ("LigandPlan", "plan_activity_and_ligand")
 
@@ -290,7 +291,6 @@ def plan_activity_and_ligand(
     ``activity_bounds_mbq`` (default 1–12 GBq), ligand ``ligand_bounds_nmol`` (20–1000 nmol).
     Method: module docstring.
     """
-    from tdt.twin.plan import _validate, plan
     start = time.perf_counter()
     if isinstance(n_cycles, bool) or not isinstance(n_cycles, (int, np.integer)) or n_cycles < 1:
         raise InputError(f"n_cycles: got {n_cycles!r}; expected an integer >= 1")

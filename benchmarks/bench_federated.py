@@ -7,7 +7,7 @@ patients), both as the new-patient prior of log θ, on 20 000 new patients at ne
 Criteria (issue #26): |mean difference| < 0.1 pooled SD, SD within 15 %, 90 % coverage within
 ±5 points. Rows: share of seeds meeting all three (``tdt``), and the worst mean difference /
 SD ratio / coverage difference in ``note``. The model is the reduced (grid) stand-in of
-:mod:`tdt.inference.federated_sim`; the NUTS check of the same comparison is the slow test
+:mod:`tdt.inference._federated_sim`; the NUTS check of the same comparison is the slow test
 ``test_federated_nuts_sites_match_pooled_fit_population``. Each scenario runs with both ways of
 dividing out the τ prior (``tau_prior`` of :func:`combine_site_summaries`).
 """
@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 import tdt  # noqa: F401  (x64)
-from tdt.inference import federated_sim as fs
+from tdt.inference import _federated_sim as fs
 
 SHIFT = (0.2, -0.1)
 TAU = (0.3, 0.25)

@@ -22,7 +22,7 @@ def run(quick: bool = False) -> list[dict]:
     import numpy as np
     from scipy import signal
 
-    from tdt.dosimetry.kernel import KernelConvolver, load_kernel
+    from tdt.dosimetry import KernelConvolver, load_kernel
     from tdt.imaging import load_study, make_phantom_patient
 
     rows = []

@@ -13,7 +13,7 @@ chains and are compared by min ESS/s (the row says which). ``quick=True``: small
 
 Also: the NUTS backends (numpyro, blackjax, nutpie when installed) on the standard patient, the
 20-patient hierarchical fit (``fit_population``) and the PBPK fit (psma617, identifiable subset,
-sampler path of tdt.inference.fast_pbpk) with the same 4 x (1000 + 1000).
+sampler path of tdt.inference._fast_pbpk) with the same 4 x (1000 + 1000).
 Each row notes the 1-minute load average (the 2-core machine is shared).
 """
 
@@ -97,13 +97,13 @@ def _odeint_forward(twin, data, activity_mbq):
 def _odeint_pbpk_forward(twin, data, schedule):
     """The PBPK baseline Op: SciPy ``odeint`` (LSODA, switches to BDF when stiff) of the full
     PBPK state (total peptide, hot activity, hot integrals) with the model's own NumPy fluxes
-    (``tdt.pbpk.description.fluxes(xp=numpy)``), one bolus; TIA integrated to 2000 h."""
+    (``tdt.pbpk._description.fluxes(xp=numpy)``), one bolus; TIA integrated to 2000 h."""
     import pytensor.tensor as pt
     from pytensor.compile.ops import as_op
     from scipy.integrate import odeint
 
-    from tdt.pbpk.description import fluxes
-    from tdt.pbpk.nonlinear import total_ligand_nmol
+    from tdt.pbpk._description import fluxes
+    from tdt.pbpk._nonlinear import total_ligand_nmol
 
     fwd = twin.forward
     layout, lam = fwd.layout, fwd.decay_constant_per_h
@@ -148,7 +148,7 @@ def case_baseline_pbpk(data, tdt_ess_per_s: float, draws: int) -> dict:
     import pymc as pm
 
     from tdt.inference import MeasurementModel, pbpk_model
-    from tdt.inference.pymc_models import build_patient_model
+    from tdt.inference._pymc_models import build_patient_model
 
     lesions = tuple(o for o in data.organ_names if o.startswith("lesion"))
     organs = tuple(o for o in data.organ_names if not o.startswith("lesion"))
@@ -212,7 +212,7 @@ def _baseline(kind, twin, data, draws, tune, chains):
     import pymc as pm
 
     from tdt.inference import MeasurementModel
-    from tdt.inference.pymc_models import build_patient_model
+    from tdt.inference._pymc_models import build_patient_model
 
     schedule = data.resolve_schedule()
     maker = _odeint_forward if kind == "odeint" else _pm_ode_forward

@@ -19,7 +19,7 @@ PyTheranostics' uptake bi-exponential C (e^{-λ1 t} - e^{-λ2 t}) with uniform w
 starting values, interval TIA ± 1.96·SE from lmfit's covariance (delta method). STP: one point per
 TAC (the schedule's point nearest 96 h) by Hänscheid, Madsen (population median T_eff from a
 separate training cohort) and tdt's Bayesian STP with the population prior fitted on that
-training cohort (``tdt.inference.single_time_point.bayesian_stp_tia``).
+training cohort (``tdt.inference._single_time_point.bayesian_stp_tia``).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def summarise(estimate, truth, lo=None, hi=None) -> dict:
 def run(quick: bool = False, n_per_shape: int | None = None) -> list[dict]:
     import tdt
     from benchmarks.stp_oracle import oracle_stp_tia
-    from tdt.inference.single_time_point import bayesian_stp_tia, haenscheid_tia, madsen_tia
+    from tdt.inference._single_time_point import bayesian_stp_tia, haenscheid_tia, madsen_tia
     from tdt.kinetics import fit_tacs
 
     lam = tdt.nuclide("Lu-177").decay_constant_per_h

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from tdt.pbpk import Schedule, psma617, reduced_linear, virtual_cohort
-from tdt.pbpk.description import fluxes
+from tdt.pbpk._description import fluxes
 
 HORIZON_H = 2000.0
 
@@ -135,7 +135,7 @@ def run(quick: bool = False) -> list[dict]:
                      baseline=t_base, unit="s", target=">1x",
                      note=f"baseline: central FD for only {len(fitted)} params"))
 
-    # the same with the fixed-grid method (tdt.pbpk.grid_solver)
+    # the same with the fixed-grid method (tdt.pbpk._grid_solver)
     pb_g = psma617(lesions=1, method="grid")
     fwd_g = jax.jit(lambda p: pb_g._solve(p, sched1, times).tia_mbq_h["kidneys"])
     jax.block_until_ready(fwd_g(pj))
@@ -162,7 +162,7 @@ def run(quick: bool = False) -> list[dict]:
     t_tdt = _timeit(lambda: virtual_cohort(lin, n_cohort, sched4, seed=1,
                                            lesion_volumes_ml=lv).simulation.tia_mbq_h, repeat=1)
     n_sub = 20 if quick else 50
-    from tdt.pbpk.cohort import draw_parameters
+    from tdt.pbpk import draw_parameters
 
     draws = draw_parameters(lin, n_sub, seed=1)
     start = time.perf_counter()
@@ -181,7 +181,7 @@ def run(quick: bool = False) -> list[dict]:
         scipy_pbpk(pb, {k: float(v[i]) for k, v in draws.items()}, sched4, rtol=1e-5, atol=1e-4)
     base_per_patient = (time.perf_counter() - start) / 3
 
-    # (a) the fixed-grid Rosenbrock method (tdt.pbpk.grid_solver), the cohort path
+    # (a) the fixed-grid Rosenbrock method (tdt.pbpk._grid_solver), the cohort path
     pb_grid = psma617(lesions=1, method="grid")
     n_grid = 256 if quick else 10000
     virtual_cohort(pb_grid, n_grid, sched4, seed=0, lesion_volumes_ml=lv)

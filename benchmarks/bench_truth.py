@@ -105,7 +105,7 @@ def patient_inputs(seed: int, times_h, workdir: Path, fwhm_mm: float = 10.0,
     cross-doses (Gy, from the image's and from the true remainder TIA)."""
     from tdt import imaging, inference
     from tdt.dosimetry import organ_doses
-    from tdt.imaging.truth import truth_rows, voi_organ_masses_g
+    from tdt.imaging import truth_rows, voi_organ_masses_g
     from tdt.kinetics import fit_tac
 
     patient = imaging.make_phantom_patient(workdir / f"seed{seed}", seed=seed, n_lesions=2,
@@ -145,7 +145,7 @@ def patient_inputs(seed: int, times_h, workdir: Path, fwhm_mm: float = 10.0,
 def marrow_remainder_rows(truth, marrow_dose, extras) -> list[dict]:
     """Red-marrow dose rows with the remainder cross-dose added (``red_marrow+rem``: from the
     image's remainder TIA; ``red_marrow+rem(true)``: from the phantom's true background TIA)."""
-    from tdt.imaging.truth import truth_rows
+    from tdt.imaging import truth_rows
 
     rows = []
     for label, key in ((WITH_REMAINDER, "xdose_image"), (WITH_REMAINDER + "(true)", "xdose_true")):
@@ -157,7 +157,7 @@ def marrow_remainder_rows(truth, marrow_dose, extras) -> list[dict]:
 
 def bayesian_rows(posterior, truth, organs, extras=None, max_draws: int = 1000):
     """Truth rows of one posterior's TIA and dose draws (doses with the phantom's masses)."""
-    from tdt.imaging.truth import truth_rows, voi_organ_masses_g
+    from tdt.imaging import truth_rows, voi_organ_masses_g
 
     lesions = {o: truth["volume_ml"][o] for o in organs if o.startswith("lesion")}
     pred = posterior.predict_doses(max_draws=max_draws, radiobiology=False,

@@ -42,7 +42,7 @@ def _numpy_loop(inputs, scenario) -> float:
     """Baseline: the same outcomes draw by draw in Python (Dale BED, exceedance, LKB, TCP)."""
     from scipy.stats import norm
 
-    from tdt.radiobiology.parameters import NTCP_PARAMETERS, tissue
+    from tdt.radiobiology import NTCP_PARAMETERS, tissue
 
     start = time.perf_counter()
     k = inputs.regions.index("kidneys")

@@ -20,12 +20,12 @@ from tdt.units import HOURS_PER_DAY, mev_to_kev
 #: Modules are imported only when their subcommand is used, so ``tdt --help`` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "nuclide": ("tdt.cli", "_register_nuclide"),
-    "catalog": ("tdt.pipeline.cli", "register_catalog"),
-    "run": ("tdt.pipeline.cli", "register_run"),
-    "verify": ("tdt.pipeline.cli", "register_verify"),
-    "report": ("tdt.pipeline.cli", "register_report"),
-    "demo": ("tdt.pipeline.cli", "register_demo"),
-    "dose": ("tdt.pipeline.cli", "register_dose"),
+    "catalog": ("tdt.pipeline._cli", "register_catalog"),
+    "run": ("tdt.pipeline._cli", "register_run"),
+    "verify": ("tdt.pipeline._cli", "register_verify"),
+    "report": ("tdt.pipeline._cli", "register_report"),
+    "demo": ("tdt.pipeline._cli", "register_demo"),
+    "dose": ("tdt.pipeline._cli", "register_dose"),
 }
 
 HELP = {

@@ -162,6 +162,34 @@ def test_function_level_imports_say_why():
 
 def test_import_graph_sees_real_edges():
     trees = {rel: tree for rel, _, tree in MODULES}
-    edges = _top_level_imports("imaging/study.py", trees["imaging/study.py"])
-    assert {"tdt.errors", "tdt.imaging._study_types", "tdt.imaging.geometry"} <= edges
+    edges = _top_level_imports("imaging/_study.py", trees["imaging/_study.py"])
+    assert {"tdt.errors", "tdt.imaging._study_types", "tdt.imaging._geometry"} <= edges
     assert _module_name("catalog/__init__.py") == "tdt.catalog"
+
+
+def test_implementation_modules_are_private():
+    """Inside each subpackage every module but ``__init__`` is private (``_name.py``); the
+    public API is what the package's ``__init__`` re-exports (diffrax's layout). Subpackages
+    (e.g. ``tdt.pipeline.report``) follow the same rule inside."""
+    public = [rel for rel, _, _ in MODULES
+              if rel.count("/") >= 1 and not Path(rel).name.startswith("_")]
+    assert public == [], f"public implementation modules (rename to _name.py): {public}"
+
+
+def test_privacy_check_sees_modules():
+    # the check above must see the subpackages' modules (an empty MODULES would pass it)
+    assert sum(rel.count("/") >= 1 for rel, _, _ in MODULES) > 100
+
+
+def test_packages_import_each_other_through_their_public_api():
+    """A module imports another package's names from that package (``from tdt.pbpk import
+    fluxes``), never from its private modules: the ``__init__`` is the contract between layers."""
+    offenders = []
+    for rel, _, tree in MODULES:
+        own = rel.split("/")[0] if "/" in rel else None
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tdt."):
+                parts = node.module.split(".")
+                if len(parts) >= 3 and parts[2].startswith("_") and parts[1] != own:
+                    offenders.append(f"{rel}: from {node.module}")
+    assert offenders == [], "\n".join(offenders)

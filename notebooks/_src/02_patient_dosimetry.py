@@ -133,25 +133,25 @@ if truth is not None:
         md('''
 ## Voxel dose and dose–volume histograms
 
-Activity maps × voxel S-value kernel (FFT convolution, `tdt.dosimetry.voxel`), integrated over
+Activity maps × voxel S-value kernel (FFT convolution, `tdt.dosimetry.voxel_dose`), integrated over
 time per voxel. DVHs show how uneven the dose is inside each VOI.
 '''),
         code('''
 dvh_fig = None
 if voxel_dose:
-    from tdt.dosimetry import voxel
+    from tdt import dosimetry
 
     masks = {n: study.masks[n] for n in organs if n in study.masks}
     # TIA map: each VOI's fitted TIA spread over its voxels like the 24 h image (reference
-    # method; voxel.tia_map_voxelwise fits every voxel instead, slower and noisier)
+    # method; tdt.dosimetry.tia_map_voxelwise fits every voxel instead, slower and noisier)
     reference = study.time_points[int(np.argmin(np.abs(study.times_h - 24.0)))].activity_mbq
-    tia_map = voxel.tia_map_from_reference(reference, masks, {n: tia_mbq_h[n] for n in masks})
+    tia_map = dosimetry.tia_map_from_reference(reference, masks, {n: tia_mbq_h[n] for n in masks})
     voxel_mm = study.geometry.spacing_mm
-    dose_map = voxel.voxel_dose(tia_map, voxel_mm, hu=study.ct_on_grid())
+    dose_map = dosimetry.voxel_dose(tia_map, voxel_mm, hu=study.ct_on_grid())
     ax = plotting.plot_dvh(dose_map, masks)
     ax.set_title("cumulative DVH (voxel dose, kernel convolution)")
     dvh_fig = ax.figure
-    display(pd.DataFrame(voxel.dvh_table(dose_map, masks, voxel_mm)).T.round(2))
+    display(pd.DataFrame(dosimetry.dvh_table(dose_map, masks, voxel_mm)).T.round(2))
 '''),
         md('''
 ## Input checks: plausibility warnings

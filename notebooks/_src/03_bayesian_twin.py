@@ -97,17 +97,10 @@ for ax in list(axes.flat)[len(names):]:
         code('''
 import pandas as pd
 
-from tdt.units import mbq_to_gbq
-
 volumes_ml = {n: data.organs[n].volume_ml for n in names}
 prediction = posterior.predict_doses(max_draws=max_predictive_draws, seed=seed,
                                      organ_masses_g=imaging.voi_organ_masses_g(volumes_ml))
-administered_gbq = mbq_to_gbq(data.administered_activity_mbq)
-per_gbq = [{"quantity": "dose_gy_per_gbq", "organ": organ,
-            **inference.summarise_draws(np.asarray(draws) / administered_gbq),
-            "unit": "Gy/GBq", "flag": prediction.flag}
-           for organ, draws in prediction.dose_gy.items()]
-rows = pd.DataFrame(prediction.summary() + per_gbq)  # one cycle of the administered activity
+rows = pd.DataFrame(prediction.summary())  # one cycle; dose also per GBq administered
 doses = rows[rows.quantity == "dose_gy"].set_index("organ")[["median", "ci90_low", "ci90_high",
                                                               "flag"]]
 ax = plotting.plot_dose_intervals({o: (r.ci90_low, r["median"], r.ci90_high)

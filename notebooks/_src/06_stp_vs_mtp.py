@@ -30,8 +30,7 @@ noise_sd = 0.05                            # relative measurement noise (lognorm
         code(SETUP),
         code('''
 from tdt import pbpk
-from tdt.inference.predictive import effective_half_life_h
-from tdt.inference.single_time_point import haenscheid_tia, madsen_tia
+from tdt.inference import effective_half_life_h, haenscheid_tia, madsen_tia
 from tdt.kinetics import fit_tacs
 
 times = np.asarray(times_h, dtype=float)

@@ -24,7 +24,7 @@ new site, with its provenance (sites, counts, model, file sha256s).
 
 **Reduced model** (labelled as such): each patient's two log-parameters are measured with
 Gaussian error whose SD depends on the site's protocol, and site and pooled posteriors are
-computed on a grid (`tdt.inference.federated_sim`); the NUTS check with `fit_population` is
+computed on a grid (`tdt.inference.run_federated_scenario`); the NUTS check with `fit_population` is
 the slow test `test_federated_nuts_sites_match_pooled_fit_population`. Truth is known: new
 patients at new sites are drawn from the simulated population.
 """),
@@ -44,12 +44,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from tdt.inference import SiteSummary, combine_site_summaries
-from tdt.inference import federated_sim as fs
+from tdt.inference import (
+    SiteSummary,
+    combine_site_summaries,
+    run_federated_scenario,
+    two_parameter_twin,
+)
 
-twin = fs.two_parameter_twin()
+twin = two_parameter_twin()
 eta = [between_site_sd] * 2
-result = fs.run_scenario(twin, site_sizes, site_noise_sd, shift, between_patient_sd, eta,
+result = run_federated_scenario(twin, site_sizes, site_noise_sd, shift, between_patient_sd, eta,
                          seed=seed, n_new=n_new)
 # exchange by file, as sites would: the combined prior records each file's sha256
 exchange = Path(output_dir) / "site_summaries" if SAVE else Path(tempfile.mkdtemp())
@@ -99,7 +103,7 @@ scenarios = {
 rows = []
 for label, (sizes, noise, het) in scenarios.items():
     for rep in range(3):
-        r = fs.run_scenario(twin, sizes, noise, shift, between_patient_sd, [het, het],
+        r = run_federated_scenario(twin, sizes, noise, shift, between_patient_sd, [het, het],
                             seed=seed + rep, n_new=n_new)
         rows.append({"scenario": label, "max |Δmean|/SD": r["mean_diff_sd"].max(),
                      "max |SD ratio − 1|": np.abs(r["sd_ratio"] - 1).max(),

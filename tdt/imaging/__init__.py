@@ -6,31 +6,31 @@ Public API: :func:`load_study`, :func:`extract_tacs`, :func:`make_phantom_patien
 :func:`deidentify`, readers (:func:`read_nm`, :func:`read_pet`, :func:`read_ct`, :func:`read_rtstruct`,
 :func:`rasterise`, :func:`read_seg`, :func:`read_rtdose`) and writers (:func:`write_nm`, :func:`write_pet`,
 :func:`write_ct`, :func:`write_rtstruct`, :func:`write_seg`, :func:`write_rtdose`).
-Arrays are ``[slice, row, column]``; see :mod:`tdt.imaging.geometry` for the affine convention.
+Arrays are ``[slice, row, column]``; see :mod:`tdt.imaging._geometry` for the affine convention.
 """
 
-from tdt.imaging.calibration import CameraCalibration, activity_per_voxel_mbq
-from tdt.imaging.ct import CtImage, read_ct, write_ct
-from tdt.imaging.deid import PROFILE, Deidentifier, deidentify
-from tdt.imaging.dicom_io import read_dataset
-from tdt.imaging.geometry import Geometry, check_same_frame_of_reference, resample
-from tdt.imaging.nm import NmImage, read_nm, write_nm
-from tdt.imaging.partial_volume import (
+from tdt.imaging._calibration import CameraCalibration, activity_per_voxel_mbq
+from tdt.imaging._ct import CtImage, read_ct, write_ct
+from tdt.imaging._deid import PROFILE, Deidentifier, deidentify
+from tdt.imaging._dicom_io import read_dataset
+from tdt.imaging._geometry import Geometry, check_same_frame_of_reference, resample
+from tdt.imaging._nm import NmImage, read_nm, write_nm
+from tdt.imaging._partial_volume import (
     geometric_transfer_matrix,
     gtm_correct,
     sphere_recovery,
     voi_recovery,
 )
-from tdt.imaging.pet import PetImage, read_pet
-from tdt.imaging.pet_write import write_pet
-from tdt.imaging.phantom import PhantomPatient, make_phantom_patient
-from tdt.imaging.rtdose import DoseImage, read_rtdose, write_rtdose
-from tdt.imaging.rtstruct import StructureSet, rasterise, read_rtstruct, write_rtstruct
-from tdt.imaging.seg import Segmentation, read_seg, write_seg
-from tdt.imaging.study import Study, TimePoint, load_study
-from tdt.imaging.tacs import VoiTac, extract_tacs
-from tdt.imaging.truth import load_truth, truth_rows, voi_organ_masses_g
-from tdt.imaging.voxel_workflow import VoxelDosimetry, voxel_dosimetry
+from tdt.imaging._pet import PetImage, read_pet
+from tdt.imaging._pet_write import write_pet
+from tdt.imaging._phantom import PhantomPatient, make_phantom_patient
+from tdt.imaging._rtdose import DoseImage, read_rtdose, write_rtdose
+from tdt.imaging._rtstruct import StructureSet, rasterise, read_rtstruct, write_rtstruct
+from tdt.imaging._seg import Segmentation, read_seg, write_seg
+from tdt.imaging._study import Study, TimePoint, load_study
+from tdt.imaging._tacs import VoiTac, extract_tacs
+from tdt.imaging._truth import load_truth, truth_rows, voi_organ_masses_g
+from tdt.imaging._voxel_workflow import VoxelDosimetry, voxel_dosimetry
 
 __all__ = [
     "PROFILE", "CameraCalibration", "CtImage", "Deidentifier", "DoseImage", "Geometry",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdt.imaging.geometry import Geometry
+from tdt.imaging._geometry import Geometry
 
 #: kernel voxel size (mm): the default SPECT voxel, so that no kernel resampling is needed
 SPECT_VOXEL_MM = 4.7952

@@ -1,7 +1,7 @@
 """Ground truth of the phantom patient (``ground_truth.json``): what a perfect reader would find.
 
 True VOI activities and TIAs, MIRD organ doses (:func:`tdt.dosimetry.organ_doses`, masses from the
-phantom's volumes), voxel-kernel mean doses (:func:`tdt.dosimetry.voxel.kernel_dose`) and the
+phantom's volumes), voxel-kernel mean doses (:func:`tdt.dosimetry._voxel.kernel_dose`) and the
 activity in the noiseless blurred image (partial-volume loss: ``recovery``).
 """
 
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdt.dosimetry import organ_doses
-from tdt.dosimetry.voxel import kernel_dose
+from tdt.dosimetry import KERNEL_DENSITY_G_PER_ML, kernel_dose, organ_doses
 
-#: density of soft tissue used to turn the phantom's VOI volumes into organ masses (g/mL)
-SOFT_TISSUE_G_PER_ML = 1.03
+#: density of soft tissue used to turn VOI volumes into organ masses (g/mL): the medium of the
+#: voxel kernels (ICRU 44 soft tissue, tdt.dosimetry's one value), so the phantom's organ masses
+#: and its voxel dose use the same tissue
+SOFT_TISSUE_G_PER_ML = KERNEL_DENSITY_G_PER_ML
 
 
 def _mird_doses(structures, volumes, tias) -> dict:

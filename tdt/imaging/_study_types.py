@@ -1,6 +1,6 @@
 """The data types of a loaded DICOM study: :class:`TimePoint` and :class:`Study`.
 
-Private module; the public names are re-exported by :mod:`tdt.imaging.study` and
+Private module; the public names are re-exported by :mod:`tdt.imaging._study` and
 :mod:`tdt.imaging`.
 """
 
@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from tdt.errors import PlausibilityWarning
-from tdt.imaging.calibration import CameraCalibration
-from tdt.imaging.ct import CtImage
-from tdt.imaging.geometry import Geometry, resample
-from tdt.imaging.rtstruct import find_structure
+from tdt.imaging._calibration import CameraCalibration
+from tdt.imaging._ct import CtImage
+from tdt.imaging._geometry import Geometry, resample
+from tdt.imaging._rtstruct import find_structure
 
 #: attributes copied into ``Study.patient_info`` (after de-identification) for the writers
 PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",

@@ -13,7 +13,7 @@
 - :func:`fit_population` (hierarchical, partial pooling) → :class:`PopulationPosterior`, whose
   ``prior_model()`` is the prior of a new patient; :func:`site_summary` /
   :func:`combine_site_summaries` → :class:`FederatedPrior`: the same prior learned by several
-  sites without sharing patient data (:mod:`tdt.inference.federated`); :func:`fit_single_time_point` and the
+  sites without sharing patient data (:mod:`tdt.inference._federated`); :func:`fit_single_time_point` and the
   Hänscheid / Madsen single-time-point formulas.
 
 The forward model enters PyMC through ``pytensor.wrap_jax``; sampling uses numpyro's NUTS
@@ -21,39 +21,49 @@ The forward model enters PyMC through ``pytensor.wrap_jax``; sampling uses numpy
 
 Importing tdt.inference sets equinox's runtime-error mode to ``"nan"`` (unless ``EQX_ON_ERROR``
 is set): a failed implicit ODE solve inside the sampler's gradient must reject the proposal,
-not raise (:func:`tdt.inference.bridge.use_nan_on_solver_error`).
+not raise (:func:`tdt.inference._bridge.use_nan_on_solver_error`).
 """
 
-from tdt.inference.bridge import use_nan_on_solver_error
+from tdt.inference._bridge import use_nan_on_solver_error
 
 use_nan_on_solver_error()  # a failed implicit solve inside NUTS: rejected, not an exception
 
-from tdt.inference.batch import fit_patients  # noqa: E402
-from tdt.inference.data import OrganSeries, PatientData  # noqa: E402
-from tdt.inference.diagnostics import Diagnostics, compute_diagnostics  # noqa: E402
-from tdt.inference.federated import (  # noqa: E402
+from tdt.inference._batch import fit_patients  # noqa: E402
+from tdt.inference._data import OrganSeries, PatientData  # noqa: E402
+from tdt.inference._diagnostics import Diagnostics, compute_diagnostics  # noqa: E402
+from tdt.inference._federated import (  # noqa: E402
     FederatedPrior,
     SiteSummary,
     combine_site_summaries,
     site_summary,
 )
-from tdt.inference.measurement import (  # noqa: E402
+from tdt.inference._federated_sim import run_scenario as run_federated_scenario  # noqa: E402
+from tdt.inference._federated_sim import two_parameter_twin  # noqa: E402
+from tdt.inference._gaussian_state import DriftModel, GaussianPosterior  # noqa: E402
+from tdt.inference._laplace import laplace_mode  # noqa: E402
+from tdt.inference._measurement import (  # noqa: E402
     GTM_RECOVERY_SD,
     MeasurementModel,
     recovery_coefficients,
     sphere_recovery_coefficient,
 )
-from tdt.inference.models import TwinModel, custom_model, pbpk_model, reduced_model  # noqa: E402
-from tdt.inference.population import PopulationPosterior, fit_population  # noqa: E402
-from tdt.inference.posterior import DosePrediction, Posterior, summarise_draws  # noqa: E402
-from tdt.inference.sampling import fit_patient  # noqa: E402
-from tdt.inference.sbc import (  # noqa: E402
+from tdt.inference._models import TwinModel, custom_model, pbpk_model, reduced_model  # noqa: E402
+from tdt.inference._population import PopulationPosterior, fit_population  # noqa: E402
+from tdt.inference._posterior import DosePrediction, Posterior, summarise_draws  # noqa: E402
+from tdt.inference._predictive import effective_half_life_h  # noqa: E402
+from tdt.inference._sampling import fit_patient  # noqa: E402
+from tdt.inference._sbc import (  # noqa: E402
     central_interval_coverage,
     run_sbc,
     simulate_cohort,
     standard_template,
 )
-from tdt.inference.single_time_point import fit_single_time_point, haenscheid_tia, madsen_tia  # noqa: E402
+from tdt.inference._single_time_point import (  # noqa: E402
+    bayesian_stp_tia,
+    fit_single_time_point,
+    haenscheid_tia,
+    madsen_tia,
+)
 
 __all__ = [
     "GTM_RECOVERY_SD", "Diagnostics", "DosePrediction", "FederatedPrior", "MeasurementModel",
@@ -62,5 +72,7 @@ __all__ = [
     "fit_population", "fit_single_time_point", "haenscheid_tia", "madsen_tia", "pbpk_model",
     "reduced_model", "recovery_coefficients", "SiteSummary", "combine_site_summaries", "run_sbc",
     "simulate_cohort", "site_summary", "sphere_recovery_coefficient", "standard_template",
-    "summarise_draws",
+    "summarise_draws", "bayesian_stp_tia", "effective_half_life_h", "run_federated_scenario",
+    "two_parameter_twin",
+    "DriftModel", "GaussianPosterior", "laplace_mode",
 ]

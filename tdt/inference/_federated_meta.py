@@ -1,7 +1,7 @@
 """Random-effects meta-analysis behind :func:`tdt.inference.combine_site_summaries`: each site's
 Gaussian likelihood factor (posterior ÷ prior, the expectation-propagation division) and the
 REML estimate of the between-site heterogeneity (Veroniki et al., Res Synth Methods 2016).
-Private: :mod:`tdt.inference.federated` is the public module.
+Private: :mod:`tdt.inference._federated` is the public module.
 """
 
 from __future__ import annotations

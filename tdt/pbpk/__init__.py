@@ -10,7 +10,7 @@
 - The one linear solver (:mod:`tdt.pbpk._linear_solve`): :func:`solve_piecewise_linear` (matrix
   exponential, any schedule) and the bolus eigen-solution :func:`bolus_exponentials` /
   :func:`bolus_response` / :func:`activity_at` (+ :func:`batched_bolus_exponentials` over draws).
-- The model registry (:mod:`tdt.pbpk.registry`): :func:`get_model` (name -> :class:`ModelSpec`:
+- The model registry (:mod:`tdt.pbpk._registry`): :func:`get_model` (name -> :class:`ModelSpec`:
   radiopharmaceutical, factory, organs, catalog dataset, identifiable subset, dosimetry hooks),
   :func:`model_names`, :func:`register_model`.
 - :func:`virtual_cohort`: lognormal population draws, one vmapped jitted solve, organ doses.
@@ -18,6 +18,14 @@
 Units: h, MBq, MBq·h, nmol, mL, 1/h (docs/architecture.md). See docs/pbpk.md.
 """
 
+from tdt.pbpk._cohort import Cohort, draw_parameters, virtual_cohort
+from tdt.pbpk._description import (
+    Tissue,
+    fluxes,
+)
+from tdt.pbpk._dotatate import dotatate
+from tdt.pbpk._grid_solver import ROS34PW2, frozen_occupancy_propagate, geometric_grid
+from tdt.pbpk._linear import LinearModel, reduced_linear
 from tdt.pbpk._linear_solve import (
     activity_at,
     batched_bolus_exponentials,
@@ -28,17 +36,23 @@ from tdt.pbpk._linear_solve import (
     mammillary_indices,
     solve_piecewise_linear,
 )
-from tdt.pbpk.cohort import Cohort, draw_parameters, virtual_cohort
-from tdt.pbpk.description import Tissue
-from tdt.pbpk.dotatate import dotatate
-from tdt.pbpk.linear import LinearModel, reduced_linear
-from tdt.pbpk.nonlinear import PbpkModel, specific_activity_mbq_per_nmol
-from tdt.pbpk.organs import TISSUE_ORGANS
-from tdt.pbpk.psma617 import psma617
-from tdt.pbpk.psma_it import psma_it
-from tdt.pbpk.registry import ModelSpec, get_model, model_names, register_model
-from tdt.pbpk.schedule import Administration, Schedule
-from tdt.pbpk.simulation import Simulation
+from tdt.pbpk._nonlinear import (
+    PbpkModel,
+    specific_activity_mbq_per_nmol,
+    total_ligand_nmol,
+)
+from tdt.pbpk._organs import TISSUE_ORGANS
+from tdt.pbpk._psma617 import psma617
+from tdt.pbpk._psma_it import psma_it
+from tdt.pbpk._registry import (
+    ModelSpec,
+    get_model,
+    identifiable_receptor_parameters,
+    model_names,
+    register_model,
+)
+from tdt.pbpk._schedule import Administration, Schedule
+from tdt.pbpk._simulation import Simulation
 
 __all__ = [
     "activity_at", "batched_bolus_exponentials", "bolus_exponentials", "bolus_response",
@@ -48,4 +62,6 @@ __all__ = [
     "reduced_linear",
     "specific_activity_mbq_per_nmol", "virtual_cohort",
     "ModelSpec", "get_model", "model_names", "register_model",
+    "ROS34PW2", "fluxes", "frozen_occupancy_propagate", "geometric_grid",
+    "identifiable_receptor_parameters", "total_ligand_nmol",
 ]

@@ -10,8 +10,8 @@ raises :class:`tdt.errors.InputError`; traced input is never checked. See docs/r
 
 from __future__ import annotations
 
-from tdt.radiobiology.bed import bed, dose_and_g_factor, exponential_moments
-from tdt.radiobiology.closed_forms import (
+from tdt.radiobiology._bed import bed, dose_and_g_factor, exponential_moments
+from tdt.radiobiology._closed_forms import (
     bed_acute,
     bed_from_eqd2,
     bed_monoexponential,
@@ -24,15 +24,15 @@ from tdt.radiobiology.closed_forms import (
     repair_rate_per_h,
     uptake_washout_terms,
 )
-from tdt.radiobiology.dvh import (
+from tdt.radiobiology._dvh import (
     cumulative_dvh,
     dose_at_volume_percent,
     dvh_summary,
     mean_dose,
     volume_percent_at_dose,
 )
-from tdt.radiobiology.eud import eubed, geud
-from tdt.radiobiology.limits import (
+from tdt.radiobiology._eud import eubed, geud
+from tdt.radiobiology._limits import (
     DOSE_LIMITS,
     KIDNEY_BED_LIMIT_GY,
     KIDNEY_BED_LIMIT_RISK_GY,
@@ -41,9 +41,9 @@ from tdt.radiobiology.limits import (
     dose_limit,
     kidney_bed_limit_gy,
 )
-from tdt.radiobiology.multicycle import bed_multicycle, repopulation_bed
-from tdt.radiobiology.ntcp import NTCP_METRICS, ntcp_dose, ntcp_lkb, ntcp_organ
-from tdt.radiobiology.parameters import (
+from tdt.radiobiology._multicycle import bed_multicycle, repopulation_bed
+from tdt.radiobiology._ntcp import NTCP_METRICS, ntcp_dose, ntcp_lkb, ntcp_organ
+from tdt.radiobiology._parameters import (
     GENERIC_LATE_TISSUE,
     NTCP_PARAMETERS,
     TISSUES,
@@ -54,7 +54,7 @@ from tdt.radiobiology.parameters import (
     ntcp_parameters,
     tissue,
 )
-from tdt.radiobiology.tcp import tcp_poisson, tcp_poisson_fixed_alpha
+from tdt.radiobiology._tcp import tcp_poisson, tcp_poisson_fixed_alpha
 
 __all__ = [
     "DOSE_LIMITS",

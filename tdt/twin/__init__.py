@@ -12,12 +12,11 @@ Public API (see docs/twin.md):
 - :class:`QAReport`, :class:`AuditLog`, :func:`virtual_trial`, :func:`virtual_trial_cohort`.
 """
 
+from tdt.twin._assimilate import DriftModel, GaussianPosterior, assimilate_laplace
+from tdt.twin._audit import AuditLog
+from tdt.twin._draws import DoseDraws, quadratic_bed_coefficient
 from tdt.twin._ligand_response import LigandResponse
-from tdt.twin._plan_ligand import LigandPlan, plan_activity_and_ligand
-from tdt.twin.assimilate import DriftModel, GaussianPosterior, assimilate_laplace
-from tdt.twin.audit import AuditLog
-from tdt.twin.draws import DoseDraws, quadratic_bed_coefficient
-from tdt.twin.plan import (
+from tdt.twin._plan import (
     DEFAULT_CONSTRAINTS,
     KIDNEY_BED_28,
     KIDNEY_BED_40,
@@ -32,12 +31,13 @@ from tdt.twin.plan import (
     max_uniform_activity,
     plan,
 )
-from tdt.twin.predict import Prediction, credible_width
-from tdt.twin.qa import QAReport
-from tdt.twin.record import Calibration, CycleData, PatientRecord
-from tdt.twin.tissues import LinearQuadratic, tissue_parameters
-from tdt.twin.trial import TrialResult, virtual_trial, virtual_trial_cohort
-from tdt.twin.twin import Twin
+from tdt.twin._plan_ligand import LigandPlan, plan_activity_and_ligand
+from tdt.twin._predict import Prediction, credible_width
+from tdt.twin._qa import QAReport
+from tdt.twin._record import Calibration, CycleData, PatientRecord
+from tdt.twin._tissues import LinearQuadratic, tissue_parameters
+from tdt.twin._trial import TrialResult, virtual_trial, virtual_trial_cohort
+from tdt.twin._twin import Twin
 
 __all__ = [
     "AuditLog", "Calibration", "CycleData", "DriftModel", "GaussianPosterior", "Prediction",

@@ -15,12 +15,14 @@ L >= A / a_s (a_s: carrier-free specific activity, 727 MBq/nmol for 177Lu,
 
 Where each piece comes from (nothing is re-implemented here):
 
-- kinetics: :func:`tdt.inference.fast_pbpk.solve_bolus` (the sampler's structured solve of the
-  PBPK, same scheme as the model's ``method="grid"``), jitted and vmapped over the draws; its
+- kinetics: ``TwinModel.simulate`` of :func:`tdt.inference.custom_model`, which for a
+  ``method="grid"`` PBPK and one bolus is the sampler's structured solve (``solve_bolus`` of
+  tdt.inference's fast PBPK path, same scheme as the grid solver), jitted and vmapped; its
   derivative in L by forward-mode ``jax.jvp`` (one scalar input: forward mode is the cheap one);
-- dosimetry: the MIRD map of :func:`tdt.inference.predictive.doses_from_tia` (the function
-  ``Posterior.predict_doses`` uses: S-values mass-scaled to the patient, lesions as spheres, the
-  remainder of body from the whole-body TIA). It is linear in the TIAs on the physical domain
+- dosimetry: the MIRD map of ``Posterior.predict_doses`` (its ``doses_from_tia``, not exported by
+  tdt.inference: the same sources are handed to :func:`tdt.dosimetry.organ_doses` — S-values
+  mass-scaled to the patient, lesions as spheres, the remainder of body from the whole-body
+  TIA; the test checks equality with ``doses_from_tia``). It is linear in the TIAs on the physical domain
   (remainder TIA >= 0), so it is evaluated once on unit TIAs and kept as a matrix — the traceable
   form of the same map (tested equal to ``predict_doses``). Red marrow: image-based (the model's
   ``red_marrow`` compartment), as ``predict_doses(marrow="image")``. The urinary-bladder contents
@@ -38,14 +40,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tdt.dosimetry import REMAINDER_TISSUES
+from tdt.dosimetry import REMAINDER_TISSUES, organ_doses
 from tdt.errors import ConvergenceError, InputError, unknown_name_error
-from tdt.inference.fast_pbpk import applicable, solve_bolus
-from tdt.inference.predictive import doses_from_tia
+from tdt.inference import custom_model
 from tdt.pbpk import Administration, Schedule
 from tdt.radiobiology import dose_and_g_factor, is_lesion
-from tdt.twin.draws import DoseDraws
-from tdt.twin.tissues import tissue_parameters
+from tdt.twin._draws import DoseDraws
+from tdt.twin._tissues import tissue_parameters
 
 __all__ = ("LigandResponse",)
 
@@ -72,13 +73,20 @@ class LigandResponse:
                  lesion_volumes_ml: Mapping[str, float] | None = None,
                  phantom: str = "adult-male", n_times: int = 40):
         probe = Schedule([Administration(0.0, _REFERENCE_ACTIVITY_MBQ, 150.0)])
-        if not applicable(forward, probe):
+        # TwinModel.simulate takes the structured bolus solve for exactly these models
+        if not (getattr(forward, "kind", None) == "pbpk" and hasattr(forward, "layout")
+                and getattr(forward, "method", None) == "grid"):
             raise InputError(
                 f"forward: got {forward!r}; expected a receptor PBPK built with method='grid' "
                 "(e.g. tdt.pbpk.get_model('psma617').build(lesions=1, method='grid'))")
         self.forward = forward
         self.params = _full_params(forward, parameter_draws)
         self.n_draws = int(next(iter(self.params.values())).shape[0])
+        # every parameter "sampled": TwinModel.params(log θ) = exp(log θ) gives the draws back
+        self._twin = custom_model(forward, kind="pbpk")
+        with np.errstate(divide="ignore"):  # a parameter fixed at 0 stays 0 (exp(-inf))
+            self._log_theta = jnp.log(jnp.stack([self.params[n] for n in self._twin.sampled],
+                                                axis=1))
         self.nuclide = forward.nuclide
         self.compartments = tuple(c for c in forward.layout.reported if c not in _EXCRETED)
         lesions = tuple(c for c in self.compartments if is_lesion(c))
@@ -107,13 +115,19 @@ class LigandResponse:
 
     # ------------------------------------------------------------------ construction
     def _dose_matrix(self):
-        """MIRD map of doses_from_tia (Posterior.predict_doses) as a matrix, Gy per MBq·h:
-        targets × compartments. Linear on TIAs >= 0 (remainder >= 0), so unit TIAs give it."""
+        """MIRD map of ``Posterior.predict_doses`` as a matrix, Gy per MBq·h: targets ×
+        compartments. Same sources as its ``doses_from_tia`` (tdt.inference): the model
+        compartments but the remainder tissues, plus the remainder of body from the whole-body
+        TIA (every compartment, lesions excepted) — linear on TIAs >= 0, so unit TIAs give it."""
         n = len(self.compartments)
         eye = np.eye(n)
         tia = {c: eye[:, j] for j, c in enumerate(self.compartments)}
-        doses = doses_from_tia(tia, self.nuclide, self.phantom, self.organ_masses_g or None,
-                               self.lesion_volumes_ml, total_body_tia_mbq_h=np.ones(n))
+        sources = {c: v for c, v in tia.items() if c not in REMAINDER_TISSUES}
+        sources["total_body"] = np.ones(n) - sum(
+            (tia[c] for c in self.lesion_volumes_ml), np.zeros(n))
+        doses = organ_doses(sources, nuclide=self.nuclide, phantom=self.phantom,
+                            organ_masses_g=self.organ_masses_g or None,
+                            lesion_volumes_ml=self.lesion_volumes_ml or None)
         targets = tuple(c for c in self.compartments
                         if c in doses and c not in REMAINDER_TISSUES)
         matrix = np.stack([np.asarray(doses[t], dtype=float) for t in targets])
@@ -134,18 +148,18 @@ class LigandResponse:
         return np.asarray(ab), np.asarray(trep), tuple(dose_only)
 
     # ------------------------------------------------------------------ the response
-    def _one_draw(self, params, log_ligand):
+    def _one_draw(self, log_theta, log_ligand):
         leaves, treedef = jax.tree_util.tree_flatten(self._schedule)
         time_h, activity, _, infusion = leaves
         schedule = jax.tree_util.tree_unflatten(
             treedef, [time_h, activity, jnp.reshape(jnp.exp(log_ligand), (1,)), infusion])
-        act, tia, ok = solve_bolus(self.forward, params, schedule, jnp.asarray(self.times_h),
-                                   self.compartments)
+        act, tia, ok = self._twin.simulate(log_theta, schedule, jnp.asarray(self.times_h),
+                                           self.compartments)
         return act / _REFERENCE_ACTIVITY_MBQ, tia / _REFERENCE_ACTIVITY_MBQ, ok
 
-    def _response(self, params, matrix, log_ligand):
+    def _response(self, log_theta, matrix, log_ligand):
         """(d, q, ok): (n_draws, n_organs) Gy/MBq and Gy/MBq², (n_draws,) solver success."""
-        act, tia, ok = jax.vmap(self._one_draw, in_axes=(0, None))(params, log_ligand)
+        act, tia, ok = jax.vmap(self._one_draw, in_axes=(0, None))(log_theta, log_ligand)
         d = tia @ matrix.T  # (n_draws, n_organs), Gy/MBq
         index = np.array([self.compartments.index(o) for o in self.organs])
         shape = jnp.maximum(act[:, index, :], 0.0)  # dose-rate shape ∝ own activity
@@ -165,7 +179,7 @@ class LigandResponse:
     def coefficients(self, ligand_nmol: float) -> tuple[np.ndarray, np.ndarray]:
         """d (Gy/MBq) and q (Gy/MBq²), (n_draws, n_organs), at ``ligand_nmol`` per cycle."""
         ligand_nmol = _positive_ligand(ligand_nmol)
-        d, q, ok = self._value(self.params, jnp.asarray(self.dose_matrix), jnp.log(ligand_nmol))
+        d, q, ok = self._value(self._log_theta, jnp.asarray(self.dose_matrix), jnp.log(ligand_nmol))
         d, q = np.asarray(d), np.asarray(q)
         self._check(ok, d, q, ligand_nmol)
         return d, q
@@ -174,7 +188,7 @@ class LigandResponse:
         """(d, q, ∂d/∂log L, ∂q/∂log L), each (n_draws, n_organs): forward-mode JAX derivative
         through the PBPK solve (``jax.jvp``)."""
         ligand_nmol = _positive_ligand(ligand_nmol)
-        (d, q, ok), (dd, dq, _) = self._tangent(self.params, jnp.asarray(self.dose_matrix),
+        (d, q, ok), (dd, dq, _) = self._tangent(self._log_theta, jnp.asarray(self.dose_matrix),
                                                 jnp.log(ligand_nmol))
         d, q = np.asarray(d), np.asarray(q)
         self._check(ok, d, q, ligand_nmol)

@@ -1,7 +1,7 @@
 """Re-simulating a schedule over all draws, and the exact uniform-activity planner.
 
 Cumulative BED of a schedule per draw: prior + Σ_c (d_c A_c + q_c A_c²), with d and q from
-:class:`~tdt.twin.draws.DoseDraws` (built on :func:`tdt.radiobiology.quadratic_bed_coefficient`).
+:class:`~tdt.twin._draws.DoseDraws` (built on :func:`tdt.radiobiology.quadratic_bed_coefficient`).
 The uniform planner's order statistic is explained in :mod:`tdt.twin.plan`.
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from tdt.errors import InputError
+from tdt.twin._draws import DoseDraws
 from tdt.twin._plan_types import DEFAULT_CONSTRAINTS, Constraint, ScheduleEvaluation, TcpModel
-from tdt.twin.draws import DoseDraws
 
 
 def _cumulative(draws: DoseDraws, activities: np.ndarray):

@@ -56,11 +56,11 @@ import numpy as np
 
 from tdt.errors import InputError
 from tdt.pbpk import specific_activity_mbq_per_nmol
+from tdt.twin._draws import DoseDraws
 from tdt.twin._ligand_response import LigandResponse
+from tdt.twin._plan import _validate, plan
 from tdt.twin._plan_eval import _threshold_activity, evaluate, max_uniform_activity
 from tdt.twin._plan_types import DEFAULT_CONSTRAINTS, Constraint, Plan, Policy, TcpModel
-from tdt.twin.draws import DoseDraws
-from tdt.twin.plan import _validate, plan
 
 __all__ = ("LigandPlan", "plan_activity_and_ligand")
 

@@ -1,6 +1,6 @@
 """The planner's vocabulary: constraints, policy, TCP model, schedule evaluation and plan.
 
-Dose limits come from :mod:`tdt.radiobiology.limits` (cited there); a :class:`Constraint` makes one
+Dose limits come from :mod:`tdt.radiobiology._limits` (cited there); a :class:`Constraint` makes one
 probabilistic: P(cumulative quantity > limit) <= p over the posterior draws.
 """
 

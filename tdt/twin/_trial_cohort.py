@@ -1,6 +1,6 @@
 """Virtual patients of the in-silico trial: who they are, their true kinetics per cycle, their
 twin (catalog prior). Shared by :func:`tdt.twin.virtual_trial` and :func:`virtual_trial_cohort`
-(same arguments and seed → same patients). See :mod:`tdt.twin.trial`."""
+(same arguments and seed → same patients). See :mod:`tdt.twin._trial`."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pandas as pd
 
 from tdt.errors import InputError
 from tdt.pbpk import reduced_linear
-from tdt.twin.assimilate import DriftModel
-from tdt.twin.record import PatientRecord
-from tdt.twin.response import response_draws
-from tdt.twin.twin import DEFAULT_MODEL_ORGANS, Twin
+from tdt.twin._assimilate import DriftModel
+from tdt.twin._record import PatientRecord
+from tdt.twin._response import response_draws
+from tdt.twin._twin import DEFAULT_MODEL_ORGANS, Twin
 from tdt.units import gy_per_gbq
 
 TRIAL_LESIONS = ("lesion_1", "lesion_2")

@@ -1,5 +1,5 @@
 """Statistics of the virtual trial: Wilson and bootstrap intervals, per-arm table rows, and the
-planner's calibration (planned against realised kidney risk). See :mod:`tdt.twin.trial`."""
+planner's calibration (planned against realised kidney risk). See :mod:`tdt.twin._trial`."""
 
 from __future__ import annotations
 

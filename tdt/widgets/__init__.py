@@ -9,15 +9,15 @@
   :class:`ScenarioInputs` (``adapters`` imports ``inputs``, never the reverse).
 """
 
-from tdt.widgets.adapters import (
+from tdt.widgets._adapters import (
     inputs_from_dose_draws,
     inputs_from_dose_prediction,
     inputs_from_posterior,
     inputs_from_twin,
 )
-from tdt.widgets.explain import explain_html
-from tdt.widgets.inputs import ScenarioInputs, effective_half_life_from_tia, is_lesion
-from tdt.widgets.scenario import (
+from tdt.widgets._explain import explain_html
+from tdt.widgets._inputs import ScenarioInputs, effective_half_life_from_tia, is_lesion
+from tdt.widgets._scenario import (
     KIDNEY_BED_LIMIT_GY,
     KIDNEY_BED_LIMIT_RISK_GY,
     MAX_CYCLES,
@@ -33,7 +33,7 @@ from tdt.widgets.scenario import (
 def __getattr__(name: str):
     if name == "ScenarioExplorer":
         # ipywidgets is imported only when the explorer itself is used
-        from tdt.widgets.explorer import ScenarioExplorer
+        from tdt.widgets._explorer import ScenarioExplorer
 
         return ScenarioExplorer
     raise AttributeError(f"module 'tdt.widgets' has no attribute {name!r}")

@@ -12,8 +12,8 @@ import ipywidgets as w
 import numpy as np
 
 from tdt.units import gbq_to_mbq, mbq_to_gbq, time_to_h
-from tdt.widgets.inputs import ScenarioInputs
-from tdt.widgets.scenario import MAX_CYCLES, Scenario, resolve_radiobiology
+from tdt.widgets._inputs import ScenarioInputs
+from tdt.widgets._scenario import MAX_CYCLES, Scenario, resolve_radiobiology
 
 #: width of the controls' descriptions
 STYLE = {"description_width": "190px"}
@@ -30,7 +30,7 @@ def weeks_to_h(weeks: float) -> float:
 def radiobiology_defaults(initial: Scenario, regions) -> dict[str, float]:
     """Kidney and tumour α/β (Gy) and repair half-times (h): the scenario's, else the defaults.
 
-    The defaults are :func:`~tdt.widgets.scenario.resolve_radiobiology`'s (tdt.radiobiology's
+    The defaults are :func:`~tdt.widgets._scenario.resolve_radiobiology`'s (tdt.radiobiology's
     tissue table), probed for ``kidneys`` and a lesion even if the inputs have neither.
     """
     probe = tuple(regions) + ("kidneys", "lesion_0")

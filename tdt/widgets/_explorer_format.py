@@ -5,8 +5,8 @@ from __future__ import annotations
 import html
 import math
 
-from tdt.widgets.inputs import ScenarioInputs, is_lesion
-from tdt.widgets.scenario import Outcomes
+from tdt.widgets._inputs import ScenarioInputs, is_lesion
+from tdt.widgets._scenario import Outcomes
 
 
 def fmt(value: float, digits: int = 1) -> str:

@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from tdt.plotting import COLORS
-from tdt.widgets.inputs import is_lesion
-from tdt.widgets.scenario import MAX_CYCLES, Outcomes
+from tdt.widgets._inputs import is_lesion
+from tdt.widgets._scenario import MAX_CYCLES, Outcomes
 
 #: resolution of the explorer's figures (dots per inch)
 PLOT_DPI = 72

@@ -1,7 +1,7 @@
 """The scenario explorer's jitted evaluator: every posterior draw of one scenario in one call.
 
 Pure JAX; BED, EQD2, NTCP, TCP and repopulation are :mod:`tdt.radiobiology`'s functions (called
-with ``validate=False`` inside the jit). The model is stated in :mod:`tdt.widgets.scenario`.
+with ``validate=False`` inside the jit). The model is stated in :mod:`tdt.widgets._scenario`.
 """
 
 from __future__ import annotations

@@ -130,7 +130,7 @@ def resolve_radiobiology(regions, scenario: Scenario, bed_limits=None, dose_limi
     """Per-region α/β, T_rep, limits and NTCP parameters for ``scenario``.
 
     ``bed_limits`` / ``dose_limits`` (``{region: Gy}``) override the defaults
-    (:mod:`tdt.radiobiology.limits`: kidneys BED 28/40 Gy, red marrow 2 Gy). Regions with no
+    (:mod:`tdt.radiobiology._limits`: kidneys BED 28/40 Gy, red marrow 2 Gy). Regions with no
     tissue entry use :data:`tdt.radiobiology.GENERIC_LATE_TISSUE` (α/β 3 Gy, T_rep 1.5 h) and say
     so in ``citations``.
     """

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def supplement(tmp_path_factory, repo_root):
+    from tdt.pipeline._runner import run_study
     from tdt.pipeline.report import build_report
-    from tdt.pipeline.runner import run_study
 
     runs = tmp_path_factory.mktemp("runs")
     result = run_study(repo_root / "studies" / "reference_patient.yaml", runs_dir=runs)

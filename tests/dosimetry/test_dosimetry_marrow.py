@@ -11,7 +11,7 @@ import pytest
 from scipy.integrate import quad
 
 from tdt.dosimetry import svalue
-from tdt.dosimetry.marrow import (
+from tdt.dosimetry._marrow import (
     BLOOD_DENSITY_G_PER_ML,
     L2_L4_MARROW_FRACTION,
     bladder_contents_tia,
@@ -21,7 +21,7 @@ from tdt.dosimetry.marrow import (
     marrow_tia_image_based,
     red_marrow_dose,
 )
-from tdt.dosimetry.organs import reference_mass_g
+from tdt.dosimetry._organs import reference_mass_g
 from tdt.errors import InputError
 
 LAMBDA = math.log(2) / (6.647 * 24.0)  # 177Lu, ICRP 107
@@ -117,7 +117,7 @@ def test_bladder_voiding_matches_quadrature_of_the_dynamic_model():
 
 
 def test_blood_samples_input_plasma_to_blood_and_tia():
-    from tdt.inference.data import BloodSamples, OrganSeries, PatientData
+    from tdt.inference._data import BloodSamples, OrganSeries, PatientData
 
     t = np.array([0.1, 0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8, 12, 24, 48, 72, 96, 144, 168])
     plasma = 0.01 * np.exp(-(0.3 + LAMBDA) * t) + 0.002 * np.exp(-(0.02 + LAMBDA) * t)

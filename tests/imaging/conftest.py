@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from tdt.imaging.dicom_io import deterministic_uid
-from tdt.imaging.geometry import Geometry
+from tdt.imaging._dicom_io import deterministic_uid
+from tdt.imaging._geometry import Geometry
 
 INJECTION = dt.datetime(2023, 5, 2, 10, 30, 15, 250000)
 

@@ -10,12 +10,12 @@ import pytest
 from scipy import integrate
 
 from tdt.errors import InputError, UnitError
-from tdt.imaging.calibration import (
+from tdt.imaging._calibration import (
     CameraCalibration,
     activity_at_acquisition_start,
     activity_per_voxel_mbq,
 )
-from tdt.imaging.radiopharmaceutical import nuclide_from_text
+from tdt.imaging._radiopharmaceutical import nuclide_from_text
 
 LAMBDA_LU177 = math.log(2) / (6.647 * 24)  # 1/h, ICRP-107 half-life 6.647 d
 

@@ -19,8 +19,8 @@ from pydicom.multival import MultiValue
 
 from tdt.catalog import dataset_path
 from tdt.imaging import PROFILE, Deidentifier, load_study, read_dataset, write_nm
-from tdt.imaging.deid import DeidentificationWarning
-from tdt.imaging.dicom_io import parse_datetime
+from tdt.imaging._deid import DeidentificationWarning
+from tdt.imaging._dicom_io import parse_datetime
 
 NAME, MRN = "Smith^John", "MRN-98765"
 STUDY_DATE, ACQ_DT, INJ_DT = "20230502", "20230503101500.000000", "20230502091000.000000"

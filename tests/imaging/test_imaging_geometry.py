@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tdt.errors import DicomError, InputError
-from tdt.imaging.geometry import (
+from tdt.imaging._geometry import (
     Geometry,
     check_same_frame_of_reference,
     geometry_from_slices,

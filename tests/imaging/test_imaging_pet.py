@@ -1,4 +1,4 @@
-"""PET Image Storage reader (tdt.imaging.pet) and its dispatch in load_study.
+"""PET Image Storage reader (tdt.imaging._pet) and its dispatch in load_study.
 
 Reference values are computed here by hand from the decay law A(t) = A(t₀)·2^(−(t−t₀)/T½), with
 the ICRP-107 half-life of 18F, T½ = 109.77 min (ICRP Publication 107, Ann. ICRP 38(3), 2008),
@@ -24,7 +24,7 @@ from scipy.integrate import quad
 
 from tdt.errors import DicomError, PlausibilityWarning, UnitError
 from tdt.imaging import Geometry, extract_tacs, load_study, write_seg
-from tdt.imaging.pet import PetImage, read_pet
+from tdt.imaging._pet import PetImage, read_pet
 
 PET_SOP = "1.2.840.10008.5.1.4.1.1.128"
 HALF_LIFE_F18_S = 109.77 * 60.0  # ICRP-107

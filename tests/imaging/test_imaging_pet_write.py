@@ -20,7 +20,7 @@ from tdt.imaging import (
     read_pet,
     write_rtstruct,
 )
-from tdt.imaging.pet_write import write_pet
+from tdt.imaging._pet_write import write_pet
 
 INJECTION = dt.datetime(2024, 6, 1, 8, 0, 0)
 SCAN = INJECTION + dt.timedelta(minutes=60)

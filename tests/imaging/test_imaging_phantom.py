@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from tdt.errors import InputError
 from tdt.imaging import extract_tacs, load_study, read_dataset
-from tdt.imaging.partial_volume import fwhm_to_sigma
+from tdt.imaging._partial_volume import fwhm_to_sigma
 
 LAMBDA = math.log(2) / (6.647 * 24)  # 177Lu, ICRP 107
 

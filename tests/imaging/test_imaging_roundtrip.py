@@ -22,8 +22,8 @@ from tdt.imaging import (
     write_rtstruct,
     write_seg,
 )
-from tdt.imaging.ct import ct_slice_uids
-from tdt.imaging.dicom_io import deterministic_uid
+from tdt.imaging._ct import ct_slice_uids
+from tdt.imaging._dicom_io import deterministic_uid
 
 
 def integer_counts(shape, seed=0):

@@ -39,7 +39,7 @@ def test_gtm_inverts_a_synthetic_blur_exactly():
     from scipy import ndimage
 
     from tdt.imaging import geometric_transfer_matrix, gtm_correct
-    from tdt.imaging.partial_volume import fwhm_to_sigma
+    from tdt.imaging._partial_volume import fwhm_to_sigma
 
     shape, voxel, fwhm = (40, 40, 40), 3.0, 9.0
     a = _ball(shape, (20, 20, 12), 5)

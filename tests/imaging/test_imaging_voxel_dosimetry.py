@@ -1,4 +1,4 @@
-"""Voxel dosimetry (tdt.dosimetry.kernel / voxel) and partial-volume predictions."""
+"""Voxel dosimetry (tdt.dosimetry._kernel / voxel) and partial-volume predictions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tdt.dosimetry.kernel import (
+from tdt.dosimetry._kernel import (
     KernelConvolver,
     VoxelKernel,
     convolve,
@@ -15,7 +15,7 @@ from tdt.dosimetry.kernel import (
     load_kernel,
     resample_kernel,
 )
-from tdt.dosimetry.voxel import (
+from tdt.dosimetry._voxel import (
     density_correct,
     density_from_hu,
     dvh,
@@ -26,7 +26,7 @@ from tdt.dosimetry.voxel import (
     voxel_dose,
 )
 from tdt.errors import InputError
-from tdt.imaging.partial_volume import sphere_recovery, voi_recovery
+from tdt.imaging._partial_volume import sphere_recovery, voi_recovery
 
 VOXEL = 4.7952
 # MIRD local deposition, 177Lu: non-penetrating energy 147.9 keV per decay (ICRP 107 via EJNMMI
@@ -158,7 +158,7 @@ def test_tia_from_reference_sums_to_voi_tia(rng):
 
 def test_voxelwise_tia_monoexponential():
     pytest.importorskip("tdt.kinetics")
-    from tdt.dosimetry.voxel import tia_map_voxelwise
+    from tdt.dosimetry._voxel import tia_map_voxelwise
 
     # A(t) = A0 exp(-(λ + k) t) → TIA = A0 / (λ + k) analytically (λ of 177Lu, ICRP 107)
     lam = math.log(2) / (6.647 * 24)

@@ -9,7 +9,7 @@ import pytest
 
 from tdt.errors import InputError
 from tdt.inference import MeasurementModel, OrganSeries, PatientData, sphere_recovery_coefficient
-from tdt.inference.measurement import blurred_sphere_profile, recovery_coefficients
+from tdt.inference._measurement import blurred_sphere_profile, recovery_coefficients
 
 TIMES = [4.0, 24.0, 48.0, 96.0, 168.0]
 

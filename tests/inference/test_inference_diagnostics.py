@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tdt.inference import compute_diagnostics
-from tdt.inference.diagnostics import NOT_CONVERGED
+from tdt.inference._diagnostics import NOT_CONVERGED
 
 
 def _idata(posterior, diverging=None):

@@ -1,4 +1,4 @@
-"""Sampler path of the PBPK fit (tdt.inference.fast_pbpk): its pieces against independent
+"""Sampler path of the PBPK fit (tdt.inference._fast_pbpk): its pieces against independent
 references — the right-hand side against the model's own ``fluxes``, the block solve against a
 dense LU of the Jacobian from ``jax.jacfwd``, the 3×3 inverse against NumPy, the quadrature
 against exact polynomial integrals — and the whole solution against the adaptive Kvaerno5
@@ -11,9 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tdt.inference import fast_pbpk, pbpk_model
+from tdt.inference import _fast_pbpk as fast_pbpk
+from tdt.inference import pbpk_model
 from tdt.pbpk import Schedule, psma617
-from tdt.pbpk.description import fluxes
+from tdt.pbpk._description import fluxes
 
 ORGANS = ("kidneys", "salivary_glands", "liver", "lesion_1", "plasma", "red_marrow")
 TIMES = jnp.array([0.5, 4.0, 24.0, 48.0, 96.0, 168.0, 300.0, 1000.0])

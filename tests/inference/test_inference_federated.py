@@ -11,9 +11,9 @@ import pytest
 from inference_biexp import BiExponential
 
 from tdt.errors import InputError
+from tdt.inference import _federated_sim as fs
 from tdt.inference import custom_model
-from tdt.inference import federated_sim as fs
-from tdt.inference.federated import (
+from tdt.inference._federated import (
     FederatedPrior,
     SiteSummary,
     combine_site_summaries,
@@ -237,7 +237,7 @@ def test_federated_nuts_sites_match_pooled_fit_population():
     # 3 sites (3, 4, 5 patients; 5-, 4- and 3-scan protocols) of the bi-exponential model,
     # each fitted with fit_population (NUTS), vs fit_population on all 12 patients.
     from tdt.inference import MeasurementModel, OrganSeries, PatientData, fit_population
-    from tdt.inference.federated import site_summary
+    from tdt.inference._federated import site_summary
 
     twin = _twin()
     meas = MeasurementModel(fixed_noise_sd=0.1)

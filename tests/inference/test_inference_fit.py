@@ -22,8 +22,8 @@ from tdt.inference import (
     custom_model,
     fit_patient,
 )
-from tdt.inference.diagnostics import NOT_CONVERGED
-from tdt.inference.sampling import _gate
+from tdt.inference._diagnostics import NOT_CONVERGED
+from tdt.inference._sampling import _gate
 
 pbpk = pytest.importorskip("tdt.pbpk")
 

@@ -1,5 +1,5 @@
-"""Laplace-metric NUTS and the vectorised hierarchical model (tdt.inference.laplace, tdt.inference.nuts,
-tdt.inference.pymc_models.population_coordinates / build_population_model)."""
+"""Laplace-metric NUTS and the vectorised hierarchical model (tdt.inference._laplace, tdt.inference._nuts,
+tdt.inference._pymc_models.population_coordinates / build_population_model)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from inference_biexp import BiExponential
 
-from tdt.inference import MeasurementModel, OrganSeries, PatientData, custom_model, pymc_models
-from tdt.inference.laplace import laplace_metric, spiked_correction
+from tdt.inference import MeasurementModel, OrganSeries, PatientData, custom_model
+from tdt.inference import _pymc_models as pymc_models
+from tdt.inference._laplace import laplace_metric, spiked_correction
 
 pytest.importorskip("tdt.pbpk")
 TIMES = np.array([4.0, 24.0, 48.0, 96.0, 168.0])
@@ -135,7 +136,7 @@ def test_nan_on_solver_error_turns_equinox_errors_into_nan():
     # proposal) instead of raising.
     import equinox as eqx
 
-    from tdt.inference.bridge import _USER_MODE, nan_on_solver_error
+    from tdt.inference._bridge import _USER_MODE, nan_on_solver_error
 
     if _USER_MODE is not None:
         pytest.skip("EQX_ON_ERROR set by the user")

@@ -55,7 +55,7 @@ def test_singular_solve_inside_nuts_is_rejected_not_raised():
 
 def test_fit_accepts_a_built_pbpk_model():
     from tdt.inference import pbpk_model
-    from tdt.inference.models import resolve_model
+    from tdt.inference._models import resolve_model
     from tdt.pbpk import psma617
 
     forward = psma617(lesions=("lesion_1",))
@@ -71,7 +71,7 @@ def test_fit_accepts_a_built_pbpk_model():
 
 def test_standard_patient_pbpk_short_fit_runs_and_is_flagged():
     # Standard patient (reduced-model data), PBPK identifiable subset on the sampler path of
-    # tdt.inference.fast_pbpk, very short run: finishes, flags non-convergence, finite TIAs.
+    # tdt.inference._fast_pbpk, very short run: finishes, flags non-convergence, finite TIAs.
     from tdt.inference import pbpk_model, reduced_model, simulate_cohort, standard_template
 
     template = standard_template()

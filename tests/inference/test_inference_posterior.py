@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tdt.inference import Posterior, reduced_model, standard_template
-from tdt.inference.diagnostics import NOT_CONVERGED
+from tdt.inference._diagnostics import NOT_CONVERGED
 
 pbpk = pytest.importorskip("tdt.pbpk")
 
@@ -69,6 +69,18 @@ def test_predict_doses_with_lesions(posterior):
     assert "liver: no radiobiological parameters; BED not computed" in pred.notes
     # diagnostics computed from the injected draws: 10 draws cannot pass the gate
     assert pred.flag == NOT_CONVERGED
+
+
+def test_dose_per_gbq_rows_divide_by_the_administered_activity(posterior):
+    # the template's schedule gives 7.4 GBq (7400 MBq); Gy/GBq = Gy / 7.4, row by row
+    administered = float(np.sum(np.asarray(posterior.schedule.activity_mbq)))
+    assert administered == pytest.approx(7400.0)
+    pred = posterior.predict_doses(max_draws=20)
+    rows = {(r["quantity"], r["organ"]): r for r in pred.summary()}
+    for organ, draws in pred.dose_gy.items():
+        row = rows[("dose_gy_per_gbq", organ)]
+        assert row["unit"] == "Gy/GBq" and row["flag"] == NOT_CONVERGED
+        assert row["median"] == pytest.approx(float(np.median(draws)) / 7.4, rel=1e-12)
 
 
 def test_netcdf_round_trip_rebuilds_reduced_model(posterior, tmp_path):
@@ -134,7 +146,7 @@ def test_malformed_posterior_files_give_one_input_error(posterior, tmp_path, dam
     import json
 
     from tdt.errors import InputError
-    from tdt.inference.posterior_file import seal
+    from tdt.inference._posterior_file import seal
 
     path = posterior.to_netcdf(tmp_path / "p.nc")
     bad = tmp_path / f"{damage}.nc"

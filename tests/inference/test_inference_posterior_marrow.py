@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from tdt.dosimetry import reference_mass_g, svalue
-from tdt.dosimetry.marrow import BLOOD_DENSITY_G_PER_ML
+from tdt.dosimetry._marrow import BLOOD_DENSITY_G_PER_ML
 from tdt.errors import InputError
 from tdt.inference import OrganSeries, PatientData, Posterior, reduced_model
-from tdt.inference.data import BloodSamples
-from tdt.inference.predictive import BLOOD_TIA_SD_LOG
+from tdt.inference._data import BloodSamples
+from tdt.inference._predictive import BLOOD_TIA_SD_LOG
 
 ORGANS = ("kidneys", "salivary_glands", "liver", "red_marrow", "lesion_1")
 TIMES = (4.0, 24.0, 48.0, 96.0, 168.0)
@@ -128,7 +128,7 @@ def test_pbpk_model_organs_reported_include_the_lacrimal_glands():
     # predict_doses reports the fitted VOIs plus the model's other dose-bearing compartments:
     # for the PSMA-617 PBPK that adds the lacrimal glands (sphere organ, no S-value table entry)
     from tdt.dosimetry import svalue_table
-    from tdt.inference.posterior import _dose_bearing
+    from tdt.inference._posterior import _dose_bearing
     from tdt.pbpk import psma617
 
     targets = svalue_table("Lu-177", "adult-male").targets

@@ -10,7 +10,7 @@ import pytest
 import tdt
 from tdt.errors import TdtError
 from tdt.kinetics import BatchTacFit, PopulationTacFit, fit_tacs, load_prior
-from tdt.kinetics.population import PopulationPrior, fit_population
+from tdt.kinetics._population import PopulationPrior, fit_population
 
 LAM = tdt.nuclide("Lu-177").decay_constant_per_h
 T5 = np.array([4.0, 24.0, 48.0, 96.0, 168.0])
@@ -73,7 +73,7 @@ def test_default_method_dispatch():
 def test_stp_with_sharp_half_life_prior_equals_madsen():
     # a mono-exponential prior with a (nearly) known T_eff and a flat level: the posterior TIA is
     # Madsen's analytic A(t) e^{λt}/λ (Med Phys 2018;45:2318)
-    from tdt.inference.single_time_point import bayesian_stp_tia, madsen_tia
+    from tdt.inference._single_time_point import bayesian_stp_tia, madsen_tia
 
     t_eff = 40.0
     k = np.log(2) / t_eff

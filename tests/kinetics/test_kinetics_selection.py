@@ -65,7 +65,7 @@ def test_aicc_recovers_order_and_interval_covers_10_points(name):
 
 def test_auto_candidates_follow_number_of_points():
     # every model with at least one residual degree of freedom (n >= p + 1) is a candidate
-    from tdt.kinetics.fit import _resolve_models
+    from tdt.kinetics._fit import _resolve_models
 
     assert _resolve_models("auto", 3) == ("mono",)
     assert _resolve_models("auto", 5) == ("mono", "uptake_washout", "bi")

@@ -16,7 +16,7 @@ import math
 
 import pytest
 
-from tdt.imaging.radiopharmaceutical import nuclide_from_text
+from tdt.imaging._radiopharmaceutical import nuclide_from_text
 from tdt.physics import available_nuclides, nuclide
 
 ELECTRON_REST_MEV = 0.51099895

@@ -129,7 +129,7 @@ def test_blood_based_and_image_based_marrow_agree_with_the_pbpk_marrow(psma):
         marrow_tia_image_based,
         red_marrow_dose,
     )
-    from tdt.kinetics.trapezoid import tia_trapezoid
+    from tdt.kinetics._trapezoid import tia_trapezoid
 
     _, sim, p = psma["standard"]
     tia = {k: float(v) for k, v in sim.tia_mbq_h.items() if k != "urine"}

@@ -1,4 +1,4 @@
-"""Fixed-grid PBPK solver (tdt.pbpk.grid_solver): the ROS34PW2 tableau against the matrix
+"""Fixed-grid PBPK solver (tdt.pbpk._grid_solver): the ROS34PW2 tableau against the matrix
 exponential, the whole method against the adaptive diffrax reference (rtol 1e-10), mass
 balance, gradients against finite differences, bad input, and the cohort solver cache."""
 
@@ -14,7 +14,7 @@ from scipy.linalg import expm
 
 from tdt.errors import InputError
 from tdt.pbpk import Schedule, psma617, virtual_cohort
-from tdt.pbpk.grid_solver import rosenbrock_steps
+from tdt.pbpk._grid_solver import rosenbrock_steps
 
 TIMES = jnp.array([1.0, 4.0, 24.0, 48.0, 96.0, 168.0, 500.0])
 

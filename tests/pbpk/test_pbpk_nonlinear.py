@@ -11,7 +11,7 @@ from scipy.integrate import solve_ivp
 
 from tdt.errors import InputError
 from tdt.pbpk import Administration, PbpkModel, Schedule, Tissue, psma617
-from tdt.pbpk.parameters import load_table
+from tdt.pbpk._parameters import load_table
 from tdt.physics import nuclide
 
 LAMBDA = nuclide("Lu-177").decay_constant_per_h

@@ -1,4 +1,4 @@
-"""The model registry (tdt.pbpk.registry): built-in entries, lookups, errors, and the layers
+"""The model registry (tdt.pbpk._registry): built-in entries, lookups, errors, and the layers
 above (inference, posterior persistence, twin) resolving models through it."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tdt.pbpk import (
     psma617,
     register_model,
 )
-from tdt.pbpk.registry import _ALIASES, _REGISTRY
+from tdt.pbpk._registry import _ALIASES, _REGISTRY
 
 
 def test_builtin_models_are_registered_with_their_datasets():
@@ -98,8 +98,8 @@ def test_inference_and_twin_resolve_names_through_the_registry():
     import numpy as np
 
     from tdt.inference import OrganSeries, PatientData, pbpk_model
-    from tdt.inference.models import resolve_model
-    from tdt.twin.twin import _build_model, twin_model_names
+    from tdt.inference._models import resolve_model
+    from tdt.twin._twin import _build_model, twin_model_names
 
     times = np.array([4.0, 24.0, 96.0])
     data = PatientData({"kidneys": OrganSeries(times, np.ones(3)),
@@ -126,7 +126,7 @@ def test_inference_and_twin_resolve_names_through_the_registry():
 
 
 def test_posterior_metadata_rebuilds_the_registered_model():
-    from tdt.inference.posterior_file import _rebuild_forward
+    from tdt.inference._posterior_file import _rebuild_forward
 
     fwd = _rebuild_forward("pbpk", {"model": "dotatate", "lesions": ["lesion_1"],
                                     "method": "grid"}, None)

@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from tdt.inference import fast_pbpk, reduced_model
+from tdt.inference import _fast_pbpk as fast_pbpk
+from tdt.inference import reduced_model
 from tdt.pbpk import (
     Administration,
     Schedule,
@@ -34,7 +35,7 @@ from tdt.pbpk import (
     psma617,
     reduced_linear,
 )
-from tdt.pbpk.description import fluxes
+from tdt.pbpk._description import fluxes
 from tdt.physics import nuclide
 
 LAMBDA = nuclide("Lu-177").decay_constant_per_h
@@ -110,7 +111,7 @@ def test_two_compartment_bolus_analytic(path):
 
 def _hand_written_rhs(params, organs):
     """dP/dt, dO/dt of the reduced model, written from its equations (module docstring of
-    tdt.pbpk.linear), not from ``model.generator``."""
+    tdt.pbpk._linear), not from ``model.generator``."""
     k_u = params["k_urine"]
     k_in = np.array([params[f"k_in_{o}"] for o in organs])
     k_out = np.array([params[f"k_out_{o}"] for o in organs])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tdt.errors import StudyError
-from tdt.pipeline.executors import DaskExecutor, LocalExecutor, make_executor, tls_security
+from tdt.pipeline._executors import DaskExecutor, LocalExecutor, make_executor, tls_security
 
 
 def test_make_executor_choices():

@@ -11,7 +11,7 @@ from pipeline_helpers import main_cli
 
 from tdt import catalog
 from tdt.errors import CatalogError
-from tdt.imaging.dicom_io import NM_IMAGE_STORAGE, deterministic_uid, new_file_dataset
+from tdt.imaging._dicom_io import NM_IMAGE_STORAGE, deterministic_uid, new_file_dataset
 
 
 def _write_dicom(path, pixels, spacing="4.7952", version_name="TDT_0_1"):

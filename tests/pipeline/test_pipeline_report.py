@@ -6,10 +6,10 @@ import json
 
 from pipeline_helpers import main_cli, write_study
 
+from tdt.pipeline._runner import run_study
 from tdt.pipeline.report import build_report
 from tdt.pipeline.report._html import number
 from tdt.pipeline.report._results import render_value
-from tdt.pipeline.runner import run_study
 
 
 def test_numbers_are_formatted_for_readers():

@@ -7,11 +7,11 @@ import json
 from pipeline_helpers import main_cli, write_study
 
 from tdt.catalog import sha256_file
-from tdt.pipeline import manifest as mf
-from tdt.pipeline.compare import compare_outputs
-from tdt.pipeline.environment import environment_warning, lock_pins
-from tdt.pipeline.rerun import rerun
-from tdt.pipeline.runner import run_study
+from tdt.pipeline import _manifest as mf
+from tdt.pipeline._compare import compare_outputs
+from tdt.pipeline._environment import environment_warning, lock_pins
+from tdt.pipeline._rerun import rerun
+from tdt.pipeline._runner import run_study
 
 
 def _rewrite(run_dir, name, edit):

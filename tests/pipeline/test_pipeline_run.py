@@ -14,11 +14,11 @@ import pytest
 from pipeline_helpers import main_cli, run_cli, write_catalog, write_study
 
 from tdt.errors import CatalogError, StudyError
-from tdt.pipeline import manifest as mf
-from tdt.pipeline import runner
-from tdt.pipeline.compare import compare_runs
+from tdt.pipeline import _manifest as mf
+from tdt.pipeline import _runner as runner
+from tdt.pipeline._compare import compare_runs
+from tdt.pipeline._runner import run_study
 from tdt.pipeline.report import build_report
-from tdt.pipeline.runner import run_study
 
 
 def _forbid_execution(monkeypatch):
@@ -200,7 +200,7 @@ def test_concurrent_runs_do_not_corrupt_each_other(tmp_path, catalog_env):
 
 
 def test_grid_on_dask_localhost(tmp_path, catalog_env):
-    from tdt.pipeline.executors import DaskExecutor
+    from tdt.pipeline._executors import DaskExecutor
 
     with DaskExecutor(n_workers=2, processes=False) as pool:
         assert pool.client.scheduler.address.startswith("inproc://") or \
@@ -222,7 +222,7 @@ def test_dask_cluster_refuses_foreign_clients_and_serves_no_http():
     import psutil
     from distributed import Client
 
-    from tdt.pipeline.executors import DaskExecutor, run_security
+    from tdt.pipeline._executors import DaskExecutor, run_security
 
     with DaskExecutor(n_workers=1, processes=True) as pool:
         address = pool.client.scheduler.address

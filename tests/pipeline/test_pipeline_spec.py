@@ -8,7 +8,7 @@ import pytest
 from pipeline_helpers import run_cli, write_study
 
 from tdt.errors import StudyError
-from tdt.pipeline.spec import load_study, parse_override
+from tdt.pipeline._spec import load_study, parse_override
 
 BASE = "datasets: [tinydata]\nparameters: {x: 2.0, label: b, sleep_s: 0.0, fail: false}\n"
 
@@ -137,8 +137,8 @@ def test_shipped_studies_validate(repo_root, monkeypatch):
 
 def test_cache_key_follows_tdt_source_and_package_versions(monkeypatch):
     """A change in tdt's code or in a result-computing package must re-run a study."""
-    from tdt.pipeline import manifest as mf
-    from tdt.pipeline import runner
+    from tdt.pipeline import _manifest as mf
+    from tdt.pipeline import _runner as runner
 
     class _Spec:
         def canonical(self):

@@ -28,7 +28,7 @@ import pytest
 import tdt.radiobiology as rb
 from tdt.errors import InputError
 from tdt.twin import Constraint, DoseDraws, TcpModel, evaluate
-from tdt.twin.predict import predict_schedule
+from tdt.twin._predict import predict_schedule
 from tdt.widgets import Scenario, ScenarioInputs, ScenarioModel
 
 ORGANS = ("kidneys", "red_marrow", "lesion_1")
@@ -98,7 +98,7 @@ def test_twin_explorer_and_radiobiology_give_the_same_bed(draws, n_cycles):
 
 def test_quadratic_coefficient_has_one_home():
     import tdt.twin as twin
-    import tdt.twin.draws as draws
+    import tdt.twin._draws as draws
 
     assert draws.quadratic_bed_coefficient is rb.quadratic_bed_coefficient
     assert twin.quadratic_bed_coefficient is rb.quadratic_bed_coefficient
@@ -151,7 +151,7 @@ def test_dose_limits_are_one_cited_table():
     ("tumor_bone", True), ("kidneys", False), ("red_marrow", False), ("salivary_glands", False),
 ])
 def test_is_lesion_is_one_rule(name, expected):
-    import tdt.twin.tissues as tissues
+    import tdt.twin._tissues as tissues
 
     assert rb.is_lesion(name) is expected
     assert tissues.is_lesion is rb.is_lesion
@@ -169,7 +169,7 @@ def test_twin_tissue_parameters_have_no_fallback():
 def test_explorer_names_the_generic_tissue_it_uses():
     inputs = ScenarioInputs(regions=("kidneys", "liver"), dose_per_mbq_gy=np.full((4, 2), 1e-4),
                             effective_half_life_h=np.full((4, 2), 50.0))
-    from tdt.widgets.scenario import resolve_radiobiology
+    from tdt.widgets._scenario import resolve_radiobiology
 
     resolved = resolve_radiobiology(inputs.regions, Scenario())
     assert resolved.alpha_beta_gy[1] == rb.GENERIC_LATE_TISSUE.alpha_beta_gy == 3.0

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tdt.errors import StudyError
-from tdt.pipeline.spec import load_study, parse_override
+from tdt.pipeline._spec import load_study, parse_override
 
 REPO = Path(__file__).resolve().parents[2]
 

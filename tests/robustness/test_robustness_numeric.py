@@ -109,7 +109,7 @@ def test_kinetics_plausible_tac_is_not_warned(half_life_bio_h):
 
 
 def test_kinetics_check_against_administered_activity():
-    from tdt.kinetics.validation import check_tac_plausibility
+    from tdt.kinetics._validation import check_tac_plausibility
 
     _, found = recorded(lambda: check_tac_plausibility(
         TIMES_H, 4.0 * 7400.0 * np.exp(-math.log(2) / LU177_HALF_LIFE_H * TIMES_H),
@@ -222,29 +222,29 @@ def test_clinical_dose_is_not_warned(name):
 # ---- twin QA report ----------------------------------------------------------------------------
 
 def _cycle(kidney_scale=1.0, warnings_in=()):
-    from tdt.twin.record import CycleData
+    from tdt.twin._record import CycleData
 
     return CycleData(7400.0, {"kidneys": (TIMES_H, _kidney_tac(scale=kidney_scale))},
                      input_warnings=warnings_in)
 
 
 def test_qa_flags_organ_activity_above_administered():
-    from tdt.twin.qa import plausibility_check
+    from tdt.twin._qa import plausibility_check
 
     check = plausibility_check(_cycle(kidney_scale=4.0 * 7400.0 / 200.0))
     assert check.status == "warn" and "kidneys" in check.message
 
 
 def test_qa_shows_recorded_input_warnings():
-    from tdt.twin.qa import plausibility_check
+    from tdt.twin._qa import plausibility_check
 
     check = plausibility_check(_cycle(warnings_in=("voxel size at 48 h: implausible",)))
     assert check.status == "warn" and "voxel size at 48 h" in check.message
 
 
 def test_qa_plausible_cycle_passes_and_round_trips():
-    from tdt.twin.qa import plausibility_check
-    from tdt.twin.record import CycleData
+    from tdt.twin._qa import plausibility_check
+    from tdt.twin._record import CycleData
 
     cycle = _cycle()
     assert plausibility_check(cycle).status == "pass"

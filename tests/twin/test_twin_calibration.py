@@ -17,15 +17,15 @@ from scipy.stats import binom
 
 from tdt.pbpk import batched_bolus_exponentials, reduced_linear
 from tdt.twin import CycleData, PatientRecord, Twin, virtual_trial
-from tdt.twin.assimilate import (
+from tdt.twin._assimilate import (
     DriftModel,
     GaussianPosterior,
     assimilate_laplace,
     backward_sample,
 )
-from tdt.twin.response import response_draws
-from tdt.twin.trial import IMAGED_ORGANS, IMAGING_TIMES_H
-from tdt.twin.twin import DEFAULT_MODEL_ORGANS
+from tdt.twin._response import response_draws
+from tdt.twin._trial import IMAGED_ORGANS, IMAGING_TIMES_H
+from tdt.twin._twin import DEFAULT_MODEL_ORGANS
 
 LU177_HALF_LIFE_H = 6.647 * 24.0  # 177Lu, 6.647 d (NUDAT / DDEP)
 INTERVAL_H = 6 * 7 * 24.0  # 6 weeks between cycles

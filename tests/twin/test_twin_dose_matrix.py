@@ -8,7 +8,7 @@ import pytest
 from tdt import dosimetry, nuclide
 from tdt.errors import TdtError
 from tdt.twin import PatientRecord
-from tdt.twin.response import dose_matrix
+from tdt.twin._response import dose_matrix
 from tdt.units import mev_per_decay_to_gy_g_per_mbq_h
 
 

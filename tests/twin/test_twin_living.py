@@ -29,8 +29,8 @@ from tdt.twin import (
     credible_width,
     exceedance_probability,
 )
-from tdt.twin.assimilate import GaussianPosterior, assimilate_laplace
-from tdt.twin.twin import DEFAULT_MODEL_ORGANS
+from tdt.twin._assimilate import GaussianPosterior, assimilate_laplace
+from tdt.twin._twin import DEFAULT_MODEL_ORGANS
 
 TIMES = np.array([4.0, 24.0, 48.0, 96.0, 168.0])
 IMAGED = ("kidneys", "salivary_glands", "liver", "spleen", "red_marrow", "lesion_1", "lesion_2")
@@ -344,7 +344,7 @@ def test_twin_input_errors(model):
 @pytest.mark.slow
 def test_laplace_agrees_with_nuts(model):
     """Second method: NUTS (tdt.inference) on the same data, prior and measurement model."""
-    from tdt.twin.assimilate import assimilate_nuts
+    from tdt.twin._assimilate import assimilate_nuts
 
     rng = np.random.default_rng(1)
     prior = GaussianPosterior.from_model_priors(model)
@@ -376,7 +376,7 @@ def test_plan_resimulated_with_pbpk_solver_and_numerical_bed(model):
     must match the planner's closed forms."""
     radiobiology = pytest.importorskip("tdt.radiobiology")
     from tdt.twin import plan as make_plan
-    from tdt.twin.response import dose_matrix, response_draws
+    from tdt.twin._response import dose_matrix, response_draws
 
     rng = np.random.default_rng(21)
     truths = [draw_truth(model, rng, scale=0.5) for _ in range(3)]

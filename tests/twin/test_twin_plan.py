@@ -24,7 +24,7 @@ from tdt.twin import (
     max_uniform_activity,
     plan,
 )
-from tdt.twin.draws import quadratic_bed_coefficient
+from tdt.twin._draws import quadratic_bed_coefficient
 
 ORGANS = ("kidneys", "red_marrow", "lesion_1", "lesion_2")
 

@@ -189,7 +189,7 @@ def test_dose_matrix_is_the_map_of_predict_doses(response, rng):
     # predict_doses computes doses with tdt.inference.predictive.doses_from_tia (whole-body TIA
     # = every compartment but urine, remainder of body derived); the planner's matrix must be
     # that map: compare on random positive TIAs (MBq·h) per draw
-    from tdt.inference.predictive import doses_from_tia
+    from tdt.inference._predictive import doses_from_tia
 
     tia = {c: rng.lognormal(np.log(2000.0), 1.0, 25) for c in response.compartments}
     body = sum(tia.values())

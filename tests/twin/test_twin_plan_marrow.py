@@ -10,7 +10,7 @@ from tdt.errors import InputError
 from tdt.inference import DosePrediction
 from tdt.radiobiology import dose_limit
 from tdt.twin import Constraint, DoseDraws, evaluate, plan
-from tdt.twin.plan import RED_MARROW_DOSE_2
+from tdt.twin._plan import RED_MARROW_DOSE_2
 from tests.inference.test_inference_posterior_marrow import posterior  # noqa: F401 (fixture)
 
 A_FITTED = 7400.0  # MBq, the cycle the prediction describes

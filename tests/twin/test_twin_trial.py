@@ -9,7 +9,7 @@ import pytest
 
 from tdt.errors import InputError
 from tdt.twin import PatientRecord, Policy, Twin, virtual_trial
-from tdt.twin.trial import MARROW_DOSE_LIMIT_GY
+from tdt.twin._trial import MARROW_DOSE_LIMIT_GY
 
 
 def wilson(k, n, z=1.959963984540054):

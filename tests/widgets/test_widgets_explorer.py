@@ -15,7 +15,7 @@ import pytest
 
 from tdt.errors import InputError
 from tdt.widgets import ScenarioExplorer, ScenarioInputs
-from tdt.widgets.debounce import Debouncer
+from tdt.widgets._debounce import Debouncer
 
 
 def value(explorer, region, quantity) -> float:

@@ -1,4 +1,4 @@
-"""tdt.widgets.inputs and the explorer's controls: independent references, import direction."""
+"""tdt.widgets._inputs and the explorer's controls: independent references, import direction."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ def _widget_imports(module: str) -> set[str]:
 
 def test_inputs_is_the_bottom_of_the_widgets_package():
     # the shared type imports no other widgets module; adapters build on it (no cycle)
-    assert _widget_imports("inputs") == set()
-    assert _widget_imports("adapters") == {"tdt.widgets.inputs"}
+    assert _widget_imports("_inputs") == set()
+    assert _widget_imports("_adapters") == {"tdt.widgets._inputs"}
 
 
 @pytest.mark.parametrize("half_life_h", [12.0, 40.0, 150.0])

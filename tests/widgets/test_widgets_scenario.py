@@ -125,7 +125,7 @@ def test_kidney_bed_and_exceedance_match_numpy(inputs, model, activity_mbq, n_cy
 
 
 def test_red_marrow_dose_limit_and_ntcp_match_scipy(inputs, model):
-    from tdt.radiobiology.parameters import NTCP_PARAMETERS
+    from tdt.radiobiology._parameters import NTCP_PARAMETERS
 
     out = model(Scenario(activity_mbq=8000.0, n_cycles=6))
     m = out.index("red_marrow")

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 from tdt.errors import InputError
-from tdt.widgets.serve import voila_command
+from tdt.widgets._serve import voila_command
 
 
 def _free_port() -> int:

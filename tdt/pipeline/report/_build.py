@@ -10,7 +10,7 @@ Layout of the supplement directory (default ``runs/_supplement/<study>-<run-id>/
     <study>-<run-id>/files/...       every output of the run with its manifest: a copy that
                                      ``tdt verify RUN --against <it>`` accepts
 
-Every run is re-hashed first (:func:`tdt.pipeline.manifest.verify_run`); a run that fails is
+Every run is re-hashed first (:func:`tdt.pipeline._manifest.verify_run`); a run that fails is
 refused, so a supplement only ever shows intact runs. Fits whose convergence flags are false
 are marked "NOT CONVERGED" on every page that shows them. Written atomically (temporary
 directory, then rename).
@@ -27,7 +27,7 @@ from typing import Any
 
 from tdt._atomic import atomic_directory
 from tdt.errors import StudyError
-from tdt.pipeline import manifest as mf
+from tdt.pipeline import _manifest as mf
 from tdt.pipeline.report._diagnostics import diagnostics_section
 from tdt.pipeline.report._html import badge, e, number, page, table
 from tdt.pipeline.report._methods import methods_html

@@ -5,6 +5,8 @@ Public API (see docs/twin.md):
 - :class:`DoseDraws` — per-draw, per-organ response of future cycles (dose/MBq, BED coefficient);
 - :func:`plan`, :class:`Constraint`, :class:`Policy`, :class:`TcpModel`, :class:`Plan`,
   :func:`evaluate`, :func:`max_uniform_activity`, :func:`exceedance_probability`;
+- :func:`plan_activity_and_ligand` (activity AND ligand amount through a receptor PBPK),
+  :class:`LigandPlan`, :class:`LigandResponse` (per-draw d(L), q(L));
 - :class:`Twin` (assimilate / predict / plan / save / load), :class:`PatientRecord`,
   :class:`CycleData`, :class:`Calibration`, :class:`DriftModel`, :class:`GaussianPosterior`;
 - :class:`QAReport`, :class:`AuditLog`, :func:`virtual_trial`, :func:`virtual_trial_cohort`.
@@ -13,6 +15,7 @@ Public API (see docs/twin.md):
 from tdt.twin._assimilate import DriftModel, GaussianPosterior, assimilate_laplace
 from tdt.twin._audit import AuditLog
 from tdt.twin._draws import DoseDraws, quadratic_bed_coefficient
+from tdt.twin._ligand_response import LigandResponse
 from tdt.twin._plan import (
     DEFAULT_CONSTRAINTS,
     KIDNEY_BED_28,
@@ -28,6 +31,7 @@ from tdt.twin._plan import (
     max_uniform_activity,
     plan,
 )
+from tdt.twin._plan_ligand import LigandPlan, plan_activity_and_ligand
 from tdt.twin._predict import Prediction, credible_width
 from tdt.twin._qa import QAReport
 from tdt.twin._record import Calibration, CycleData, PatientRecord
@@ -41,5 +45,5 @@ __all__ = [
     "DEFAULT_CONSTRAINTS", "KIDNEY_BED_28", "KIDNEY_BED_40", "RED_MARROW_DOSE_2", "Constraint",
     "DoseDraws", "LinearQuadratic", "Plan", "Policy", "ScheduleEvaluation", "TcpModel", "evaluate",
     "exceedance_probability", "max_uniform_activity", "plan", "quadratic_bed_coefficient",
-    "tissue_parameters",
+    "tissue_parameters", "LigandPlan", "LigandResponse", "plan_activity_and_ligand",
 ]

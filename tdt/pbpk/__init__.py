@@ -49,7 +49,7 @@ from tdt.pbpk._nonlinear import (
 )
 from tdt.pbpk._organs import (
     TISSUE_ORGANS,
-    is_lesion,  # noqa: E402
+    is_lesion,
 )
 from tdt.pbpk._pairs import (  # noqa: E402
     TheranosticPair,

@@ -1,7 +1,7 @@
 """Per-draw response of one cycle of a receptor PBPK as a function of the ligand amount.
 
 For one bolus of activity A (MBq) and total peptide L (nmol, labelled + unlabelled) the hot
-activity of every compartment is c e^{-λt} total(t; L) with c = A / L (tdt.inference.fast_pbpk,
+activity of every compartment is c e^{-λt} total(t; L) with c = A / L (tdt.inference._fast_pbpk,
 fact 1): the *shape* of every time-activity curve depends on L only (receptor saturation), its
 *scale* is proportional to A. Hence, per draw i and organ o, exactly (not a linearisation):
 
@@ -29,7 +29,7 @@ Where each piece comes from (nothing is re-implemented here):
   are not a source here (``predict_doses(void_interval_h=None)``);
 - dose-rate history of organ o: Ḋ_o(t) ∝ A_o(t) (its own activity, as ``predict_doses``);
   G from :func:`tdt.radiobiology.dose_and_g_factor` on a log-spaced grid to ``linear_after_h``
-  (168 h) with its exponential tail; α/β and T_rep from :func:`tdt.twin.tissues.tissue_parameters`.
+  (168 h) with its exponential tail; α/β and T_rep from :func:`tdt.twin._tissues.tissue_parameters`.
 """
 
 from __future__ import annotations

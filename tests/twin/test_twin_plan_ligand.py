@@ -186,7 +186,7 @@ def test_bad_input_names_the_field(forward, draws, response):
 
 
 def test_dose_matrix_is_the_map_of_predict_doses(response, rng):
-    # predict_doses computes doses with tdt.inference.predictive.doses_from_tia (whole-body TIA
+    # predict_doses computes doses with tdt.inference._predictive.doses_from_tia (whole-body TIA
     # = every compartment but urine, remainder of body derived); the planner's matrix must be
     # that map: compare on random positive TIAs (MBq·h) per draw
     from tdt.inference._predictive import doses_from_tia

@@ -56,7 +56,11 @@ from tdt.inference._posterior import (  # noqa: E402
     is_dose_bearing,
     summarise_draws,
 )
-from tdt.inference._predictive import dose_prediction, effective_half_life_h  # noqa: E402
+from tdt.inference._predictive import (  # noqa: E402
+    dose_prediction,
+    doses_from_tia,
+    effective_half_life_h,
+)
 from tdt.inference._pretherapy import TherapyPosterior, predict_therapy_from_pet  # noqa: E402
 from tdt.inference._sampling import fit_patient  # noqa: E402
 from tdt.inference._sbc import (  # noqa: E402
@@ -80,7 +84,7 @@ __all__ = [
     "reduced_model", "recovery_coefficients", "SiteSummary", "combine_site_summaries", "run_sbc",
     "simulate_cohort", "site_summary", "sphere_recovery_coefficient", "standard_template",
     "summarise_draws", "bayesian_stp_tia", "effective_half_life_h", "run_federated_scenario",
-    "two_parameter_twin",
+    "two_parameter_twin", "doses_from_tia",
     "DriftModel", "GaussianPosterior", "laplace_mode",
     "is_dose_bearing", "dose_prediction", "solve_boluses",
     "TherapyPosterior", "predict_therapy_from_pet",

@@ -24,13 +24,14 @@ from dataclasses import replace
 import arviz as az
 import numpy as np
 
+from tdt.dosimetry import is_lesion
 from tdt.errors import InputError
 from tdt.inference._data import PatientData
 from tdt.inference._measurement import MeasurementModel
 from tdt.inference._models import TwinModel, custom_model, pbpk_model
 from tdt.inference._posterior import Posterior, default_time_grid
 from tdt.inference._sampling import fit_patient
-from tdt.pbpk import TheranosticPair, check_pair_models, get_pair, is_lesion
+from tdt.pbpk import TheranosticPair, check_pair_models, get_pair
 
 #: time points per cycle of the TAC grid of therapy predictions (:meth:`TherapyPosterior.predict`)
 TIME_POINTS_PER_CYCLE = 48

@@ -47,10 +47,7 @@ from tdt.pbpk._nonlinear import (
     specific_activity_mbq_per_nmol,
     total_ligand_nmol,
 )
-from tdt.pbpk._organs import (
-    TISSUE_ORGANS,
-    is_lesion,
-)
+from tdt.pbpk._organs import TISSUE_ORGANS
 from tdt.pbpk._pairs import (  # noqa: E402
     TheranosticPair,
     build_ligand_model,
@@ -84,6 +81,6 @@ __all__ = [
     "ROS34PW2", "fluxes", "frozen_occupancy_propagate", "geometric_grid",
     "identifiable_receptor_parameters", "total_ligand_nmol",
     "MAX_SQUARINGS",
-    "TheranosticPair", "check_pair_models", "get_pair", "is_lesion",
-    "TheranosticPair", "build_ligand_model", "dotatate_ga68", "get_pair", "ligand_table", "pair_names", "psma11", "register_pair",
+    "TheranosticPair", "build_ligand_model", "check_pair_models", "dotatate_ga68", "get_pair",
+    "ligand_table", "pair_names", "psma11", "register_pair",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from tdt.errors import InputError
 from tdt.pbpk._description import Tissue
 from tdt.pbpk._nonlinear import PbpkModel
-from tdt.pbpk._organs import is_lesion, lesion_names
+from tdt.pbpk._organs import is_lesion_compartment, lesion_names
 from tdt.pbpk._parameters import ParameterSpec, load_table
 
 
@@ -31,7 +31,7 @@ def build(name: str, dataset: str, organs: tuple[str, ...], receptor_organs: fro
     tissues = tuple(Tissue(o, o in receptor_organs) for o in organs)
     tissues += tuple(Tissue(lesion, True) for lesion in lesion_list)
     for t in tissues:
-        if not is_lesion(t.name) and f"V_{t.name}" not in table:
+        if not is_lesion_compartment(t.name) and f"V_{t.name}" not in table:
             raise InputError(f"organs: {t.name!r} has no parameters in dataset {dataset!r}")
     return PbpkModel(name, tissues, nuclide, expand_lesions(table, lesion_list), dataset,
                      **options)

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from tdt.errors import InputError
 from tdt.pbpk._linear_solve import solve_piecewise_linear
-from tdt.pbpk._organs import is_lesion, lesion_names, validate_organs
+from tdt.pbpk._organs import is_lesion_compartment, lesion_names, validate_organs
 from tdt.pbpk._parameters import ParameterSpec, load_table
 from tdt.pbpk._registry import ModelSpec, all_parameters, register_model
 from tdt.pbpk._schedule import Schedule
@@ -144,7 +144,7 @@ class LinearModel:
 def _template(name: str) -> str:
     """``k_in_lesion_3`` -> ``k_in_lesion`` (every lesion shares the table's lesion template)."""
     for prefix in ("k_in_", "k_out_"):
-        if name.startswith(prefix) and is_lesion(name[len(prefix):]):
+        if name.startswith(prefix) and is_lesion_compartment(name[len(prefix):]):
             return prefix + "lesion"
     return name
 

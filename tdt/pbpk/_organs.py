@@ -14,8 +14,9 @@ TISSUE_ORGANS: tuple[str, ...] = (
 _LESION = re.compile(r"lesion_([1-9][0-9]*)")
 
 
-def is_lesion(name: str) -> bool:
-    """True for ``lesion_1``, ``lesion_2``, ..."""
+def is_lesion_compartment(name: str) -> bool:
+    """True for a lesion *compartment* name of a model: ``lesion_1``, ``lesion_2``, ... (strict;
+    a VOI name such as "Tumour 2" is a lesion by :func:`tdt.dosimetry.is_lesion`, the general rule)."""
     return _LESION.fullmatch(name) is not None
 
 
@@ -29,7 +30,7 @@ def lesion_names(lesions: int | Iterable[str]) -> tuple[str, ...]:
         return tuple(f"lesion_{i}" for i in range(1, lesions + 1))
     names = tuple(lesions)
     for name in names:
-        if not isinstance(name, str) or not is_lesion(name):
+        if not isinstance(name, str) or not is_lesion_compartment(name):
             raise InputError(f"lesions: expected names 'lesion_1', 'lesion_2', ..., got {name!r}")
     if len(set(names)) != len(names):
         raise InputError(f"lesions: duplicate lesion names in {names}")
@@ -47,7 +48,7 @@ def validate_organs(organs: Iterable[str], allowed: Iterable[str] = TISSUE_ORGAN
             raise InputError(f"organs: expected organ names (str), got {name!r}")
         if name in ("plasma", "urine"):
             raise InputError(f"organs: {name!r} is always part of the model; do not list it")
-        if name not in allowed and not is_lesion(name):
+        if name not in allowed and not is_lesion_compartment(name):
             raise unknown_name_error("organs", name, (*allowed, "lesion_<n>"))
     if len(set(names)) != len(names):
         raise InputError(f"organs: duplicate names in {names}")

@@ -29,7 +29,7 @@ from tdt.errors import CatalogError, InputError, unknown_name_error
 from tdt.pbpk._builders import expand_lesions
 from tdt.pbpk._description import Tissue
 from tdt.pbpk._nonlinear import PbpkModel
-from tdt.pbpk._organs import is_lesion, lesion_names
+from tdt.pbpk._organs import is_lesion_compartment, lesion_names
 from tdt.pbpk._parameters import ParameterSpec, load_table
 from tdt.pbpk._registry import get_model
 from tdt.pbpk._schedule import Administration, Schedule
@@ -70,7 +70,7 @@ def build_ligand_model(name: str, dataset: str, organs: tuple[str, ...],
     tissues = tuple(Tissue(o, o in receptor_organs) for o in organs)
     tissues += tuple(Tissue(lesion, True) for lesion in lesion_list)
     for t in tissues:
-        if not is_lesion(t.name) and f"V_{t.name}" not in table:
+        if not is_lesion_compartment(t.name) and f"V_{t.name}" not in table:
             raise InputError(f"organs: {t.name!r} has no parameters in dataset {dataset!r}")
     return PbpkModel(name, tissues, nuclide, expand_lesions(table, lesion_list), dataset,
                      **options)
@@ -232,7 +232,7 @@ def check_pair_models(pair: TheranosticPair, organs: Sequence[str]) -> None:
     """Raise when ``organs`` (PET VOIs) are not organs of the diagnostic model."""
     known = pair.diagnostic_spec.organs
     for organ in organs:
-        if not is_lesion(organ) and organ not in known:
+        if not is_lesion_compartment(organ) and organ not in known:
             raise unknown_name_error(f"{pair.key} organ", organ, known)
 
 

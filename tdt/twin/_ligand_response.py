@@ -19,12 +19,11 @@ Where each piece comes from (nothing is re-implemented here):
   ``method="grid"`` PBPK and one bolus is the sampler's structured solve (``solve_bolus`` of
   tdt.inference's fast PBPK path, same scheme as the grid solver), jitted and vmapped; its
   derivative in L by forward-mode ``jax.jvp`` (one scalar input: forward mode is the cheap one);
-- dosimetry: the MIRD map of ``Posterior.predict_doses`` (its ``doses_from_tia``, not exported by
-  tdt.inference: the same sources are handed to :func:`tdt.dosimetry.organ_doses` — S-values
-  mass-scaled to the patient, lesions as spheres, the remainder of body from the whole-body
-  TIA; the test checks equality with ``doses_from_tia``). It is linear in the TIAs on the physical domain
-  (remainder TIA >= 0), so it is evaluated once on unit TIAs and kept as a matrix — the traceable
-  form of the same map (tested equal to ``predict_doses``). Red marrow: image-based (the model's
+- dosimetry: the MIRD map of ``Posterior.predict_doses``, :func:`tdt.inference.doses_from_tia`
+  itself (S-values mass-scaled to the patient, lesions as spheres, the remainder of body from
+  the whole-body TIA). It is linear in the TIAs on the physical domain (remainder TIA >= 0), so
+  it is evaluated once on unit TIAs and kept as a matrix — the traceable form of the same map
+  (tested equal to ``doses_from_tia`` on draws and to ``predict_doses``). Red marrow: image-based (the model's
   ``red_marrow`` compartment), as ``predict_doses(marrow="image")``. The urinary-bladder contents
   are not a source here (``predict_doses(void_interval_h=None)``);
 - dose-rate history of organ o: Ḋ_o(t) ∝ A_o(t) (its own activity, as ``predict_doses``);
@@ -40,9 +39,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tdt.dosimetry import REMAINDER_TISSUES, organ_doses
+from tdt.dosimetry import REMAINDER_TISSUES
 from tdt.errors import ConvergenceError, InputError, unknown_name_error
-from tdt.inference import custom_model
+from tdt.inference import custom_model, doses_from_tia
 from tdt.pbpk import Administration, Schedule
 from tdt.radiobiology import dose_and_g_factor, is_lesion
 from tdt.twin._draws import DoseDraws
@@ -122,12 +121,9 @@ class LigandResponse:
         n = len(self.compartments)
         eye = np.eye(n)
         tia = {c: eye[:, j] for j, c in enumerate(self.compartments)}
-        sources = {c: v for c, v in tia.items() if c not in REMAINDER_TISSUES}
-        sources["total_body"] = np.ones(n) - sum(
-            (tia[c] for c in self.lesion_volumes_ml), np.zeros(n))
-        doses = organ_doses(sources, nuclide=self.nuclide, phantom=self.phantom,
-                            organ_masses_g=self.organ_masses_g or None,
-                            lesion_volumes_ml=self.lesion_volumes_ml or None)
+        doses = doses_from_tia(tia, nuclide=self.nuclide, phantom=self.phantom,
+                               organ_masses_g=self.organ_masses_g or None,
+                               volumes_ml=self.lesion_volumes_ml, total_body_tia_mbq_h=np.ones(n))
         targets = tuple(c for c in self.compartments
                         if c in doses and c not in REMAINDER_TISSUES)
         matrix = np.stack([np.asarray(doses[t], dtype=float) for t in targets])

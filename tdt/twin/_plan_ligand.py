@@ -328,7 +328,7 @@ def plan_activity_and_ligand(
     # best point evaluated; none feasible: the plan at the largest-activity point says "stop"
     x_best = (max(feasible, key=lambda x: feasible[x][0]) if feasible
               else max(points, key=lambda x: points[x][2]))
-    ligand = math.exp(x_best)
+    ligand = min(max(math.exp(x_best), l_lo), l_hi)  # exp(log(bound)) may round past it
     chosen = plan(fun.draws_at[x_best], int(n_cycles), objective, constraints, policy,
                   "uniform", tcp)
     return LigandPlan(

@@ -29,6 +29,7 @@ import numpy as np
 
 from tdt.errors import InputError
 from tdt.pbpk import get_model, model_names, reduced_linear
+from tdt.radiobiology import dose_limit
 from tdt.twin._assimilate import (
     DriftModel,
     GaussianPosterior,
@@ -39,6 +40,7 @@ from tdt.twin._assimilate import (
 )
 from tdt.twin._audit import AuditLog
 from tdt.twin._draws import DoseDraws
+from tdt.twin._pbpk_plan import plan_pbpk
 from tdt.twin._pbpk_twin import (
     init_pbpk,
     parameter_paths,
@@ -46,6 +48,7 @@ from tdt.twin._pbpk_twin import (
     predict_pbpk,
 )
 from tdt.twin._plan import Constraint, Plan, Policy, TcpModel, evaluate, plan
+from tdt.twin._plan_ligand import LigandPlan
 from tdt.twin._predict import Prediction, activities_from, predict_schedule
 from tdt.twin._qa import QAReport, build_report
 from tdt.twin._record import CycleData, PatientRecord
@@ -200,9 +203,10 @@ class Twin:
 
     def default_constraints(self) -> tuple[Constraint, ...]:
         """P(kidney BED > record's limit) <= 5 %, P(red-marrow dose > 2 Gy) <= 5 %."""
+        organs = self.pbpk.organs if self.is_pbpk else self.targets
         out = [Constraint("kidneys", "bed", self.record.kidney_bed_limit_gy, 0.05)]
-        if "red_marrow" in self.targets:
-            out.append(Constraint("red_marrow", "dose", 2.0, 0.05))
+        if "red_marrow" in organs:
+            out.append(Constraint.from_limit(dose_limit("red_marrow_dose"), 0.05))
         return tuple(out)
 
     def response(self, n_cycles: int) -> DoseDraws:
@@ -330,16 +334,28 @@ class Twin:
 
     def plan(self, objective: str = "tumour_bed", constraints: Sequence[Constraint] | None = None,
              policy: Policy | None = None, n_cycles: int | None = None, method: str = "uniform",
-             tcp: TcpModel | None = None) -> Plan:
-        """Activities for the remaining cycles (see :func:`tdt.twin._plan.plan`); audited."""
+             tcp: TcpModel | None = None, **ligand_options) -> Plan | LigandPlan:
+        """Activities for the remaining cycles (see :func:`tdt.twin.plan`); audited. The PBPK
+        twin plans activity *and* ligand amount (:class:`tdt.twin.LigandPlan`, uniform policy,
+        :func:`tdt.twin.plan_activity_and_ligand` on the next cycle's drifted draws, with the
+        delivered dose and BED; :mod:`tdt.twin._pbpk_plan`); ``ligand_options`` (PBPK twin only)
+        go to that planner (bounds, ``max_evaluations``, ``starts_nmol``)."""
         if self.is_pbpk:
-            raise InputError("Twin.plan: planning on the PBPK twin (activity and ligand amount) "
-                             "is not available yet; use twin.predict(...) for candidate "
-                             "schedules, twin.pbpk_parameter_draws() for a planner, or "
-                             "Twin(record, model='reduced').plan()")
-        n = self.cycles_remaining if n_cycles is None else int(n_cycles)
-        constraints = self.default_constraints() if constraints is None else tuple(constraints)
-        result = plan(self.response(max(n, 1)), n, objective, constraints, policy, method, tcp)
+            self._need_pbpk_fit("plan")
+            if policy is not None or method != "uniform":
+                raise InputError(f"Twin.plan: policy={policy!r}, method={method!r}; the PBPK "
+                                 "twin plans the uniform policy (same activity and ligand "
+                                 "amount every remaining cycle)")
+            result = plan_pbpk(self, objective, constraints, n_cycles, tcp, **ligand_options)
+        else:
+            if ligand_options:
+                raise InputError(f"Twin.plan: {sorted(ligand_options)} apply to the PBPK twin "
+                                 "only (activity and ligand planning)")
+            n = self.cycles_remaining if n_cycles is None else int(n_cycles)
+            constraints = (self.default_constraints() if constraints is None
+                           else tuple(constraints))
+            result = plan(self.response(max(n, 1)), n, objective, constraints, policy, method,
+                          tcp)
         unreliable = [r.cycle for r in self.qa_reports if r.check("fit").status == "fail"]
         payload = result.to_dict() | {"cycles_assimilated": len(self.cycles),
                                       "unreliable_fits": unreliable}

@@ -17,7 +17,7 @@ from tdt import Twin
 from tdt.errors import InputError
 from tdt.inference._predictive import dose_prediction
 from tdt.pbpk import Administration, Schedule, psma617
-from tdt.twin import Calibration, CycleData, PatientRecord
+from tdt.twin import Calibration, Constraint, CycleData, PatientRecord
 from tdt.twin._pbpk_twin import HISTORY_H, body_compartments
 
 TIMES = np.array([4.0, 24.0, 48.0, 96.0, 168.0])
@@ -79,8 +79,24 @@ def test_pbpk_twin_wiring_with_a_tiny_run():
                                   draws[0]["R_kidneys"])
     ratio = draws[1]["R_kidneys"] / draws[0]["R_kidneys"]
     assert np.all(ratio != 1.0) and abs(np.mean(np.log(ratio))) < 0.1  # N(0, 0.05²) steps
-    with pytest.raises(InputError, match="PBPK twin"):
-        twin.plan()
+    with pytest.raises(InputError, match="uniform policy"):
+        twin.plan(method="gradient")
+    # plan activity and ligand amount for the next cycle, then check it independently through
+    # the twin's own prediction path (past cycle re-simulated, the same drifted draws): the
+    # planner's P(cumulative kidney BED > limit) equals the fraction of predicted draws above it
+    limit = 12.5  # Gy: a kidney BED limit that binds within one cycle of this patient
+    plan = twin.plan(constraints=[Constraint("kidneys", "bed", limit, 0.2)], n_cycles=1,
+                     max_evaluations=6)
+    assert len(plan.activities_mbq) == 1 and len(plan.ligand_nmol) == 1
+    assert 1000.0 <= plan.activities_mbq[0] <= 12000.0 and 20.0 <= plan.ligand_nmol[0] <= 1000.0
+    check = twin.predict(Schedule([Administration(0.0, plan.activities_mbq[0],
+                                                  plan.ligand_nmol[0])]))
+    kidney_bed = check.cumulative_bed_gy["kidneys"]
+    counted = float(np.mean(kidney_bed > limit * (1 + 1e-6)))
+    (probability,) = plan.constraint_probabilities.values()
+    assert 0.0 < probability <= 0.2
+    assert probability == pytest.approx(counted, abs=1.5 / kidney_bed.size)
+    assert twin.audit.entries[-1]["event"] == "plan"
     with pytest.raises(InputError, match="not supported"):
         twin.save("never-written.tdtwin")
 

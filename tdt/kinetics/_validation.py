@@ -104,6 +104,11 @@ def resolve_weights(weights, y: np.ndarray) -> np.ndarray:
 #: An effective half-life longer than the physical one is impossible (T_eff = 1/(λ_phys + λ_bio),
 #: λ_bio ≥ 0); noise allows some excess, beyond this factor the time unit is suspect (minutes?)
 EFFECTIVE_HALF_LIFE_MAX_FACTOR = 1.5
+#: ... but only once uptake is over: before it, λ_bio < 0 and the decay-corrected curve rises
+#: legitimately (68Ga/18F PET at 1–2 h: tumour and kidney uptake still rising, the physical
+#: half-life ~1–2 h). The check applies when both of the last two points are at least this late
+#: (h after administration); unit errors of early-only data are caught by the time checks.
+EFFECTIVE_HALF_LIFE_CHECK_AFTER_H = 4.0
 #: last time point > this many physical half-lives: the activity would be < 1e-6 of the
 #: administered (times in minutes or seconds passed as hours?)
 LAST_TIME_MAX_HALF_LIVES = 20.0
@@ -139,7 +144,8 @@ def check_tac_plausibility(times_h: np.ndarray, activity_mbq: np.ndarray,
         warn_implausible(f"{name} activity_mbq", f"rising to its maximum {y[-1]:.4g} MBq at the "
                          f"last time {t[-1]:.4g} h", "a curve that has begun to clear by the last "
                          "time point (the TIA tail beyond it is an assumption)")
-    elif t.size >= 2 and y[-2] > 0 and y[-1] > 0 and t[-1] > t[-2]:
+    elif (t.size >= 2 and y[-2] > 0 and y[-1] > 0 and t[-1] > t[-2]
+          and t[-2] >= EFFECTIVE_HALF_LIFE_CHECK_AFTER_H):
         rate = math.log(y[-2] / y[-1]) / (t[-1] - t[-2])
         if rate < half_life_to_rate(EFFECTIVE_HALF_LIFE_MAX_FACTOR * half_life):
             shown = f"{rate_to_half_life(rate):.4g} h" if rate > 0 else "infinite (flat or rising)"

@@ -117,6 +117,25 @@ def test_kinetics_check_against_administered_activity():
     assert any("kidneys activity" in m for m in found)
 
 
+def test_early_pet_uptake_is_not_a_unit_error():
+    # 68Ga-PSMA-11 PET at 1 and 2 h: a tumour still taking up tracer (biological uptake rate
+    # 0.5/h against 68Ga's physical decay, T½ 67.71 min, ICRP-107) — in activity at scan time
+    # the last two points fall more slowly than the physical half-life allows for a clearing
+    # organ, legitimately (λ_bio < 0). No warning; minutes passed as hours still warn.
+    from tdt.kinetics._validation import check_tac_plausibility
+
+    t = np.array([1.0, 2.0])
+    lam = math.log(2) / (67.71 / 60.0)
+    activity = 5.0 * (1 - np.exp(-0.5 * t)) * np.exp(-lam * t)
+    assert math.log(activity[0] / activity[1]) < lam / 1.5  # the old rule would have warned
+    _, found = recorded(lambda: check_tac_plausibility(t, activity, nuclide="Ga-68",
+                                                       name="lesion_1"))
+    assert found == []
+    _, found = recorded(lambda: check_tac_plausibility(t * 60.0, activity, nuclide="Ga-68",
+                                                       name="lesion_1"))
+    assert any("minutes passed as hours" in m for m in found)
+
+
 # ---- dosimetry ---------------------------------------------------------------------------------
 
 def _organ_doses(tia, **kw):

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from tdt.errors import InputError
 from tdt.imaging._ct import ct_slice_uids, write_ct
@@ -47,6 +46,7 @@ from tdt.imaging._partial_volume import fwhm_to_sigma
 from tdt.imaging._phantom_anatomy import (
     ORGANS,
     SPECT_VOXEL_MM,
+    blurred_activity_image,
     body_mask,
     ct_numbers,
     draw_lesions,
@@ -184,14 +184,10 @@ def _write_spect(folder: Path, rng, *, spect, regions, activity, scan_times, nom
     decay_average = -math.expm1(-lt) / lt  # mean of exp(-λt) over the acquisition
     names, expected_image = [], {n: [] for n in regions}
     for t_index, t_h in enumerate(scan_times):
-        true_map = np.zeros(spect.shape)
-        for name, mask in regions.items():
-            n_vox = int(mask.sum())
-            if n_vox:
-                true_map[mask] = activity[name][t_index] / n_vox
-        blurred = ndimage.gaussian_filter(true_map, sigma_vox, mode="constant", truncate=4.0)
-        for name, mask in regions.items():
-            expected_image[name].append(float(blurred[mask].sum()))
+        blurred, sums = blurred_activity_image(
+            spect.shape, regions, {n: activity[n][t_index] for n in regions}, sigma_vox)
+        for name in regions:
+            expected_image[name].append(sums[name])
         counts = blurred * decay_average * duration_s * cps_per_mbq
         if noise:
             counts = rng.poisson(counts).astype(np.float64)

@@ -7,6 +7,7 @@ are schematic ellipsoids, compressed cranio-caudally to fit a 384 mm axial field
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from tdt.imaging._geometry import Geometry
 
@@ -96,3 +97,17 @@ def ct_numbers(masks: dict[str, np.ndarray], body: np.ndarray) -> np.ndarray:
         hu[m] = HU_LESION if name.startswith("lesion") else (
             HU_BONE if name == "red_marrow" else ORGANS[name][1])
     return hu
+
+
+def blurred_activity_image(shape, regions: dict, activity_mbq: dict, sigma_vox: float):
+    """The phantom's image of one time point: each region's activity (MBq) spread uniformly over
+    its voxels, blurred by the Gaussian PSF (``sigma_vox`` voxels; zero outside the grid);
+    returns the blurred map (MBq per voxel) and its sum inside each region (MBq) — the expected
+    image-based VOI activity, the partial-volume stage of the truth decomposition."""
+    true_map = np.zeros(shape)
+    for name, mask in regions.items():
+        n_vox = int(mask.sum())
+        if n_vox:
+            true_map[mask] = activity_mbq[name] / n_vox
+    blurred = ndimage.gaussian_filter(true_map, sigma_vox, mode="constant", truncate=4.0)
+    return blurred, {name: float(blurred[mask].sum()) for name, mask in regions.items()}

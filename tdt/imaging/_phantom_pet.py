@@ -28,10 +28,10 @@ from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
-from scipy import ndimage
 
 from tdt.imaging._partial_volume import fwhm_to_sigma
 from tdt.imaging._pet_write import write_pet
+from tdt.imaging._phantom_anatomy import blurred_activity_image
 from tdt.pbpk import get_pair
 from tdt.units import SECONDS_PER_HOUR
 
@@ -108,14 +108,10 @@ def write_pet_study(pet_dir: Path, source_dir: Path, *, seed: int, spect, region
     expected_image = {n: [] for n in regions}
     series = []
     for k, t_h in enumerate(times):
-        true_map = np.zeros(spect.shape)
-        for name, mask in regions.items():
-            n_vox = int(mask.sum())
-            if n_vox:
-                true_map[mask] = activity[name][k] / n_vox
-        blurred = ndimage.gaussian_filter(true_map, sigma_vox, mode="constant", truncate=4.0)
-        for name, mask in regions.items():
-            expected_image[name].append(float(blurred[mask].sum()))
+        blurred, sums = blurred_activity_image(
+            spect.shape, regions, {n: activity[n][k] for n in regions}, sigma_vox)
+        for name in regions:
+            expected_image[name].append(sums[name])
         image = blurred
         if noise:
             image = np.maximum(blurred * (1.0 + _VOXEL_NOISE_CV * rng.standard_normal(

@@ -24,10 +24,14 @@ def expand_lesions(table: dict[str, ParameterSpec], lesions: tuple[str, ...]):
 
 
 def build(name: str, dataset: str, organs: tuple[str, ...], receptor_organs: frozenset[str],
-          lesions: int | Iterable[str], nuclide: str, **options) -> PbpkModel:
-    """A :class:`PbpkModel` with ``organs`` (+ lesions, all receptor-bearing) from ``dataset``."""
+          lesions: int | Iterable[str], nuclide: str, table: dict | None = None,
+          **options) -> PbpkModel:
+    """A :class:`PbpkModel` with ``organs`` (+ lesions, all receptor-bearing) from ``dataset``
+    (its parameter table, or ``table`` when given: e.g. a diagnostic ligand's, merged onto its
+    base by :func:`tdt.pbpk.ligand_table`)."""
     lesion_list = lesion_names(lesions)
-    table, _ = load_table(dataset)
+    if table is None:
+        table, _ = load_table(dataset)
     tissues = tuple(Tissue(o, o in receptor_organs) for o in organs)
     tissues += tuple(Tissue(lesion, True) for lesion in lesion_list)
     for t in tissues:

@@ -26,8 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tdt.errors import CatalogError, InputError, unknown_name_error
-from tdt.pbpk._builders import expand_lesions
-from tdt.pbpk._description import Tissue
+from tdt.pbpk._builders import build
 from tdt.pbpk._nonlinear import PbpkModel
 from tdt.pbpk._organs import is_lesion_compartment, lesion_names
 from tdt.pbpk._parameters import ParameterSpec, load_table
@@ -65,15 +64,8 @@ def build_ligand_model(name: str, dataset: str, organs: tuple[str, ...],
                        nuclide: str, **options) -> PbpkModel:
     """A :class:`PbpkModel` from a ligand table (:func:`ligand_table`), as
     :func:`tdt.pbpk._builders.build` does from a full one."""
-    lesion_list = lesion_names(lesions)
-    table, _ = ligand_table(dataset)
-    tissues = tuple(Tissue(o, o in receptor_organs) for o in organs)
-    tissues += tuple(Tissue(lesion, True) for lesion in lesion_list)
-    for t in tissues:
-        if not is_lesion_compartment(t.name) and f"V_{t.name}" not in table:
-            raise InputError(f"organs: {t.name!r} has no parameters in dataset {dataset!r}")
-    return PbpkModel(name, tissues, nuclide, expand_lesions(table, lesion_list), dataset,
-                     **options)
+    return build(name, dataset, organs, receptor_organs, lesions, nuclide,
+                 table=ligand_table(dataset)[0], **options)
 
 
 def _template(name: str) -> str:

@@ -109,16 +109,14 @@ class DosePrediction:
     def summary(self) -> list[dict[str, Any]]:
         """Rows: quantity, organ, median, ci90_low, ci90_high, unit, flag (dose also per GBq
         administered, quantity ``dose_gy_per_gbq``, when the activity is known)."""
-        rows = []
-        for quantity, unit in (("tia_mbq_h", "MBq·h"), ("dose_gy", "Gy"),
-                               ("dose_gy_per_gbq", "Gy/GBq"),
-                               ("effective_half_life_h", "h"), ("bed_gy", "Gy"),
-                               ("eqd2_gy", "Gy"), ("tcp", "1"), ("ntcp", "1")):
-            values = getattr(self, quantity)
-            for organ, draws in (values() if callable(values) else values).items():
-                rows.append({"quantity": quantity, "organ": organ, **summarise_draws(draws),
-                             "unit": unit, "flag": self.flag})
-        return rows
+        quantities = (("tia_mbq_h", self.tia_mbq_h, "MBq·h"), ("dose_gy", self.dose_gy, "Gy"),
+                      ("dose_gy_per_gbq", self.dose_gy_per_gbq(), "Gy/GBq"),
+                      ("effective_half_life_h", self.effective_half_life_h, "h"),
+                      ("bed_gy", self.bed_gy, "Gy"), ("eqd2_gy", self.eqd2_gy, "Gy"),
+                      ("tcp", self.tcp, "1"), ("ntcp", self.ntcp, "1"))
+        return [{"quantity": quantity, "organ": organ, **summarise_draws(draws), "unit": unit,
+                 "flag": self.flag}
+                for quantity, values, unit in quantities for organ, draws in values.items()]
 
 
 

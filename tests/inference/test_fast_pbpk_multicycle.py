@@ -2,7 +2,8 @@
 against independent references: the general grid solver of tdt.pbpk (full 64-state model,
 hot activity integrated as its own state) on 2- and 4-cycle schedules, and SciPy's Radau on the
 full right-hand side of tdt.pbpk._description, integrated piecewise between the boluses, with
-parameters that change from cycle to cycle (the twin's drift)."""
+parameters that change from cycle to cycle (the twin's drift). Its gradient against finite
+differences: tests/inference/test_inference_fast_pbpk.py (one test over 1 and 3 cycles)."""
 
 from __future__ import annotations
 
@@ -139,24 +140,3 @@ def test_drifting_parameters_match_scipy_radau(model):
     # the drift matters: with cycle 1's parameters throughout, cycle 2's kidney TIA differs
     _, same, _ = _fast(model, base, schedule, times)
     assert abs(float(same[1, 0]) / float(ref_tia[1, 0]) - 1.0) > 0.05
-
-
-@pytest.mark.slow
-def test_multicycle_gradient_matches_finite_differences():
-    twin = pbpk_model(organs=("kidneys", "salivary_glands"), lesions=("lesion_1",))
-    schedule = Schedule.repeated(7400.0, 3, 1008.0, ligand_nmol=100.0)
-    times = jnp.array([4.0, 24.0, 96.0, 1012.0, 1032.0, 1104.0])
-    organs = ("kidneys", "salivary_glands", "lesion_1")
-
-    def loss(x):
-        activity, tia, _ = twin.simulate(x, schedule, times, organs)
-        return jnp.sum(jnp.log(activity)) + jnp.sum(jnp.log(tia))
-
-    x = jnp.asarray(twin.prior_loc)
-    grad = np.asarray(jax.jit(jax.grad(loss))(x))
-    f = jax.jit(loss)
-    eps = 1e-5
-    for i in range(x.size):
-        e = jnp.zeros_like(x).at[i].set(eps)
-        fd = (float(f(x + e)) - float(f(x - e))) / (2 * eps)
-        assert grad[i] == pytest.approx(fd, rel=1e-4, abs=1e-6), i

@@ -155,10 +155,15 @@ def test_fast_path_is_what_twin_models_use_and_agrees_with_the_grid_solver():
     np.testing.assert_allclose(fast[1], slow[1], rtol=2e-3)
 
 
-def test_fast_gradient_matches_finite_differences():
+@pytest.mark.parametrize(("n_cycles", "interval_h", "times_h"), [
+    (1, 1000.0, (4.0, 24.0, 96.0, 168.0)),
+    # the multi-bolus path (solve_boluses): three cycles, data in the first two
+    pytest.param(3, 1008.0, (4.0, 24.0, 96.0, 1012.0, 1032.0, 1104.0), marks=pytest.mark.slow),
+])
+def test_fast_gradient_matches_finite_differences(n_cycles, interval_h, times_h):
     twin = pbpk_model(organs=("kidneys", "salivary_glands"), lesions=("lesion_1",))
-    schedule = Schedule.repeated(7400.0, 1, 1000.0, ligand_nmol=100.0)
-    times = jnp.array([4.0, 24.0, 96.0, 168.0])
+    schedule = Schedule.repeated(7400.0, n_cycles, interval_h, ligand_nmol=100.0)
+    times = jnp.array(times_h)
     organs = ("kidneys", "salivary_glands", "lesion_1")
 
     def loss(x):

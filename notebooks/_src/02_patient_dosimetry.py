@@ -89,10 +89,10 @@ for ax in list(axes.flat)[len(organs):]:
         code('''
 import pandas as pd
 
-from tdt.dosimetry import organ_doses
+from tdt.dosimetry import is_lesion, organ_doses
 
 tia_mbq_h = {n: f.tia_mbq_h for n, f in fits.items()}
-lesion_volumes_ml = {n: tacs[n].volume_ml for n in organs if n.startswith("lesion")}
+lesion_volumes_ml = {n: tacs[n].volume_ml for n in organs if is_lesion(n)}
 # MIRD self-S scaled to the patient's organ masses (VOI volume × 1.03 g/mL)
 organ_masses_g = imaging.voi_organ_masses_g({n: tacs[n].volume_ml for n in organs})
 with collect_implausible() as found:

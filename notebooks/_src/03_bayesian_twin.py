@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 from tdt import imaging, inference
+from tdt.dosimetry import is_lesion
 
 tacs_file = Path(output_dir) / "patient_tacs.json" if SAVE else None
 if tacs_file is not None and tacs_file.is_file():
@@ -58,7 +59,7 @@ modelled = ("kidneys", "liver", "spleen", "salivary_glands", "red_marrow")
 # get the volume-based recovery coefficient instead
 series = {n: inference.OrganSeries(t, a, volume_ml=v, recovery=1.0 if pv_corrected else None,
                                    recovery_sd=sd if pv_corrected else None)
-          for n, (t, a, v, sd) in tacs.items() if n in modelled or n.startswith("lesion")}
+          for n, (t, a, v, sd) in tacs.items() if n in modelled or is_lesion(n)}
 data = inference.PatientData(series, administered_activity_mbq=administered)
 print("partial-volume corrected data:", pv_corrected, "| phantom truth:", truth is not None)
 data.organ_names

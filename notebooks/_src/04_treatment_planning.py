@@ -34,6 +34,7 @@ kidney_risk_factors = False
         code('''
 from pathlib import Path
 
+from tdt.dosimetry import is_lesion
 from tdt.units import HOURS_PER_DAY, gbq_to_mbq
 from tdt.widgets import Scenario, ScenarioExplorer, ScenarioInputs, inputs_from_posterior
 
@@ -69,7 +70,7 @@ outcomes = explorer.outcomes
 summary = pd.DataFrame(outcomes.summary()).T
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), layout="constrained")
 for i, region in enumerate(outcomes.regions):
-    ax = axes[1] if region.startswith("lesion") else axes[0]
+    ax = axes[1] if is_lesion(region) else axes[0]
     limit = outcomes.limit_gy[i] if outcomes.limit_kind[i] == "BED" else None
     plotting.plot_bed_over_cycles(outcomes.cumulative_bed_gy[:, :, i], limit_gy=limit, ax=ax,
                                   label=region, color=plotting.COLORS[i % len(plotting.COLORS)],
@@ -102,7 +103,7 @@ pd.Series(p_over, index=pd.Index(np.round(activities_gbq, 1), name="activity per
 from tdt import twin
 
 planned = [i for i, r in enumerate(explorer.inputs.regions)
-           if r in ("kidneys", "red_marrow") or r.startswith("lesion")]
+           if r in ("kidneys", "red_marrow") or is_lesion(r)]
 draws = twin.DoseDraws.from_monoexponential(
     [explorer.inputs.regions[i] for i in planned], explorer.inputs.dose_per_mbq_gy[:, planned],
     explorer.inputs.effective_half_life_h[:, planned])

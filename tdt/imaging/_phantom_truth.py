@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdt.dosimetry import KERNEL_DENSITY_G_PER_ML, kernel_dose, organ_doses
+from tdt.dosimetry import KERNEL_DENSITY_G_PER_ML, is_lesion, kernel_dose, organ_doses
 
 #: density of soft tissue used to turn VOI volumes into organ masses (g/mL): the medium of the
 #: voxel kernels (ICRU 44 soft tissue, tdt.dosimetry's one value), so the phantom's organ masses
@@ -18,11 +18,11 @@ SOFT_TISSUE_G_PER_ML = KERNEL_DENSITY_G_PER_ML
 
 
 def _mird_doses(structures, volumes, tias) -> dict:
-    lesion_names = [n for n in structures if n.startswith("lesion")]
+    lesion_names = [n for n in structures if is_lesion(n)]
     organ_tia = {n: tias[n] for n in structures}
     organ_tia["remainder"] = tias["background"]
     masses = {n: volumes[n] * SOFT_TISSUE_G_PER_ML for n in structures
-              if not n.startswith("lesion") and n not in ("red_marrow",
+              if not is_lesion(n) and n not in ("red_marrow",
                                                           "urinary_bladder_contents")}
     return organ_doses(organ_tia, nuclide="Lu-177", phantom="adult-male",
                        organ_masses_g=masses,

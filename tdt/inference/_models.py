@@ -25,6 +25,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from tdt.dosimetry import is_lesion
 from tdt.errors import InputError, unknown_name_error
 from tdt.inference._fast_pbpk import applicable as pbpk_fast_path_applies
 from tdt.inference._fast_pbpk import solve_bolus as solve_pbpk_bolus
@@ -272,7 +273,7 @@ def pbpk_model(
                 raise InputError(f"pbpk_model: forward {type(forward).__name__} has no "
                                  f"{attr!r}; expected a tdt.pbpk model")
         known = tuple(getattr(forward, "organs", ()))
-        options = {"lesions": tuple(o for o in known if o.startswith("lesion"))}
+        options = {"lesions": tuple(o for o in known if is_lesion(o))}
         name = getattr(forward, "name", None)
         spec = get_model(name) if name in model_names("pbpk") else None
         if spec is not None:
@@ -300,8 +301,8 @@ def resolve_model(model, data) -> TwinModel:
         return model
     if model == "reduced":
         return reduced_model(data.organ_names, nuclide=data.nuclide)
-    lesions = tuple(o for o in data.organ_names if o.startswith("lesion"))
-    organs = tuple(o for o in data.organ_names if not o.startswith("lesion"))
+    lesions = tuple(o for o in data.organ_names if is_lesion(o))
+    organs = tuple(o for o in data.organ_names if not is_lesion(o))
     if isinstance(model, str):
         spec = get_model("psma617" if model == "pbpk" else model)
         if spec.kind == "reduced_linear":

@@ -56,6 +56,7 @@ import numpy as np
 
 from tdt.errors import InputError
 from tdt.pbpk import specific_activity_mbq_per_nmol
+from tdt.radiobiology import is_lesion
 from tdt.twin._draws import DoseDraws
 from tdt.twin._ligand_response import LigandResponse
 from tdt.twin._plan import _validate, plan
@@ -122,7 +123,7 @@ class _Objective:
         self.constraints, self.objective, self.tcp = constraints, objective, tcp
         self.prior_dose, self.prior_bed = prior_dose, prior_bed
         self.lo, self.hi = activity_bounds
-        self.lesions = tuple(o for o in response.organs if o.startswith("lesion"))
+        self.lesions = tuple(o for o in response.organs if is_lesion(o))
         self.tidx = np.array([response.organs.index(t) for t in self.lesions])
         self.trace: list[dict] = []
         self.draws_at: dict[float, DoseDraws] = {}

@@ -19,6 +19,7 @@ from tdt.radiobiology import (
     KIDNEY_BED_LIMIT_RISK_GY,
     DoseLimit,
     dose_limit,
+    is_lesion,
     tcp_poisson_fixed_alpha,
 )
 
@@ -74,7 +75,7 @@ def organs_without_limit(organs) -> tuple[str, ...]:
     """Organs at risk (not lesions) with no published limit in :data:`tdt.radiobiology.DOSE_LIMITS`
     (e.g. the lacrimal glands of PSMA therapy): reported by the planner, never constrained."""
     limited = {limit.organ for limit in DOSE_LIMITS.values()}
-    return tuple(o for o in organs if o not in limited and not o.startswith("lesion"))
+    return tuple(o for o in organs if o not in limited and not is_lesion(o))
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,18 @@ Red marrow (EANM bone-marrow dosimetry guideline, Hindorf C, et al. EJNMMI 2010;
 D_RM = Ã_RM S(RM ← RM) + Ã_RB S(RM ← RB) + Σ_organs Ã_h S(RM ← h), with Ã_RM from either
 
 * **blood** (:func:`marrow_tia_blood_based`): the marrow activity concentration is RMBLR times the
-  blood concentration, Ã_RM = RMBLR · [Ã_blood] (MBq·h/g) · m_RM. RMBLR = 1 for small peptides
-  that do not bind to marrow cells: after 177Lu-DOTATATE the marrow concentration equals blood (Forrer F,
-  et al. 2009, finding checked; journal reference J Nucl Med 2009;50:1117 recalled); the guideline's
-  antibody value, RMECFF 0.19 (Sgouros G. J Nucl Med 1993;34:689; recalled, not verified), is
-  RMBLR = 0.19 / (1 − Hct) ≈ 0.36 at Hct 0.47 — the lower end of :data:`RMBLR_RANGE`;
+  blood concentration, Ã_RM = RMBLR · [Ã_blood] (MBq·h/g) · m_RM. The guideline uses
+  RMBLR = 1 for small peptides and molecules that do not bind to marrow cells
+  (:data:`RMBLR_PEPTIDE`, the default): after 177Lu-DOTATATE the marrow concentration equals the
+  blood's (Forrer F, et al. Eur J Nucl Med Mol Imaging 2009;36:1138, PMC2691529: "the
+  radioactivity concentration in the bone marrow is identical to that in the blood"; its
+  15-patient abstract, J Nucl Med 2006;47(suppl 1):486P, found aspirate vs blood regression slope
+  1/1.35 = 0.74 — both checked with the search tool). Its uncertainty
+  (:data:`RMBLR_PEPTIDE_SD_LOG`) is lognormal around 1 with the 0.74 ratio two SDs below — an
+  assumption of this package built from those two findings. For antibodies the guideline's
+  ratio is RMECFF 0.19 (Sgouros G. J Nucl Med 1993;34:689; recalled, not verified), i.e.
+  RMBLR = 0.19 / (1 − Hct) ≈ 0.36 at Hct 0.47: :data:`RMBLR_ANTIBODY`, the lower end of the
+  whole literature range :data:`RMBLR_RANGE` (kept for reference and explicit use);
 * **images** (:func:`marrow_tia_image_based`): the TIA of lumbar-vertebra VOIs L2–L4 divided by
   the fraction of the skeleton's red marrow they hold, :data:`L2_L4_MARROW_FRACTION` = 6.7 %
   (value used with the EANM guideline's image-based method, e.g. Ferrer L, et al. 2010; recalled,
@@ -48,9 +55,12 @@ from tdt.physics import nuclide as get_nuclide
 
 #: Red-marrow-to-blood concentration ratio for peptides/small molecules (Forrer 2009; EANM 2010).
 RMBLR_PEPTIDE = 1.0
-#: Literature range of RMBLR used as uncertainty: antibody-like ECF ratio (0.36) to equal
-#: concentrations (1.0) — see module docstring.
-RMBLR_RANGE = (0.36, 1.0)
+#: Log-SD of RMBLR for peptides: ln(1/0.74) / 2 (module docstring; an assumption).
+RMBLR_PEPTIDE_SD_LOG = 0.15
+#: EANM value for antibodies (RMECFF 0.19 / (1 − Hct 0.47)).
+RMBLR_ANTIBODY = 0.36
+#: Whole literature range of RMBLR, antibodies (0.36) to peptides (1.0) — module docstring.
+RMBLR_RANGE = (RMBLR_ANTIBODY, RMBLR_PEPTIDE)
 #: Fraction of the total red marrow in L2–L4 (module docstring; 6.7–7.4 % across sources).
 L2_L4_MARROW_FRACTION = 0.067
 #: Density of whole blood, g/mL (ICRP Publication 89 reference value 1.06; recalled).

@@ -29,7 +29,7 @@ from tdt.inference._bridge import use_nan_on_solver_error
 use_nan_on_solver_error()  # a failed implicit solve inside NUTS: rejected, not an exception
 
 from tdt.inference._batch import fit_patients  # noqa: E402
-from tdt.inference._data import OrganSeries, PatientData  # noqa: E402
+from tdt.inference._data import BloodSamples, OrganSeries, PatientData  # noqa: E402
 from tdt.inference._diagnostics import Diagnostics, compute_diagnostics  # noqa: E402
 from tdt.inference._fast_pbpk import solve_boluses  # noqa: E402
 from tdt.inference._federated import (  # noqa: E402
@@ -57,6 +57,7 @@ from tdt.inference._posterior import (  # noqa: E402
     summarise_draws,
 )
 from tdt.inference._predictive import (  # noqa: E402
+    blood_marrow_tia_draws,
     dose_prediction,
     doses_from_tia,
     effective_half_life_h,
@@ -87,5 +88,5 @@ __all__ = [
     "two_parameter_twin", "doses_from_tia",
     "DriftModel", "GaussianPosterior", "laplace_mode",
     "is_dose_bearing", "dose_prediction", "solve_boluses",
-    "TherapyPosterior", "predict_therapy_from_pet",
+    "TherapyPosterior", "predict_therapy_from_pet", "BloodSamples", "blood_marrow_tia_draws",
 ]

@@ -185,8 +185,9 @@ class Posterior:
         (e.g. the PBPK model's lacrimal glands, red marrow). ``marrow``: red-marrow method,
         ``"blood"`` (the patient's BloodSamples), ``"image"`` (the model's red_marrow
         compartment, fitted to the marrow VOI), ``"auto"`` (blood when there are samples, else
-        image, else none) or ``"none"``; ``rmblr`` fixes the marrow/blood ratio (default: drawn
-        over its literature range). Every dose includes the remainder-of-body cross-dose from
+        image, else none) or ``"none"``; ``rmblr`` fixes the marrow/blood ratio (default: 1 for
+        peptides, drawn per draw with its uncertainty, EANM 2010 / Forrer 2009; pass
+        ``tdt.dosimetry.RMBLR_ANTIBODY`` for antibodies). Every dose includes the remainder-of-body cross-dose from
         the model's whole-body TIA; a model without an excreted ``urine`` compartment needs
         ``whole_body_half_life_h`` (Ã_WB = A T_eff / ln 2) for it. The urinary-bladder
         contents (model ``urine`` curve, voiding every ``void_interval_h``; None: left out)

@@ -11,8 +11,10 @@ From the posterior-predictive TACs of :meth:`Posterior.predict` (leading axis: d
   body (same call). ``"image"``: the model's ``red_marrow`` compartment (fitted to the marrow VOI,
   or the PBPK model's own marrow); ``"blood"``: Ã_RM = RMBLR · [Ã_blood] m_RM / ρ_blood from the
   patient's :class:`~tdt.inference.BloodSamples` (:func:`tdt.dosimetry.marrow_tia_blood_based`),
-  per draw with RMBLR ~ U(:data:`tdt.dosimetry.RMBLR_RANGE`) (the literature range as
-  uncertainty) and a lognormal error of the blood TIA (:data:`BLOOD_TIA_SD_LOG`), scaled to the
+  per draw with RMBLR ~ :data:`tdt.dosimetry.RMBLR_PEPTIDE` (1, the guideline's value for
+  peptides) × exp(N(0, :data:`tdt.dosimetry.RMBLR_PEPTIDE_SD_LOG`²)) (Forrer 2009's range as
+  uncertainty; the antibody value 0.36 only when asked for) and a lognormal error of the blood
+  TIA (:data:`BLOOD_TIA_SD_LOG`), scaled to the
   predicted schedule by its administered activity (linear kinetics); its dose-rate history follows
   the plasma activity;
 * urinary-bladder contents (when the model has a ``urine`` compartment): the dynamic voiding
@@ -40,7 +42,8 @@ import numpy as np
 import tdt.radiobiology as rb
 from tdt.dosimetry import (
     REMAINDER_TISSUES,
-    RMBLR_RANGE,
+    RMBLR_PEPTIDE,
+    RMBLR_PEPTIDE_SD_LOG,
     bladder_contents_tia,
     is_lesion,
     marrow_tia_blood_based,
@@ -175,11 +178,13 @@ def choose_marrow_method(method: str, has_blood: bool, has_marrow: bool) -> str:
 def blood_marrow_tia_draws(blood_tia_mbq_h_per_ml: float, n_draws: int, phantom: str,
                            organ_masses_g: dict | None = None, rmblr=None,
                            seed: int = 0) -> np.ndarray:
-    """(n_draws,) red-marrow TIA (MBq·h), blood-based (module docstring): RMBLR per draw from
-    U(RMBLR_RANGE) unless ``rmblr`` is given, blood TIA × exp(N(0, BLOOD_TIA_SD_LOG²)), marrow
-    mass from ``organ_masses_g['red_marrow']`` or the phantom's reference mass (g)."""
+    """(n_draws,) red-marrow TIA (MBq·h), blood-based (module docstring): RMBLR per draw
+    RMBLR_PEPTIDE × exp(N(0, RMBLR_PEPTIDE_SD_LOG²)) unless ``rmblr`` fixes it (e.g.
+    ``tdt.dosimetry.RMBLR_ANTIBODY``), blood TIA × exp(N(0, BLOOD_TIA_SD_LOG²)), marrow mass
+    from ``organ_masses_g['red_marrow']`` or the phantom's reference mass (g)."""
     rng = np.random.default_rng(seed)
-    ratio = rng.uniform(*RMBLR_RANGE, n_draws) if rmblr is None else np.full(n_draws, rmblr)
+    ratio = (RMBLR_PEPTIDE * np.exp(rng.normal(0.0, RMBLR_PEPTIDE_SD_LOG, n_draws))
+             if rmblr is None else np.full(n_draws, float(rmblr)))
     blood = blood_tia_mbq_h_per_ml * np.exp(rng.normal(0.0, BLOOD_TIA_SD_LOG, n_draws))
     mass = (organ_masses_g or {}).get("red_marrow") or reference_mass_g("red_marrow", phantom)
     return np.asarray(marrow_tia_blood_based(blood, mass, ratio))
@@ -220,8 +225,9 @@ def dose_prediction(pred: dict, nuclide: str, phantom: str, organ_masses_g, volu
         if "plasma" in activity:  # marrow concentration follows blood (RMBLR constant)
             activity["red_marrow"] = (activity["plasma"] * (tia["red_marrow"]
                                       / np.asarray(pred["tia_mbq_h"]["plasma"]))[:, None])
-        notes.append("red marrow: blood-based (EANM 2010), RMBLR ~ U"
-                     f"{tuple(RMBLR_RANGE)}, blood TIA log-SD {BLOOD_TIA_SD_LOG}")
+        notes.append(f"red marrow: blood-based (EANM 2010), RMBLR {RMBLR_PEPTIDE:g} (log-SD "
+                     f"{RMBLR_PEPTIDE_SD_LOG:g} unless fixed), blood TIA log-SD "
+                     f"{BLOOD_TIA_SD_LOG}")
     elif marrow_method == "image":
         notes.append("red marrow: image-based (model red_marrow compartment)")
     total_body = pred.get("total_body_tia_mbq_h")

@@ -170,7 +170,8 @@ class DoseDraws:
         """From dose-rate exponentials per unit activity: arrays (..., n_organs, K).
 
         d = Σ a_k / λ_k; q from :func:`quadratic_bed_coefficient`. Negative amplitudes (an
-        uptake phase) are allowed as long as the dose rate stays >= 0.
+        uptake phase) are allowed as long as the dose rate stays >= 0. Organs without LQ
+        parameters (e.g. the lacrimal glands) become ``dose_only`` (q = 0).
         """
         organs = tuple(organs)
         a = _as_float_array("amplitudes_gy_per_h_per_mbq", amplitudes_gy_per_h_per_mbq)
@@ -182,9 +183,12 @@ class DoseDraws:
             )
         if np.any(lam <= 0):
             raise InputError("rates_per_h: expected rates > 0 1/h (physical decay included)")
-        ab, trep = _lq_arrays(organs, tissues)
+        ab, trep, dose_only = _lq_arrays(organs, tissues, allow_dose_only=True)
         d = (a / lam).sum(axis=-1)
-        q = np.asarray(quadratic_bed_coefficient(a, lam, ab, trep))
+        q = np.asarray(quadratic_bed_coefficient(a, lam, np.nan_to_num(ab, nan=1.0),
+                                                 np.nan_to_num(trep, nan=1.0)))
+        q = np.where(np.isnan(ab), 0.0, q)
+        kwargs.setdefault("dose_only", dose_only)
         return cls(organs, d, q, **kwargs)
 
     @classmethod
@@ -217,18 +221,10 @@ class DoseDraws:
         teff = np.stack([np.minimum(np.asarray(prediction.effective_half_life_h.get(
             o, np.full(d.shape[0], physical_half_life_h)), dtype=float), physical_half_life_h)
             for o in organs], axis=-1)
-        tissues = dict(tissues or {})
-        q = np.zeros_like(d)
-        dose_only = []
-        for j, organ in enumerate(organs):
-            try:
-                lq = tissues.get(organ) or tissue_parameters(organ)
-            except InputError:
-                dose_only.append(organ)
-                continue
-            q[:, j] = d[:, j] ** 2 * g_factor_monoexponential(
-                lq.repair_half_time_h, teff[:, j]) / lq.alpha_beta_gy
-        return cls(organs, d, q, dose_only=tuple(dose_only), **kwargs)
+        ab, trep, dose_only = _lq_arrays(organs, tissues, allow_dose_only=True)
+        q = np.where(np.isnan(ab), 0.0, d**2 * np.asarray(g_factor_monoexponential(
+            np.nan_to_num(trep, nan=1.0), teff)) / np.nan_to_num(ab, nan=1.0))
+        return cls(organs, d, q, dose_only=dose_only, **kwargs)
 
     def with_prior(self, prior_dose_gy, prior_bed_gy) -> DoseDraws:
         """The same response with a different delivered dose / BED (n_draws, n_organs)."""
@@ -256,8 +252,23 @@ class DoseDraws:
                          self.dose_only)
 
 
-def _lq_arrays(organs, tissues) -> tuple[np.ndarray, np.ndarray]:
+def _lq_arrays(organs, tissues, allow_dose_only: bool = False):
+    """alpha/beta (Gy) and repair half-time (h) per organ; with ``allow_dose_only`` an organ
+    without LQ parameters gets NaN and is listed in the third return value (dose only)."""
     tissues = dict(tissues or {})
-    params = [tissues.get(o) or tissue_parameters(o) for o in organs]
-    return (np.array([p.alpha_beta_gy for p in params]),
-            np.array([p.repair_half_time_h for p in params]))
+    ab, trep, dose_only = [], [], []
+    for organ in organs:
+        try:
+            lq = tissues.get(organ) or tissue_parameters(organ)
+        except InputError:
+            if not allow_dose_only:
+                raise
+            dose_only.append(organ)
+            ab.append(np.nan)
+            trep.append(np.nan)
+            continue
+        ab.append(lq.alpha_beta_gy)
+        trep.append(lq.repair_half_time_h)
+    if allow_dose_only:
+        return np.array(ab), np.array(trep), tuple(dose_only)
+    return np.array(ab), np.array(trep)

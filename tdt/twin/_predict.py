@@ -83,8 +83,12 @@ def predict_schedule(draws: DoseDraws, schedule, tcp: TcpModel | None = None) ->
     """Predictions for proposed future activities (``schedule``) over all draws."""
     x = activities_from(schedule)
     ev = evaluate(draws, x, constraints=(), objective="tcp" if tcp else None, tcp=tcp)
-    alpha_beta = np.array([tissue_parameters(o).alpha_beta_gy for o in draws.organs])
-    eqd2_gy = np.asarray(eqd2(ev.cumulative_bed_gy, alpha_beta, validate=False))
+    # dose-only organs (no LQ parameters, e.g. lacrimal glands): BED and EQD2 undefined (NaN)
+    alpha_beta = np.array([np.nan if o in draws.dose_only else tissue_parameters(o).alpha_beta_gy
+                           for o in draws.organs])
+    bed_gy = np.where(np.isnan(alpha_beta), np.nan, ev.cumulative_bed_gy)
+    eqd2_gy = np.where(np.isnan(alpha_beta), np.nan, np.asarray(eqd2(
+        ev.cumulative_bed_gy, np.nan_to_num(alpha_beta, nan=1.0), validate=False)))
     d, _ = draws.coefficients(max(len(x), 1))
     per_cycle = x[:, None, None] * d[: len(x)]
     next_dose = per_cycle[0] if len(x) else np.zeros_like(ev.cumulative_dose_gy)
@@ -92,7 +96,7 @@ def predict_schedule(draws: DoseDraws, schedule, tcp: TcpModel | None = None) ->
                                          absorbed_dose_gy=ev.cumulative_dose_gy[:, j]))
             for j, organ in enumerate(draws.organs) if organ in NTCP_PARAMETERS}
     return Prediction(tuple(float(a) for a in x), draws.organs, ev.cumulative_dose_gy,
-                      ev.cumulative_bed_gy, eqd2_gy, next_dose, per_cycle,
+                      bed_gy, eqd2_gy, next_dose, per_cycle,
                       ev.objective_draws if tcp else None, ntcp)
 
 

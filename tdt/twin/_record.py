@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tdt.errors import InputError
+from tdt.inference import BloodSamples
 from tdt.radiobiology import kidney_bed_limit_gy
 
 #: Risk factors that lower the kidney BED limit from 40 Gy to 28 Gy (Bodei et al., EJNMMI
@@ -114,6 +115,9 @@ class CycleData:
     imaged_on: date of the first imaging session (for the calibration date check).
     relative_sd: relative measurement error (lognormal sd) of each VOI activity, default 0.1
         (SPECT quantification with calibration, partial-volume and noise; SNMMI challenge).
+    blood: optional :class:`tdt.inference.BloodSamples` of this cycle (times in h after this
+        cycle's administration): the twin then takes the red-marrow self-dose from blood (EANM
+        blood-based method, :mod:`tdt.twin._plan_marrow`).
     """
 
     activity_mbq: float
@@ -124,6 +128,7 @@ class CycleData:
     #: plausibility warnings recorded on the way in (e.g. ``str(w) for w in Study.warnings``);
     #: shown in the QA report
     input_warnings: tuple[str, ...] = ()
+    blood: BloodSamples | None = None
 
     def __post_init__(self):
         if not (math.isfinite(self.activity_mbq) and self.activity_mbq > 0):
@@ -151,6 +156,9 @@ class CycleData:
                 raise InputError(f"measurements[{organ!r}].activity_mbq: got {a.tolist()}; "
                                  "expected finite activities > 0 MBq")
             clean[organ] = (t, a)
+        if self.blood is not None and not isinstance(self.blood, BloodSamples):
+            raise InputError(f"blood: {type(self.blood).__name__}; expected "
+                             "tdt.inference.BloodSamples (MBq/mL over time, haematocrit)")
         object.__setattr__(self, "measurements", clean)
         object.__setattr__(self, "input_warnings", tuple(str(w) for w in self.input_warnings))
 
@@ -165,7 +173,11 @@ class CycleData:
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "imaged_on": None if self.imaged_on is None else self.imaged_on.isoformat(),
             "relative_sd": self.relative_sd,
-        } | ({"input_warnings": list(self.input_warnings)} if self.input_warnings else {})
+        } | ({"input_warnings": list(self.input_warnings)} if self.input_warnings else {}) | (
+            {} if self.blood is None else {"blood": {
+                "times_h": self.blood.times_h.tolist(),
+                "concentration_mbq_per_ml": self.blood.concentration_mbq_per_ml.tolist(),
+                "hematocrit": self.blood.hematocrit, "sample": self.blood.sample}})
 
     @classmethod
     def from_dict(cls, data: Mapping) -> CycleData:
@@ -176,6 +188,7 @@ class CycleData:
             None if data.get("imaged_on") is None else _dt.date.fromisoformat(data["imaged_on"]),
             float(data.get("relative_sd", 0.1)),
             tuple(data.get("input_warnings", ())),
+            None if data.get("blood") is None else BloodSamples(**data["blood"]),
         )
 
     def sha256(self) -> str:

@@ -29,6 +29,7 @@ from tdt.errors import InputError, TdtError
 from tdt.pbpk import batched_bolus_exponentials, exponential_sum
 from tdt.physics import nuclide
 from tdt.twin._draws import DoseDraws
+from tdt.twin._plan_marrow import substitute_blood_marrow
 from tdt.twin._record import PatientRecord
 from tdt.units import mev_per_decay_to_gy_g_per_mbq_h
 
@@ -107,11 +108,13 @@ def _svalue_matrix(targets, sources, record: PatientRecord) -> DoseMatrix:
 
 
 def response_draws(model, params: Mapping[str, np.ndarray], matrix: DoseMatrix,
-                   **kwargs) -> DoseDraws:
+                   marrow_tia_per_mbq=None, **kwargs) -> DoseDraws:
     """Per-draw DoseDraws (one cycle) for ``params`` (name -> (n_draws,) or (n_cycles, n_draws)).
 
     With a leading cycle axis the response of each future cycle is computed from its own
-    (drifted) parameters. Extra keyword arguments go to :meth:`DoseDraws.from_exponentials`.
+    (drifted) parameters. ``marrow_tia_per_mbq`` (n_draws,): blood-based red-marrow TIA per MBq
+    (:mod:`tdt.twin._plan_marrow`), replacing the model's marrow compartment in every cycle.
+    Extra keyword arguments go to :meth:`DoseDraws.from_exponentials`.
     """
     first = np.asarray(next(iter(params.values())))
     if first.ndim == 2:
@@ -121,6 +124,9 @@ def response_draws(model, params: Mapping[str, np.ndarray], matrix: DoseMatrix,
         n_cycles, n_draws = 1, first.shape[0]
         flat = {k: np.asarray(v) for k, v in params.items()}
     amplitudes, rates = batched_bolus_exponentials(model, flat)
+    if marrow_tia_per_mbq is not None:
+        amplitudes = substitute_blood_marrow(amplitudes, rates, model.compartments,
+                                             np.tile(np.asarray(marrow_tia_per_mbq), n_cycles))
     index = [model.compartments.index(s) for s in matrix.sources]
     dose_amp = np.einsum("ts,nsk->ntk", matrix.values, amplitudes[:, index, :])
     rates_t = np.broadcast_to(rates[:, None, :], dose_amp.shape)

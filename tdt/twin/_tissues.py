@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tdt.dosimetry import sphere_organ
+from tdt.errors import InputError
 from tdt.radiobiology import TissueParameters, is_lesion, tissue
 
-__all__ = ("LinearQuadratic", "is_lesion", "tissue_parameters")
+__all__ = ("LinearQuadratic", "dose_targets", "is_lesion", "tissue_parameters")
 
 
 @dataclass(frozen=True)
@@ -31,3 +33,19 @@ def tissue_parameters(organ: str) -> TissueParameters:
     """alpha/beta and repair half-time of ``organ`` (lesions: the tumour entry), from
     :func:`tdt.radiobiology.tissue`; an unknown organ raises :class:`~tdt.errors.InputError`."""
     return tissue(organ)
+
+
+def _has_tissue(organ: str) -> bool:
+    if is_lesion(organ):
+        return True
+    try:
+        tissue_parameters(organ)
+    except InputError:
+        return False
+    return True
+
+
+def dose_targets(organs) -> tuple[str, ...]:
+    """The organs a twin reports doses for: those with LQ parameters (and lesions), plus the
+    sphere-modelled organs without them (lacrimal glands: dose only, no BED)."""
+    return tuple(o for o in organs if _has_tissue(o) or sphere_organ(o) is not None)

@@ -94,12 +94,13 @@ def _true_totals(truth_response, activities, kidney_index, lesion_indices):
     return ev.cumulative_bed_gy[0, kidney_index], ev.cumulative_bed_gy[0, lesion_indices].mean()
 
 
-def _true_marrow_dose(truth_response, activities, marrow_index):
-    """True cumulative red-marrow absorbed dose (Gy) of the activities given (NaN: no marrow)."""
-    if marrow_index is None:
+def _true_dose(truth_response, activities, organ_index):
+    """True cumulative absorbed dose (Gy) of one organ (red marrow, lacrimal glands) for the
+    activities given (NaN: the model has no such organ)."""
+    if organ_index is None:
         return float("nan")
     ev = evaluate(truth_response, np.asarray(activities, dtype=float), constraints=())
-    return float(ev.cumulative_dose_gy[0, marrow_index])
+    return float(ev.cumulative_dose_gy[0, organ_index])
 
 
 def _image_cycle(model, amp_k, rates_k, activity, noise, relative_sd, calibration_sd):
@@ -147,7 +148,7 @@ def _guided_arm(model, twin, truth_params, truth_response, policy, n_guided, sta
 def _patient_row(model, seed, patient, n_cycles, n_guided, n_truth, standard_activity_mbq,
                  n_draws, policy, drift, relative_sd, calibration_sd, population_sd_scale,
                  lesion_sd_scale, risk_factor_prevalence, kidney_uptake_scale,
-                 oracle) -> tuple[dict, float]:
+                 oracle, marrow_uptake_scale=1.0) -> tuple[dict, float]:
     """Both arms (and the oracle) for one virtual patient: one row of the patients table, and
     the twin's kidney-risk bound (its default constraint's max_probability)."""
     # one stream per patient for who the patient is, another for the imaging noise: the same
@@ -155,15 +156,17 @@ def _patient_row(model, seed, patient, n_cycles, n_guided, n_truth, standard_act
     noise = np.random.default_rng([seed, patient, 1])
     record, twin, truth_params, truth_response = _virtual_patient(
         model, seed, patient, n_truth, drift, risk_factor_prevalence, population_sd_scale,
-        lesion_sd_scale, kidney_uptake_scale, n_draws=n_draws, total_cycles=n_guided,
-        calibration_sd=calibration_sd)
+        lesion_sd_scale, kidney_uptake_scale, marrow_uptake_scale, n_draws=n_draws,
+        total_cycles=n_guided, calibration_sd=calibration_sd)
     kid = twin.targets.index("kidneys")
     marrow = twin.targets.index("red_marrow") if "red_marrow" in twin.targets else None
+    lacrimal = (twin.targets.index("lacrimal_glands") if "lacrimal_glands" in twin.targets
+                else None)
     lesions = [twin.targets.index(t) for t in twin.targets if is_lesion(t)]
     fixed = np.full(n_cycles, standard_activity_mbq)
     fixed_kidney, fixed_tumour = _true_totals(truth_response, fixed, kid, lesions)
-    kidney_gy_per_gbq = float(evaluate(truth_response, [1000.0], constraints=())
-                              .cumulative_dose_gy[0, kid])
+    per_gbq = evaluate(truth_response, [1000.0], constraints=()).cumulative_dose_gy[0]
+    kidney_gy_per_gbq = float(per_gbq[kid])
     # what the first (standard, not yet guided) cycle alone gives: no plan can undo it
     first_cycle_kidney = float(_true_totals(truth_response, [standard_activity_mbq], kid,
                                             lesions)[0])
@@ -174,13 +177,17 @@ def _patient_row(model, seed, patient, n_cycles, n_guided, n_truth, standard_act
     row = {"patient": record.patient_id, "risk_factor": bool(record.risk_factors),
            "kidney_limit_gy": record.kidney_bed_limit_gy,
            "kidney_gy_per_gbq": kidney_gy_per_gbq,
+           "marrow_gy_per_gbq": float("nan") if marrow is None else float(per_gbq[marrow]),
+           "lacrimal_gy_per_gbq": float("nan") if lacrimal is None else float(per_gbq[lacrimal]),
            "first_cycle_kidney_bed_gy": first_cycle_kidney,
            "fixed_kidney_bed_gy": float(fixed_kidney),
            "guided_kidney_bed_gy": float(guided_kidney),
            "fixed_tumour_bed_gy": float(fixed_tumour),
            "guided_tumour_bed_gy": float(guided_tumour),
-           "fixed_marrow_dose_gy": _true_marrow_dose(truth_response, fixed, marrow),
-           "guided_marrow_dose_gy": _true_marrow_dose(truth_response, np.array(given), marrow),
+           "fixed_marrow_dose_gy": _true_dose(truth_response, fixed, marrow),
+           "guided_marrow_dose_gy": _true_dose(truth_response, np.array(given), marrow),
+           "fixed_lacrimal_dose_gy": _true_dose(truth_response, fixed, lacrimal),
+           "guided_lacrimal_dose_gy": _true_dose(truth_response, np.array(given), lacrimal),
            "fixed_total_activity_mbq": standard_activity_mbq * n_cycles,
            "guided_total_activity_mbq": float(np.sum(given)),
            "fixed_cycles": n_cycles, "guided_cycles": len(given),
@@ -193,7 +200,8 @@ def _patient_row(model, seed, patient, n_cycles, n_guided, n_truth, standard_act
         x = np.asarray(best.activities_mbq, dtype=float)
         o_kidney, o_tumour = _true_totals(truth_response, x, kid, lesions)
         row |= {"oracle_kidney_bed_gy": float(o_kidney), "oracle_tumour_bed_gy": float(o_tumour),
-                "oracle_marrow_dose_gy": _true_marrow_dose(truth_response, x, marrow),
+                "oracle_marrow_dose_gy": _true_dose(truth_response, x, marrow),
+                "oracle_lacrimal_dose_gy": _true_dose(truth_response, x, lacrimal),
                 "oracle_total_activity_mbq": float(x.sum()), "oracle_cycles": len(x),
                 "oracle_activities_mbq": [float(a) for a in x]}
     return row, twin.default_constraints()[0].max_probability
@@ -206,7 +214,8 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
                   calibration_sd: float = 0.03, n_bootstrap: int = 2000,
                   population_sd_scale: float = 1.0, lesion_sd_scale: float | None = None,
                   risk_factor_prevalence: float = 1.0, kidney_uptake_scale: float = 1.0,
-                  max_guided_cycles: int | None = None, oracle: bool = False) -> TrialResult:
+                  max_guided_cycles: int | None = None, oracle: bool = False,
+                  marrow_uptake_scale: float = 1.0) -> TrialResult:
     """Run the trial described in the module docstring; return per-arm and per-patient tables.
 
     ``kidney_uptake_scale`` multiplies the population median of the virtual patients' kidney
@@ -214,6 +223,9 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
     would), which scales the cohort's kidney dose per GBq about proportionally: the catalog
     median gives ~0.59 Gy/GBq, published cohorts 0.39–0.82 Gy/GBq (Violet 2019, Delker 2016,
     Kratochwil 2016; data_catalog/pbpk/reduced_linear_psma617.yaml).
+    ``marrow_uptake_scale`` does the same for the red marrow (``k_in_red_marrow``; the catalog
+    median gives ~0.02 Gy/GBq, published 0.030 +- 0.008 Gy/GBq: Kabasakal 2017,
+    doi:10.4274/mirt.08760).
     ``max_guided_cycles`` lets the guided arm plan up to that many cycles (same interval;
     default ``n_cycles``); the fixed arm always gets ``n_cycles``.
     ``oracle`` adds a reference arm planned by the same planner on the patient's *true* kinetics
@@ -223,7 +235,8 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
     a 2-core CPU with the default ``n_draws``.
     """
     lesion_sd_scale = _check_cohort(n_patients, 2, n_cycles, population_sd_scale, lesion_sd_scale,
-                                    kidney_uptake_scale, risk_factor_prevalence)
+                                    kidney_uptake_scale, risk_factor_prevalence,
+                                    marrow_uptake_scale)
     n_guided = n_cycles if max_guided_cycles is None else max_guided_cycles
     if not (isinstance(n_guided, int) and n_guided >= 1):
         raise InputError(f"max_guided_cycles: got {max_guided_cycles!r}; expected an integer >= 1")
@@ -235,7 +248,7 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
         _patient_row(model, seed, patient, n_cycles, n_guided, max(n_cycles, n_guided),
                      standard_activity_mbq, n_draws, policy, drift, relative_sd, calibration_sd,
                      population_sd_scale, lesion_sd_scale, risk_factor_prevalence,
-                     kidney_uptake_scale, oracle)
+                     kidney_uptake_scale, oracle, marrow_uptake_scale)
         for patient in range(n_patients)), strict=True)
     patients = pd.DataFrame(list(rows))
     boot = np.random.default_rng(seed + 1)
@@ -254,11 +267,14 @@ def virtual_trial(n_patients: int = 40, seed: int = 0, n_cycles: int = 6,
                 "population_sd_scale": population_sd_scale, "lesion_sd_scale": lesion_sd_scale,
                 "risk_factor_prevalence": risk_factor_prevalence,
                 "kidney_uptake_scale": kidney_uptake_scale, "max_guided_cycles": n_guided,
+                "marrow_uptake_scale": marrow_uptake_scale,
                 "oracle": oracle,
                 "median_kidney_gy_per_gbq": float(patients["kidney_gy_per_gbq"].median()),
                 # the cohort against published per-patient figures (VISION dosimetry sub-study)
                 "mean_kidney_gy_per_gbq": float(patients["kidney_gy_per_gbq"].mean()),
                 "sd_kidney_gy_per_gbq": float(patients["kidney_gy_per_gbq"].std(ddof=1)),
+                "mean_marrow_gy_per_gbq": float(patients["marrow_gy_per_gbq"].mean()),
+                "mean_lacrimal_gy_per_gbq": float(patients["lacrimal_gy_per_gbq"].mean()),
                 "imaging_times_h": list(IMAGING_TIMES_H), "imaged_organs": list(IMAGED_ORGANS),
                 "plan_calibration": plan_calibration(patients, policy_kidney_risk)}
     return TrialResult(pd.DataFrame(table_rows), patients, settings)

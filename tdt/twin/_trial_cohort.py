@@ -16,6 +16,19 @@ from tdt.twin._twin import DEFAULT_MODEL_ORGANS, Twin
 from tdt.units import gy_per_gbq
 
 TRIAL_LESIONS = ("lesion_1", "lesion_2")
+#: parameters added to the model after the cohort was defined (issue 23: lacrimal glands) draw
+#: their standard normals after all others, so the other parameters of every virtual patient —
+#: and hence the trial's patients — stay those drawn before (common random numbers)
+LATE_PARAMETERS = ("k_in_lacrimal_glands", "k_out_lacrimal_glands")
+
+
+def _normals(rng: np.random.Generator, names) -> np.ndarray:
+    """Standard normals for ``names``: :data:`LATE_PARAMETERS` take the last ones."""
+    order = ([i for i, n in enumerate(names) if n not in LATE_PARAMETERS]
+             + [i for i, n in enumerate(names) if n in LATE_PARAMETERS])
+    z = np.empty(len(names))
+    z[order] = rng.standard_normal(len(names))
+    return z
 
 
 def trial_model():
@@ -25,14 +38,16 @@ def trial_model():
 
 def _virtual_patient(model, seed: int, patient: int, n_cycles: int, drift: DriftModel,
                      risk_factor_prevalence: float, population_sd_scale: float,
-                     lesion_sd_scale: float, kidney_uptake_scale: float, **twin_kwargs):
+                     lesion_sd_scale: float, kidney_uptake_scale: float,
+                     marrow_uptake_scale: float = 1.0, **twin_kwargs):
     """One virtual patient: record, twin (catalog prior), true parameters per cycle, true doses.
 
     The patient's random numbers come from their own stream ``[seed, patient]``, so the same
     ``seed`` gives the same patients in every setting (common random numbers). True log rate
     constants: the catalog prior's medians plus its sds times ``population_sd_scale`` (lesion
     parameters: ``lesion_sd_scale``) times standard normals, ``k_in_kidneys`` shifted by
-    log(``kidney_uptake_scale``); then the twin's drift model between cycles.
+    log(``kidney_uptake_scale``) and ``k_in_red_marrow`` by log(``marrow_uptake_scale``); then
+    the twin's drift model between cycles.
     """
     rng = np.random.default_rng([seed, patient])
     volumes = rng.uniform(2.0, 30.0, size=2)
@@ -45,11 +60,12 @@ def _virtual_patient(model, seed: int, patient: int, n_cycles: int, drift: Drift
     mu, sd = drift.step(names)
     sd_scale = np.array([lesion_sd_scale if "_lesion" in n else population_sd_scale
                          for n in names])
-    log_truth = twin.prior.mean + sd_scale * twin.prior.sd_log * rng.standard_normal(len(names))
+    log_truth = twin.prior.mean + sd_scale * twin.prior.sd_log * _normals(rng, names)
     log_truth[names.index("k_in_kidneys")] += np.log(kidney_uptake_scale)
+    log_truth[names.index("k_in_red_marrow")] += np.log(marrow_uptake_scale)
     truths = [log_truth]
     for _ in range(n_cycles - 1):
-        truths.append(truths[-1] + mu + sd * rng.standard_normal(len(names)))
+        truths.append(truths[-1] + mu + sd * _normals(rng, names))
     truth_params = {n: np.exp(np.array([t[i] for t in truths])) for i, n in enumerate(names)}
     truth_response = response_draws(model, {k: v[:, None] for k, v in truth_params.items()},
                                     twin.matrix)
@@ -59,7 +75,7 @@ def _virtual_patient(model, seed: int, patient: int, n_cycles: int, drift: Drift
 def virtual_trial_cohort(n_patients: int = 200, seed: int = 0, n_cycles: int = 6,
                          population_sd_scale: float = 1.0, lesion_sd_scale: float | None = None,
                          kidney_uptake_scale: float = 1.0, risk_factor_prevalence: float = 1.0,
-                         drift: DriftModel | None = None):
+                         drift: DriftModel | None = None, marrow_uptake_scale: float = 1.0):
     """The virtual trial's patients without the trial: true absorbed dose per activity per cycle.
 
     Same patients as :func:`virtual_trial` with the same arguments (shared drawing code and
@@ -69,14 +85,16 @@ def virtual_trial_cohort(n_patients: int = 200, seed: int = 0, n_cycles: int = 6
     patient cohorts (docs/twin.md, "The virtual cohort against VISION").
     """
     lesion_sd_scale = _check_cohort(n_patients, 1, n_cycles, population_sd_scale, lesion_sd_scale,
-                                    kidney_uptake_scale, risk_factor_prevalence)
+                                    kidney_uptake_scale, risk_factor_prevalence,
+                                    marrow_uptake_scale)
     drift = drift or DriftModel()
     model = trial_model()
     rows = []
     for patient in range(n_patients):
         record, twin, _, response = _virtual_patient(
             model, seed, patient, n_cycles, drift, risk_factor_prevalence, population_sd_scale,
-            lesion_sd_scale, kidney_uptake_scale, n_draws=20, total_cycles=n_cycles)
+            lesion_sd_scale, kidney_uptake_scale, marrow_uptake_scale, n_draws=20,
+            total_cycles=n_cycles)
         dose_per_mbq, _ = response.coefficients(n_cycles)  # (cycles, 1, organs), Gy/MBq
         for k in range(n_cycles):
             rows.append({"patient": record.patient_id, "cycle": k + 1,
@@ -87,7 +105,8 @@ def virtual_trial_cohort(n_patients: int = 200, seed: int = 0, n_cycles: int = 6
 
 
 def _check_cohort(n_patients, min_patients, n_cycles, population_sd_scale, lesion_sd_scale,
-                  kidney_uptake_scale, risk_factor_prevalence) -> float:
+                  kidney_uptake_scale, risk_factor_prevalence,
+                  marrow_uptake_scale: float = 1.0) -> float:
     """Validate the cohort arguments; return the lesion sd scale (None: the population's)."""
     if not (isinstance(n_patients, int) and n_patients >= min_patients):
         raise InputError(f"n_patients: got {n_patients!r}; expected an integer >= {min_patients}")
@@ -101,4 +120,6 @@ def _check_cohort(n_patients, min_patients, n_cycles, population_sd_scale, lesio
         raise InputError(f"risk_factor_prevalence: got {risk_factor_prevalence!r}; expected in [0, 1]")
     if not kidney_uptake_scale > 0:
         raise InputError(f"kidney_uptake_scale: got {kidney_uptake_scale!r}; expected > 0")
+    if not marrow_uptake_scale > 0:
+        raise InputError(f"marrow_uptake_scale: got {marrow_uptake_scale!r}; expected > 0")
     return population_sd_scale if lesion_sd_scale is None else lesion_sd_scale

@@ -115,6 +115,10 @@ def arm_row(patients, arm: str, label: str, kidney_limit_gy: float, marrow_limit
         "median_kidney_bed_gy": float(np.median(kidney)),
         f"marrow_dose_gt_{marrow_limit_gy:g}gy_rate": marrow_over / n_patients,
         "marrow_rate_ci95_low": mrlo, "marrow_rate_ci95_high": mrhi,
+        "median_marrow_dose_gy": float(np.median(marrow_dose)),
+        # lacrimal glands: reported, no published limit (not constrained by the planner)
+        "median_lacrimal_dose_gy": float(np.median(patients[f"{arm}_lacrimal_dose_gy"]))
+        if f"{arm}_lacrimal_dose_gy" in patients else float("nan"),
         "mean_total_activity_gbq": float(mbq_to_gbq(patients[f"{arm}_total_activity_mbq"].mean())),
         "mean_cycles": float(patients[f"{arm}_cycles"].mean()),
     }

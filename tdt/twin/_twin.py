@@ -49,15 +49,18 @@ from tdt.twin._pbpk_twin import (
 )
 from tdt.twin._plan import Constraint, Plan, Policy, TcpModel, evaluate, plan
 from tdt.twin._plan_ligand import LigandPlan
+from tdt.twin._plan_marrow import cycle_marrow_tia, future_marrow_tia, marrow_method
 from tdt.twin._predict import Prediction, activities_from, predict_schedule
 from tdt.twin._qa import QAReport, build_report
 from tdt.twin._record import CycleData, PatientRecord
 from tdt.twin._response import DoseMatrix, dose_matrix, response_draws, tia_fraction_after
-from tdt.twin._tissues import is_lesion, tissue_parameters
+from tdt.twin._tissues import dose_targets
 from tdt.twin._twin_file import load_twin, save_twin
 
-#: Organs of the default reduced model (lesions are added from the record).
-DEFAULT_MODEL_ORGANS = ("kidneys", "salivary_glands", "liver", "spleen", "red_marrow", "remainder")
+#: Organs of the default reduced model (lesions are added from the record); lacrimal glands:
+#: dose-only target (no LQ parameters, no published limit), reported, never constrained.
+DEFAULT_MODEL_ORGANS = ("kidneys", "salivary_glands", "liver", "spleen", "red_marrow", "remainder",
+                        "lacrimal_glands")
 
 
 def twin_model_names() -> tuple[str, ...]:
@@ -169,7 +172,7 @@ class Twin:
         #: dose (backward sampling); the last one is ``self.posterior``
         self.filtered: list[GaussianPosterior] = []
         self.qa_reports: list[QAReport] = []
-        self.targets = tuple(o for o in self.model.organs if _has_tissue(o))
+        self.targets = dose_targets(self.model.organs)
         self.matrix: DoseMatrix = dose_matrix(self.targets, self.model.organs, record, dosimetry)
         self._z = self.prior.standard_normals(n_draws, self.seed)
         self.audit = _audit if _audit is not None else AuditLog(audit_path)
@@ -229,9 +232,14 @@ class Twin:
             steps[0] = 0.0
         log_theta = base[None] + np.cumsum(steps, axis=0)
         params = {n: np.exp(log_theta[..., i]) for i, n in enumerate(names)}
-        draws = response_draws(self.model, params, self.matrix)
+        marrow = future_marrow_tia(self)  # blood-based marrow (None: the model's compartment)
         dose, bed = self.delivered()
-        return draws.with_prior(dose, bed)
+        return response_draws(self.model, params, self.matrix, marrow).with_prior(dose, bed)
+
+    @property
+    def marrow_method(self) -> str:
+        """``"blood"`` (EANM, a cycle has blood samples) or ``"image"`` (model compartment)."""
+        return marrow_method(self.cycles)
 
     @property
     def activities_given_mbq(self) -> tuple[float, ...]:
@@ -249,9 +257,11 @@ class Twin:
         dose = np.zeros((self.n_draws, len(self.targets)))
         bed = np.zeros_like(dose)
         names = self.posterior.names
-        for log_theta, cycle in zip(self.past_log_draws(), self.cycles, strict=True):
+        for k, (log_theta, cycle) in enumerate(zip(self.past_log_draws(), self.cycles,
+                                                   strict=True)):
             params = {n: np.exp(log_theta[:, i]) for i, n in enumerate(names)}
-            ev = evaluate(response_draws(self.model, params, self.matrix),
+            ev = evaluate(response_draws(self.model, params, self.matrix,
+                                         marrow_tia_per_mbq=cycle_marrow_tia(self, k)),
                           [cycle.activity_mbq], constraints=())
             dose += ev.cumulative_dose_gy
             bed += ev.cumulative_bed_gy
@@ -383,16 +393,6 @@ class Twin:
 def _is_pbpk(model) -> bool:
     """A registered receptor-PBPK name (not "reduced", not a model object)."""
     return isinstance(model, str) and model != "reduced" and get_model(model).kind == "pbpk"
-
-
-def _has_tissue(organ: str) -> bool:
-    if is_lesion(organ):
-        return True
-    try:
-        tissue_parameters(organ)
-    except InputError:
-        return False
-    return True
 
 
 def _stats(values: np.ndarray) -> dict:

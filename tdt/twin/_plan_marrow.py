@@ -1,0 +1,80 @@
+"""Blood-based red marrow for the linear twin's response and plan (EANM bone-marrow guideline).
+
+When a cycle comes with blood samples (:class:`tdt.inference.BloodSamples` on
+:class:`~tdt.twin.CycleData`), the red-marrow self-dose follows the EANM blood-based method
+(Hindorf C, et al. EJNMMI 2010;37:1238): Ã_RM = RMBLR · [Ã_blood] / ρ_blood · m_RM, per draw
+with RMBLR ~ 1 × exp(N(0, RMBLR_PEPTIDE_SD_LOG²)) and the blood-TIA error of
+:func:`tdt.inference.blood_marrow_tia_draws` (the one home of those draws, shared with
+``Posterior.predict_doses``). Per MBq administered (linear kinetics): the measured blood TIA
+concentration divided by that cycle's activity.
+
+In the reduced model this replaces the ``red_marrow`` compartment's activity by the plasma
+curve scaled to that TIA, A_RM(t) = A_P(t) · Ã_RM / Ã_P per draw (the marrow concentration
+follows blood, RMBLR constant): the marrow's self-dose, its cross-dose to the other targets and
+the marrow BED (dose-rate history of blood) all follow; the cross-dose *to* the marrow from the
+organs and the remainder stays the model's. Future cycles use the latest cycle with samples;
+each delivered cycle uses its own samples, or the model (image-based) without them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from tdt.errors import InputError
+from tdt.inference import blood_marrow_tia_draws
+
+__all__ = ("blood_marrow_tia_per_mbq", "cycle_marrow_tia", "future_marrow_tia", "marrow_method",
+           "substitute_blood_marrow")
+
+
+def marrow_method(cycles: Sequence) -> str:
+    """``"blood"`` when any assimilated cycle has blood samples, else ``"image"`` (the model's
+    red-marrow compartment, fitted to the marrow VOI)."""
+    return "blood" if any(getattr(c, "blood", None) is not None for c in cycles) else "image"
+
+
+def blood_marrow_tia_per_mbq(cycle, n_draws: int, phantom: str, nuclide: str,
+                             organ_masses_g: dict | None = None, seed: int = 0) -> np.ndarray:
+    """(n_draws,) blood-based red-marrow TIA per MBq administered (MBq·h/MBq) of ``cycle``'s
+    blood samples (module docstring)."""
+    if getattr(cycle, "blood", None) is None:
+        raise InputError("cycle.blood: no blood samples; the blood-based marrow needs them")
+    per_mbq = cycle.blood.blood_tia_mbq_h_per_ml(nuclide) / float(cycle.activity_mbq)
+    return blood_marrow_tia_draws(per_mbq, n_draws, phantom, organ_masses_g, seed=seed)
+
+
+def cycle_marrow_tia(twin, k: int) -> np.ndarray | None:
+    """(n_draws,) blood-based marrow TIA per MBq of the twin's assimilated cycle ``k`` (0-based),
+    seeded by the twin's seed and ``k`` (the same draws for its delivered dose and the future
+    cycles); None when that cycle has no blood samples."""
+    cycle = twin.cycles[k]
+    if cycle.blood is None:
+        return None
+    return blood_marrow_tia_per_mbq(cycle, twin.n_draws, twin.record.phantom,
+                                    twin.record.nuclide, twin.record.organ_masses_g or None,
+                                    seed=twin.seed * 1009 + k)
+
+
+def future_marrow_tia(twin) -> np.ndarray | None:
+    """Blood-based marrow TIA per MBq for future cycles: the latest cycle with blood samples."""
+    sampled = [k for k, c in enumerate(twin.cycles) if c.blood is not None]
+    return cycle_marrow_tia(twin, sampled[-1]) if sampled else None
+
+
+def substitute_blood_marrow(amplitudes: np.ndarray, rates: np.ndarray,
+                            compartments: Sequence[str], marrow_tia_per_mbq) -> np.ndarray:
+    """Amplitudes (n, n_compartments, K) with the ``red_marrow`` row replaced by the plasma row
+    scaled per draw to ``marrow_tia_per_mbq`` (n,) (module docstring); a copy."""
+    compartments = tuple(compartments)
+    for name in ("red_marrow", "plasma"):
+        if name not in compartments:
+            raise InputError(f"model compartments {compartments}: the blood-based marrow needs "
+                             f"a {name!r} compartment")
+    rm, plasma = compartments.index("red_marrow"), compartments.index("plasma")
+    target = np.asarray(marrow_tia_per_mbq, dtype=float)
+    plasma_tia = np.sum(amplitudes[:, plasma, :] / rates, axis=-1)
+    out = np.array(amplitudes, dtype=float, copy=True)
+    out[:, rm, :] = amplitudes[:, plasma, :] * (target / plasma_tia)[:, None]
+    return out

@@ -175,6 +175,7 @@ def test_shipped_study_cohort_supports_the_issue_claim():
                            lesion_sd_scale=p["lesion_sd_scale"],
                            risk_factor_prevalence=p["risk_factor_prevalence"],
                            kidney_uptake_scale=p["kidney_uptake_scale"],
+                           marrow_uptake_scale=p["marrow_uptake_scale"],
                            max_guided_cycles=p["max_guided_cycles"])
     guided = result.table.set_index("arm").loc["dosimetry-guided"]
     assert guided["rate_diff_ci95_high"] < 0.0

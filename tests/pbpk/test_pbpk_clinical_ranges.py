@@ -38,7 +38,8 @@ DOTA_KIDNEYS = (0.3, 0.9)  # 0.46 mean, 56 treatments (EJNMMI Phys 2021;8:78); 0
 DOTA_LIVER = (0.17, 0.37)  # 0.27 +- 0.05, mean +- 2 SD (61 patients, Clin Nucl Med 2013)
 DOTA_SPLEEN = (0.89, 1.45)  # 1.17 +- 0.14, mean +- 2 SD (same study)
 DOTA_RED_MARROW = (0.01, 0.07)  # blood-based 177Lu-DOTATATE marrow doses of a few 10 mGy/GBq
-# (Forrer F, et al. J Nucl Med 2009;50:1117 and later series; values recalled, not verified)
+# (values recalled, not verified; the method: Forrer F, et al. Eur J Nucl Med Mol Imaging
+# 2009;36:1138, PMC2691529 — marrow concentration = blood after 177Lu-DOTATATE, checked)
 
 HEMATOCRIT = 0.4  # the model's V_plasma = 2.8 (1 - Hct) BSA uses Hct 0.4 (PyCNO SBML)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from tdt.dosimetry import L2_L4_MARROW_FRACTION
 from tdt.imaging._geometry import Geometry
 
 #: kernel voxel size (mm): the default SPECT voxel, so that no kernel resampling is needed
@@ -30,6 +31,12 @@ LESION_SITES = ((-45.0, 60.0, -115.0), (45.0, 55.0, -105.0), (0.0, -45.0, -75.0)
                 (-25.0, -40.0, 5.0), (30.0, -50.0, -30.0), (-90.0, 20.0, -100.0),
                 (0.0, -60.0, 60.0))
 SPINE = ((0.0, 70.0), 14.0, (-175.0, 115.0))  # centre (x, y), radius, z range: red marrow
+#: opt-in L2–L4 VOI (image-based marrow, EANM 2010): the spine cylinder stands for the whole
+#: skeleton's red marrow, so its "L2–L4" is the lumbar segment holding the L2–L4 share of it,
+#: tdt.dosimetry.L2_L4_MARROW_FRACTION (6.7 %) of the cylinder's length, centred at this z (mm;
+#: below the kidneys' centres, clear of every organ and lesion site). Not part of the default
+#: phantom's structures (its images and catalog hash are unchanged).
+L2_L4_CENTRE_Z_MM = -60.0
 HU_BODY, HU_BONE, HU_LESION, HU_AIR = 20, 300, 45, -1000
 BODY_TORSO = (150.0, 105.0)  # semi-axes (x, y) of the torso, mm
 BODY_HEAD = (80.0, 95.0)  # semi-axes of head/neck above z = 110 mm
@@ -111,3 +118,18 @@ def blurred_activity_image(shape, regions: dict, activity_mbq: dict, sigma_vox: 
             true_map[mask] = activity_mbq[name] / n_vox
     blurred = ndimage.gaussian_filter(true_map, sigma_vox, mode="constant", truncate=4.0)
     return blurred, {name: float(blurred[mask].sum()) for name, mask in regions.items()}
+
+
+def lumbar_l2_l4_mask(points: np.ndarray, red_marrow: np.ndarray,
+                      fraction: float = L2_L4_MARROW_FRACTION) -> np.ndarray:
+    """Opt-in L2–L4 VOI of the phantom: the slices of the ``red_marrow`` mask (from
+    :func:`structure_masks`, same ``points`` (…, 3) LPS mm) nearest :data:`L2_L4_CENTRE_Z_MM`,
+    as many as ``fraction`` of the spine's slices on this grid (at least one) — the VOI whose TIA
+    divided by ``fraction`` is the whole marrow's (:func:`tdt.dosimetry.marrow_tia_image_based`).
+    Whole slices keep the VOI's share of the marrow close to ``fraction`` (its exact share is the
+    voxel-count ratio, since the phantom's marrow activity is uniform)."""
+    z = points[..., 2]
+    slices = np.unique(np.round(z[red_marrow], 6))
+    n = max(1, int(round(fraction * slices.size)))
+    chosen = slices[np.argsort(np.abs(slices - L2_L4_CENTRE_Z_MM), kind="stable")[:n]]
+    return red_marrow & np.isin(np.round(z, 6), chosen)

@@ -17,17 +17,18 @@ from tdt.units import gy_per_gbq
 
 TRIAL_LESIONS = ("lesion_1", "lesion_2")
 #: parameters added to the model after the cohort was defined (issue 23: lacrimal glands) draw
-#: their standard normals after all others, so the other parameters of every virtual patient —
-#: and hence the trial's patients — stay those drawn before (common random numbers)
+#: their standard normals from a stream of their own, so the other parameters of every virtual
+#: patient — and hence the trial's patients — stay those drawn before (common random numbers)
 LATE_PARAMETERS = ("k_in_lacrimal_glands", "k_out_lacrimal_glands")
 
 
-def _normals(rng: np.random.Generator, names) -> np.ndarray:
-    """Standard normals for ``names``: :data:`LATE_PARAMETERS` take the last ones."""
-    order = ([i for i, n in enumerate(names) if n not in LATE_PARAMETERS]
-             + [i for i, n in enumerate(names) if n in LATE_PARAMETERS])
+def _normals(rng: np.random.Generator, late: np.random.Generator, names) -> np.ndarray:
+    """Standard normals for ``names``: :data:`LATE_PARAMETERS` from ``late``, the others from
+    ``rng`` in their order (as before those parameters existed)."""
+    is_late = np.array([n in LATE_PARAMETERS for n in names], dtype=bool)
     z = np.empty(len(names))
-    z[order] = rng.standard_normal(len(names))
+    z[~is_late] = rng.standard_normal(int((~is_late).sum()))
+    z[is_late] = late.standard_normal(int(is_late.sum()))
     return z
 
 
@@ -60,12 +61,13 @@ def _virtual_patient(model, seed: int, patient: int, n_cycles: int, drift: Drift
     mu, sd = drift.step(names)
     sd_scale = np.array([lesion_sd_scale if "_lesion" in n else population_sd_scale
                          for n in names])
-    log_truth = twin.prior.mean + sd_scale * twin.prior.sd_log * _normals(rng, names)
+    late = np.random.default_rng([seed, patient, 2])  # stream 1 is the imaging noise
+    log_truth = twin.prior.mean + sd_scale * twin.prior.sd_log * _normals(rng, late, names)
     log_truth[names.index("k_in_kidneys")] += np.log(kidney_uptake_scale)
     log_truth[names.index("k_in_red_marrow")] += np.log(marrow_uptake_scale)
     truths = [log_truth]
     for _ in range(n_cycles - 1):
-        truths.append(truths[-1] + mu + sd * _normals(rng, names))
+        truths.append(truths[-1] + mu + sd * _normals(rng, late, names))
     truth_params = {n: np.exp(np.array([t[i] for t in truths])) for i, n in enumerate(names)}
     truth_response = response_draws(model, {k: v[:, None] for k, v in truth_params.items()},
                                     twin.matrix)

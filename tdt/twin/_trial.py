@@ -13,6 +13,10 @@ Design (stated so that the table can be read without the code):
   against the patient's own limit, the outcome is reported at 28 Gy for everyone).
   Between cycles each patient's true parameters follow the twin's :class:`DriftModel` (lesion
   uptake falling by a lognormal random walk), so the planning model is well specified.
+- Red marrow and lacrimal glands (issue 23): ``marrow_uptake_scale`` multiplies the cohort's
+  ``k_in_red_marrow`` (truth only; the study's 1.6 gives the published 0.030 Gy/GBq); the
+  lacrimal glands' true dose is reported per arm (dose only: no limit, not constrained, not
+  imaged).
 - Truth doses: exact per-cycle dose and BED of each organ from the patient's true kinetics
   (spectral solution, tdt.dosimetry S-values / local deposition as in the twin, BED with the
   G-factor, cycles summed).

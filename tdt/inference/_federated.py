@@ -56,6 +56,7 @@ import numpy as np
 from tdt import __version__
 from tdt.errors import InputError
 from tdt.inference._federated_meta import _site_likelihood, estimate_heterogeneity
+from tdt.inference._federated_stats import protocol_times_h
 from tdt.inference._gaussian_state import GaussianPosterior
 from tdt.inference._posterior import _flatten
 from tdt.inference._pymc_models import population_coordinates
@@ -220,16 +221,6 @@ def site_summary_from_draws(mu_draws, tau_w_draws, *, site: str, n_patients: int
                        tau_scale=float(tau_scale), organs=tuple(organs),
                        times_h=tuple(times_h), n_draws=phi.shape[0], converged=converged,
                        tdt_version=__version__)
-
-
-def protocol_times_h(datasets) -> tuple[float, ...]:
-    """Nominal scan times of a site (h after the first administration): the median over
-    patients of each scan index when all patients have the same number of scans, else the
-    distinct times rounded to whole hours."""
-    times = [np.unique(np.concatenate([s.times_h for s in d.organs.values()])) for d in datasets]
-    if len({t.size for t in times}) == 1:
-        return tuple(float(v) for v in np.round(np.median(np.stack(times), axis=0), 1))
-    return tuple(float(v) for v in np.unique(np.round(np.concatenate(times))))
 
 
 def site_summary(population, *, site: str, radiopharmaceutical: str,

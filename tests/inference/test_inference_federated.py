@@ -102,8 +102,8 @@ def test_moment_matched_tau_prior_a_site_without_data_adds_nothing():
     np.testing.assert_allclose(both.phi_cov, alone.phi_cov, rtol=1e-4, atol=1e-9)
     # 8 sites of 2 patients: "moments" stays near the pooled SD, "gaussian" is wider
     args = ([2] * 8, [0.2] * 8, TRUE_SHIFT, TAU, [0.1, 0.1])
-    moments = fs.run_scenario(twin, *args, seed=0, tau_prior="moments")
-    gaussian = fs.run_scenario(twin, *args, seed=0)
+    out = fs.compare_methods(twin, *args, seed=0, methods=("summaries", "summaries-moments"))
+    moments, gaussian = out["summaries-moments"], out["summaries"]
     assert np.all(np.abs(moments["sd_ratio"] - 1) < 0.5)
     assert np.all(gaussian["sd_ratio"] > moments["sd_ratio"])
 
@@ -127,7 +127,7 @@ def test_federated_matches_pooled_on_simulated_sites(seed):
     # 5 sites of 4–12 patients, protocols of different precision, a real between-site SD of
     # 0.1; pooled = the hierarchical posterior of all patients (grid, the same priors).
     r = fs.run_scenario(_twin(), [4, 6, 8, 10, 12], [0.1, 0.15, 0.2, 0.25, 0.3], TRUE_SHIFT,
-                        TAU, [0.1, 0.1], seed=seed)
+                        TAU, [0.1, 0.1], seed=seed, method="summaries")
     assert np.all(r["mean_diff_sd"] < 0.1), r
     assert np.all(np.abs(r["sd_ratio"] - 1) <= 0.15), r
     assert np.all(np.abs(r["coverage_federated"] - r["coverage_pooled"]) <= 0.05), r

@@ -40,6 +40,7 @@ from tdt.inference._federated import (  # noqa: E402
     combine_site_summaries,
     site_summary,
 )
+from tdt.inference._federated_sim import compare_methods as compare_federated_methods  # noqa: E402
 from tdt.inference._federated_sim import run_scenario as run_federated_scenario  # noqa: E402
 from tdt.inference._federated_sim import two_parameter_twin  # noqa: E402
 from tdt.inference._federated_stats import SiteStatistics, site_statistics  # noqa: E402
@@ -89,7 +90,7 @@ __all__ = [
     "simulate_cohort", "site_summary", "sphere_recovery_coefficient", "standard_template",
     "summarise_draws", "bayesian_stp_tia", "effective_half_life_h", "run_federated_scenario",
     "two_parameter_twin", "doses_from_tia", "SiteStatistics", "site_statistics",
-    "combine_site_statistics",
+    "combine_site_statistics", "compare_federated_methods",
     "DriftModel", "GaussianPosterior", "laplace_mode",
     "is_dose_bearing", "dose_prediction", "solve_boluses",
     "TherapyPosterior", "predict_therapy_from_pet",

@@ -268,6 +268,18 @@ class FederatedPrior:
                              f"expected {self.params}")
         return twin.with_prior(self.loc, self.cov)
 
+    def population_prior_model(self, twin):
+        """``twin`` with the prior of a *new site's* population mean, N(E μ, Cov μ + diag η_μ²):
+        ``fit_population(datasets, model=fed.population_prior_model(twin))`` fits that site's
+        hierarchical model under the federated prior of μ (fit_population uses its marginal
+        SDs; the between-patient SDs keep their HalfNormal(tau_scale) prior)."""
+        if tuple(twin.sampled) != self.params:
+            raise InputError(f"FederatedPrior.population_prior_model: twin.sampled "
+                             f"{tuple(twin.sampled)}; expected {self.params}")
+        p = len(self.params)
+        return twin.with_prior(self.population_mean, self.phi_cov[:p, :p]
+                               + np.diag(self.site_sd**2))
+
     def gaussian(self):
         """The prior as a :class:`tdt.twin.GaussianPosterior` (``Twin(record, prior=...)``);
         the provenance goes into its ``diagnostics``."""

@@ -139,13 +139,15 @@ def two_parameter_twin(sd_log: float = 0.4):
 
 
 #: the ways of building a federated prior :func:`run_scenario` compares
-METHODS = ("statistics", "summaries", "summaries-moments")
+METHODS = ("statistics", "statistics-no-site-effect", "summaries", "summaries-moments")
 
 
 def _federated_prior(method, twin, sites, prior_sd, tau_scale, heterogeneity, seed,
                      radiopharmaceutical):
     """(FederatedPrior, exchanged objects) of one method for the simulated sites."""
-    if method == "statistics":
+    if method.startswith("statistics"):
+        if method == "statistics-no-site-effect":
+            heterogeneity = "none"
         exchanged = [site_statistics_from_estimates(
             site.x, np.eye(twin.n_params) * site.sigma**2, site=site.name, twin=twin,
             radiopharmaceutical=radiopharmaceutical, organs=twin.organs,
@@ -172,7 +174,8 @@ def compare_methods(twin, sizes: Sequence[int], sigmas: Sequence[float], shift, 
     pooled fit: simulate the sites (population mean ``twin.prior_loc + shift``), build each
     method's federated prior — ``"statistics"``: site aggregate statistics of the per-patient
     estimates (:func:`combine_site_statistics`; sites of < 3 patients exported with
-    ``allow_small``, marked); ``"summaries"`` / ``"summaries-moments"``: moment-matched site
+    ``allow_small``, marked); ``"statistics-no-site-effect"``: the same with η = 0 (the pooled
+    model's assumption); ``"summaries"`` / ``"summaries-moments"``: moment-matched site
     posteriors of (μ, τ) from the grid (:func:`combine_site_summaries`, ``tau_prior``
     "gaussian" / "moments") —, fit the pooled hierarchical model (grid) and compare the
     new-patient priors on ``n_new`` new patients at new sites.

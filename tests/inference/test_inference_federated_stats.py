@@ -245,6 +245,11 @@ def test_provenance_and_prior_usable_by_fit_patient_and_twin(tmp_path):
     new = fed.prior_model(twin)
     np.testing.assert_allclose(new.prior_chol @ new.prior_chol.T, fed.cov, atol=1e-12)
     assert fed.gaussian().diagnostics["provenance"] == prov
+    # fit_population at a new site: μ ~ N(E μ, Cov μ + diag η²) (its marginal SDs)
+    site_twin = fed.population_prior_model(twin)
+    np.testing.assert_allclose(site_twin.prior_loc, fed.population_mean)
+    np.testing.assert_allclose(np.sum(site_twin.prior_chol**2, axis=1),
+                               np.diag(fed.phi_cov)[:2] + fed.site_sd**2, rtol=1e-12)
 
 
 def test_input_errors(tmp_path):

@@ -1,5 +1,10 @@
 """Federated population priors: sites share posterior summaries, never patient data.
 
+This is the *site-posterior* exchange; the default is the site aggregate statistics of
+:mod:`tdt.inference._federated_stats` / :mod:`tdt.inference._federated_twostage` (exact for
+Gaussian per-patient estimates; it meets the criteria of issue #26 far more often, measured in
+docs/inference.md). This one needs only each site's :func:`fit_population`.
+
 A **site summary** (:func:`site_summary`, :class:`SiteSummary`) is the site's posterior of the
 *population* parameters of the hierarchical model of :func:`tdt.inference.fit_population`,
 φ = (μ, τ_w) — the population mean of log θ and the between-patient SDs in the

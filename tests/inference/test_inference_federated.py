@@ -282,7 +282,7 @@ def test_federated_nuts_sites_match_pooled_fit_population():
 def test_federated_statistics_nuts_match_pooled_fit_population():
     # site aggregate statistics of per-patient NUTS fits (fit_patients, one run per site and
     # protocol; each posterior divided by the patient prior) vs fit_population on all 12
-    # patients (the one-stage pooled fit). Criteria of issue #26 on the new-patient prior.
+    # patients (the one-stage pooled fit), on the new-patient prior.
     from tdt.inference import (
         MeasurementModel,
         combine_site_statistics,
@@ -301,13 +301,18 @@ def test_federated_statistics_nuts_match_pooled_fit_population():
                   for i, d in enumerate(sites)]
         pooled = fit_population([d for site in sites for d in site], model=twin, draws=1000,
                                 tune=1000, chains=2, seed=1, measurement=meas)
-    fed = combine_site_statistics(stats_)
     loc, cov = pooled.predictive_moments()
     sd = np.sqrt(np.diag(cov))
-    print("federated", fed.loc, np.sqrt(np.diag(fed.cov)), "pooled", loc, sd,
-          "eta", fed.site_sd)
-    assert np.all(np.abs(fed.loc - loc) / sd < 0.1)
-    assert np.all(np.abs(np.sqrt(np.diag(fed.cov)) / sd - 1) < 0.15)
+    # η = 0 (the pooled model's assumption): the exchange itself — criteria of issue #26
+    same = combine_site_statistics(stats_, heterogeneity="none")
+    print("no site effect", same.loc, np.sqrt(np.diag(same.cov)), "pooled", loc, sd)
+    assert np.all(np.abs(same.loc - loc) / sd < 0.1)
+    assert np.all(np.abs(np.sqrt(np.diag(same.cov)) / sd - 1) < 0.15)
+    # default (REML site effect, 3 sites: η̂ noisy — docs/inference.md): looser
+    fed = combine_site_statistics(stats_)
+    print("REML", fed.loc, np.sqrt(np.diag(fed.cov)), "eta", fed.site_sd)
+    assert np.all(np.abs(fed.loc - loc) / sd < 0.25)
+    assert np.all(np.abs(np.sqrt(np.diag(fed.cov)) / sd - 1) < 0.3)
 
 
 def test_reduced_model_coordinates_carry_into_the_new_patient_covariance():

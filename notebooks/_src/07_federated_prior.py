@@ -13,20 +13,24 @@ def cells() -> list:
         md("""
 # 07 · Federated population prior: sites learn a shared prior without sharing data
 
-Each site fits the hierarchical population model to its own patients and exports only a
-**site summary** (`tdt.inference.site_summary`): a moment-matched Gaussian of its posterior of
-the population parameters (mean μ of log θ, between-patient SD τ), the number of patients, the
-protocol, the radiopharmaceutical and the model — no patient-level arrays, identifiers or dates.
-`tdt.inference.combine_site_summaries` divides each site posterior by the shared prior
-(Vehtari et al., JMLR 2020;21(17):1–53), estimates a between-site random effect by REML
-(Veroniki et al., Res Synth Methods 2016;7:55–79) and returns the prior of a new patient at a
-new site, with its provenance (sites, counts, model, file sha256s).
+Each site fits its patients one by one and exports only **aggregate statistics** of the
+per-patient estimates of log θ (`tdt.inference.site_statistics`): the number of patients, the
+mean of the estimates, their scatter matrix and the mean estimation covariance — no
+patient-level arrays, identifiers or dates; sites of fewer than 3 patients are refused unless
+they opt in (then marked). For Gaussian estimates these statistics are sufficient:
+`tdt.inference.combine_site_statistics` writes the exact hierarchical likelihood (site mean
+~ N(μ + b_s, (Σ + S)/n), scatter ~ Wishart(Σ + S, n − 1), site effect b_s ~ N(0, η²)),
+estimates η by REML and the posterior of (μ, τ) under `fit_population`'s priors — the
+two-stage analysis that reproduces the pooled one-stage fit (Morris et al., Stat Med 2018,
+doi:10.1002/sim.7589; the DataSHIELD principle, Gaye et al., Int J Epidemiol 2014). The
+earlier exchange — moment-matched site posteriors of (μ, τ), `combine_site_summaries` — is
+compared with it below.
 
 **Reduced model** (labelled as such): each patient's two log-parameters are measured with
-Gaussian error whose SD depends on the site's protocol, and site and pooled posteriors are
-computed on a grid (`tdt.inference.run_federated_scenario`); the NUTS check with `fit_population` is
-the slow test `test_federated_nuts_sites_match_pooled_fit_population`. Truth is known: new
-patients at new sites are drawn from the simulated population.
+Gaussian error whose SD depends on the site's protocol, and the pooled posterior is computed
+on a grid (`tdt.inference.compare_federated_methods`); the NUTS checks with `fit_patients` /
+`fit_population` are the slow tests of `tests/inference/test_inference_federated.py`. Truth is
+known: new patients at new sites are drawn from the simulated population.
 """),
         parameters("""
 site_sizes = [4, 6, 8, 10, 12]          # patients per site
@@ -38,51 +42,57 @@ n_new = 20000                           # new patients at new sites for coverage
 """),
         code(SETUP),
         code("""
+import hashlib
 import json
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 
-from tdt.inference import (
-    SiteSummary,
-    combine_site_summaries,
-    run_federated_scenario,
-    two_parameter_twin,
-)
+from tdt.inference import combine_site_statistics, compare_federated_methods, two_parameter_twin
 
 twin = two_parameter_twin()
 eta = [between_site_sd] * 2
-result = run_federated_scenario(twin, site_sizes, site_noise_sd, shift, between_patient_sd, eta,
-                         seed=seed, n_new=n_new)
+methods = ("statistics", "summaries")
+compared = compare_federated_methods(twin, site_sizes, site_noise_sd, shift, between_patient_sd,
+                                     eta, seed=seed, n_new=n_new, methods=methods)
+result = compared["statistics"]
 # exchange by file, as sites would: the combined prior records each file's sha256
-exchange = Path(output_dir) / "site_summaries" if SAVE else Path(tempfile.mkdtemp())
+exchange = Path(output_dir) / "site_statistics" if SAVE else Path(tempfile.mkdtemp())
 exchange.mkdir(parents=True, exist_ok=True)
-paths = [s.save(exchange / f"{s.site}.json") for s in result["summaries"]]
-federated = combine_site_summaries(paths)
-print(paths[0].read_text()[:600], "...")
+paths = [s.save(exchange / f"{s.site}.json") for s in result["exchanged"]]
+federated = combine_site_statistics(paths)
+assert [s["sha256"] for s in federated.provenance["sites"]] == [
+    hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+print(paths[0].read_text()[:700], "...")
 """),
         code("""
 loc, cov = result["pooled"]
 names = list(twin.sampled)
-table = pd.DataFrame({
-    "federated mean (log)": federated.loc, "pooled mean (log)": loc,
-    "|Δmean| / pooled SD": result["mean_diff_sd"],
-    "federated SD": np.sqrt(np.diag(federated.cov)), "pooled SD": np.sqrt(np.diag(cov)),
-    "SD ratio": result["sd_ratio"], "between-site SD (REML)": federated.site_sd,
-    "90 % coverage federated": result["coverage_federated"],
-    "90 % coverage pooled": result["coverage_pooled"],
-}, index=names)
+rows = {}
+for method in methods:
+    r = compared[method]
+    fed = federated if method == "statistics" else r["federated"]
+    for j, name in enumerate(names):
+        rows[(method, name)] = {
+            "federated mean (log)": fed.loc[j], "pooled mean (log)": loc[j],
+            "|Δmean| / pooled SD": r["mean_diff_sd"][j],
+            "federated SD": np.sqrt(fed.cov[j, j]), "pooled SD": np.sqrt(cov[j, j]),
+            "SD ratio": r["sd_ratio"][j], "between-site SD (REML)": fed.site_sd[j],
+            "90 % coverage federated": r["coverage_federated"][j],
+            "90 % coverage pooled": r["coverage_pooled"][j]}
+table = pd.DataFrame(rows).T
 table.round(3)
 """),
         code("""
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
 for j, (ax, name) in enumerate(zip(axes, names)):
-    for i, s in enumerate(result["summaries"]):
-        sd = np.sqrt(s.cov[j, j])
-        ax.errorbar(s.mean[j], i, xerr=1.645 * sd, fmt="o", color="C0")
+    for i, s in enumerate(result["exchanged"]):
+        # the site mean of the estimates and its SE from the site's own spread and protocol
+        var = (s.scatter[j, j] / max(s.n_patients - 1, 1) + s.estimation_cov[j, j]) / s.n_patients
+        ax.errorbar(s.mean[j], i, xerr=1.645 * np.sqrt(var), fmt="o", color="C0")
         ax.text(s.mean[j], i + 0.2, f"{s.site} (n={s.n_patients})", fontsize="x-small")
-    n = len(result["summaries"])
+    n = len(result["exchanged"])
     sd_f = np.sqrt(federated.phi_cov[j, j])
     ax.errorbar(federated.population_mean[j], n + 0.5, xerr=1.645 * sd_f, fmt="s", color="C3",
                 label="federated μ (90 %)")
@@ -90,10 +100,11 @@ for j, (ax, name) in enumerate(zip(axes, names)):
     ax.set_xlabel(f"μ of log {name}")
     ax.set_yticks([])
 axes[0].legend(fontsize="small")
-fig.suptitle("site posteriors of the population mean and the federated combination")
+fig.suptitle("site means of the per-patient estimates and the federated population mean")
 """),
         code("""
-# where it degrades: tiny sites, strong heterogeneity (3 seeds each)
+# where it degrades: tiny sites (exported with allow_small, marked), strong heterogeneity
+# (3 seeds each); both exchanges against the same pooled fit
 scenarios = {
     "reference": (site_sizes, site_noise_sd, between_site_sd),
     "8 sites x 2 patients": ([2] * 8, [0.2] * 8, between_site_sd),
@@ -103,19 +114,24 @@ scenarios = {
 rows = []
 for label, (sizes, noise, het) in scenarios.items():
     for rep in range(3):
-        r = run_federated_scenario(twin, sizes, noise, shift, between_patient_sd, [het, het],
-                            seed=seed + rep, n_new=n_new)
-        rows.append({"scenario": label, "max |Δmean|/SD": r["mean_diff_sd"].max(),
-                     "max |SD ratio − 1|": np.abs(r["sd_ratio"] - 1).max(),
-                     "coverage federated": r["coverage_federated"].mean(),
-                     "coverage pooled": r["coverage_pooled"].mean()})
-degradation = pd.DataFrame(rows).groupby("scenario", sort=False).mean()
-fig2, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
-x = np.arange(len(degradation))
-ax.bar(x - 0.2, degradation["coverage federated"], 0.4, label="federated")
-ax.bar(x + 0.2, degradation["coverage pooled"], 0.4, label="pooled (ignores sites)")
+        out = compare_federated_methods(twin, sizes, noise, shift, between_patient_sd,
+                                        [het, het], seed=seed + rep, n_new=n_new, methods=methods)
+        for method, r in out.items():
+            rows.append({"scenario": label, "method": method,
+                         "max |Δmean|/SD": r["mean_diff_sd"].max(),
+                         "max |SD ratio − 1|": np.abs(r["sd_ratio"] - 1).max(),
+                         "coverage federated": r["coverage_federated"].mean(),
+                         "coverage pooled": r["coverage_pooled"].mean()})
+degradation = pd.DataFrame(rows).groupby(["scenario", "method"], sort=False).mean()
+cover = degradation["coverage federated"].unstack("method")
+pooled_cover = degradation["coverage pooled"].unstack("method")["statistics"]
+fig2, ax = plt.subplots(figsize=(8, 3.5), layout="constrained")
+x = np.arange(len(cover))
+ax.bar(x - 0.27, cover["statistics"], 0.27, label="federated: site statistics")
+ax.bar(x, cover["summaries"], 0.27, label="federated: site posteriors")
+ax.bar(x + 0.27, pooled_cover, 0.27, label="pooled (ignores sites)")
 ax.axhline(0.9, color="k", ls="--", lw=1)
-ax.set_xticks(x, degradation.index, fontsize="small")
+ax.set_xticks(x, cover.index, fontsize="small")
 ax.set_ylim(0.5, 1.0)
 ax.set_ylabel("90 % interval coverage, new patients")
 ax.legend(fontsize="small")
@@ -125,13 +141,14 @@ degradation.round(3)
 print(json.dumps(federated.provenance, indent=1)[:1500])
 if SAVE:
     results.save_json("federated_prior", {
-        "comparison": table.to_dict(orient="index"),
-        "degradation": degradation.to_dict(orient="index"),
+        "comparison": {f"{m} / {p}": v for (m, p), v in table.to_dict(orient="index").items()},
+        "degradation": {f"{s} / {m}": v
+                        for (s, m), v in degradation.to_dict(orient="index").items()},
         "prior": {"params": names, "loc": federated.loc, "cov": federated.cov},
         "provenance": federated.provenance,
         "model": "reduced (grid) stand-in for fit_population",
     }, output_dir)
-    results.save_figure("federated_site_posteriors", fig, output_dir)
+    results.save_figure("federated_site_means", fig, output_dir)
     results.save_figure("federated_degradation", fig2, output_dir)
 """),
     ]

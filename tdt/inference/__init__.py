@@ -11,9 +11,11 @@
 - :func:`fit_patients`: many patients of one protocol in one vmapped NUTS run.
 - :func:`run_sbc` / :func:`simulate_cohort`: simulation-based calibration.
 - :func:`fit_population` (hierarchical, partial pooling) → :class:`PopulationPosterior`, whose
-  ``prior_model()`` is the prior of a new patient; :func:`site_summary` /
-  :func:`combine_site_summaries` → :class:`FederatedPrior`: the same prior learned by several
-  sites without sharing patient data (:mod:`tdt.inference._federated`); :func:`fit_single_time_point` and the
+  ``prior_model()`` is the prior of a new patient; :func:`site_statistics` /
+  :func:`combine_site_statistics` (default; site aggregate statistics) or :func:`site_summary` /
+  :func:`combine_site_summaries` (site posteriors) → :class:`FederatedPrior`: the same prior
+  learned by several sites without sharing patient data (:mod:`tdt.inference._federated_stats`,
+  :mod:`tdt.inference._federated`); :func:`fit_single_time_point` and the
   Hänscheid / Madsen single-time-point formulas.
 
 The forward model enters PyMC through ``pytensor.wrap_jax``; sampling uses numpyro's NUTS
@@ -38,8 +40,11 @@ from tdt.inference._federated import (  # noqa: E402
     combine_site_summaries,
     site_summary,
 )
+from tdt.inference._federated_sim import compare_methods as compare_federated_methods  # noqa: E402
 from tdt.inference._federated_sim import run_scenario as run_federated_scenario  # noqa: E402
 from tdt.inference._federated_sim import two_parameter_twin  # noqa: E402
+from tdt.inference._federated_stats import SiteStatistics, site_statistics  # noqa: E402
+from tdt.inference._federated_twostage import combine_site_statistics  # noqa: E402
 from tdt.inference._gaussian_state import DriftModel, GaussianPosterior  # noqa: E402
 from tdt.inference._laplace import laplace_mode  # noqa: E402
 from tdt.inference._measurement import (  # noqa: E402
@@ -85,7 +90,8 @@ __all__ = [
     "reduced_model", "recovery_coefficients", "SiteSummary", "combine_site_summaries", "run_sbc",
     "simulate_cohort", "site_summary", "sphere_recovery_coefficient", "standard_template",
     "summarise_draws", "bayesian_stp_tia", "effective_half_life_h", "run_federated_scenario",
-    "two_parameter_twin", "doses_from_tia",
+    "two_parameter_twin", "doses_from_tia", "SiteStatistics", "site_statistics",
+    "combine_site_statistics", "compare_federated_methods",
     "DriftModel", "GaussianPosterior", "laplace_mode",
     "is_dose_bearing", "dose_prediction", "solve_boluses",
     "TherapyPosterior", "predict_therapy_from_pet", "BloodSamples", "blood_marrow_tia_draws",

@@ -1,5 +1,10 @@
 """Federated population priors: sites share posterior summaries, never patient data.
 
+This is the *site-posterior* exchange; the default is the site aggregate statistics of
+:mod:`tdt.inference._federated_stats` / :mod:`tdt.inference._federated_twostage` (exact for
+Gaussian per-patient estimates; it meets the criteria of issue #26 far more often, measured in
+docs/inference.md). This one needs only each site's :func:`fit_population`.
+
 A **site summary** (:func:`site_summary`, :class:`SiteSummary`) is the site's posterior of the
 *population* parameters of the hierarchical model of :func:`tdt.inference.fit_population`,
 φ = (μ, τ_w) — the population mean of log θ and the between-patient SDs in the
@@ -56,6 +61,7 @@ import numpy as np
 from tdt import __version__
 from tdt.errors import InputError
 from tdt.inference._federated_meta import _site_likelihood, estimate_heterogeneity
+from tdt.inference._federated_stats import protocol_times_h
 from tdt.inference._gaussian_state import GaussianPosterior
 from tdt.inference._posterior import _flatten
 from tdt.inference._pymc_models import population_coordinates
@@ -222,16 +228,6 @@ def site_summary_from_draws(mu_draws, tau_w_draws, *, site: str, n_patients: int
                        tdt_version=__version__)
 
 
-def protocol_times_h(datasets) -> tuple[float, ...]:
-    """Nominal scan times of a site (h after the first administration): the median over
-    patients of each scan index when all patients have the same number of scans, else the
-    distinct times rounded to whole hours."""
-    times = [np.unique(np.concatenate([s.times_h for s in d.organs.values()])) for d in datasets]
-    if len({t.size for t in times}) == 1:
-        return tuple(float(v) for v in np.round(np.median(np.stack(times), axis=0), 1))
-    return tuple(float(v) for v in np.unique(np.round(np.concatenate(times))))
-
-
 def site_summary(population, *, site: str, radiopharmaceutical: str,
                  tau_scale: float = 0.5) -> SiteSummary:
     """The :class:`SiteSummary` of a site's :class:`PopulationPosterior` (``tau_scale``: the
@@ -276,6 +272,18 @@ class FederatedPrior:
             raise InputError(f"FederatedPrior.prior_model: twin.sampled {tuple(twin.sampled)}; "
                              f"expected {self.params}")
         return twin.with_prior(self.loc, self.cov)
+
+    def population_prior_model(self, twin):
+        """``twin`` with the prior of a *new site's* population mean, N(E μ, Cov μ + diag η_μ²):
+        ``fit_population(datasets, model=fed.population_prior_model(twin))`` fits that site's
+        hierarchical model under the federated prior of μ (fit_population uses its marginal
+        SDs; the between-patient SDs keep their HalfNormal(tau_scale) prior)."""
+        if tuple(twin.sampled) != self.params:
+            raise InputError(f"FederatedPrior.population_prior_model: twin.sampled "
+                             f"{tuple(twin.sampled)}; expected {self.params}")
+        p = len(self.params)
+        return twin.with_prior(self.population_mean, self.phi_cov[:p, :p]
+                               + np.diag(self.site_sd**2))
 
     def gaussian(self):
         """The prior as a :class:`tdt.twin.GaussianPosterior` (``Twin(record, prior=...)``);

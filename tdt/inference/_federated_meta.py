@@ -11,26 +11,12 @@ import math
 import numpy as np
 from scipy import optimize
 
-#: eigenvalues of a site's precision gain below this are "not learnt" (no information)
-_MIN_PRECISION = 1e-8
+from tdt.inference._federated_stats import gaussian_division
 
 
 def _site_likelihood(summary, prior_mean, prior_cov):
-    """(y_s, S_s): the site's Gaussian likelihood factor = posterior / prior (EP division)."""
-    post_prec = np.linalg.inv(summary.cov)
-    prior_prec = np.linalg.inv(prior_cov)
-    lam = post_prec - prior_prec
-    vals, vecs = np.linalg.eigh(0.5 * (lam + lam.T))
-    kept = vals >= _MIN_PRECISION
-    info = vecs.T @ (post_prec @ summary.mean - prior_prec @ prior_mean)
-    # a direction the site did not learn about (posterior no narrower than the prior): no
-    # information — located at the prior mean with negligible precision
-    coord = np.where(kept, info / np.where(kept, vals, 1.0), vecs.T @ prior_mean)
-    vals = np.where(kept, vals, _MIN_PRECISION)
-    y = vecs @ coord
-    s_cov = (vecs / vals) @ vecs.T
-    clipped = int(np.sum(~kept))
-    return y, s_cov, clipped
+    """(y_s, S_s, n_clipped): the site's Gaussian likelihood factor = posterior / prior."""
+    return gaussian_division(summary.mean, summary.cov, prior_mean, prior_cov)
 
 
 def _reml_objective(log_eta, ys, covs):

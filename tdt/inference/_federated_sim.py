@@ -21,6 +21,8 @@ from scipy import stats
 
 from tdt.errors import InputError
 from tdt.inference._federated import combine_site_summaries, site_summary_from_draws
+from tdt.inference._federated_stats import site_statistics_from_estimates
+from tdt.inference._federated_twostage import combine_site_statistics
 from tdt.inference._models import custom_model
 from tdt.inference._pymc_models import population_coordinates
 
@@ -136,34 +138,80 @@ def two_parameter_twin(sd_log: float = 0.4):
                         sd_log=sd_log)
 
 
-def run_scenario(twin, sizes: Sequence[int], sigmas: Sequence[float], shift, tau, eta,
-                 seed: int = 0, n_new: int = 20000, tau_scale: float = 0.5,
-                 heterogeneity: str = "reml", tau_prior: str = "gaussian",
-                 radiopharmaceutical: str = "177Lu-PSMA-617") -> dict:
-    """One validation scenario of the reduced model: simulate the sites (population mean
-    ``twin.prior_loc + shift``), summarise each (:func:`site_summary_from_draws` of its grid
-    posterior), combine (:func:`combine_site_summaries`), fit the pooled hierarchical model
-    and compare both new-patient priors on ``n_new`` new patients at new sites.
+#: the ways of building a federated prior :func:`run_scenario` compares
+METHODS = ("statistics", "statistics-no-site-effect", "summaries", "summaries-moments")
 
-    Returns ``{"federated": FederatedPrior, "summaries", "pooled": (loc, cov), **compare}``."""
-    if not np.array_equal(population_coordinates(twin)[0], np.eye(twin.n_params)):
-        raise InputError(f"run_scenario: twin of kind {twin.kind!r} has non-identity population "
-                         "coordinates; expected independent coordinates (e.g. a custom model)")
-    prior_sd = np.sqrt(np.sum(np.asarray(twin.prior_chol) ** 2, axis=1))
-    mean = np.asarray(twin.prior_loc) + np.asarray(shift, dtype=float)
-    sites = simulate_sites(sizes, sigmas, mean, tau, eta, seed=seed)
-    summaries = []
+
+def _federated_prior(method, twin, sites, prior_sd, tau_scale, heterogeneity, seed,
+                     radiopharmaceutical):
+    """(FederatedPrior, exchanged objects) of one method for the simulated sites."""
+    if method.startswith("statistics"):
+        if method == "statistics-no-site-effect":
+            heterogeneity = "none"
+        exchanged = [site_statistics_from_estimates(
+            site.x, np.eye(twin.n_params) * site.sigma**2, site=site.name, twin=twin,
+            radiopharmaceutical=radiopharmaceutical, organs=twin.organs,
+            allow_small=True) for site in sites]
+        return combine_site_statistics(exchanged, heterogeneity=heterogeneity,
+                                       tau_scale=tau_scale, seed=seed), exchanged
+    exchanged = []
     for site in sites:
         mu, tau_draws = grid_population_draws(site.x, site.sigma, twin.prior_loc, prior_sd,
                                               tau_scale, seed=seed)
-        summaries.append(site_summary_from_draws(
+        exchanged.append(site_summary_from_draws(
             mu, tau_draws, site=site.name, n_patients=len(site.x), twin=twin,
             tau_scale=tau_scale, radiopharmaceutical=radiopharmaceutical, organs=twin.organs))
-    fed = combine_site_summaries(summaries, heterogeneity=heterogeneity, tau_prior=tau_prior)
+    tau_prior = "moments" if method == "summaries-moments" else "gaussian"
+    return combine_site_summaries(exchanged, heterogeneity=heterogeneity,
+                                  tau_prior=tau_prior), exchanged
+
+
+def compare_methods(twin, sizes: Sequence[int], sigmas: Sequence[float], shift, tau, eta,
+                    seed: int = 0, n_new: int = 20000, tau_scale: float = 0.5,
+                    heterogeneity: str = "reml", methods: Sequence[str] = METHODS,
+                    radiopharmaceutical: str = "177Lu-PSMA-617") -> dict:
+    """One validation scenario of the reduced model, several federated methods against one
+    pooled fit: simulate the sites (population mean ``twin.prior_loc + shift``), build each
+    method's federated prior — ``"statistics"``: site aggregate statistics of the per-patient
+    estimates (:func:`combine_site_statistics`; sites of < 3 patients exported with
+    ``allow_small``, marked); ``"statistics-no-site-effect"``: the same with η = 0 (the pooled
+    model's assumption); ``"summaries"`` / ``"summaries-moments"``: moment-matched site
+    posteriors of (μ, τ) from the grid (:func:`combine_site_summaries`, ``tau_prior``
+    "gaussian" / "moments") —, fit the pooled hierarchical model (grid) and compare the
+    new-patient priors on ``n_new`` new patients at new sites.
+
+    Returns ``{method: {"federated": FederatedPrior, "exchanged": [...], "pooled": (loc, cov),
+    **compare_priors}}``."""
+    if not np.array_equal(population_coordinates(twin)[0], np.eye(twin.n_params)):
+        raise InputError(f"run_scenario: twin of kind {twin.kind!r} has non-identity population "
+                         "coordinates; expected independent coordinates (e.g. a custom model)")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise InputError(f"methods: {unknown}; expected some of {METHODS}")
+    prior_sd = np.sqrt(np.sum(np.asarray(twin.prior_chol) ** 2, axis=1))
+    mean = np.asarray(twin.prior_loc) + np.asarray(shift, dtype=float)
+    sites = simulate_sites(sizes, sigmas, mean, tau, eta, seed=seed)
     x = np.concatenate([s.x for s in sites])
     sig = np.concatenate([np.full(len(s.x), s.sigma) for s in sites])
     mu, tau_draws = grid_population_draws(x, sig, twin.prior_loc, prior_sd, tau_scale, seed=seed)
     loc, cov = predictive_from_draws(mu, tau_draws)
     new = new_patients(n_new, mean, tau, eta, seed=seed + 10_000)
-    return {"federated": fed, "summaries": summaries, "pooled": (loc, cov),
-            **compare_priors(fed.loc, fed.cov, loc, cov, new)}
+    out = {}
+    for method in methods:
+        fed, exchanged = _federated_prior(method, twin, sites, prior_sd, tau_scale,
+                                          heterogeneity, seed, radiopharmaceutical)
+        out[method] = {"federated": fed, "exchanged": exchanged, "pooled": (loc, cov),
+                       **compare_priors(fed.loc, fed.cov, loc, cov, new)}
+    return out
+
+
+def run_scenario(twin, sizes: Sequence[int], sigmas: Sequence[float], shift, tau, eta,
+                 seed: int = 0, n_new: int = 20000, tau_scale: float = 0.5,
+                 heterogeneity: str = "reml", method: str = "statistics",
+                 radiopharmaceutical: str = "177Lu-PSMA-617") -> dict:
+    """One method of :func:`compare_methods` (default: site aggregate statistics).
+
+    Returns ``{"federated": FederatedPrior, "exchanged", "pooled": (loc, cov), **compare}``."""
+    return compare_methods(twin, sizes, sigmas, shift, tau, eta, seed=seed, n_new=n_new,
+                           tau_scale=tau_scale, heterogeneity=heterogeneity, methods=(method,),
+                           radiopharmaceutical=radiopharmaceutical)[method]

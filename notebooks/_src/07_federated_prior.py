@@ -148,6 +148,7 @@ if SAVE:
         "provenance": federated.provenance,
         "model": "reduced (grid) stand-in for fit_population",
     }, output_dir)
+    results.record_prior("federated_prior", federated.provenance, output_dir)  # -> manifest
     results.save_figure("federated_site_means", fig, output_dir)
     results.save_figure("federated_degradation", fig2, output_dir)
 """),

@@ -26,6 +26,7 @@ from typing import Any
 from tdt.errors import InputError
 
 CONVERGENCE_FILE = "convergence.json"
+PRIORS_FILE = "priors.json"
 FIGURES_DIR = "figures"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _output_dir: Path | None = None
@@ -132,5 +133,24 @@ def record_convergence(name: str, converged: bool, output_dir: Path | str | None
     table = json.loads(path.read_text()) if path.is_file() else {}
     _checked_name(name, "")
     table[name] = to_jsonable({"converged": converged, **diagnostics})
+    path.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def record_prior(name: str, origin: dict[str, Any], output_dir: Path | str | None = None) -> Path:
+    """Add ``{name: origin}`` to ``priors.json``: where a prior used by a fit or plan came from.
+
+    ``origin`` is the prior's provenance (e.g. a federated prior's ``.provenance``: method,
+    sites with their patient counts and file sha256s, model and tdt versions; or the catalog
+    entry and sha256 of a population prior). The runner copies the table into
+    ``manifest.json`` (``"priors"``) and the supplement shows it next to the convergence table.
+    """
+    if not isinstance(origin, dict):
+        raise InputError(f"record_prior: origin = {type(origin).__name__}, expected a dict "
+                         "(the prior's provenance)")
+    path = current_output_dir(output_dir) / PRIORS_FILE
+    table = json.loads(path.read_text()) if path.is_file() else {}
+    _checked_name(name, "")
+    table[name] = to_jsonable(origin)
     path.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
     return path

@@ -39,7 +39,7 @@ from tdt import __version__, catalog
 from tdt.errors import StudyError
 from tdt.pipeline import _manifest as mf
 from tdt.pipeline._executors import make_executor
-from tdt.pipeline._results import CONVERGENCE_FILE
+from tdt.pipeline._results import CONVERGENCE_FILE, PRIORS_FILE
 from tdt.pipeline._spec import StudySpec, load_study
 
 KERNEL_NAME = "python3"
@@ -231,15 +231,22 @@ def _tasks(spec: StudySpec, tmp: Path, inputs: dict[str, Any], progress: bool,
     return tasks
 
 
-def _convergence(tmp: Path, records: list[dict[str, Any]]) -> tuple[dict[str, Any], bool | None]:
+def _per_point(tmp: Path, records: list[dict[str, Any]], filename: str,
+               unreadable: dict[str, Any]) -> dict[str, Any]:
+    """``{point dir: content of <point>/<filename>}`` for the points that wrote one."""
     table: dict[str, Any] = {}
     for record in records:
-        path = tmp / record["dir"] / CONVERGENCE_FILE
+        path = tmp / record["dir"] / filename
         if path.is_file():
             try:
                 table[record["dir"]] = json.loads(path.read_text())
             except ValueError:
-                table[record["dir"]] = {"_unreadable": {"converged": False}}
+                table[record["dir"]] = {"_unreadable": unreadable}
+    return table
+
+
+def _convergence(tmp: Path, records: list[dict[str, Any]]) -> tuple[dict[str, Any], bool | None]:
+    table = _per_point(tmp, records, CONVERGENCE_FILE, {"converged": False})
     flags = [bool(v.get("converged")) for point in table.values() for v in point.values()
              if isinstance(v, dict)]
     return table, (all(flags) if flags else None)
@@ -342,6 +349,7 @@ def _execute(spec, inputs, key, run_id, tmp, study_dir, start, executor, schedul
                     "seconds": round(time.perf_counter() - start, 3)},
         "convergence": convergence,
         "converged": converged,
+        "priors": _per_point(tmp, records, PRIORS_FILE, {"error": "priors.json unreadable"}),
         "reproduce": reproduce_command(spec, kind),
     }
     manifest["outputs"] = mf.output_files(tmp)

@@ -64,6 +64,17 @@ def test_figure_is_byte_stable(tmp_path):
     assert first.parent.name == "figures" and first.read_bytes() == second.read_bytes()
 
 
+def test_record_prior_merges_and_refuses_a_non_dict(tmp_path):
+    results.record_prior("population", {"source": "catalog", "sha256": "ab" * 32},
+                         output_dir=tmp_path)
+    results.record_prior("federated", {"method": "m", "n_sites": np.int64(3)}, output_dir=tmp_path)
+    table = json.loads((tmp_path / results.PRIORS_FILE).read_text())
+    assert table == {"population": {"source": "catalog", "sha256": "ab" * 32},
+                     "federated": {"method": "m", "n_sites": 3}}
+    with pytest.raises(InputError, match="origin"):
+        results.record_prior("x", "catalog", output_dir=tmp_path)
+
+
 def test_record_convergence_merges(tmp_path):
     results.record_convergence("fit_a", True, output_dir=tmp_path, r_hat_max=np.float64(1.01))
     results.record_convergence("fit_b", False, output_dir=tmp_path, divergences=3)

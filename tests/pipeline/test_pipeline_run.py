@@ -268,9 +268,11 @@ def test_demo_cli_on_a_two_notebook_study(tmp_path, catalog_env, capsys):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["converged"] is True
     assert manifest["convergence"] == {".": {"toy_fit": {"converged": True, "r_hat_max": 1.0}}}
+    assert manifest["priors"] == {".": {"toy_prior": {"source": "toy", "n_patients": 3}}}
     # the supplement renders executed notebooks (nbconvert), figures, manifest and commands
     page = (index.parent / f"tiny-{run_dir.name}" / "index.html").read_text()
     assert "files/figures/bar.png" in page and "converged" in page
+    assert "Priors used" in page and "toy_prior" in page  # where the prior came from
     assert "tdt run studies/tiny.yaml" in page and "tdt catalog build" in page
     rendered = (index.parent / f"tiny-{run_dir.name}" / "tiny.html").read_text()
     assert "y = 4.0" in rendered  # the executed cell's output

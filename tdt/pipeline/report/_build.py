@@ -102,6 +102,30 @@ def _convergence_table(manifest: dict[str, Any]) -> str:
                         "divergences", "chains", "draws per chain", "sampling s"), raw=True)
 
 
+def _short_sha(value: Any) -> str:
+    return f"{value[:12]}…" if isinstance(value, str) and len(value) > 12 else str(value or "—")
+
+
+def _priors_table(manifest: dict[str, Any]) -> str:
+    """One row per prior a notebook recorded (``results.record_prior``): where it came from."""
+    rows = []
+    for point, priors in manifest["priors"].items():
+        for name, origin in priors.items():
+            origin = origin if isinstance(origin, dict) else {}
+            sites = origin.get("sites") if isinstance(origin.get("sites"), list) else []
+            model = origin.get("model")
+            model = (f"{model.get('kind', '')} (tdt {', '.join(model.get('tdt_versions', []))})"
+                     if isinstance(model, dict) else str(model or "—"))
+            hashes = ", ".join(f"{s.get('site', '?')}: {_short_sha(s.get('sha256'))}"
+                               for s in sites if isinstance(s, dict))
+            rows.append((point, name, str(origin.get("method", origin.get("source", "—"))),
+                         model, number(origin.get("n_sites", len(sites) or None)),
+                         number(origin.get("n_patients")),
+                         hashes or _short_sha(origin.get("sha256"))))
+    return table(rows, ("point", "prior", "method / source", "model", "sites", "patients",
+                        "file sha256"))
+
+
 def _provenance(manifest: dict[str, Any], run_dir: Path) -> str:
     env = manifest["environment"]
     git = env["git"]
@@ -168,7 +192,8 @@ def _run_page(run_dir: Path, manifest: dict[str, Any], out: Path) -> None:
             notebooks_html.append((rel, name))
         elif suffix in _IMAGE_SUFFIXES:
             figures.append(rel)
-        elif suffix == ".json" and rel != mf.MANIFEST and not rel.endswith("convergence.json"):
+        elif (suffix == ".json" and rel != mf.MANIFEST and not rel.endswith("convergence.json")
+              and not rel.endswith("priors.json")):
             json_files.append(rel)
         elif suffix == ".nc":
             netcdf.append(rel)
@@ -184,6 +209,8 @@ def _run_page(run_dir: Path, manifest: dict[str, Any], out: Path) -> None:
             "<h2>Methods</h2>", methods_html(manifest)]
     if manifest.get("convergence"):
         body += ["<h2>Convergence</h2>", _convergence_table(manifest)]
+    if manifest.get("priors"):
+        body += ["<h2>Priors used, and where they came from</h2>", _priors_table(manifest)]
     comparison = grid_comparison(run_dir, manifest["points"], json_files)
     if comparison:
         body += ["<h2>Grid points compared</h2>", comparison]

@@ -15,6 +15,7 @@ in the UI and the reduced model's independence of the ligand amount is stated th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -203,6 +204,41 @@ class ScenarioInputs:
                     "ligand_half_life_h", "delivered_dose_gy", "delivered_bed_gy")
         return replace(self, **{name: getattr(self, name)[index] for name in per_draw
                                 if getattr(self, name) is not None})
+
+    # --- files ---------------------------------------------------------------------------------
+
+    _ARRAYS = ("dose_per_mbq_gy", "effective_half_life_h", "ligand_grid_nmol",
+               "ligand_uptake_scale", "ligand_half_life_h", "delivered_dose_gy",
+               "delivered_bed_gy")
+
+    def save(self, path) -> None:
+        """Write to ``path`` (NumPy ``.npz``: the arrays, and the rest as JSON) — how a notebook
+        hands a twin's explorer inputs to the next one. :meth:`load` reads it back."""
+        meta = {"regions": list(self.regions), "source": self.source,
+                "converged": self.converged, "notes": list(self.notes),
+                "ligand_interpolation": self.ligand_interpolation,
+                "ligand_emulator": (None if self.ligand_emulator is None
+                                    else dict(self.ligand_emulator))}
+        arrays = {name: getattr(self, name) for name in self._ARRAYS
+                  if getattr(self, name) is not None}
+        with open(path, "wb") as handle:
+            np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
+
+    @classmethod
+    def load(cls, path) -> ScenarioInputs:
+        """Read what :meth:`save` wrote (no pickles: arrays and JSON only)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                arrays = {name: np.asarray(data[name]) for name in cls._ARRAYS if name in data}
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputError(f"path: {str(path)!r} is not a saved ScenarioInputs ({exc}); "
+                             "expected a file written by ScenarioInputs.save") from None
+        emulator = meta.pop("ligand_emulator")
+        if emulator is not None:  # JSON turned tuples into lists
+            emulator = {k: tuple(v) if isinstance(v, list) else v for k, v in emulator.items()}
+        return cls(regions=tuple(meta.pop("regions")), notes=tuple(meta.pop("notes")),
+                   ligand_emulator=emulator, **meta, **arrays)
 
     # --- constructors ------------------------------------------------------------------------
 

@@ -122,6 +122,19 @@ def test_explorer_on_pbpk_draws_has_live_ligand_control_and_shows_the_error(resp
     assert inputs.subsample(20).ligand_half_life_h.shape == (20, len(inputs.regions), GRID.size)
 
 
+def test_saved_inputs_give_the_same_outcomes(inputs, tmp_path):
+    path = tmp_path / "explorer_inputs.npz"
+    inputs.save(path)
+    back = ScenarioInputs.load(path)
+    assert back.ligand_emulator == inputs.ligand_emulator and back.notes == inputs.notes
+    scenario = Scenario(activity_mbq=6000.0, n_cycles=3, ligand_nmol=77.0)
+    np.testing.assert_array_equal(ScenarioModel(back)(scenario).bed_total_draws_gy,
+                                  ScenarioModel(inputs)(scenario).bed_total_draws_gy)
+    (tmp_path / "bad.npz").write_bytes(b"not a file")
+    with pytest.raises(InputError, match="path"):
+        ScenarioInputs.load(tmp_path / "bad.npz")
+
+
 def test_log_interpolation_reproduces_a_power_law_and_does_not_overshoot():
     grid = np.array([20.0, 60.0, 200.0, 1000.0])
     scale = (grid / 150.0) ** -0.3  # a power law: exact under interpolation of logs in log L

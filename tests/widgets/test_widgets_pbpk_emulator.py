@@ -159,3 +159,37 @@ def test_bad_emulator_input_names_the_field(response):
         inputs_from_ligand_response(response, [100.0, 50.0])
     with pytest.raises(InputError, match="twin"):
         inputs_from_pbpk_twin(object())
+
+
+@pytest.mark.slow
+def test_explorer_from_a_pbpk_twin_carries_its_delivered_dose_and_flags():
+    """ScenarioExplorer(Twin(model="psma617")) after a tiny NUTS run: the emulator is built on the
+    twin's next-cycle draws, the delivered dose is the twin's own prediction of the imaged cycle,
+    and the non-converged posterior is flagged."""
+    import datetime as dt
+    import warnings
+
+    from tdt import Twin
+    from tdt.pbpk import Administration, Schedule, psma617
+    from tdt.twin import Calibration, CycleData, PatientRecord
+
+    model = psma617(lesions=("lesion_1",), method="grid")
+    params = model.default_params()
+    times = np.array([4.0, 24.0, 48.0, 96.0, 168.0])
+    sim = model.simulate(params, Schedule([Administration(0.0, 7400.0, 100.0)]), times)
+    cycle = CycleData(7400.0, {o: (times, np.asarray(sim.activity_mbq[o]))
+                               for o in ("kidneys", "salivary_glands", "lesion_1")},
+                      Calibration(1.0, dt.date(2026, 1, 1)), dt.date(2026, 1, 5))
+    twin = Twin(PatientRecord("pt", lesions={"lesion_1": 10.0}), model="psma617", n_draws=20,
+                nuts_options={"draws": 10, "tune": 10, "chains": 1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        twin.assimilate(cycle)
+    ex = ScenarioExplorer(twin)
+    assert ex.errors == [] and not ex.controls["ligand_nmol"].disabled
+    assert "NOT CONVERGED" in ex.inputs.source and ex.inputs.converged is False
+    assert ex.controls["n_cycles"].description == "further cycles"
+    past = twin.predict(Schedule([Administration(0.0, 1.0, twin.ligand_nmol)]))
+    k = ex.inputs.regions.index("kidneys")
+    np.testing.assert_allclose(ex.inputs.delivered_dose_gy[:, k],
+                               past.delivered_dose_gy["kidneys"], rtol=1e-12)

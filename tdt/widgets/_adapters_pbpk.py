@@ -107,8 +107,8 @@ def inputs_from_ligand_response(response, grid_nmol: Sequence[float] = DEFAULT_L
     ``grid_nmol``: >= 2 increasing ligand amounts (nmol) solved at construction.
     ``prior_dose_gy`` / ``prior_bed_gy``: organ -> (n_draws,) dose / BED already delivered (Gy).
     ``check``: also solve at the grid's midpoints and record the emulator's error (one more
-    solve per grid cell). ``reference_nmol``: the amount whose d is ``dose_per_mbq_gy`` (the
-    nearest grid amount) and the ligand control's initial value.
+    solve per grid cell). ``reference_nmol``: the ligand control's initial value; the grid amount
+    nearest to it is the one whose d is ``dose_per_mbq_gy`` (``dose_per_mbq_at_nmol``).
     """
     grid = np.asarray(grid_nmol, dtype=float)
     if grid.ndim != 1 or grid.size < 2 or np.any(np.diff(grid) <= 0) or grid[0] <= 0:
@@ -131,7 +131,8 @@ def inputs_from_ligand_response(response, grid_nmol: Sequence[float] = DEFAULT_L
     scale = d_grid / d_ref[..., None]
     n = d_ref.shape[0]
     emulator = {"grid_nmol": tuple(float(x) for x in grid), "method": EMULATOR_INTERPOLATION,
-                "reference_nmol": float(grid[ref]), "n_draws": n, "regions": tuple(chosen)}
+                "reference_nmol": float(reference_nmol), "dose_per_mbq_at_nmol": float(grid[ref]),
+                "n_draws": n, "regions": tuple(chosen)}
     if check:
         curves = LigandCurves(grid, scale, teff_grid, EMULATOR_INTERPOLATION)
         midpoints = np.sqrt(grid[1:] * grid[:-1])

@@ -51,21 +51,13 @@ def reference_patient(n_draws: int, lesion_ml: float = 10.0, seed: int = 2026):
 
 
 def sweep(response, ligands, constraints=None):
-    """Per ligand amount: admissible activity, expected tumour BED, constraint probabilities,
-    median salivary-gland dose (uniform plan at each L, exact)."""
-    from tdt.twin import DEFAULT_CONSTRAINTS, evaluate, max_uniform_activity
+    """Per ligand amount: the uniform plan (:func:`tdt.twin.ligand_sweep`) as flat rows."""
+    from tdt.twin import DEFAULT_CONSTRAINTS, ligand_sweep
 
-    constraints = tuple(constraints or DEFAULT_CONSTRAINTS)
-    rows = []
-    for ligand in ligands:
-        draws = response.draws(float(ligand))
-        a = min(12000.0, max_uniform_activity(draws, N_CYCLES, constraints))
-        ev = evaluate(draws, np.full(N_CYCLES, a), constraints, "tumour_bed")
-        rows.append({"ligand_nmol": float(ligand), "activity_mbq": a,
-                     "tumour_bed_gy": float(ev.objective_draws.mean()),
-                     "salivary_dose_gy": float(np.median(ev.quantity("salivary_glands", "dose"))),
-                     **ev.constraint_probabilities})
-    return rows
+    rows = ligand_sweep(response, ligands, N_CYCLES, tuple(constraints or DEFAULT_CONSTRAINTS),
+                        activity_bounds_mbq=(0.0, 12000.0))
+    return [{k: v for k, v in r.items() if not k.startswith("probabilities")}
+            | r["probabilities"] for r in rows]
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -101,46 +93,24 @@ def figure(path: Path, n_draws: int = 300) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tdt.twin import DEFAULT_CONSTRAINTS, evaluate, plan_activity_and_ligand
+    from tdt.plotting import plot_ligand_sweep
+    from tdt.twin import ligand_sweep, plan_activity_and_ligand
 
     _compilation_cache()
     ligands = np.geomspace(20.0, 1000.0, 31)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for lesion_ml, colour in ((10.0, "C0"), (500.0, "C3")):
         forward, params, response = reference_patient(n_draws, lesion_ml)
-        rows = sweep(response, ligands)
+        rows = ligand_sweep(response, ligands, N_CYCLES, activity_bounds_mbq=(0.0, 12000.0))
         best = plan_activity_and_ligand(forward, params, N_CYCLES, response=response)
-        label = f"{lesion_ml:g} mL lesion"
-        lig = [r["ligand_nmol"] for r in rows]
-        axes[0].plot(lig, [r["activity_mbq"] / 1000 for r in rows], color=colour, label=label)
-        axes[1].plot(lig, [r["tumour_bed_gy"] for r in rows], color=colour, label=label)
         # at the admissible activity the kidney constraint binds (5 % at every L); at the
         # standard 7.4 GBq the risks move with L
-        fixed = [evaluate(response.draws(x), np.full(N_CYCLES, 7400.0), DEFAULT_CONSTRAINTS)
-                 .constraint_probabilities for x in lig]
-        axes[2].plot(lig, [100 * r["P(kidneys BED > 28 Gy)"] for r in fixed], color=colour,
-                     label=f"P(kidney BED > 28 Gy), {label}")
-        axes[2].plot(lig, [100 * r["P(red_marrow dose > 2 Gy)"] for r in fixed], color=colour,
-                     ls=":", label=f"P(marrow dose > 2 Gy), {label}")
-        axes[0].plot(best.ligand_nmol[0], best.activities_mbq[0] / 1000, "o", color=colour)
-        axes[1].plot(best.ligand_nmol[0], best.expected_objective, "o", color=colour,
-                     label=f"gradient optimum ({best.ligand_nmol[0]:.0f} nmol)")
-        ax2 = axes[0].twinx() if lesion_ml == 10.0 else None
-        if ax2 is not None:
-            ax2.plot(lig, [r["salivary_dose_gy"] for r in rows], color="grey", ls="--")
-            ax2.set_ylabel("median salivary dose (Gy), 10 mL patient", color="grey")
-    for ax in axes:
-        ax.set_xscale("log")
-        ax.set_xlabel("ligand amount per cycle (nmol)")
-        ax.axvspan(96, 192, color="0.9", zorder=0)  # 100-200 µg PSMA-617
-    axes[0].set_ylabel("admissible activity per cycle (GBq)")
-    axes[1].set_ylabel("expected mean tumour BED (Gy)")
+        plot_ligand_sweep(rows, axes, label=f"{lesion_ml:g} mL lesion", color=colour,
+                          optimum=best, salivary=lesion_ml == 10.0)
     axes[2].set_ylabel(f"probability at 7.4 GBq x {N_CYCLES} (%)")
-    axes[2].axhline(5.0, color="k", lw=0.8)
-    for ax in axes:
-        ax.legend(fontsize=7)
     fig.suptitle(f"177Lu-PSMA-617, {N_CYCLES} cycles, {n_draws} draws: uniform plan per ligand "
-                 "amount (admissible activity: kidney risk 5 %; shaded: standard 100-200 µg)", fontsize=10)
+                 "amount (admissible activity: kidney risk 5 %; shaded: standard 100-200 µg)",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

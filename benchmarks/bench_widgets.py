@@ -5,6 +5,12 @@ the activity control, as a user would, synchronously: no kernel loop, so no debo
 the jitted scenario model alone versus a per-draw NumPy/SciPy loop (baseline); the blitted
 figure redraw versus a full matplotlib Agg redraw (baseline); and the update with a spread of
 tumour radiosensitivity (TCP by quadrature). Target: < 100 ms per update for 1,000 draws.
+
+PBPK case: the explorer on 1,000 draws of the receptor PSMA-617 model (the reference patient of
+benchmarks/bench_ligand_plan.py) with the ligand emulator (tdt.widgets.inputs_from_ligand_response):
+its construction (grid solves + error check), the update p95 while moving the activity and the
+ligand-amount sliders alternately, its measured interpolation error, against the baseline of
+re-simulating every draw through the PBPK at each ligand move (LigandResponse.coefficients).
 """
 
 from __future__ import annotations
@@ -67,11 +73,58 @@ def _numpy_loop(inputs, scenario) -> float:
     return time.perf_counter() - start
 
 
+def _pbpk_case(n_draws: int, n_updates: int) -> list[dict]:
+    from benchmarks.bench_ligand_plan import _compilation_cache, reference_patient
+    from tdt.widgets import ScenarioExplorer, inputs_from_ligand_response
+
+    _compilation_cache()
+    _, _, response = reference_patient(n_draws)
+    response.coefficients(150.0)  # compile the PBPK solve before timing
+    start = time.perf_counter()
+    inputs = inputs_from_ligand_response(response, source="PSMA-617 reference patient")
+    t_build = time.perf_counter() - start
+    explorer = ScenarioExplorer(inputs, max_draws=n_draws)
+    ligands = np.geomspace(25.0, 900.0, 7)
+    activities = np.round(np.linspace(5.0, 10.0, 11), 1)
+    for v in (30.0, 60.0):  # warm-up
+        explorer.controls["ligand_nmol"].value = v
+    times = []
+    for i in range(n_updates):
+        name, values = (("ligand_nmol", ligands) if i % 2 else ("activity_gbq", activities))
+        value = float(values[(i // 2) % values.size])
+        if value == explorer.controls[name].value:
+            value += 0.1
+        start = time.perf_counter()
+        explorer.controls[name].value = value
+        times.append(time.perf_counter() - start)
+    if explorer.errors:
+        raise RuntimeError(f"explorer errors during benchmark: {explorer.errors}")
+    direct = []
+    for ligand in ligands[:3]:
+        start = time.perf_counter()
+        response.coefficients(float(ligand))
+        direct.append(time.perf_counter() - start)
+    e = inputs.ligand_emulator
+    error = (f"max error vs direct PBPK at {len(e['check_nmol'])} off-grid L: dose "
+             f"{100 * e['max_rel_error_dose']:.3f} %, BED {100 * e['max_rel_error_bed']:.3f} %")
+    times = np.asarray(times)
+    return [
+        {"case": f"PBPK explorer update {n_draws} draws (p95)", "tdt": float(np.quantile(times, 0.95)),
+         "baseline": float(np.median(direct)), "unit": "s", "target": "< 0.1 s",
+         "note": f"{n_updates} moves, activity and ligand alternately (median "
+                 f"{1000 * np.median(times):.0f} ms); baseline: PBPK re-solve of all draws per "
+                 f"ligand move; {error}"},
+        {"case": f"PBPK emulator construction {n_draws} draws", "tdt": t_build, "baseline": None,
+         "unit": "s", "target": "",
+         "note": f"{len(e['grid_nmol'])} grid + {len(e['check_nmol'])} check solves"},
+    ]
+
+
 def run(quick: bool = False) -> list[dict]:
     from tdt.widgets import Scenario
 
     n_updates = 10 if quick else 40
-    rows = []
+    rows = _pbpk_case(300 if quick else 1000, n_updates)
     for n_draws in (1000, 4000):
         explorer = _explorer(n_draws)
         times = _update_times(explorer, n_updates)

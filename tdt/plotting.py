@@ -275,3 +275,50 @@ def figure_png(fig, dpi: float | None = None) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
+
+
+def plot_ligand_sweep(rows: Sequence[Mapping], axes=None, label: str = "",
+                      color: str = COLORS[0], optimum=None, salivary: bool = False,
+                      standard_nmol: tuple[float, float] | None = (96.0, 192.0)):
+    """Three panels over the ligand amount (log axis) from :func:`tdt.twin.ligand_sweep` rows:
+    admissible activity per cycle (GBq), expected mean tumour BED (Gy) and the constraint
+    probabilities (%) at the rows' fixed activity (solid: the first constraint, dotted: the
+    others). ``optimum``: a :class:`tdt.twin.LigandPlan` marked on the first two panels;
+    ``salivary``: the median salivary-gland dose on a right axis of the first panel;
+    ``standard_nmol``: the shaded standard range (100–200 µg PSMA-617 ≈ 96–192 nmol).
+    Returns the three axes."""
+    if axes is None:
+        # matplotlib is heavy; callers choose the backend before pyplot loads
+        import matplotlib.pyplot as plt
+
+        _, axes = plt.subplots(1, 3, figsize=(13.0, 3.8), layout="constrained")
+    if not rows:
+        raise InputError("rows: empty; expected ligand_sweep rows")
+    lig = [r["ligand_nmol"] for r in rows]
+    axes[0].plot(lig, [r["activity_mbq"] / 1000.0 for r in rows], color=color, label=label)
+    axes[1].plot(lig, [r["tumour_bed_gy"] for r in rows], color=color, label=label)
+    fixed_gbq = rows[0]["fixed_activity_mbq"] / 1000.0
+    for k, name in enumerate(rows[0]["probabilities_fixed"]):
+        axes[2].plot(lig, [100.0 * r["probabilities_fixed"][name] for r in rows], color=color,
+                     ls="-" if k == 0 else ":", label=f"{name}{', ' + label if label else ''}")
+    if optimum is not None:
+        axes[0].plot(optimum.ligand_nmol[0], optimum.activities_mbq[0] / 1000.0, "o",
+                     color=color)
+        axes[1].plot(optimum.ligand_nmol[0], optimum.expected_objective, "o", color=color,
+                     label=f"optimum ({optimum.ligand_nmol[0]:.0f} nmol)")
+    if salivary:
+        right = axes[0].twinx()
+        right.plot(lig, [r["salivary_dose_gy"] for r in rows], color="grey", ls="--")
+        right.set_ylabel(f"median salivary dose (Gy){', ' + label if label else ''}",
+                         color="grey")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("ligand amount per cycle (nmol)")
+        if standard_nmol is not None:
+            ax.axvspan(*standard_nmol, color="0.9", zorder=0)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("admissible activity per cycle (GBq)")
+    axes[1].set_ylabel("expected mean tumour BED (Gy)")
+    axes[2].set_ylabel(f"probability at {fixed_gbq:g} GBq per cycle (%)")
+    axes[2].axhline(5.0, color="k", lw=0.8)
+    return axes

@@ -1,4 +1,4 @@
-"""Notebook 03 · The Bayesian twin: fit, diagnostics, posterior predictive, doses with credible intervals.
+"""Notebook 03 · The Bayesian twin on the receptor PBPK: fit, diagnostics, predictions, ligand plan.
 
 Source of ``notebooks/03_bayesian_twin.ipynb``; build it with
 ``python notebooks/_build.py`` (``--check`` verifies the committed file).
@@ -11,18 +11,27 @@ def cells() -> list:
     """The notebook's cells, in order."""
     return [
         md('''
-# 03 · The Bayesian twin: fit, diagnostics, posterior predictive, doses with credible intervals
+# 03 · The Bayesian twin: receptor PBPK, NUTS, doses with credible intervals, ligand amount
 
-The reduced linear kinetic model (`tdt.pbpk.reduced_linear`) is fitted to the patient's TACs
-with PyMC + NUTS (`tdt.inference.fit_patient`). Every dose then comes with a 90 % credible
+The patient's twin is the **receptor PBPK model** of 177Lu-PSMA-617 (`tdt.Twin(record,
+model="psma617")`): its identifiable parameters (GFR, receptor densities and release rates of
+kidneys, salivary glands, liver, spleen and every lesion) are fitted to the imaged cycle by NUTS
+(PyMC model, JAX gradients through the PBPK solve). Every dose comes with a 90 % credible
 interval, and a fit that fails the convergence gate (R-hat, ESS, divergences) is marked
-**NOT CONVERGED** wherever its numbers appear.
+**NOT CONVERGED** wherever its numbers appear. Because the model has receptor saturation, the
+twin can say what the *ligand amount* (nmol of peptide per cycle) does — the last section.
+
+`model = "reduced"` is a **fallback**: the reduced linear model (a fast approximation, no
+ligand amount), for machines where NUTS on the PBPK is too slow.
 '''),
         parameters('''
-draws = 500      # NUTS draws per chain
+model = "psma617"  # receptor PBPK twin; "reduced": FALLBACK, the reduced linear model
+draws = 300        # NUTS draws per chain
 chains = 2
-tune = 500
-max_predictive_draws = 400  # posterior draws used for TAC bands and doses
+tune = 300
+max_predictive_draws = 400  # posterior draws used for TAC bands, doses and the ligand sweep
+ligand_nmol = 150.0  # peptide given with the imaged cycle (the phantom's: 150 nmol)
+plan_cycles = 4      # cycles still to plan (ligand section)
 '''),
         code(SETUP),
         md("## The patient's data (from notebook 02, or the phantom patient)"),
@@ -54,78 +63,122 @@ else:
             for n, t in extracted.items()}
     administered = study.injected_activity_mbq
 modelled = ("kidneys", "liver", "spleen", "salivary_glands", "red_marrow")
-# GTM-corrected activities are true VOI totals: recovery 1, with each VOI's own recovery log-SD
-# (extract_tacs' default: the FWHM known to 10 % through the GTM, 1 % floor); raw image sums
-# get the volume-based recovery coefficient instead
-series = {n: inference.OrganSeries(t, a, volume_ml=v, recovery=1.0 if pv_corrected else None,
-                                   recovery_sd=sd if pv_corrected else None)
-          for n, (t, a, v, sd) in tacs.items() if n in modelled or is_lesion(n)}
-data = inference.PatientData(series, administered_activity_mbq=administered)
+names = [n for n in tacs if n in modelled or is_lesion(n)]
+volumes_ml = {n: tacs[n][2] for n in names}
 print("partial-volume corrected data:", pv_corrected, "| phantom truth:", truth is not None)
-data.organ_names
+names
 '''),
-        md("## Fit (NUTS) and diagnostics"),
+        md('''
+## Fit (NUTS) and diagnostics
+
+PBPK twin: `Twin.assimilate` fits the cycle's VOI activities (GTM-corrected: recovery 1, 10 %
+lognormal error, 3 % calibration) by NUTS. Fallback: `inference.fit_patient(model="reduced")`.
+'''),
         code('''
-# GTM-corrected data: per-VOI recovery SDs (OrganSeries.recovery_sd); the flat
-# inference.GTM_RECOVERY_SD only for VOIs without one
-measurement = inference.MeasurementModel(recovery_sd=inference.GTM_RECOVERY_SD) if pv_corrected \
-    else inference.MeasurementModel()
-posterior = inference.fit_patient(data, model="reduced", draws=draws, chains=chains, tune=tune,
-                                  seed=seed, measurement=measurement)
+import time
+import warnings
+
+from tdt import Twin
+from tdt.twin import CycleData, PatientRecord
+
+record = PatientRecord("phantom", organ_masses_g=imaging.voi_organ_masses_g(volumes_ml),
+                       lesions={n: float(v) for n, v in volumes_ml.items() if is_lesion(n)})
+cycle = CycleData(float(administered), {n: (tacs[n][0], tacs[n][1]) for n in names})
+start = time.perf_counter()
+twin = None
+if model == "reduced":  # FALLBACK: reduced linear model (fast approximation, no ligand amount)
+    series = {n: inference.OrganSeries(tacs[n][0], tacs[n][1], volume_ml=tacs[n][2],
+                                       recovery=1.0 if pv_corrected else None,
+                                       recovery_sd=tacs[n][3] if pv_corrected else None)
+              for n in names}
+    data = inference.PatientData(series, administered_activity_mbq=administered)
+    measurement = inference.MeasurementModel(recovery_sd=inference.GTM_RECOVERY_SD) \\
+        if pv_corrected else inference.MeasurementModel()
+    posterior = inference.fit_patient(data, model="reduced", draws=draws, chains=chains,
+                                      tune=tune, seed=seed, measurement=measurement)
+else:
+    twin = Twin(record, model=model, n_draws=max_predictive_draws, ligand_nmol=ligand_nmol,
+                seed=seed, nuts_options={"draws": draws, "tune": tune, "chains": chains,
+                                         "seed": seed})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        qa = twin.assimilate(cycle)
+    posterior, data = twin.nuts_posterior, twin.nuts_posterior.data
+fit_seconds = time.perf_counter() - start
+label = ("receptor PBPK twin (" + model + ", NUTS)" if twin is not None
+         else "FALLBACK: reduced linear model (NUTS)")
+print(f"{label}: fitted in {fit_seconds:.0f} s")
 print(posterior.report())
 '''),
         md('''
 ## Posterior predictive time–activity curves (median, 50 % and 90 % bands)
 
-Data and curves are drawn on the same footing: both partial-volume corrected (GTM data, true
-activity curves), or both as the camera sees them (image sums, curves × the prior recovery
-coefficient of the VOI). The title of the figure says which.
+Data and curves are partial-volume corrected (GTM data, true activity curves) for the phantom.
 '''),
         code('''
 predictive = posterior.predict(max_draws=max_predictive_draws, seed=seed)
-names = list(data.organ_names)
-recovery = dict(zip(names, inference.recovery_coefficients(data, inference.MeasurementModel())))
-if pv_corrected:
-    recovery = dict.fromkeys(names, 1.0)
 fig, axes = plt.subplots(-(-len(names) // 4), 4, figsize=(13, 6), layout="constrained")
 for ax, name in zip(axes.flat, names):
     plotting.plot_tac_fit(data.organs[name].times_h, data.organs[name].activity_mbq,
-                          predictive["times_h"], predictive["activity_mbq"][name] * recovery[name],
+                          predictive["times_h"], predictive["activity_mbq"][name],
                           ax=ax, label=name)
     ax.set_xlim(0, data.organs[name].times_h[-1] * 1.3)
     ax.set_title(name + ("" if posterior.converged else " — NOT CONVERGED"), fontsize="small")
-fig.suptitle("data and curves partial-volume corrected (GTM)" if pv_corrected else
-             "data: image VOI sums; curves: model activity × prior recovery coefficient")
+fig.suptitle(f"{label}: data and curves partial-volume corrected (GTM)")
 for ax in list(axes.flat)[len(names):]:
     ax.set_visible(False)
 '''),
-        md("## Absorbed doses with 90 % credible intervals"),
+        md('''
+## Absorbed doses of the imaged cycle, and of the next cycles, with 90 % credible intervals
+
+PBPK twin: `twin.predict` re-simulates every draw over the whole schedule (the imaged cycle and
+`plan_cycles` more at the same activity and ligand amount, with the twin's drift prior between
+cycles) and applies the MIRD dosimetry (S-values mass-scaled to the VOI masses, spheres for
+lesions) and the BED of each draw's dose-rate history.
+'''),
         code('''
 import pandas as pd
 
-volumes_ml = {n: data.organs[n].volume_ml for n in names}
-prediction = posterior.predict_doses(max_draws=max_predictive_draws, seed=seed,
-                                     organ_masses_g=imaging.voi_organ_masses_g(volumes_ml))
-rows = pd.DataFrame(prediction.summary())  # one cycle; dose also per GBq administered
+forecast = None
+if twin is not None:
+    forecast = twin.predict([float(administered)] * plan_cycles)
+    prediction = forecast.cycles[0]  # the imaged cycle
+else:
+    prediction = posterior.predict_doses(max_draws=max_predictive_draws, seed=seed,
+                                         organ_masses_g=record.organ_masses_g)
+rows = pd.DataFrame(prediction.summary())  # the imaged cycle; dose also per GBq administered
+flag = "" if posterior.converged else " — NOT CONVERGED"
 doses = rows[rows.quantity == "dose_gy"].set_index("organ")[["median", "ci90_low", "ci90_high",
                                                               "flag"]]
 ax = plotting.plot_dose_intervals({o: (r.ci90_low, r["median"], r.ci90_high)
                                    for o, r in doses.iterrows()},
-                                  title="absorbed dose, median and 90 % CrI (one cycle)")
+                                  title=f"absorbed dose of the imaged cycle, median and 90 % CrI{flag}")
 doses.round(3)
+'''),
+        code('''
+if forecast is not None:
+    forecast_rows = pd.DataFrame(forecast.summary())
+    cumulative = forecast_rows[forecast_rows.quantity.isin(["cumulative_bed_gy",
+                                                            "cumulative_dose_gy"])]
+    display(cumulative.pivot(index="organ", columns="quantity",
+                             values=["median", "ci90_low", "ci90_high"]).round(2))
+    print(f"{1 + plan_cycles} cycles of {administered / 1000:.2f} GBq with {ligand_nmol:g} nmol"
+          + flag)
 '''),
         md('''
 ## Estimate vs truth (phantom input only)
 
-Posterior median, 50 % and 90 % credible intervals of every TIA and dose against the phantom's
-ground truth; "covered" says whether the interval holds the truth. On a cohort of phantoms the
-90 % intervals should cover it ~90 % of the time (docs/imaging.md, "Harmonisation / truth").
+Posterior median, 50 % and 90 % credible intervals of every TIA and dose of the imaged cycle
+against the phantom's ground truth; "covered" says whether the interval holds the truth. (The
+phantom's kinetics are the reduced linear model's: the PBPK twin fits them as a different,
+mechanistic model.)
 '''),
         code('''
 truth_table = truth_fig = None
 if truth is not None:
     truth_table = pd.DataFrame(
-        imaging.truth_rows(truth, "tia_mbq_h", prediction.tia_mbq_h)
+        imaging.truth_rows(truth, "tia_mbq_h", {k: v for k, v in prediction.tia_mbq_h.items()
+                                                if k in names})
         + imaging.truth_rows(truth, "dose_gy", {k: v for k, v in prediction.dose_gy.items()
                                                 if k in names}))
     truth_fig, tax = plt.subplots(1, 2, figsize=(12, 3.5), layout="constrained")
@@ -138,10 +191,53 @@ if truth is not None:
         a.set_xticks(x, g.organ, rotation=30, fontsize="small")
         a.set_ylabel("estimate / truth − 1 (%)")
         a.set_title(f"{q}: 50 % / 90 % CrI vs phantom truth, 90 % covered "
-                    f"{int(g.covered90.sum())}/{len(g)}"
-                    + ("" if posterior.converged else " — NOT CONVERGED"), fontsize="small")
+                    f"{int(g.covered90.sum())}/{len(g)}{flag}", fontsize="small")
     display(truth_table[["quantity", "organ", "truth", "median", "ci90_low", "ci90_high",
                          "bias", "covered50", "covered90"]].round(3))
+'''),
+        md('''
+## Ligand amount: how the plan and the risks move with the peptide given
+
+For the next cycle's parameter draws (`twin.pbpk_parameter_draws`), every draw's response to
+one cycle, d(L) (dose per MBq) and q(L) (BED coefficient), is solved by the PBPK at each
+ligand amount L (`tdt.twin.LigandResponse`; exact in the activity). Per L: the largest activity
+per cycle with P(kidney BED > limit) ≤ 5 % and P(marrow dose > 2 Gy) ≤ 5 % over the draws
+(with the imaged cycle's dose already delivered), the expected tumour BED at that activity, and
+the risks at the standard 7.4 GBq (`tdt.twin.ligand_sweep`, `tdt.plotting.plot_ligand_sweep`,
+the code of docs/figures/ligand_plan.png). The dot is the planner's optimum (`twin.plan()`:
+gradient in L through the PBPK, exact chance constraints).
+'''),
+        code('''
+ligand_fig = ligand_plan = response = None
+if twin is not None:
+    from tdt.twin import LigandResponse, ligand_sweep
+
+    response = LigandResponse(twin.pbpk, twin.pbpk_parameter_draws(1)[0],
+                              organ_masses_g=record.organ_masses_g,
+                              lesion_volumes_ml=dict(record.lesions), phantom=record.phantom)
+    delivered = dict(dose=forecast.delivered_dose_gy, bed=forecast.delivered_bed_gy)
+    organs = set(response.organs)
+    sweep = ligand_sweep(response, np.geomspace(20.0, 1000.0, 9), plan_cycles,
+                         twin.default_constraints(),
+                         prior_dose_gy={o: v for o, v in delivered["dose"].items() if o in organs},
+                         prior_bed_gy={o: v for o, v in delivered["bed"].items() if o in organs})
+    ligand_plan = twin.plan(n_cycles=plan_cycles, response=response)
+    _, lax = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
+    plotting.plot_ligand_sweep(sweep, lax, label="this patient", optimum=ligand_plan,
+                               salivary=True)
+    ligand_fig = lax[0].figure
+    ligand_fig.suptitle(f"{plan_cycles} further cycles, {response.n_draws} posterior draws"
+                        + flag, fontsize="small")
+    print(f"plan: {ligand_plan.activities_mbq[0] / 1000:.2f} GBq with "
+          f"{ligand_plan.ligand_nmol[0]:.0f} nmol per cycle; "
+          f"{ligand_plan.constraint_probabilities}{flag}")
+    display(pd.DataFrame([{"ligand (nmol)": r["ligand_nmol"],
+                           "admissible activity (GBq)": r["activity_mbq"] / 1000,
+                           "E[tumour BED] (Gy)": r["tumour_bed_gy"],
+                           **{f"{k} at 7.4 GBq": v for k, v in r["probabilities_fixed"].items()}}
+                          for r in sweep]).round(3))
+else:
+    print("FALLBACK (reduced linear model): the ligand amount is not modelled.")
 '''),
         code('''
 if SAVE:
@@ -154,5 +250,15 @@ if SAVE:
     results.save_json("dose_summary", rows.to_dict(orient="records"), output_dir)
     results.save_figure("posterior_predictive_tacs", fig, output_dir)
     results.save_figure("dose_intervals", ax.figure, output_dir)
+    if twin is not None:
+        # notebook 04's explorer: the PBPK emulator of d(L), q(L) on these draws
+        from tdt.widgets import inputs_from_pbpk_twin
+
+        inputs_from_pbpk_twin(twin, response=response).save(
+            Path(output_dir) / "explorer_inputs.npz")
+        results.save_json("ligand_plan", ligand_plan.to_dict(), output_dir)
+        results.save_json("forecast_summary", forecast_rows.to_dict(orient="records"),
+                          output_dir)
+        results.save_figure("ligand_plan", ligand_fig, output_dir)
 '''),
     ]

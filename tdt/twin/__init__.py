@@ -6,7 +6,8 @@ Public API (see docs/twin.md):
 - :func:`plan`, :class:`Constraint`, :class:`Policy`, :class:`TcpModel`, :class:`Plan`,
   :func:`evaluate`, :func:`max_uniform_activity`, :func:`exceedance_probability`;
 - :func:`plan_activity_and_ligand` (activity AND ligand amount through a receptor PBPK),
-  :class:`LigandPlan`, :class:`LigandResponse` (per-draw d(L), q(L));
+  :class:`LigandPlan`, :class:`LigandResponse` (per-draw d(L), q(L)), :func:`ligand_sweep`
+  (the uniform plan and its constraint probabilities as functions of the ligand amount);
 - :class:`Twin` (assimilate / predict / plan / save / load), :class:`PatientRecord`,
   :class:`CycleData`, :class:`Calibration`, :class:`DriftModel`, :class:`GaussianPosterior`;
 - :class:`QAReport`, :class:`AuditLog`, :func:`virtual_trial`, :func:`virtual_trial_cohort`.
@@ -16,6 +17,7 @@ from tdt.twin._assimilate import DriftModel, GaussianPosterior, assimilate_lapla
 from tdt.twin._audit import AuditLog
 from tdt.twin._draws import DoseDraws, quadratic_bed_coefficient
 from tdt.twin._ligand_response import LigandResponse
+from tdt.twin._ligand_sweep import ligand_sweep
 from tdt.twin._plan import (
     DEFAULT_CONSTRAINTS,
     KIDNEY_BED_28,
@@ -46,4 +48,5 @@ __all__ = [
     "DoseDraws", "LinearQuadratic", "Plan", "Policy", "ScheduleEvaluation", "TcpModel", "evaluate",
     "exceedance_probability", "max_uniform_activity", "plan", "quadratic_bed_coefficient",
     "tissue_parameters", "LigandPlan", "LigandResponse", "plan_activity_and_ligand",
+    "ligand_sweep",
 ]

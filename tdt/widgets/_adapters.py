@@ -13,8 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from tdt.errors import InputError
-from tdt.radiobiology import tissue
+from tdt.radiobiology import is_lesion
 from tdt.widgets._inputs import ScenarioInputs
+from tdt.widgets._scenario_types import Scenario, resolve_radiobiology
 
 #: regions the explorer shows by default (others, e.g. plasma or remainder, are bookkeeping)
 DEFAULT_REGIONS = ("kidneys", "salivary_glands", "red_marrow", "liver", "spleen")
@@ -29,8 +30,30 @@ def _select(names: Sequence[str], regions: Sequence[str] | None) -> tuple[str, .
                 f"{sorted(names)}"
             )
         return tuple(regions)
-    chosen = tuple(r for r in names if r in DEFAULT_REGIONS or r.startswith("lesion"))
+    chosen = tuple(r for r in names if r in DEFAULT_REGIONS or is_lesion(r))
     return chosen or tuple(names)
+
+
+def equivalent_half_life(regions: Sequence[str], dose_per_mbq, bed_quadratic,
+                         max_half_life_h: float = 1e4) -> np.ndarray:
+    """Mono-exponential effective half-life (h) with the same one-cycle BED as d A + q A².
+
+    Dale's form q = d² T_rep / ((T_rep + T_eff) α/β) solved for T_eff = T_rep (d² / (q α/β) − 1)
+    with the explorer's own tissue parameters at their defaults (:func:`resolve_radiobiology`:
+    tdt.radiobiology's table, the twin's too; generic late tissue for an organ without an
+    entry): the explorer's BED then equals d A + q A² exactly at those parameters, for every A.
+    ``dose_per_mbq``, ``bed_quadratic``: (n_draws, n_regions) Gy/MBq and Gy/MBq². q = 0 (an
+    organ reported as dose only) gives the longest half-life, ``max_half_life_h`` (default
+    10⁴ h: BED ≈ dose; the PBPK adapter passes the nuclide's physical half-life, the longest an
+    effective half-life can be).
+    """
+    rb = resolve_radiobiology(tuple(regions), Scenario())
+    d, q = np.asarray(dose_per_mbq, float), np.asarray(bed_quadratic, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_eff = rb.repair_half_time_h * (d**2 / (q * rb.alpha_beta_gy) - 1.0)
+    # q -> 0 (very long T_eff) or rounding near T_eff -> 0: keep within physical bounds
+    top = float(max_half_life_h)
+    return np.clip(np.nan_to_num(t_eff, nan=top, posinf=top), 1e-3, top)
 
 
 def inputs_from_dose_prediction(prediction, total_activity_mbq: float,
@@ -89,24 +112,17 @@ def inputs_from_dose_draws(draws, regions: Sequence[str] | None = None,
     The twin stores, per draw and target, the dose per MBq d and the quadratic BED coefficient
     q (BED = d A + q A² for one cycle). The equivalent mono-exponential effective half-life
     follows from Dale's form q = d² T_rep / ((T_rep + T_eff) α/β) with the twin's own tissue
-    parameters: T_eff = T_rep (d² / (q α/β) − 1). It reproduces the twin's BED exactly at those
-    parameters (:func:`tdt.radiobiology._parameters.tissue`, the table the twin uses too). Past
-    cycles' dose and BED (``prior_dose_gy``/``prior_bed_gy``) are carried over.
+    parameters: T_eff = T_rep (d² / (q α/β) − 1) (:func:`equivalent_half_life`). Past cycles'
+    dose and BED (``prior_dose_gy``/``prior_bed_gy``) are carried over.
     """
     names = list(draws.organs)
     chosen = _select(names, regions)
     index = [names.index(r) for r in chosen]
     d = np.asarray(draws.dose_per_mbq)[0][:, index]
     q = np.asarray(draws.bed_quadratic)[0][:, index]
-    lq = [tissue(r) for r in chosen]
-    ab = np.array([p.alpha_beta_gy for p in lq])
-    trep = np.array([p.repair_half_time_h for p in lq])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t_eff = trep * (d**2 / (q * ab) - 1.0)
-    # q -> 0 (very long T_eff) or rounding near T_eff -> 0: keep within physical bounds
-    t_eff = np.clip(np.nan_to_num(t_eff, nan=1e4, posinf=1e4), 1e-3, 1e4)
     return ScenarioInputs(
-        regions=tuple(chosen), dose_per_mbq_gy=d, effective_half_life_h=t_eff,
+        regions=tuple(chosen), dose_per_mbq_gy=d,
+        effective_half_life_h=equivalent_half_life(chosen, d, q),
         delivered_dose_gy=np.asarray(draws.prior_dose_gy)[:, index],
         delivered_bed_gy=np.asarray(draws.prior_bed_gy)[:, index],
         source=source,

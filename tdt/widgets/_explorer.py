@@ -29,6 +29,7 @@ from IPython.display import display
 from tdt.errors import InputError
 from tdt.plotting import figure_png
 from tdt.widgets._adapters import inputs_from_dose_draws, inputs_from_posterior, inputs_from_twin
+from tdt.widgets._adapters_pbpk import inputs_from_pbpk_twin
 from tdt.widgets._debounce import Debouncer
 from tdt.widgets._explain import explain_html, plain_name, plot_explain
 from tdt.widgets._explorer_controls import (
@@ -46,6 +47,8 @@ from tdt.widgets._scenario import KIDNEY_BED_LIMIT_GY, Outcomes, Scenario, Scena
 def _coerce_inputs(source) -> ScenarioInputs:
     if isinstance(source, ScenarioInputs):
         return source
+    if getattr(source, "is_pbpk", False):  # a receptor-PBPK tdt.twin.Twin: the ligand emulator
+        return inputs_from_pbpk_twin(source)
     if hasattr(source, "response") and hasattr(source, "record"):  # a tdt.twin.Twin
         return inputs_from_twin(source)
     if hasattr(source, "dose_per_mbq") and hasattr(source, "bed_quadratic"):  # twin.DoseDraws
@@ -64,7 +67,8 @@ class ScenarioExplorer:
     Parameters
     ----------
     posterior_or_twin: :class:`ScenarioInputs`, a ``tdt.inference.Posterior`` or a
-        ``tdt.twin.Twin``.
+        ``tdt.twin.Twin`` (a PBPK twin gets the ligand emulator,
+        :func:`tdt.widgets.inputs_from_pbpk_twin`: activity and ligand-amount sliders).
     scenario: initial :class:`Scenario` (default 7.4 GBq × 6 cycles every 6 weeks).
     bed_limits, dose_limits: ``{region: Gy}`` overrides of the default organ limits.
     debounce_s: delay after the last change before recomputing (inside a running kernel loop).

@@ -6,12 +6,14 @@ conversions go through :mod:`tdt.units`.
 
 from __future__ import annotations
 
+import html
 import math
 
 import ipywidgets as w
 import numpy as np
 
 from tdt.units import gbq_to_mbq, mbq_to_gbq, time_to_h
+from tdt.widgets._adapters_pbpk import emulator_note
 from tdt.widgets._inputs import ScenarioInputs
 from tdt.widgets._scenario import MAX_CYCLES, Scenario, resolve_radiobiology
 
@@ -69,11 +71,15 @@ def _ligand_control(s: Scenario, inputs: ScenarioInputs) -> tuple[w.FloatSlider,
     """The ligand-amount slider (live only with a sensitivity grid) and the note beside it."""
     if inputs.has_ligand_sensitivity:
         grid = inputs.ligand_grid_nmol
-        value = s.ligand_nmol if s.ligand_nmol is not None else float(np.median(grid))
+        emulator = inputs.ligand_emulator or {}
+        value = (s.ligand_nmol if s.ligand_nmol is not None
+                 else emulator.get("reference_nmol", float(np.median(grid))))
         slider = w.FloatSlider(
             value=value, min=float(grid[0]), max=float(grid[-1]),
             step=float((grid[-1] - grid[0]) / 100.0), description="ligand (nmol)",
             continuous_update=False)
+        if emulator:
+            return slider, html.escape(emulator_note(emulator, short=True))
         return slider, "ligand amount: per-draw uptake sensitivity from the nonlinear model"
     slider = w.FloatSlider(
         value=s.ligand_nmol or 150.0, min=50.0, max=300.0, step=5.0,

@@ -15,14 +15,18 @@ in the UI and the reduced model's independence of the ligand amount is stated th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from tdt.errors import InputError
 from tdt.physics import nuclide
 from tdt.units import gbq_to_mbq, rate_to_half_life
+
+#: interpolation methods of the ligand curves (tdt.widgets._ligand_curves)
+LIGAND_INTERPOLATIONS = ("linear", "pchip-log")
 
 #: prefix of lesion names (docs/architecture.md: ``lesion_1``, ``lesion_2``, ...)
 LESION_PREFIX = "lesion"
@@ -64,7 +68,13 @@ class ScenarioInputs:
     effective_half_life_h: (n_draws, n_regions) effective half-life of the dose rate, h.
     ligand_grid_nmol: optional (n_grid,) increasing ligand amounts, nmol.
     ligand_uptake_scale: optional (n_draws, n_regions, n_grid) dimensionless factor multiplying
-        ``dose_per_mbq_gy`` at each ligand amount (linear interpolation, clipped to the grid).
+        ``dose_per_mbq_gy`` at each ligand amount (interpolated, clipped to the grid).
+    ligand_half_life_h: optional (n_draws, n_regions, n_grid) effective half-life at each ligand
+        amount (h), replacing ``effective_half_life_h`` when the ligand control is live.
+    ligand_interpolation: ``"linear"`` (in L) or ``"pchip-log"`` (monotone cubic in log L of
+        the logs; the PBPK emulator's), :mod:`tdt.widgets._ligand_curves`.
+    ligand_emulator: optional description of a PBPK emulator (grid, method, reference amount,
+        its measured interpolation error), set by :func:`tdt.widgets.inputs_from_ligand_response`.
     source: a short description of where the draws come from (shown in the UI).
     converged: sampler diagnostics flag of the posterior (``None`` when not from a sampler).
     notes: lines shown under the explorer's outputs.
@@ -82,6 +92,9 @@ class ScenarioInputs:
     notes: tuple[str, ...] = field(default=())
     delivered_dose_gy: np.ndarray | None = None
     delivered_bed_gy: np.ndarray | None = None
+    ligand_half_life_h: np.ndarray | None = None
+    ligand_interpolation: str = "linear"
+    ligand_emulator: Mapping | None = None
 
     @property
     def synthetic(self) -> bool:
@@ -141,6 +154,23 @@ class ScenarioInputs:
                 raise InputError("ligand_uptake_scale: expected finite positive factors")
             object.__setattr__(self, "ligand_grid_nmol", grid)
             object.__setattr__(self, "ligand_uptake_scale", scale)
+        self._check_ligand_extras(dose.shape)
+
+    def _check_ligand_extras(self, shape) -> None:
+        if self.ligand_interpolation not in LIGAND_INTERPOLATIONS:
+            raise InputError(f"ligand_interpolation: {self.ligand_interpolation!r}; expected one "
+                             f"of {LIGAND_INTERPOLATIONS}")
+        teff = self.ligand_half_life_h
+        if teff is None:
+            return
+        if self.ligand_grid_nmol is None:
+            raise InputError("ligand_half_life_h: given without ligand_grid_nmol; expected both")
+        teff = np.asarray(teff, dtype=float)
+        expected = tuple(shape) + (self.ligand_grid_nmol.size,)
+        if teff.shape != expected or not np.all(np.isfinite(teff)) or np.any(teff <= 0):
+            raise InputError(f"ligand_half_life_h: expected finite half-lives > 0 h of shape "
+                             f"{expected} (n_draws, n_regions, n_grid), got shape {teff.shape}")
+        object.__setattr__(self, "ligand_half_life_h", teff)
 
     @property
     def n_draws(self) -> int:
@@ -170,22 +200,45 @@ class ScenarioInputs:
             raise InputError(f"n_draws: {n_draws}; expected >= 1")
         rng = np.random.default_rng(seed)
         index = rng.choice(self.n_draws, size=n_draws, replace=n_draws > self.n_draws)
-        return ScenarioInputs(
-            regions=self.regions,
-            dose_per_mbq_gy=self.dose_per_mbq_gy[index],
-            effective_half_life_h=self.effective_half_life_h[index],
-            ligand_grid_nmol=self.ligand_grid_nmol,
-            ligand_uptake_scale=(
-                None if self.ligand_uptake_scale is None else self.ligand_uptake_scale[index]
-            ),
-            source=self.source,
-            converged=self.converged,
-            notes=self.notes,
-            delivered_dose_gy=(
-                None if self.delivered_dose_gy is None else self.delivered_dose_gy[index]),
-            delivered_bed_gy=(
-                None if self.delivered_bed_gy is None else self.delivered_bed_gy[index]),
-        )
+        per_draw = ("dose_per_mbq_gy", "effective_half_life_h", "ligand_uptake_scale",
+                    "ligand_half_life_h", "delivered_dose_gy", "delivered_bed_gy")
+        return replace(self, **{name: getattr(self, name)[index] for name in per_draw
+                                if getattr(self, name) is not None})
+
+    # --- files ---------------------------------------------------------------------------------
+
+    _ARRAYS = ("dose_per_mbq_gy", "effective_half_life_h", "ligand_grid_nmol",
+               "ligand_uptake_scale", "ligand_half_life_h", "delivered_dose_gy",
+               "delivered_bed_gy")
+
+    def save(self, path) -> None:
+        """Write to ``path`` (NumPy ``.npz``: the arrays, and the rest as JSON) — how a notebook
+        hands a twin's explorer inputs to the next one. :meth:`load` reads it back."""
+        meta = {"regions": list(self.regions), "source": self.source,
+                "converged": self.converged, "notes": list(self.notes),
+                "ligand_interpolation": self.ligand_interpolation,
+                "ligand_emulator": (None if self.ligand_emulator is None
+                                    else dict(self.ligand_emulator))}
+        arrays = {name: getattr(self, name) for name in self._ARRAYS
+                  if getattr(self, name) is not None}
+        with open(path, "wb") as handle:
+            np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
+
+    @classmethod
+    def load(cls, path) -> ScenarioInputs:
+        """Read what :meth:`save` wrote (no pickles: arrays and JSON only)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                arrays = {name: np.asarray(data[name]) for name in cls._ARRAYS if name in data}
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputError(f"path: {str(path)!r} is not a saved ScenarioInputs ({exc}); "
+                             "expected a file written by ScenarioInputs.save") from None
+        emulator = meta.pop("ligand_emulator")
+        if emulator is not None:  # JSON turned tuples into lists
+            emulator = {k: tuple(v) if isinstance(v, list) else v for k, v in emulator.items()}
+        return cls(regions=tuple(meta.pop("regions")), notes=tuple(meta.pop("notes")),
+                   ligand_emulator=emulator, **meta, **arrays)
 
     # --- constructors ------------------------------------------------------------------------
 

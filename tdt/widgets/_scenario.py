@@ -7,7 +7,9 @@ directly.
 Model (stated in the UI and in docs/notebooks.md):
 
 * Absorbed dose per cycle D = A · (dose per MBq) · s(ligand), linear in the activity A (MBq);
-  s = 1 unless a ligand-sensitivity grid was supplied.
+  s = 1 unless a ligand-sensitivity grid was supplied (then s(L) and, if tabulated, the
+  effective half-life T_eff(L) are interpolated at the slider's L, :mod:`._ligand_curves`; for
+  the PBPK twin this is an emulator of the receptor model, :mod:`._adapters_pbpk`).
 * BED per cycle: Dale's closed form for instant uptake and mono-exponential clearance
   (Dale 1985, Br J Radiol 58:515; Bodei et al. 2008, EJNMMI 35:1847), via
   :func:`tdt.radiobiology.bed_monoexponential`:
@@ -31,9 +33,6 @@ inputs to the evaluator (:class:`ScenarioModel`) and re-exports the public names
 
 from __future__ import annotations
 
-import functools
-
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -46,6 +45,7 @@ from tdt.radiobiology import (
 )
 from tdt.units import HOURS_PER_DAY
 from tdt.widgets._inputs import ScenarioInputs
+from tdt.widgets._ligand_curves import LigandCurves
 from tdt.widgets._scenario_core import scenario_core
 from tdt.widgets._scenario_types import (
     MAX_CYCLES,
@@ -62,14 +62,6 @@ __all__ = (
     "RED_MARROW_DOSE_LIMIT_GY", "Outcomes", "RegionRadiobiology", "Scenario", "ScenarioModel",
     "evaluate", "resolve_radiobiology", "scenario_core",
 )
-
-
-@functools.partial(jax.jit, static_argnames=())
-def _ligand_scale(grid_nmol, scale, ligand_nmol):
-    """Interpolate (n_draws, n_regions, n_grid) factors at ``ligand_nmol`` (clipped to grid)."""
-    flat = scale.reshape(-1, scale.shape[-1])
-    values = jax.vmap(lambda row: jnp.interp(ligand_nmol, grid_nmol, row))(flat)
-    return values.reshape(scale.shape[:-1])
 
 
 class ScenarioModel:
@@ -95,8 +87,8 @@ class ScenarioModel:
         else:
             self._delivered_dose = self._delivered_bed = jnp.zeros_like(self._dose)
         if inputs.has_ligand_sensitivity:
-            self._grid = jnp.asarray(inputs.ligand_grid_nmol)
-            self._scale = jnp.asarray(inputs.ligand_uptake_scale)
+            self._ligand = LigandCurves(inputs.ligand_grid_nmol, inputs.ligand_uptake_scale,
+                                        inputs.ligand_half_life_h, inputs.ligand_interpolation)
 
     @property
     def regions(self) -> tuple[str, ...]:
@@ -105,10 +97,11 @@ class ScenarioModel:
     def __call__(self, scenario: Scenario) -> Outcomes:
         scenario.validate()
         rb = resolve_radiobiology(self.regions, scenario, self.bed_limits, self.dose_limits)
+        scale, teff = self._ones, self._teff
         if self.inputs.has_ligand_sensitivity and scenario.ligand_nmol is not None:
-            scale = _ligand_scale(self._grid, self._scale, float(scenario.ligand_nmol))
-        else:
-            scale = self._ones
+            scale, half_life = self._ligand(scenario.ligand_nmol)
+            scale = jnp.asarray(scale)
+            teff = teff if half_life is None else jnp.asarray(half_life)
         repop = 0.0
         if scenario.tumour_doubling_time_d is not None:
             # lesion BED lost per hour of overall treatment time, ln2 / (α T_pot)
@@ -116,7 +109,7 @@ class ScenarioModel:
             repop = float(repopulation_bed(1.0, t_pot_h, scenario.tumour_alpha_per_gy,
                                            validate=False))
         raw = scenario_core(
-            self._dose, self._teff, scale,
+            self._dose, teff, scale,
             float(scenario.activity_mbq), int(scenario.n_cycles), float(scenario.interval_h),
             jnp.asarray(rb.alpha_beta_gy), jnp.asarray(rb.repair_half_time_h),
             jnp.asarray(rb.bed_limit_gy), jnp.asarray(rb.dose_limit_gy),

@@ -23,9 +23,10 @@ def _widget_imports(module: str) -> set[str]:
 
 
 def test_inputs_is_the_bottom_of_the_widgets_package():
-    # the shared type imports no other widgets module; adapters build on it (no cycle)
+    # the shared type imports no other widgets module; adapters build on it (no cycle) and on
+    # the explorer's per-region tissue resolution (the Dale inversion must use the same α/β)
     assert _widget_imports("_inputs") == set()
-    assert _widget_imports("_adapters") == {"tdt.widgets._inputs"}
+    assert _widget_imports("_adapters") == {"tdt.widgets._inputs", "tdt.widgets._scenario_types"}
 
 
 @pytest.mark.parametrize("half_life_h", [12.0, 40.0, 150.0])

@@ -21,11 +21,14 @@ interval, and a fit that fails the convergence gate (R-hat, ESS, divergences) is
 **NOT CONVERGED** wherever its numbers appear. Because the model has receptor saturation, the
 twin can say what the *ligand amount* (nmol of peptide per cycle) does — the last section.
 
-`model = "reduced"` is a **fallback**: the reduced linear model (a fast approximation, no
-ligand amount), for machines where NUTS on the PBPK is too slow.
+`model = "reduced"` is the reduced linear model (no receptor saturation, so no ligand amount):
+seconds instead of minutes of NUTS. The embedded phantom's kinetics are generated *with* the
+reduced model, so on the phantom it is the model whose intervals can be checked against the
+truth — the reference study (`make demo`) runs it; the receptor PBPK twin misfits the phantom's
+organ curve shapes (model mismatch, shown in the estimate-vs-truth table when it runs).
 '''),
         parameters('''
-model = "psma617"  # receptor PBPK twin; "reduced": FALLBACK, the reduced linear model
+model = "psma617"  # receptor PBPK twin; "reduced": the reduced linear model (see above)
 draws = 300        # NUTS draws per chain
 chains = 2
 tune = 300
@@ -86,7 +89,7 @@ record = PatientRecord("phantom", organ_masses_g=imaging.voi_organ_masses_g(volu
 cycle = CycleData(float(administered), {n: (tacs[n][0], tacs[n][1]) for n in names})
 start = time.perf_counter()
 twin = None
-if model == "reduced":  # FALLBACK: reduced linear model (fast approximation, no ligand amount)
+if model == "reduced":  # reduced linear model (fast; no receptor saturation, no ligand amount)
     series = {n: inference.OrganSeries(tacs[n][0], tacs[n][1], volume_ml=tacs[n][2],
                                        recovery=1.0 if pv_corrected else None,
                                        recovery_sd=tacs[n][3] if pv_corrected else None)
@@ -106,7 +109,7 @@ else:
     posterior, data = twin.nuts_posterior, twin.nuts_posterior.data
 fit_seconds = time.perf_counter() - start
 label = ("receptor PBPK twin (" + model + ", NUTS)" if twin is not None
-         else "FALLBACK: reduced linear model (NUTS)")
+         else "reduced linear model (NUTS)")
 print(f"{label}: fitted in {fit_seconds:.0f} s")
 print(posterior.report())
 '''),
@@ -237,7 +240,8 @@ if twin is not None:
                            **{f"{k} at 7.4 GBq": v for k, v in r["probabilities_fixed"].items()}}
                           for r in sweep]).round(3))
 else:
-    print("FALLBACK (reduced linear model): the ligand amount is not modelled.")
+    print("reduced linear model: no receptor saturation, so the ligand amount is not modelled "
+          "(run with model=\"psma617\" for the ligand plan).")
 '''),
         code('''
 if SAVE:

@@ -241,7 +241,7 @@ if twin is not None:
                           for r in sweep]).round(3))
 else:
     print("reduced linear model: no receptor saturation, so the ligand amount is not modelled "
-          "(run with model=\"psma617\" for the ligand plan).")
+          "(run with model='psma617' for the ligand plan).")
 '''),
         code('''
 if SAVE:

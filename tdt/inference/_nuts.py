@@ -332,19 +332,16 @@ def sample_laplace_nuts(model: pm.Model, *, draws: int, tune: int, chains: int, 
 
 
 def constrained_draws_fn(model: pm.Model, unravel):
-    """``samples`` (..., draws, dim) flat unconstrained -> every free variable (constrained) and
-    deterministic of ``model``: name -> array (..., draws, *shape). One jitted, vmapped
-    evaluation over all draws, compiled once (reused for many patients by fit_patients)."""
+    """Flat unconstrained ``samples`` (..., draws, dim) -> every free variable (constrained) and
+    deterministic of ``model`` (name -> (..., draws, *shape)); jitted, vmapped, compiled once."""
     outputs = [v for v in model.unobserved_value_vars if not v.name.endswith("__")]
     out_fn = get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
     evaluate = jax.jit(jax.vmap(lambda x: out_fn(*unravel(x))))
 
     def draws_of(samples):
-        lead, dim = samples.shape[:-1], samples.shape[-1]
-        values = evaluate(jnp.reshape(samples, (-1, dim)))
-        return {v.name: np.asarray(val).reshape(*lead, *np.shape(val)[1:])
+        values = evaluate(jnp.reshape(samples, (-1, samples.shape[-1])))
+        return {v.name: np.asarray(val).reshape(*samples.shape[:-1], *np.shape(val)[1:])
                 for v, val in zip(outputs, values, strict=True)}
-
     return draws_of
 
 

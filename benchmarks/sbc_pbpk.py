@@ -37,7 +37,7 @@ def figure(summary: dict, path: Path = FIGURE) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415 - after the backend is chosen
 
     table = summary["table"]
-    organs = sorted({k.split(":", 1)[1] for k in table}, key=list(table).index)
+    organs = list(dict.fromkeys(k.split(":", 1)[1] for k in table))
     n = summary["n_fitted"]
     lo, hi = stats.binom.interval(0.99, n, 1 / BINS)
     fig, axes = plt.subplots(2, len(organs), figsize=(2.3 * len(organs), 4.6), sharey=True,

@@ -89,6 +89,27 @@ def rows(summary: dict) -> list[dict]:
     return out
 
 
+def markdown_table(summary: dict) -> str:
+    """The docs/inference.md table: coverage of each VOI's TIA and dose (all fits; converged
+    fits in parentheses) and the median absolute error of the posterior median."""
+    organs = list(dict.fromkeys(k.split(":", 1)[1] for k in summary["table"]))
+    lines = ["| VOI | TIA 50 % | TIA 90 % | dose 50 % | dose 90 % | median abs. error (TIA) |",
+             "|---|---|---|---|---|---|"]
+    for organ in organs:
+        cells = []
+        for quantity in ("tia", "dose"):
+            e = summary["table"][f"{quantity}:{organ}"]
+            for level in (50, 90):
+                cells.append(f"{e[f'coverage{level}']:.2f} "
+                             f"({e[f'coverage{level}_converged']:.2f})")
+        err = summary["table"][f"tia:{organ}"]["median_abs_rel_error"]
+        lines.append(f"| {organ} | " + " | ".join(cells) + f" | {100 * err:.1f} % |")
+    pooled = summary["pooled"]
+    lines.append(f"| pooled (all VOIs, TIA and dose) | {pooled['coverage50']:.2f} | "
+                 f"{pooled['coverage90']:.2f} | | | |")
+    return "\n".join(lines)
+
+
 def _summarise(records_path: Path) -> dict:
     from tdt.inference import read_sbc_records, summarise_sbc_records  # noqa: PLC0415 - CLI only
 
@@ -119,4 +140,5 @@ if __name__ == "__main__":
     figure(result)
     for r in rows(result):
         print(f"{r['case']:<48} {r['tdt']!s:>10}  {r['target']}  {r['note']}")
+    print(markdown_table(result))
     print(json.dumps({k: v for k, v in result.items() if k != "table"}, indent=1))

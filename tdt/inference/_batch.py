@@ -1,12 +1,14 @@
-"""Many patients in one vmapped NUTS run: :func:`fit_patients`.
+"""Many patients with one compiled NUTS program: :func:`fit_patients`.
 
 For cohorts that share the imaging protocol (same organs, times, sessions and schedule; only the
 measured activities differ) — simulation-based calibration, virtual cohorts, re-analysis of a
 trial — compiling one PyMC model per patient dominates the run time. Here the PyMC model is
 built once with the observations as an input, its log-density is compiled to JAX
 (``pymc.sampling.jax.get_jaxified_graph``), and :func:`tdt.inference._nuts.sample_vmapped_patients`
-runs every (patient, chain) pair side by side under ``jax.vmap``. Each patient gets its own
-:class:`~tdt.inference.Posterior` with its own diagnostics.
+runs every (patient, chain) pair side by side under ``jax.vmap`` — or (``chain_method=
+"parallel"``, :func:`_threaded_patients`) one blackjax chain is compiled once and run for every
+pair in threads. Each patient gets its own :class:`~tdt.inference.Posterior` with its own
+diagnostics.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ chains and are compared by min ESS/s (the row says which). ``quick=True``: small
 
 Also: the NUTS backends (numpyro, blackjax, nutpie when installed) on the standard patient, the
 20-patient hierarchical fit (``fit_population``) and the PBPK fit (psma617, identifiable subset,
-sampler path of tdt.inference._fast_pbpk) with the same 4 x (1000 + 1000).
+sampler path of tdt.inference._fast_pbpk) with the same 4 x (1000 + 1000), and the
+simulation-based calibration of the PBPK posterior (100 patients, :mod:`benchmarks.sbc_pbpk`).
 Each row notes the 1-minute load average (the 2-core machine is shared).
 """
 
@@ -24,6 +25,8 @@ import time
 import warnings
 
 import numpy as np
+
+from benchmarks import sbc_pbpk
 
 warnings.filterwarnings("ignore")
 
@@ -340,4 +343,5 @@ def run(quick: bool = False) -> list[dict]:
     pbpk_ess_s = pbpk.pop("min_ess_per_s", None)
     if pbpk_ess_s:
         rows.append(case_baseline_pbpk(data, pbpk_ess_s, 5 if quick else 25))
+    rows.extend(sbc_pbpk.run(quick))  # SBC of the PBPK posterior (issue 21): ~100 fits
     return rows

@@ -9,7 +9,8 @@
   convergence gate, ``tia_draws``, ``dose_draws``, ``predict``, ``predict_doses``,
   ``summary``, ``to_netcdf`` / ``from_netcdf``).
 - :func:`fit_patients`: many patients of one protocol in one vmapped NUTS run.
-- :func:`run_sbc` / :func:`simulate_cohort`: simulation-based calibration.
+- :func:`run_sbc` / :func:`simulate_cohort`: simulation-based calibration;
+  :func:`run_sbc_pbpk` (+ :func:`summarise_sbc_records`): the same for the receptor PBPK.
 - :func:`fit_population` (hierarchical, partial pooling) → :class:`PopulationPosterior`, whose
   ``prior_model()`` is the prior of a new patient; :func:`site_statistics` /
   :func:`combine_site_statistics` (default; site aggregate statistics) or :func:`site_summary` /
@@ -75,6 +76,11 @@ from tdt.inference._sbc import (  # noqa: E402
     simulate_cohort,
     standard_template,
 )
+from tdt.inference._sbc_pbpk import (  # noqa: E402
+    read_sbc_records,
+    run_sbc_pbpk,
+    summarise_sbc_records,
+)
 from tdt.inference._single_time_point import (  # noqa: E402
     bayesian_stp_tia,
     fit_single_time_point,
@@ -95,4 +101,5 @@ __all__ = [
     "DriftModel", "GaussianPosterior", "laplace_mode",
     "is_dose_bearing", "dose_prediction", "solve_boluses",
     "TherapyPosterior", "predict_therapy_from_pet", "BloodSamples", "blood_marrow_tia_draws",
+    "run_sbc_pbpk", "summarise_sbc_records", "read_sbc_records",
 ]

@@ -1,18 +1,24 @@
-"""Many patients in one vmapped NUTS run: :func:`fit_patients`.
+"""Many patients with one compiled NUTS program: :func:`fit_patients`.
 
 For cohorts that share the imaging protocol (same organs, times, sessions and schedule; only the
 measured activities differ) — simulation-based calibration, virtual cohorts, re-analysis of a
 trial — compiling one PyMC model per patient dominates the run time. Here the PyMC model is
 built once with the observations as an input, its log-density is compiled to JAX
 (``pymc.sampling.jax.get_jaxified_graph``), and :func:`tdt.inference._nuts.sample_vmapped_patients`
-runs every (patient, chain) pair side by side under ``jax.vmap``. Each patient gets its own
-:class:`~tdt.inference.Posterior` with its own diagnostics.
+runs every (patient, chain) pair side by side under ``jax.vmap`` — or (``chain_method=
+"parallel"``, :func:`_threaded_patients`) one blackjax chain is compiled once and run for every
+pair in threads. Each patient gets its own :class:`~tdt.inference.Posterior` with its own
+diagnostics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pymc as pm
@@ -21,15 +27,17 @@ import pytensor.tensor as pt
 from pymc.sampling.jax import get_jaxified_graph
 
 from tdt.errors import InputError
+from tdt.inference._bridge import nan_on_solver_error
 from tdt.inference._data import PatientData
 from tdt.inference._diagnostics import compute_diagnostics
 from tdt.inference._measurement import MeasurementModel, free_recovery, recovery_sds
 from tdt.inference._models import TwinModel, resolve_model
 from tdt.inference._nuts import (
-    constrained_draws,
+    constrained_draws_fn,
     flat_initial_point,
     idata_from_values,
     sample_vmapped_patients,
+    windowed_nuts_chain,
 )
 from tdt.inference._posterior import Posterior
 from tdt.inference._pymc_models import build_patient_model
@@ -72,16 +80,75 @@ def _logp_with_observations(model: pm.Model):
     return get_jaxified_graph(inputs=[*model.value_vars, *inputs], outputs=[logp_y])
 
 
+#: ``chain_method`` of :func:`fit_patients`.
+CHAIN_METHODS = ("vectorized", "parallel")
+
+
+def _threaded_patients(potential_gen, flat0, observations, *, draws: int, tune: int,
+                       chains: int, seed: int, target_accept: float, dense_mass: bool,
+                       max_tree_depth: int, on_patient: Callable):
+    """blackjax NUTS (Stan's windowed warm-up, :func:`windowed_nuts_chain`) compiled ONCE for
+    one chain with the observations as an input, then run for every (patient, chain) pair in
+    threads, one per CPU core (XLA releases the GIL). Unlike the vmapped run no chain waits
+    for the longest NUTS trajectory of the batch. ``on_patient(p, draws (chains, draws, dim),
+    diverging, n_steps, wall_s)`` is called, in patient order, as soon as patient ``p``'s chains
+    are done (checkpointing of long cohorts). Each chain depends only on its own key."""
+    n_pat = observations.shape[0]
+    key_init, key_run = jax.random.split(jax.random.PRNGKey(seed))
+    inits = flat0 + jax.random.uniform(key_init, (n_pat, chains, flat0.size), minval=-1.0,
+                                       maxval=1.0)
+    keys = jax.random.split(key_run, n_pat * chains).reshape(n_pat, chains, -1)
+
+    def one_chain(x0, key, y):
+        potential = potential_gen(y)
+
+        def logdensity(x):
+            return -potential(x)
+
+        # a jittered start where the model cannot be solved would never move: prior median
+        x0 = jnp.where(jnp.isfinite(logdensity(x0)), x0, flat0)
+        positions, div, steps, _, _ = windowed_nuts_chain(
+            logdensity, x0, key, tune=tune, draws=draws, target_accept=target_accept,
+            dense_mass=dense_mass, max_tree_depth=max_tree_depth)
+        return positions, div, steps
+
+    start = time.perf_counter()
+    with nan_on_solver_error():
+        compiled = jax.jit(one_chain).lower(inits[0, 0], keys[0, 0], observations[0]).compile()
+        workers = max(1, min(n_pat * chains, os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [[pool.submit(lambda p, c: jax.block_until_ready(
+                compiled(inits[p, c], keys[p, c], observations[p])), p, c)
+                for c in range(chains)] for p in range(n_pat)]
+            for p in range(n_pat):
+                zs, div, steps = (np.stack(x) for x in zip(
+                    *(f.result() for f in futures[p]), strict=True))
+                on_patient(p, zs, div, steps, time.perf_counter() - start)
+
+
 def fit_patients(datasets: Sequence[PatientData], model: str | TwinModel = "reduced",
                  draws: int = 1000, chains: int = 4, tune: int = 1000, seed: int = 0,
                  measurement: MeasurementModel | None = None, schedule=None,
                  target_accept: float = 0.9, dense_mass: bool = True,
-                 max_tree_depth: int = 10) -> list[Posterior]:
-    """Fit every patient of ``datasets`` (one protocol) in one vmapped NUTS run.
+                 max_tree_depth: int = 10, chain_method: str = "vectorized",
+                 on_posterior: Callable[[int, Posterior], None] | None = None
+                 ) -> list[Posterior]:
+    """Fit every patient of ``datasets`` (one protocol) with one compiled NUTS program.
 
     Same model and measurement model as :func:`fit_patient`; returns one :class:`Posterior`
     per patient (in order), each with its own diagnostics. Deterministic for a given ``seed``.
+
+    ``chain_method``: ``"vectorized"`` (default; numpyro's NUTS over every (patient, chain)
+    pair under ``jax.vmap``, one program for the cohort) or ``"parallel"`` (blackjax NUTS
+    compiled once for one chain, every (patient, chain) pair run in threads: no lockstep wait
+    for the longest trajectory, the better choice for the PBPK model on a CPU;
+    :func:`_threaded_patients`). ``on_posterior(index, posterior)``: called as each patient's
+    posterior is ready (``"parallel"``: while the others still run — checkpoint long runs);
+    its ``sampling_time_s`` is then the wall time since the start of the run.
     """
+    if chain_method not in CHAIN_METHODS:
+        raise InputError(f"fit_patients: chain_method {chain_method!r}; expected one of "
+                         f"{list(CHAIN_METHODS)}")
     datasets = list(datasets)
     if not datasets or not all(isinstance(d, PatientData) for d in datasets):
         raise InputError("fit_patients: datasets must be a non-empty list of PatientData")
@@ -110,18 +177,33 @@ def fit_patients(datasets: Sequence[PatientData], model: str | TwinModel = "redu
 
         return potential
 
-    zs, div, steps, wall = sample_vmapped_patients(
-        potential_gen, flat0, observations, draws=draws, tune=tune, chains=chains, seed=seed,
-        target_accept=target_accept, dense_mass=dense_mass, max_tree_depth=max_tree_depth)
-    values = constrained_draws(pm_model, zs, unravel)  # (n_pat, chains, draws, ...)
-    posteriors = []
-    for p, data in enumerate(datasets):
+    posteriors: list[Posterior] = []
+    constrained_draws = constrained_draws_fn(pm_model, unravel)  # compiled once
+
+    def finish(p, zs, div, steps, wall, sampler):
+        values = constrained_draws(jnp.asarray(zs))  # (chains, draws, ...)
         idata = idata_from_values(
-            pm_model, {name: v[p] for name, v in values.items()},
-            {"diverging": div[p], "n_steps": steps[p]},
-            {"sampling_time": wall, "sampler": "numpyro functional NUTS (vmapped)"},
+            pm_model, values, {"diverging": div, "n_steps": steps},
+            {"sampling_time": wall, "sampler": sampler},
             observed={"log_activity": np.asarray(log_y[p])})
         diagnostics = compute_diagnostics(idata, GATE_VARIABLES, sampling_time_s=wall)
-        posteriors.append(Posterior(idata, twin=twin, data=data, diagnostics=diagnostics,
-                                    schedule=schedule, measurement=measurement))
+        posterior = Posterior(idata, twin=twin, data=datasets[p], diagnostics=diagnostics,
+                              schedule=schedule, measurement=measurement)
+        posteriors.append(posterior)
+        if on_posterior is not None:
+            on_posterior(p, posterior)
+
+    options = {"draws": draws, "tune": tune, "chains": chains, "seed": seed,
+               "target_accept": target_accept, "dense_mass": dense_mass,
+               "max_tree_depth": max_tree_depth}
+    if chain_method == "parallel":
+        _threaded_patients(
+            potential_gen, flat0, observations, **options,
+            on_patient=lambda p, zs, div, steps, wall: finish(
+                p, zs, div, steps, wall, "blackjax NUTS (one compiled chain, threads)"))
+        return posteriors
+    zs, div, steps, wall = sample_vmapped_patients(potential_gen, flat0, observations,
+                                                   **options)
+    for p in range(len(datasets)):
+        finish(p, zs[p], div[p], steps[p], wall, "numpyro functional NUTS (vmapped)")
     return posteriors

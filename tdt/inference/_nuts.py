@@ -57,8 +57,8 @@ from tdt.inference._bridge import nan_on_solver_error
 from tdt.inference._laplace import laplace_metric, spiked_correction
 
 __all__ = [
-    "SAMPLERS", "constrained_draws", "default_sampler", "flat_initial_point", "idata_from_flat",
-    "idata_from_values", "run_sampler", "sample_blackjax_nuts",
+    "SAMPLERS", "constrained_draws_fn", "default_sampler", "flat_initial_point",
+    "idata_from_flat", "idata_from_values", "run_sampler", "sample_blackjax_nuts",
     "sample_laplace_nuts", "sample_vmapped_patients", "windowed_nuts_chain",
 ]
 
@@ -331,23 +331,24 @@ def sample_laplace_nuts(model: pm.Model, *, draws: int, tune: int, chains: int, 
     return idata, wall
 
 
-def constrained_draws(model: pm.Model, samples, unravel) -> dict[str, np.ndarray]:
-    """Every free variable (constrained) and deterministic of ``model`` for flat unconstrained
-    draws ``samples`` (..., draws, dim): name -> array (..., draws, *shape), one jitted,
-    vmapped evaluation over all draws."""
-    lead, dim = samples.shape[:-1], samples.shape[-1]
+def constrained_draws_fn(model: pm.Model, unravel):
+    """Flat unconstrained ``samples`` (..., draws, dim) -> every free variable (constrained) and
+    deterministic of ``model`` (name -> (..., draws, *shape)); jitted, vmapped, compiled once."""
     outputs = [v for v in model.unobserved_value_vars if not v.name.endswith("__")]
     out_fn = get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
-    flat_samples = jnp.reshape(samples, (-1, dim))
-    values = jax.jit(jax.vmap(lambda x: out_fn(*unravel(x))))(flat_samples)
-    return {v.name: np.asarray(val).reshape(*lead, *np.shape(val)[1:])
-            for v, val in zip(outputs, values, strict=True)}
+    evaluate = jax.jit(jax.vmap(lambda x: out_fn(*unravel(x))))
+
+    def draws_of(samples):
+        values = evaluate(jnp.reshape(samples, (-1, samples.shape[-1])))
+        return {v.name: np.asarray(val).reshape(*samples.shape[:-1], *np.shape(val)[1:])
+                for v, val in zip(outputs, values, strict=True)}
+    return draws_of
 
 
 def idata_from_values(model: pm.Model, values: dict, stats: dict, attrs: dict,
                       observed: dict | None = None):
     """InferenceData (the shared post-processing of every backend) from constrained ``values``
-    (name -> (chains, draws, ...), :func:`constrained_draws`), sampler statistics ``stats``
+    (name -> (chains, draws, ...), :func:`constrained_draws_fn`), sampler statistics ``stats``
     (chains, draws), ``attrs``, and the model's observations (or ``observed``)."""
     coords, dims = coords_and_dims_for_inferencedata(model)
     if observed is None:
@@ -359,7 +360,7 @@ def idata_from_values(model: pm.Model, values: dict, stats: dict, attrs: dict,
 
 def idata_from_flat(model: pm.Model, samples, unravel, stats: dict, attrs: dict):
     """InferenceData from flat unconstrained draws ``samples`` (chains, draws, dim)."""
-    return idata_from_values(model, constrained_draws(model, samples, unravel), stats, attrs)
+    return idata_from_values(model, constrained_draws_fn(model, unravel)(samples), stats, attrs)
 
 
 def sample_vmapped_patients(potential_gen, flat0, observations, *, draws: int, tune: int,

@@ -111,9 +111,38 @@ def wrapped_forward(twin: TwinModel, data: PatientData, schedule) -> Callable:
     return wrap_jax(jax.jit(forward_function(twin, data, schedule)))
 
 
+def likelihood_schedule(schedule, data: PatientData):
+    """The administrations of ``schedule`` that can influence the data: those given at or before
+    the last observation (h after the first administration); ``None`` when that is all of them.
+
+    Why: the activity at time t depends only on the administrations at or before t (causality of
+    the piecewise solve), so the later ones are exactly unused by the likelihood. Integrating
+    them anyway cost a full forward *and* reverse pass per later cycle (``lax.scan`` transposes
+    every iteration; docs/inference.md, "Multi-cycle fits"). Their TIA is still reported: the
+    PyMC model computes it as a deterministic of the full schedule, after sampling.
+    """
+    admins = getattr(schedule, "administrations", None)
+    if not admins:
+        return None
+    last = float(np.max(data.times_h))
+    kept = [a for a in admins if a.time_h <= last]
+    if not kept or len(kept) == len(admins):
+        return None
+    return type(schedule)(kept)
+
+
+def wrapped_tia(twin: TwinModel, data: PatientData, schedule) -> Callable:
+    """PyTensor-callable ``log_theta -> tia (n_organs,)`` (MBq·h) over the whole ``schedule``
+    (the :func:`forward_function`'s TIA output alone; failed solves give 0, as there)."""
+    fn = forward_function(twin, data, schedule)
+    return wrap_jax(jax.jit(lambda log_theta: fn(log_theta)[1]))
+
+
 def check_forward(twin: TwinModel, data: PatientData, schedule) -> np.ndarray:
     """Evaluate the forward model at the prior median (a cheap smoke test before sampling);
-    returns the predicted activities at the observations (MBq)."""
+    returns the predicted activities at the observations (MBq). Solved over the
+    :func:`likelihood_schedule` (what the sampler solves)."""
+    schedule = likelihood_schedule(schedule, data) or schedule
     # jitted: eager op-by-op dispatch of the PBPK solvers costs seconds (8 s measured)
     log_pred, _, ok = jax.jit(forward_function(twin, data, schedule))(jnp.asarray(twin.prior_loc))
     if not bool(ok):

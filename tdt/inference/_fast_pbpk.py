@@ -42,10 +42,11 @@ integrated cycle by cycle with the state carried across (DESIGN.md). Before bolu
 still holds total peptide y⁻ and hot activity h⁻ from earlier cycles, so hot ≠ c total. Exact
 decomposition: in cycle k let W = e^{λ(t − t_k)} hot (decay frame) and c = A_k / L_k. W and y
 obey the same linear equation given the occupancy, z' = M(y) z, so W = c y + D with the
-*residual* D' = M(y) D, D(t_k) = h⁻ − c y⁻ (the new bolus cancels). D is zero in cycle 1 (not
-integrated there), and is integrated with y in later cycles by the same Rosenbrock steps: the
-Jacobian of (y, D) is block-triangular [[J_y, 0], [C, M(y)]] (C from the bilinear occupancy
-term, block-diagonal per tissue), so each stage is two arrowhead eliminations. After the
+*residual* D' = M(y) D, D(t_k) = h⁻ − c y⁻ (the new bolus cancels). D is integrated with y by
+the same Rosenbrock-W steps, y and D as one batch of two states (one batched arrowhead
+elimination per stage; the W matrix is block-diagonal, J_y and M(y_n), which keeps the
+method's order: _fast_pbpk_blocks._rosenbrock); D is zero in cycle 1 and not integrated there.
+After the
 switch (occupancy frozen, as in the grid solver) y and hot are propagated to the next bolus by
 one matrix exponential of M (tdt.pbpk._grid_solver.MAX_SQUARINGS) and the window's TIA is
 (M − λ)⁻¹(hot_end − hot_switch) (hot_end = 0 after the last bolus). Parameters may change per
@@ -234,6 +235,8 @@ def solve_boluses(forward, params: dict, schedule, times_h, organs,
     act, tia, carry, finite = _cycle(forward, first[0], weights, first[1], (zero, zero),
                                      times, residual=False)
     if n_admin > 1:
+        # cycle 1 outside the scan (no residual, its constants folded): measured 2x cheaper
+        # gradient than running every cycle in one scan (10.9 vs 19.7 ms, 2 cycles)
         def body(carry, inputs):
             p, admin = inputs
             a, t, nxt, f = _cycle(forward, p, weights, admin, carry, times, residual=True)

@@ -22,7 +22,12 @@ import pymc as pm
 import pytensor.tensor as pt
 from pytensor import wrap_jax
 
-from tdt.inference._bridge import forward_function, wrapped_forward
+from tdt.inference._bridge import (
+    forward_function,
+    likelihood_schedule,
+    wrapped_forward,
+    wrapped_tia,
+)
 from tdt.inference._data import PatientData
 from tdt.inference._measurement import (
     MeasurementModel,
@@ -87,6 +92,9 @@ def build_patient_model(data: PatientData, twin: TwinModel, measurement: Measure
 
     ``forward``: PyTensor callable ``log_theta -> (log_pred, tia, ok)``; default the JAX model
     through ``pytensor.wrap_jax`` (:func:`wrapped_forward`). Benchmarks pass other solvers.
+    By default the likelihood solves only the administrations up to the last observation
+    (:func:`tdt.inference._bridge.likelihood_schedule`); ``tia_mbq_h`` is then a separate
+    deterministic over the whole schedule, evaluated after sampling, not in the log density.
     """
     coords = {"param": list(twin.sampled), **_coords(data, measurement)}
     with pm.Model(coords=coords) as model:
@@ -95,8 +103,11 @@ def build_patient_model(data: PatientData, twin: TwinModel, measurement: Measure
             "log_theta", pt.as_tensor_variable(twin.prior_loc) + pt.dot(twin.prior_chol, z),
             dims="param")
         pm.Deterministic("theta", pt.exp(log_theta), dims="param")
-        forward = forward or wrapped_forward(twin, data, schedule)
+        short = likelihood_schedule(schedule, data) if forward is None else None
+        forward = forward or wrapped_forward(twin, data, short or schedule)
         log_pred, tia, ok = forward(log_theta)
+        if short is not None:
+            tia = wrapped_tia(twin, data, schedule)(log_theta)
         pm.Deterministic("tia_mbq_h", tia, dims="organ")
         pm.Potential("solver_ok", pt.switch(pt.gt(ok, 0.5), 0.0, -np.inf))
         _measurement_terms(data, measurement, log_pred, "", "organ")

@@ -251,6 +251,13 @@ if SAVE:
     posterior.to_netcdf(Path(output_dir) / "posterior.nc")
     diagnostics = {k: v for k, v in posterior.diagnostics.as_dict().items() if k != "converged"}
     results.record_convergence("bayesian_twin", posterior.converged, **diagnostics)
+    from tdt import catalog  # where the twin's population prior came from -> manifest["priors"]
+    prior_entry = catalog.entry("pbpk_reduced_linear_psma617" if model == "reduced"
+                                else f"pbpk_{model}")
+    results.record_prior("patient_prior", {
+        "source": "tdt data catalog (population prior of the model, cited per value)",
+        "entry": prior_entry.name, "path": prior_entry.path, "sha256": prior_entry.sha256,
+        "model": model}, output_dir)
     results.save_json("dose_summary", rows.to_dict(orient="records"), output_dir)
     results.save_figure("posterior_predictive_tacs", fig, output_dir)
     results.save_figure("dose_intervals", ax.figure, output_dir)

@@ -129,7 +129,9 @@ def test_reference_patient_chain_02_03_04(tmp_path):
     _execute("03_bayesian_twin.ipynb", tmp_path, model="reduced", draws=300, tune=300, chains=2,
              max_predictive_draws=200)
     files = _execute("04_treatment_planning.ipynb", tmp_path, n_draws=200)
-    assert {"posterior.nc", "convergence.json"} <= set(files)
+    assert {"posterior.nc", "convergence.json", "priors.json"} <= set(files)
+    prior = json.loads(files["priors.json"].read_text())["patient_prior"]
+    assert prior["entry"] == "pbpk_reduced_linear_psma617" and len(prior["sha256"]) == 64
     truth_rows = _truth_rows(files)
     assert all(abs(r["bias"]) < 0.25 for r in truth_rows)
     saved = json.loads(files["scenario_initial.json"].read_text())

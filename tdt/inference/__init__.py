@@ -61,7 +61,11 @@ from tdt.inference._predictive import (  # noqa: E402
     doses_from_tia,
     effective_half_life_h,
 )
-from tdt.inference._pretherapy import TherapyPosterior, predict_therapy_from_pet  # noqa: E402
+from tdt.inference._pretherapy import (  # noqa: E402
+    TherapyPosterior,
+    lesion_geometry,
+    predict_therapy_from_pet,
+)
 from tdt.inference._sampling import fit_patient  # noqa: E402
 from tdt.inference._sbc import (  # noqa: E402
     central_interval_coverage,
@@ -87,5 +91,5 @@ __all__ = [
     "two_parameter_twin", "doses_from_tia",
     "DriftModel", "GaussianPosterior", "laplace_mode",
     "is_dose_bearing", "dose_prediction", "solve_boluses",
-    "TherapyPosterior", "predict_therapy_from_pet",
+    "TherapyPosterior", "predict_therapy_from_pet", "lesion_geometry",
 ]

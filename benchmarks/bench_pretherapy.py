@@ -26,7 +26,6 @@ import time
 import warnings
 from pathlib import Path
 
-import arviz as az
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -38,21 +37,6 @@ NOISE_SD = 0.10
 CALIBRATION_SD = 0.03
 #: posterior draws per patient whose doses are computed
 PRED_DRAWS = 100
-
-
-def _stacked_posterior(twin, log_theta, template):
-    """A TherapyPosterior whose draws are the rows of ``log_theta`` (several patients' draws,
-    truths, the population median) for one predict_doses call."""
-    from tdt.inference._pretherapy import TherapyPosterior
-
-    arr = np.asarray(log_theta, dtype=float).reshape(1, len(log_theta), -1)
-    idata = az.from_dict(posterior={"log_theta": arr, "theta": np.exp(arr)},
-                         coords={"param": list(twin.sampled)},
-                         dims={"log_theta": ["param"], "theta": ["param"]})
-    return TherapyPosterior(idata, twin=twin, diagnostics=template.diagnostics,
-                            schedule=template.schedule, pair=template.pair,
-                            diagnostic_posterior=None,
-                            lesion_volumes_ml=template.lesion_volumes_ml)
 
 
 def _doses(posterior):
@@ -110,6 +94,7 @@ def simulate_cohort(n_patients: int, pet_times, seed: int):
 def _batch_rows(pair, diag_twin, datasets, posts, truths, first: int, seed: int):
     """Per-patient rows (dose draws summarised) of one fitted batch; the population median
     dose computed in the same predict_doses call (one compilation per batch shape)."""
+    from tdt.inference import with_draws
     from tdt.inference._pretherapy import therapy_posterior
 
     stacked, index = [], []
@@ -123,14 +108,16 @@ def _batch_rows(pair, diag_twin, datasets, posts, truths, first: int, seed: int)
         index += [("pred", i)] * keep.size + [("true", i)]
     stacked.append(np.asarray(therapy.twin.prior_loc)[None, :])
     index.append(("population", -1))
-    doses = _doses(_stacked_posterior(therapy.twin, np.concatenate(stacked), therapy))
+    doses = _doses(with_draws(therapy, np.concatenate(stacked)))
     kind = np.array([k for k, _ in index])
     who = np.array([i for _, i in index])
     population = {o: float(doses[o][kind == "population"][0]) for o in DOSE_ORGANS}
     rows = []
     for i, post in enumerate(posts):
+        dg = post.diagnostics
         row = {"patient": first + i, "converged": bool(post.converged),
-               "divergences": int(post.diagnostics.divergences)}
+               "divergences": int(dg.divergences), "max_rhat": float(dg.max_rhat),
+               "min_ess_bulk": float(dg.min_ess_bulk)}
         for o in DOSE_ORGANS:
             pred = doses[o][(kind == "pred") & (who == i)]
             d = float(doses[o][(kind == "true") & (who == i)][0])
@@ -159,7 +146,8 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def run(n_patients: int = 20, pet_times=(1.0,), draws: int = 500, tune: int = 500,
-        chains: int = 2, seed: int = 0, batch: int = 5, checkpoint: Path | None = None) -> dict:
+        chains: int = 2, seed: int = 0, batch: int = 5, checkpoint: Path | None = None,
+        max_tree_depth: int = 10) -> dict:
     """Simulate the cohort, then fit and predict it batch by batch (one vmapped NUTS run per
     batch, same shapes: the compiled kernel is reused), writing ``checkpoint`` after each."""
     from tdt.inference import fit_patients
@@ -173,15 +161,18 @@ def run(n_patients: int = 20, pet_times=(1.0,), draws: int = 500, tune: int = 50
         part = slice(first, min(first + batch, n_patients))
         t0 = time.time()
         posts = fit_patients(datasets[part], model=diag_twin, draws=draws, tune=tune,
-                             chains=chains, seed=seed + first, target_accept=0.9)
+                             chains=chains, seed=seed + first, target_accept=0.9,
+                             max_tree_depth=max_tree_depth)
         seconds["fit"] += time.time() - t0
         t0 = time.time()
         rows += _batch_rows(pair, diag_twin, datasets[part], posts, truths[part], first, seed)
         seconds["predict"] += time.time() - t0
         result = {"pair": PAIR, "n_patients": len(rows), "n_planned": n_patients,
                   "pet_times_h": [float(t) for t in pet_times], "draws": draws, "tune": tune,
-                  "chains": chains, "pred_draws": PRED_DRAWS,
+                  "chains": chains, "pred_draws": PRED_DRAWS, "max_tree_depth": max_tree_depth,
                   "converged": int(sum(r["converged"] for r in rows)),
+                  "rhat_ok_no_divergence": int(sum(r["max_rhat"] <= 1.05 and r["divergences"] == 0
+                                                   for r in rows)),
                   "seconds": dict(seconds), "summary": summarise(rows), "rows": rows}
         if checkpoint is not None:
             checkpoint.write_text(json.dumps(result, indent=1))
@@ -224,13 +215,15 @@ def main() -> None:
     parser.add_argument("--tune", type=int, default=500)
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--batch", type=int, default=5)
+    parser.add_argument("--max-tree-depth", type=int, default=10)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     tag = "_".join(args.times.split(","))
     result = run(args.n, tuple(float(t) for t in args.times.split(",")), args.draws, args.tune,
-                 args.chains, batch=args.batch, checkpoint=out / f"pretherapy_t{tag}.json")
+                 args.chains, batch=args.batch, checkpoint=out / f"pretherapy_t{tag}.json",
+                 max_tree_depth=args.max_tree_depth)
     figure(result, HERE.parent / "docs" / "figures" / f"pretherapy_coverage_t{tag}.png")
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
 

@@ -65,6 +65,7 @@ from tdt.inference._pretherapy import (  # noqa: E402
     TherapyPosterior,
     lesion_geometry,
     predict_therapy_from_pet,
+    with_draws,
 )
 from tdt.inference._sampling import fit_patient  # noqa: E402
 from tdt.inference._sbc import (  # noqa: E402
@@ -91,5 +92,5 @@ __all__ = [
     "two_parameter_twin", "doses_from_tia",
     "DriftModel", "GaussianPosterior", "laplace_mode",
     "is_dose_bearing", "dose_prediction", "solve_boluses",
-    "TherapyPosterior", "predict_therapy_from_pet", "lesion_geometry",
+    "TherapyPosterior", "predict_therapy_from_pet", "lesion_geometry", "with_draws",
 ]

@@ -37,7 +37,7 @@ from tdt.pbpk import TheranosticPair, check_pair_models, get_pair
 TIME_POINTS_PER_CYCLE = 48
 
 __all__ = ["TIME_POINTS_PER_CYCLE", "TherapyPosterior", "lesion_geometry", "pet_twin",
-           "predict_therapy_from_pet", "therapy_posterior",
+           "predict_therapy_from_pet", "therapy_posterior", "with_draws",
            "therapy_twin"]
 
 
@@ -211,3 +211,21 @@ def therapy_posterior(pair: str | TheranosticPair, diag_twin: TwinModel, diag_po
     return TherapyPosterior(idata, twin=twin, diagnostics=diag_post.diagnostics,
                             schedule=schedule, pair=pair, diagnostic_posterior=diag_post,
                             lesion_volumes_ml=volumes)
+
+
+def with_draws(posterior: TherapyPosterior, log_theta) -> TherapyPosterior:
+    """``posterior``'s model (pair, lesion geometry, schedule, diagnostics) with the given draws
+    of log θ, (n, n_params) in ``posterior.twin.sampled`` order: a known patient's truth, the
+    population median, or several patients' draws pushed through one ``predict_doses``."""
+    arr = np.asarray(log_theta, dtype=float)
+    if arr.ndim != 2 or arr.shape[1] != posterior.twin.n_params:
+        raise InputError(f"log_theta: shape {arr.shape}; expected (n, "
+                         f"{posterior.twin.n_params}) in the order {posterior.twin.sampled}")
+    arr = arr[None]
+    idata = az.from_dict(posterior={"log_theta": arr, "theta": np.exp(arr)},
+                         coords={"param": list(posterior.twin.sampled)},
+                         dims={"log_theta": ["param"], "theta": ["param"]})
+    return TherapyPosterior(idata, twin=posterior.twin, diagnostics=posterior.diagnostics,
+                            schedule=posterior.schedule, pair=posterior.pair,
+                            diagnostic_posterior=posterior.diagnostic_posterior,
+                            lesion_volumes_ml=posterior.lesion_volumes_ml)

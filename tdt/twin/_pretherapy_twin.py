@@ -52,6 +52,8 @@ from tdt.twin._twin import Twin
 
 #: Days from the PET to cycle 1 by default: two weeks (ASSUMPTION; the phantom's PET too).
 DEFAULT_PET_GAP_H = 14 * 24.0
+#: ``nuts_options`` that the PET fit takes too (:func:`tdt.inference.predict_therapy_from_pet`)
+PET_FIT_OPTIONS = ("draws", "tune", "chains", "seed", "sampler")
 
 
 def pet_patient_data(pet, pair, patient_id: str = "patient") -> PatientData:
@@ -114,7 +116,8 @@ def from_pretherapy(pet, pair="psma11_psma617", record: PatientRecord | None = N
     options.setdefault("ligand_nmol", pair.therapy_ligand_nmol)
     twin = PretherapyTwin.__new__(PretherapyTwin)
     init_pbpk(twin, record, pair.therapeutic, **options)
-    nuts = {"draws": 500, "tune": 500, "chains": 2, "seed": twin.seed} | twin.nuts_options
+    nuts = {"draws": 500, "tune": 500, "chains": 2, "seed": twin.seed} | {
+        k: v for k, v in twin.nuts_options.items() if k in PET_FIT_OPTIONS}
     therapy = predict_therapy_from_pet(pet_data, pair, **nuts)
     twin.pair, twin.pet_data, twin.gap_h = pair, pet_data, float(gap_h)
     twin.pet_prediction = therapy
@@ -168,7 +171,8 @@ class PretherapyTwin(Twin):
         cycle = Schedule([Administration(0.0, float(activity[0]), ligand)])
         dose = self.pet_prediction.predict_doses(
             cycle, phantom=self.record.phantom, organ_masses_g=self.record.organ_masses_g or None,
-            lesion_volumes_ml=dict(self.record.lesions), max_draws=self.n_draws, seed=self.seed)
+            lesion_volumes_ml=dict(self.record.lesions), max_draws=self.n_draws, seed=self.seed,
+            void_interval_h=None)  # no bladder source: as the PBPK twin's later predictions
         return PbpkPrediction([dose], 0, self.pet_prediction.converged, (float(activity[0]),),
                               ["predicted from the pre-therapy PET (no therapy imaging yet)"])
 

@@ -110,13 +110,13 @@ def test_pretherapy_twin_wiring_with_a_tiny_run():
     rng = np.random.default_rng(5)
     diag, ther = _models()
     truth = _truth(ther)
-    twin = Twin.from_pretherapy(_pet(diag, ther, truth, rng), n_draws=10, total_cycles=3,
-                                nuts_options={"draws": 10, "tune": 10, "chains": 1})
+    twin = Twin.from_pretherapy(_pet(diag, ther, truth, rng), n_draws=20, total_cycles=3,
+                                nuts_options={"draws": 20, "tune": 10, "chains": 1})
     assert twin.is_pbpk and twin.model_name == "psma617" and not twin.cycles
     assert twin.ligand_nmol == PAIR.therapy_ligand_nmol
     pred = twin.predict([7400.0])
     assert len(pred.cycles) == 1 and pred.n_past == 0
-    assert pred.cycles[0].dose_gy["kidneys"].shape == (10,)
+    assert pred.cycles[0].dose_gy["kidneys"].shape == (20,)
     with pytest.raises(InputError, match="cycle 1 only"):
         twin.predict([7400.0, 7400.0])
     draws = twin.pbpk_parameter_draws(2)

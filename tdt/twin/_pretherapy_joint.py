@@ -88,13 +88,10 @@ class PetSpectPbpk:
         """PET VOIs (``pet_<organ>``) after ``schedule``'s first bolus at 0 h, SPECT VOIs after
         its other boluses (from ``gap_h``); times in h on the joint axis."""
         times = jnp.asarray(times_h, dtype=float)
-        pet = Schedule([Administration(0.0, float(schedule.activity_mbq[0]),
-                                       float(schedule.ligand_nmol[0]))])
-        start = float(schedule.time_h[1])
-        therapy = Schedule([Administration(float(t) - start, float(a), float(n)) for t, a, n in
-                            zip(np.asarray(schedule.time_h)[1:],
-                                np.asarray(schedule.activity_mbq)[1:],
-                                np.asarray(schedule.ligand_nmol)[1:], strict=True)])
+        # the schedule may be traced (a pytree under jit): split it by slicing its arrays
+        start = jnp.asarray(schedule.time_h)[1]
+        pet = _part(schedule, slice(0, 1), 0.0)
+        therapy = _part(schedule, slice(1, None), start)
         pet_act, pet_tia, pet_ok = solve_boluses(
             self.diagnostic, self.diagnostic_params(params), pet,
             jnp.minimum(times, PET_HORIZON_H), self.pet_organs)
@@ -105,6 +102,14 @@ class PetSpectPbpk:
         tias = {o: tia[i] for i, o in enumerate(self.spect_organs)}
         tias |= {PET_PREFIX + o: pet_tia[i] for i, o in enumerate(self.pet_organs)}
         return SimpleNamespace(activity_mbq=activity, tia_mbq_h=tias, ok=pet_ok & ok)
+
+
+def _part(schedule, part: slice, shift) -> Schedule:
+    """The administrations ``part`` of ``schedule``, times moved back by ``shift`` (h)."""
+    time, activity, ligand, infusion = schedule.tree_flatten()[0]
+    return Schedule.tree_unflatten(None, (jnp.asarray(time)[part] - shift,
+                                          jnp.asarray(activity)[part],
+                                          jnp.asarray(ligand)[part], jnp.asarray(infusion)[part]))
 
 
 def joint_data(pet_data: PatientData, spect_data: PatientData,

@@ -104,6 +104,7 @@ def test_from_pretherapy_checks_its_input():
         Twin.from_pretherapy(pet, pair="no_such_pair")
 
 
+@pytest.mark.slow  # two NUTS compilations (PET model, joint model): minutes on 2 cores
 def test_pretherapy_twin_wiring_with_a_tiny_run():
     """PET fit -> cycle-1 prediction and plan -> joint PET + SPECT assimilation -> prediction
     and re-plan, with a few NUTS steps (wiring only; accuracy is the slow test's)."""

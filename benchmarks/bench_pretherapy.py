@@ -26,7 +26,6 @@ import time
 import warnings
 from pathlib import Path
 
-import arviz as az
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -40,40 +39,26 @@ CALIBRATION_SD = 0.03
 PRED_DRAWS = 100
 
 
-def _stacked_posterior(twin, log_theta, template):
-    """A TherapyPosterior whose draws are the rows of ``log_theta`` (several patients' draws,
-    truths, the population median) for one predict_doses call."""
-    from tdt.inference._pretherapy import TherapyPosterior
-
-    arr = np.asarray(log_theta, dtype=float).reshape(1, len(log_theta), -1)
-    idata = az.from_dict(posterior={"log_theta": arr, "theta": np.exp(arr)},
-                         coords={"param": list(twin.sampled)},
-                         dims={"log_theta": ["param"], "theta": ["param"]})
-    return TherapyPosterior(idata, twin=twin, diagnostics=template.diagnostics,
-                            schedule=template.schedule, pair=template.pair,
-                            diagnostic_posterior=None,
-                            lesion_volumes_ml=template.lesion_volumes_ml)
-
-
 def _doses(posterior):
     pred = posterior.predict_doses(radiobiology=False)
     return {o: np.asarray(pred.dose_gy[o]) for o in DOSE_ORGANS}
 
 
-def run(n_patients: int = 20, pet_times=(1.0,), draws: int = 500, tune: int = 500,
-        chains: int = 2, seed: int = 0) -> dict:
+def simulate_cohort(n_patients: int, pet_times, seed: int):
+    """The PET data sets (one protocol) and each patient's true therapy log θ."""
     import jax.numpy as jnp
 
-    from tdt.inference import OrganSeries, PatientData, fit_patients
-    from tdt.inference._pretherapy import pet_twin, therapy_posterior, therapy_twin
-    from tdt.pbpk._pairs import get_pair
+    from tdt.dosimetry import is_lesion
+    from tdt.inference import OrganSeries, PatientData
+    from tdt.inference._pretherapy import pet_twin, therapy_twin
+    from tdt.pbpk import get_pair
 
     pair = get_pair(PAIR)
     rng = np.random.default_rng(seed)
     times = np.asarray(pet_times, dtype=float)
     template = PatientData(
-        {o: OrganSeries(times, np.ones_like(times), volume_ml=LESION_ML if "lesion" in o else None,
-                        recovery=1.0 if "lesion" in o else None) for o in PET_ORGANS},
+        {o: OrganSeries(times, np.ones_like(times), volume_ml=LESION_ML if is_lesion(o) else None,
+                        recovery=1.0 if is_lesion(o) else None) for o in PET_ORGANS},
         administered_activity_mbq=pair.diagnostic_activity_mbq,
         ligand_nmol=pair.diagnostic_ligand_nmol, nuclide="Ga-68",
         calibration_sd=CALIBRATION_SD)
@@ -81,7 +66,6 @@ def run(n_patients: int = 20, pet_times=(1.0,), draws: int = 500, tune: int = 50
     ther_twin = therapy_twin(pair, diag_twin, PET_ORGANS, {"lesion_1": LESION_ML})
     schedule = pair.diagnostic_schedule()
     shared = set(pair.shared_parameters(diag_twin.forward, ther_twin.forward))
-    t0 = time.time()
     datasets, truths = [], []
     for i in range(n_patients):
         z_d = rng.standard_normal(diag_twin.n_params)
@@ -92,8 +76,8 @@ def run(n_patients: int = 20, pet_times=(1.0,), draws: int = 500, tune: int = 50
         for o in PET_ORGANS:
             noisy = np.asarray(sim.activity_mbq[o]) * calib * np.exp(
                 NOISE_SD * rng.standard_normal(times.size))
-            organs[o] = OrganSeries(times, noisy, volume_ml=LESION_ML if "lesion" in o else None,
-                                    recovery=1.0 if "lesion" in o else None)
+            organs[o] = OrganSeries(times, noisy, volume_ml=LESION_ML if is_lesion(o) else None,
+                                    recovery=1.0 if is_lesion(o) else None)
         datasets.append(PatientData(
             organs, administered_activity_mbq=pair.diagnostic_activity_mbq,
             ligand_nmol=pair.diagnostic_ligand_nmol, nuclide="Ga-68",
@@ -104,57 +88,96 @@ def run(n_patients: int = 20, pet_times=(1.0,), draws: int = 500, tune: int = 50
             if name in shared:
                 log_t[j] = float(log_d[diag_twin.sampled.index(name)])
         truths.append(log_t)
-    t_sim = time.time() - t0
-    t0 = time.time()
-    posts = fit_patients(datasets, model=diag_twin, draws=draws, tune=tune, chains=chains,
-                         seed=seed, target_accept=0.9)
-    t_fit = time.time() - t0
-    t0 = time.time()
-    # every patient's draws, truths and the population median in ONE predict_doses call (one
-    # compilation; Posterior.predict vmaps over draws)
+    return pair, diag_twin, datasets, truths
+
+
+def _batch_rows(pair, diag_twin, datasets, posts, truths, first: int, seed: int):
+    """Per-patient rows (dose draws summarised) of one fitted batch; the population median
+    dose computed in the same predict_doses call (one compilation per batch shape)."""
+    from tdt.inference import with_draws
+    from tdt.inference._pretherapy import therapy_posterior
+
     stacked, index = [], []
-    sub = np.random.default_rng(seed + 7)
-    converged = 0
+    sub = np.random.default_rng(seed + 7 + first)
     therapy = None
     for i, (data, post, log_t) in enumerate(zip(datasets, posts, truths, strict=True)):
-        therapy = therapy_posterior(pair, diag_twin, post, data, seed=seed + i)
-        converged += int(post.converged)
+        therapy = therapy_posterior(pair, diag_twin, post, data, seed=seed + first + i)
         draws_i = therapy.log_theta_draws
         keep = sub.choice(draws_i.shape[0], min(PRED_DRAWS, draws_i.shape[0]), replace=False)
         stacked += [draws_i[keep], np.asarray(log_t)[None, :]]
         index += [("pred", i)] * keep.size + [("true", i)]
     stacked.append(np.asarray(therapy.twin.prior_loc)[None, :])
     index.append(("population", -1))
-    doses = _doses(_stacked_posterior(therapy.twin, np.concatenate(stacked), therapy))
+    doses = _doses(with_draws(therapy, np.concatenate(stacked)))
     kind = np.array([k for k, _ in index])
     who = np.array([i for _, i in index])
     population = {o: float(doses[o][kind == "population"][0]) for o in DOSE_ORGANS}
-    rows = {o: {"covered": [], "rel_err": [], "pop_rel_err": [], "true": [], "pred": [],
-                "lo": [], "hi": []} for o in DOSE_ORGANS}
-    for i in range(n_patients):
+    rows = []
+    for i, post in enumerate(posts):
+        dg = post.diagnostics
+        row = {"patient": first + i, "converged": bool(post.converged),
+               "divergences": int(dg.divergences), "max_rhat": float(dg.max_rhat),
+               "min_ess_bulk": float(dg.min_ess_bulk)}
         for o in DOSE_ORGANS:
             pred = doses[o][(kind == "pred") & (who == i)]
             d = float(doses[o][(kind == "true") & (who == i)][0])
             lo, med, hi = np.percentile(pred, [5, 50, 95])
-            r = rows[o]
-            r["covered"].append(bool(lo <= d <= hi))
-            r["rel_err"].append(float(abs(med - d) / d))
-            r["pop_rel_err"].append(float(abs(population[o] - d) / d))
-            r["true"].append(d)
-            r["pred"].append(float(med))
-            r["lo"].append(float(lo))
-            r["hi"].append(float(hi))
-    t_pred = time.time() - t0
-    summary = {o: {"coverage90": float(np.mean(r["covered"])),
-                   "median_abs_rel_error": float(np.median(r["rel_err"])),
-                   "population_median_abs_rel_error": float(np.median(r["pop_rel_err"])),
-                   "median_ci90_width_rel": float(np.median(
-                       (np.asarray(r["hi"]) - np.asarray(r["lo"])) / np.asarray(r["true"])))}
-               for o, r in rows.items()}
-    return {"pair": PAIR, "n_patients": n_patients, "pet_times_h": list(map(float, times)),
-            "draws": draws, "tune": tune, "chains": chains, "converged": converged,
-            "seconds": {"simulate": t_sim, "fit": t_fit, "predict": t_pred},
-            "summary": summary, "rows": rows}
+            row[o] = {"true": d, "pred": float(med), "lo": float(lo), "hi": float(hi),
+                      "covered": bool(lo <= d <= hi), "rel_err": float(abs(med - d) / d),
+                      "population": population[o],
+                      "pop_rel_err": float(abs(population[o] - d) / d)}
+        rows.append(row)
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Coverage of the 90 % CrI, median |relative error| of the predicted median and of the
+    population-median dose (population-average dosing), median relative CrI width."""
+    out = {}
+    for o in DOSE_ORGANS:
+        r = [row[o] for row in rows]
+        out[o] = {"coverage90": float(np.mean([x["covered"] for x in r])),
+                  "median_abs_rel_error": float(np.median([x["rel_err"] for x in r])),
+                  "population_median_abs_rel_error": float(np.median(
+                      [x["pop_rel_err"] for x in r])),
+                  "median_ci90_width_rel": float(np.median(
+                      [(x["hi"] - x["lo"]) / x["true"] for x in r]))}
+    return out
+
+
+def run(n_patients: int = 20, pet_times=(1.0,), draws: int = 500, tune: int = 500,
+        chains: int = 2, seed: int = 0, batch: int = 5, checkpoint: Path | None = None,
+        max_tree_depth: int = 10) -> dict:
+    """Simulate the cohort, then fit and predict it batch by batch (one vmapped NUTS run per
+    batch, same shapes: the compiled kernel is reused), writing ``checkpoint`` after each."""
+    from tdt.inference import fit_patients
+
+    t0 = time.time()
+    pair, diag_twin, datasets, truths = simulate_cohort(n_patients, pet_times, seed)
+    seconds = {"simulate": time.time() - t0, "fit": 0.0, "predict": 0.0}
+    rows: list[dict] = []
+    result = {}
+    for first in range(0, n_patients, batch):
+        part = slice(first, min(first + batch, n_patients))
+        t0 = time.time()
+        posts = fit_patients(datasets[part], model=diag_twin, draws=draws, tune=tune,
+                             chains=chains, seed=seed + first, target_accept=0.9,
+                             max_tree_depth=max_tree_depth)
+        seconds["fit"] += time.time() - t0
+        t0 = time.time()
+        rows += _batch_rows(pair, diag_twin, datasets[part], posts, truths[part], first, seed)
+        seconds["predict"] += time.time() - t0
+        result = {"pair": PAIR, "n_patients": len(rows), "n_planned": n_patients,
+                  "pet_times_h": [float(t) for t in pet_times], "draws": draws, "tune": tune,
+                  "chains": chains, "pred_draws": PRED_DRAWS, "max_tree_depth": max_tree_depth,
+                  "converged": int(sum(r["converged"] for r in rows)),
+                  "rhat_ok_no_divergence": int(sum(r["max_rhat"] <= 1.05 and r["divergences"] == 0
+                                                   for r in rows)),
+                  "seconds": dict(seconds), "summary": summarise(rows), "rows": rows}
+        if checkpoint is not None:
+            checkpoint.write_text(json.dumps(result, indent=1))
+        print(f"{len(rows)}/{n_patients} patients, {time.time():.0f}", flush=True)
+    return result
 
 
 def figure(result: dict, path: Path) -> None:
@@ -164,7 +187,8 @@ def figure(result: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(DOSE_ORGANS), figsize=(4 * len(DOSE_ORGANS), 3.6))
     for ax, organ in zip(axes, DOSE_ORGANS, strict=True):
-        r = result["rows"][organ]
+        r = {k: [row[organ][k] for row in result["rows"]]
+             for k in ("true", "pred", "lo", "hi", "covered")}
         true, pred = np.asarray(r["true"]), np.asarray(r["pred"])
         err = np.vstack([pred - np.asarray(r["lo"]), np.asarray(r["hi"]) - pred])
         colors = ["tab:blue" if c else "tab:red" for c in r["covered"]]
@@ -189,13 +213,17 @@ def main() -> None:
     parser.add_argument("--times", default="1")
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--tune", type=int, default=500)
+    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=5)
+    parser.add_argument("--max-tree-depth", type=int, default=10)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    result = run(args.n, tuple(float(t) for t in args.times.split(",")), args.draws, args.tune)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     tag = "_".join(args.times.split(","))
-    (out / f"pretherapy_t{tag}.json").write_text(json.dumps(result, indent=1))
+    result = run(args.n, tuple(float(t) for t in args.times.split(",")), args.draws, args.tune,
+                 args.chains, batch=args.batch, checkpoint=out / f"pretherapy_t{tag}.json",
+                 max_tree_depth=args.max_tree_depth)
     figure(result, HERE.parent / "docs" / "figures" / f"pretherapy_coverage_t{tag}.png")
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
 

@@ -68,7 +68,12 @@ from tdt.inference._predictive import (  # noqa: E402
     doses_from_tia,
     effective_half_life_h,
 )
-from tdt.inference._pretherapy import TherapyPosterior, predict_therapy_from_pet  # noqa: E402
+from tdt.inference._pretherapy import (  # noqa: E402
+    TherapyPosterior,
+    lesion_geometry,
+    predict_therapy_from_pet,
+    with_draws,
+)
 from tdt.inference._sampling import fit_patient  # noqa: E402
 from tdt.inference._sbc import (  # noqa: E402
     central_interval_coverage,
@@ -101,5 +106,5 @@ __all__ = [
     "DriftModel", "GaussianPosterior", "laplace_mode",
     "is_dose_bearing", "dose_prediction", "solve_boluses",
     "TherapyPosterior", "predict_therapy_from_pet", "BloodSamples", "blood_marrow_tia_draws",
-    "run_sbc_pbpk", "summarise_sbc_records", "read_sbc_records",
+    "run_sbc_pbpk", "summarise_sbc_records", "read_sbc_records", "lesion_geometry", "with_draws",
 ]

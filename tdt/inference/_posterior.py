@@ -279,7 +279,7 @@ class Posterior:
 
         path = Path(path)
         idata = self.idata.copy()
-        metadata = json.dumps(posterior_attrs(self))
+        metadata = json.dumps(posterior_attrs(self) | self._extra_metadata())
         idata.posterior.attrs[_ATTR] = metadata
         idata.posterior.attrs.pop(INTEGRITY_ATTR, None)
         idata.posterior.attrs[INTEGRITY_ATTR] = seal(idata, metadata)
@@ -322,8 +322,18 @@ class Posterior:
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise InputError(f"{where}: malformed tdt metadata ({type(exc).__name__}: {exc})"
                              ) from None
-        return cls(idata, twin=twin, data=data, diagnostics=diagnostics, schedule=schedule,
-                   measurement=measurement)
+        return cls._from_parts(idata, attrs, where, twin=twin, data=data,
+                               diagnostics=diagnostics, schedule=schedule,
+                               measurement=measurement)
+
+    def _extra_metadata(self) -> dict:
+        """A subclass's own state, stored (and sealed) with the metadata JSON."""
+        return {}
+
+    @classmethod
+    def _from_parts(cls, idata, attrs: dict, where: str, **parts) -> Posterior:
+        """The object :meth:`from_netcdf` returns (a subclass reads its ``attrs`` here)."""
+        return cls(idata, **parts)
 
 
 def default_time_grid(schedule, n_per_cycle: int = 160, tail_h: float | None = None):

@@ -36,7 +36,8 @@ from tdt.pbpk import TheranosticPair, check_pair_models, get_pair
 #: time points per cycle of the TAC grid of therapy predictions (:meth:`TherapyPosterior.predict`)
 TIME_POINTS_PER_CYCLE = 48
 
-__all__ = ["TIME_POINTS_PER_CYCLE", "TherapyPosterior", "pet_twin", "predict_therapy_from_pet", "therapy_posterior",
+__all__ = ["TIME_POINTS_PER_CYCLE", "TherapyPosterior", "lesion_geometry", "pet_twin",
+           "predict_therapy_from_pet", "therapy_posterior", "with_draws",
            "therapy_twin"]
 
 
@@ -44,7 +45,9 @@ class TherapyPosterior(Posterior):
     """Posterior of the therapeutic model predicted from a PET (no therapy data yet).
 
     Extra attributes: ``pair`` (:class:`TheranosticPair`), ``diagnostic_posterior`` (the PET fit,
-    a :class:`Posterior` of the diagnostic model), ``lesion_volumes_ml`` (from the PET VOIs).
+    a :class:`Posterior` of the diagnostic model; None after :meth:`from_netcdf`: the file
+    keeps the therapy draws, the pair and the lesion volumes, not the PET fit),
+    ``lesion_volumes_ml`` (from the PET VOIs).
     ``schedule`` is the therapy cycle predicted (default: the pair's standard first cycle).
     """
 
@@ -54,6 +57,23 @@ class TherapyPosterior(Posterior):
         self.pair = pair
         self.diagnostic_posterior = diagnostic_posterior
         self.lesion_volumes_ml = dict(lesion_volumes_ml)
+
+    def _extra_metadata(self) -> dict:
+        # what predict_doses needs besides the model: the pair and the PET lesion volumes (the
+        # model's V_/Q_lesion are in the twin's fixed values); the PET fit itself is not stored
+        return {"therapy": {"pair": self.pair.key, "lesion_volumes_ml": self.lesion_volumes_ml}}
+
+    @classmethod
+    def _from_parts(cls, idata, attrs: dict, where: str, **parts) -> TherapyPosterior:
+        extra = attrs.get("therapy")
+        if not isinstance(extra, dict):
+            raise InputError(f"{where}: not a TherapyPosterior file (no 'therapy' metadata); "
+                             "read it with Posterior.from_netcdf")
+        return cls(idata, twin=parts["twin"], diagnostics=parts["diagnostics"],
+                   schedule=parts["schedule"], pair=get_pair(extra["pair"]),
+                   diagnostic_posterior=None,
+                   lesion_volumes_ml={k: float(v) for k, v in
+                                      extra["lesion_volumes_ml"].items()})
 
     def predict(self, schedule=None, times_h=None, organs=None, max_draws=None, seed=0):
         """:meth:`Posterior.predict` on a coarser default time grid (:data:`TIME_POINTS_PER_CYCLE`
@@ -73,7 +93,7 @@ class TherapyPosterior(Posterior):
         return super().predict_doses(schedule, **kwargs)
 
 
-def _lesion_geometry(twin: TwinModel, volumes: dict[str, float]) -> TwinModel:
+def lesion_geometry(twin: TwinModel, volumes: dict[str, float]) -> TwinModel:
     """``twin`` with each lesion's volume (mL) and flow (template flow per mL) fixed."""
     defaults = twin.forward.default_params()
     fixed = dict(twin.fixed)
@@ -109,7 +129,7 @@ def therapy_twin(pair: TheranosticPair, diagnostic_twin: TwinModel, observed: tu
     own = tuple(n for n in spec.identifiable_parameters(forward, observed) if n not in shared)
     twin = custom_model(forward, sampled=shared_sampled + own, kind="pbpk",
                         options={"model": spec.key, "lesions": lesions, **options})
-    return _lesion_geometry(twin, lesion_volumes_ml or {})
+    return lesion_geometry(twin, lesion_volumes_ml or {})
 
 
 def predict_therapy_from_pet(pet_data: PatientData, pair: str | TheranosticPair = "psma11_psma617",
@@ -160,7 +180,7 @@ def pet_twin(pair: str | TheranosticPair, pet_data: PatientData) -> TwinModel:
     if missing:
         raise InputError(f"pet_data: lesions {missing} have no volume_ml; expected the VOI "
                          "volume (mL) of every lesion (it sets the lesion model and its dose)")
-    return _lesion_geometry(pbpk_model(organs=organs, lesions=lesions, model=spec.key), volumes)
+    return lesion_geometry(pbpk_model(organs=organs, lesions=lesions, model=spec.key), volumes)
 
 
 def therapy_posterior(pair: str | TheranosticPair, diag_twin: TwinModel, diag_post: Posterior,
@@ -191,3 +211,21 @@ def therapy_posterior(pair: str | TheranosticPair, diag_twin: TwinModel, diag_po
     return TherapyPosterior(idata, twin=twin, diagnostics=diag_post.diagnostics,
                             schedule=schedule, pair=pair, diagnostic_posterior=diag_post,
                             lesion_volumes_ml=volumes)
+
+
+def with_draws(posterior: TherapyPosterior, log_theta) -> TherapyPosterior:
+    """``posterior``'s model (pair, lesion geometry, schedule, diagnostics) with the given draws
+    of log θ, (n, n_params) in ``posterior.twin.sampled`` order: a known patient's truth, the
+    population median, or several patients' draws pushed through one ``predict_doses``."""
+    arr = np.asarray(log_theta, dtype=float)
+    if arr.ndim != 2 or arr.shape[1] != posterior.twin.n_params:
+        raise InputError(f"log_theta: shape {arr.shape}; expected (n, "
+                         f"{posterior.twin.n_params}) in the order {posterior.twin.sampled}")
+    arr = arr[None]
+    idata = az.from_dict(posterior={"log_theta": arr, "theta": np.exp(arr)},
+                         coords={"param": list(posterior.twin.sampled)},
+                         dims={"log_theta": ["param"], "theta": ["param"]})
+    return TherapyPosterior(idata, twin=posterior.twin, diagnostics=posterior.diagnostics,
+                            schedule=posterior.schedule, pair=posterior.pair,
+                            diagnostic_posterior=posterior.diagnostic_posterior,
+                            lesion_volumes_ml=posterior.lesion_volumes_ml)

@@ -17,8 +17,7 @@ own kinetics θ_j, drawn jointly with the current posterior's draw θ_k given al
 :func:`tdt.twin._assimilate.backward_sample`). Past and future doses of one draw therefore lie on
 one kinetic path. (Until 2026-11-21 every past cycle was recomputed with θ_k itself; the
 kinetics drift between cycles, so that put the delivered kidney BED off by the drift and made
-the planner's 5 % risk ~10 % realised in the virtual trial — docs/twin.md "Planner
-calibration".)
+the planner's 5 % risk ~10 % realised in the virtual trial — docs/twin.md "Planner calibration".)
 """
 
 from __future__ import annotations
@@ -41,12 +40,7 @@ from tdt.twin._assimilate import (
 from tdt.twin._audit import AuditLog
 from tdt.twin._draws import DoseDraws
 from tdt.twin._pbpk_plan import plan_pbpk
-from tdt.twin._pbpk_twin import (
-    init_pbpk,
-    parameter_paths,
-    pbpk_assimilate,
-    predict_pbpk,
-)
+from tdt.twin._pbpk_twin import init_pbpk, parameter_paths, pbpk_assimilate, predict_pbpk
 from tdt.twin._plan import Constraint, Plan, Policy, TcpModel, evaluate, plan
 from tdt.twin._plan_ligand import LigandPlan
 from tdt.twin._plan_marrow import cycle_marrow_tia, future_marrow_tia, marrow_method
@@ -116,6 +110,12 @@ class Twin:
             init_pbpk(self, record, model, **kwargs)
         else:
             self._init_linear(record, model, *args, **kwargs)
+
+    @classmethod
+    def from_pretherapy(cls, pet, pair="psma11_psma617", record=None, **options) -> Twin:
+        """PBPK twin predicted from the pre-therapy PET (:mod:`tdt.twin._pretherapy_twin`)."""
+        from tdt.twin._pretherapy_twin import from_pretherapy  # a Twin subclass: import cycle
+        return from_pretherapy(pet, pair, record, **options)
 
     @property
     def is_pbpk(self) -> bool:

@@ -104,3 +104,28 @@ def test_prediction_from_a_simulated_pet_covers_the_true_kidney_tia():
     doses = post.predict_doses(max_draws=40, radiobiology=False)
     assert np.all(np.isfinite(doses.dose_gy["kidneys"]))
     assert 0.5 < float(np.median(doses.dose_gy["kidneys"])) < 20.0
+
+
+def test_therapy_posterior_survives_netcdf(tmp_path):
+    """Issue 25 item 4: the lesion geometry (model V_/Q_lesion and the dosimetric volume) and
+    the pair come back from the file, and the loaded object is a TherapyPosterior."""
+    data = _pet_data(volume=4.0)
+    diag = pet_twin("psma11_psma617", data)
+    rng = np.random.default_rng(2)
+    log = np.asarray(diag.prior_loc) + 0.05 * rng.standard_normal((2, 50, diag.n_params))
+    idata = az.from_dict(posterior={"log_theta": log}, coords={"param": list(diag.sampled)},
+                         dims={"log_theta": ["param"]})
+    post = therapy_posterior("psma11_psma617", diag, Posterior(idata, twin=diag), data, seed=1)
+    path = post.to_netcdf(tmp_path / "therapy.nc")
+    back = TherapyPosterior.from_netcdf(path)
+    assert isinstance(back, TherapyPosterior) and back.pair.key == "psma11_psma617"
+    assert back.lesion_volumes_ml == {"lesion_1": 4.0}
+    # 0.5 /min per mL template flow (PyCNO) x 4 mL, independent of the code's own arithmetic
+    assert back.twin.fixed["V_lesion_1"] == 4.0
+    assert back.twin.fixed["Q_lesion_1"] == pytest.approx(0.5 * 60.0 * 4.0)
+    np.testing.assert_array_equal(back.log_theta_draws, post.log_theta_draws)
+    assert back.schedule.activity_mbq[0] == 7400.0 and back.diagnostic_posterior is None
+    # a plain posterior file is not a TherapyPosterior
+    plain = Posterior(idata, twin=diag).to_netcdf(tmp_path / "pet.nc")
+    with pytest.raises(InputError, match="not a TherapyPosterior"):
+        TherapyPosterior.from_netcdf(plain)

@@ -12,7 +12,7 @@ from jax.flatten_util import ravel_pytree
 
 from tdt.inference import MeasurementModel, OrganSeries, PatientData, reduced_model
 from tdt.inference._bridge import likelihood_schedule, wrapped_forward
-from tdt.inference._nuts import constrained_draws
+from tdt.inference._nuts import constrained_draws_fn
 from tdt.inference._pymc_models import build_patient_model
 from tdt.pbpk import Schedule
 
@@ -46,7 +46,7 @@ def test_later_cycles_leave_the_likelihood_and_stay_in_the_tia():
                                rtol=1e-12)
     # the deterministics as the samplers' post-processing computes them
     flat, unravel = ravel_pytree([jnp.asarray(point[v.name]) for v in model.value_vars])
-    values = constrained_draws(model, flat[None, None, :], unravel)
+    values = constrained_draws_fn(model, unravel)(flat[None, None, :])
     tia, log_theta = values["tia_mbq_h"][0, 0], values["log_theta"][0, 0]
     np.testing.assert_allclose(log_theta, twin.prior_loc + twin.prior_chol @ point["z"])
     _, reference, ok = twin.simulate(jnp.asarray(log_theta), schedule, jnp.asarray([1.0]),

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = REPO / "notebooks"
 EXPECTED = ["01_quickstart.ipynb", "02_patient_dosimetry.ipynb", "03_bayesian_twin.ipynb",
             "04_treatment_planning.ipynb", "05_virtual_trial.ipynb", "06_stp_vs_mtp.ipynb",
-            "07_federated_prior.ipynb"]
+            "07_federated_prior.ipynb", "08_pretherapy.ipynb"]
 
 
 def _builder():

@@ -61,7 +61,7 @@ import numpy as np
 from tdt import __version__
 from tdt.errors import InputError
 from tdt.inference._federated_meta import _site_likelihood, estimate_heterogeneity
-from tdt.inference._federated_stats import protocol_times_h
+from tdt.inference._federated_stats import ExchangedFile, protocol_times_h
 from tdt.inference._gaussian_state import GaussianPosterior
 from tdt.inference._posterior import _flatten
 from tdt.inference._pymc_models import population_coordinates
@@ -78,7 +78,7 @@ CITATIONS = (
 
 
 @dataclass(frozen=True)
-class SiteSummary:
+class SiteSummary(ExchangedFile):
     """One site's moment-matched posterior of φ = (μ (param), τ_w (param_w)).
 
     ``mean`` (2P,), ``cov`` (2P, 2P); ``prior_loc`` / ``prior_sd``
@@ -159,21 +159,6 @@ class SiteSummary:
                           "mean": self.mean.tolist(), "cov": self.cov.tolist(),
                           "n_draws": int(self.n_draws), "converged": self.converged},
         }
-
-    def to_json(self) -> str:
-        """Canonical JSON text (sorted keys): its UTF-8 bytes are what :attr:`sha256` hashes."""
-        return json.dumps(self.to_dict(), sort_keys=True, indent=1) + "\n"
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()
-
-    def save(self, path) -> Path:
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
-        return path
 
     @classmethod
     def from_dict(cls, d: dict) -> SiteSummary:

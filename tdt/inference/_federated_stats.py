@@ -73,8 +73,28 @@ def protocol_times_h(datasets) -> tuple[float, ...]:
     return tuple(float(v) for v in np.unique(np.round(np.concatenate(times))))
 
 
+class ExchangedFile:
+    """What a file sites exchange shares: canonical JSON (sorted keys) of ``to_dict()``, its
+    sha256 (the provenance hash) and an atomic save (temp file + rename)."""
+
+    def to_json(self) -> str:
+        """Canonical JSON text (sorted keys): its UTF-8 bytes are what :attr:`sha256` hashes."""
+        return json.dumps(self.to_dict(), sort_keys=True, indent=1) + "\n"
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(self.to_json())
+        tmp.replace(path)
+        return path
+
+
 @dataclass(frozen=True)
-class SiteStatistics:
+class SiteStatistics(ExchangedFile):
     """Aggregates of one site's per-patient likelihood summaries of log θ (P parameters):
     ``mean`` (P,), ``scatter`` (P, P), ``estimation_cov`` (P, P) = mean S_i; the patient
     prior that was divided out (``prior_loc``, ``prior_sd``, also fit_population's prior of μ),
@@ -140,21 +160,6 @@ class SiteStatistics:
             "disclosure": {"min_patients": MIN_PATIENTS,
                            "below_threshold": bool(self.below_threshold)},
         }
-
-    def to_json(self) -> str:
-        """Canonical JSON text (sorted keys): its UTF-8 bytes are what :attr:`sha256` hashes."""
-        return json.dumps(self.to_dict(), sort_keys=True, indent=1) + "\n"
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()
-
-    def save(self, path) -> Path:
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
-        return path
 
     @classmethod
     def from_dict(cls, d: dict) -> SiteStatistics:

@@ -16,7 +16,7 @@ import pytest
 from tdt import Twin
 from tdt.errors import InputError
 from tdt.inference._predictive import dose_prediction
-from tdt.pbpk import Administration, Schedule, psma617
+from tdt.pbpk import Administration, Schedule, dotatate, get_model, psma617
 from tdt.twin import Calibration, Constraint, CycleData, PatientRecord
 from tdt.twin._pbpk_twin import HISTORY_H, body_compartments
 
@@ -28,25 +28,26 @@ INTERVAL = 1008.0
 LIGAND = 100.0
 
 
-def _truth(model, rng):
-    """True parameters: a draw of the identifiable subset from the model's cited priors, the
-    same in every cycle (zero drift: a point of the twin's drift prior)."""
+def _truth(model, rng, model_name="psma617", vois=VOIS):
+    """True parameters: a draw of the identifiable subset (the registry's rule, what the twin
+    samples) from the model's cited priors, the same in every cycle (zero drift: a point of the
+    twin's drift prior)."""
     priors = model.priors()
     params = model.default_params()
-    for name in ("GFR", *(f"{p}_{o}" for o in VOIS for p in ("R", "krel"))):
+    for name in get_model(model_name).identifiable_parameters(model, vois):
         median, sd = priors[name]
         params[name] = median * float(np.exp(sd * rng.standard_normal()))
     return params
 
 
-def _cycle_data(model, params, schedule, rng, k, relative_sd=0.1):
+def _cycle_data(model, params, schedule, rng, k, relative_sd=0.1, vois=VOIS):
     times = TIMES + k * INTERVAL
     sim = model.simulate(params, schedule, times)
     cal = float(np.exp(0.03 * rng.standard_normal()))
     return CycleData(float(schedule.activity_mbq[k]),
                      {o: (TIMES, np.asarray(sim.activity_mbq[o]) * cal
                           * np.exp(relative_sd * rng.standard_normal(TIMES.size)))
-                      for o in VOIS}, CAL, dt.date(2026, 1, 5), relative_sd)
+                      for o in vois}, CAL, dt.date(2026, 1, 5), relative_sd)
 
 
 def test_pbpk_twin_wiring_with_a_tiny_run():
@@ -101,7 +102,7 @@ def test_pbpk_twin_wiring_with_a_tiny_run():
         twin.save("never-written.tdtwin")
 
 
-def _true_cycle_doses(model, params, activities, cycle):
+def _true_cycle_doses(model, params, activities, cycle, vois=VOIS):
     """Dose of window ``cycle`` (0-based) from the true parameters: the general grid solver of
     tdt.pbpk (all compartments), through the same dosimetry as the twin's predictions."""
     schedule = Schedule([Administration(j * INTERVAL, a, LIGAND)
@@ -112,17 +113,17 @@ def _true_cycle_doses(model, params, activities, cycle):
     organs = body_compartments(model)
     pred = {"times_h": HISTORY_H,
             "activity_mbq": {o: np.asarray(sim.activity_mbq[o])[None] for o in organs
-                             if o in (*VOIS, "plasma")},
+                             if o in (*vois, "plasma")},
             "tia_mbq_h": {o: np.asarray(sim.tia_by_administration_mbq_h[o])[cycle:cycle + 1]
-                          for o in organs if o in (*VOIS, "plasma")},
+                          for o in organs if o in (*vois, "plasma")},
             "ok": np.array([True]),
             "total_body_tia_mbq_h": np.array([sum(float(sim.tia_by_administration_mbq_h[o][cycle])
                                                   for o in organs)])}
     out = dose_prediction(pred, nuclide="Lu-177", phantom="adult-male", organ_masses_g=None,
                           volumes_ml=dict(RECORD.lesions),
                           schedule=Schedule([Administration(0.0, activities[cycle])]),
-                          report=VOIS)
-    return {o: float(out.dose_gy[o][0]) for o in VOIS}
+                          report=vois)
+    return {o: float(out.dose_gy[o][0]) for o in vois}
 
 
 @pytest.mark.slow
@@ -151,3 +152,36 @@ def test_pbpk_twin_predicts_cycle_three_doses_of_a_simulated_patient():
     for organ in ("kidneys", "lesion_1"):
         lo, hi = np.percentile(cycle3.dose_gy[organ], [5, 95])
         assert lo <= truth[organ] <= hi, (organ, lo, truth[organ], hi)
+
+
+@pytest.mark.slow
+def test_dotatate_twin_predicts_cycle_three_doses_and_plans_ligand():
+    """Done-when check of issue #21 for 177Lu-DOTATATE: the same protocol as the PSMA-617 test
+    (two cycles, 5 SPECT time points, 10 % noise, 3 % calibration, 100 nmol: sst2 saturation in
+    spleen and tumour; renal uptake by tubular reabsorption, f_reabs), truth by the general grid
+    solver; the cycle-3 kidney and tumour 90 % CrIs contain the true doses, and plan() gives an
+    activity and a ligand amount for the next cycle."""
+    vois = ("kidneys", "spleen", "lesion_1")
+    rng = np.random.default_rng(2027)
+    model = dotatate(lesions=("lesion_1",), method="grid")
+    params = _truth(model, rng, "dotatate", vois)
+    activities = [7400.0, 7400.0, 7400.0]
+    twin = Twin(RECORD, model="dotatate", n_draws=1000, total_cycles=4,
+                nuts_options={"draws": 500, "tune": 500, "chains": 2})
+    for k in range(2):
+        schedule = Schedule([Administration(j * INTERVAL, activities[j], LIGAND)
+                             for j in range(k + 1)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            report = twin.assimilate(_cycle_data(model, params, schedule, rng, k, vois=vois))
+        assert report.check("fit").status == "pass", report.check("fit")
+    prediction = twin.predict([activities[2]])
+    assert prediction.converged
+    truth = _true_cycle_doses(model, params, activities, 2, vois)
+    cycle3 = prediction.cycles[2]
+    for organ in ("kidneys", "lesion_1"):
+        lo, hi = np.percentile(cycle3.dose_gy[organ], [5, 95])
+        assert lo <= truth[organ] <= hi, (organ, lo, truth[organ], hi)
+    plan = twin.plan(n_cycles=1, max_evaluations=6)
+    assert len(plan.activities_mbq) == 1 and len(plan.ligand_nmol) == 1
+    assert plan.activities_mbq[0] > 0 and 20.0 <= plan.ligand_nmol[0] <= 1000.0

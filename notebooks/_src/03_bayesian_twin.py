@@ -1,4 +1,5 @@
-"""Notebook 03 · The Bayesian twin on the receptor PBPK: fit, diagnostics, predictions, ligand plan.
+"""Notebook 03 · The Bayesian twin (receptor PBPK or reduced linear model, the ``model``
+parameter): fit, diagnostics, predictions, ligand plan.
 
 Source of ``notebooks/03_bayesian_twin.ipynb``; build it with
 ``python notebooks/_build.py`` (``--check`` verifies the committed file).
@@ -11,10 +12,12 @@ def cells() -> list:
     """The notebook's cells, in order."""
     return [
         md('''
-# 03 · The Bayesian twin: receptor PBPK, NUTS, doses with credible intervals, ligand amount
+# 03 · The Bayesian twin: NUTS fit, doses with credible intervals, ligand amount
 
-The patient's twin is the **receptor PBPK model** of 177Lu-PSMA-617 (`tdt.Twin(record,
-model="psma617")`): its identifiable parameters (GFR, receptor densities and release rates of
+Which model this run used is printed right below the parameters (the `model` parameter; the
+reference study `make demo` runs `model = "reduced"`). With `model = "psma617"` (the default
+of this notebook) the patient's twin is the **receptor PBPK model** of 177Lu-PSMA-617
+(`tdt.Twin(record, model="psma617")`): its identifiable parameters (GFR, receptor densities and release rates of
 kidneys, salivary glands, liver, spleen and every lesion) are fitted to the imaged cycle by NUTS
 (PyMC model, JAX gradients through the PBPK solve). Every dose comes with a 90 % credible
 interval, and a fit that fails the convergence gate (R-hat, ESS, divergences) is marked
@@ -37,6 +40,16 @@ ligand_nmol = 150.0  # peptide given with the imaged cycle (the phantom's: 150 n
 plan_cycles = 4      # cycles still to plan (ligand section)
 '''),
         code(SETUP),
+        code('''
+from IPython.display import Markdown
+
+from tdt.pbpk import get_model
+
+MODEL_TITLES = {"reduced": "the reduced linear model (no receptor saturation, no ligand amount)"}
+model_title = MODEL_TITLES.get(model) or (
+    f"the receptor PBPK model {model!r} ({get_model(model).radiopharmaceutical})")
+Markdown(f"**Model used in this run:** {model_title}.")
+'''),
         md("## The patient's data (from notebook 02, or the phantom patient)"),
         code('''
 import tempfile

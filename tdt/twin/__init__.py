@@ -6,6 +6,7 @@ Public API (see docs/twin.md):
 - :func:`plan`, :class:`Constraint`, :class:`Policy`, :class:`TcpModel`, :class:`Plan`,
   :func:`evaluate`, :func:`max_uniform_activity`, :func:`exceedance_probability`;
 - :func:`plan_activity_and_ligand` (activity AND ligand amount through a receptor PBPK),
+  :func:`plan_ligand_per_cycle` (both chosen per remaining cycle),
   :class:`LigandPlan`, :class:`LigandResponse` (per-draw d(L), q(L)), :func:`ligand_sweep`
   (the uniform plan and its constraint probabilities as functions of the ligand amount);
 - :class:`Twin` (assimilate / predict / plan / save / load), :class:`PatientRecord`,
@@ -34,6 +35,7 @@ from tdt.twin._plan import (
     plan,
 )
 from tdt.twin._plan_ligand import LigandPlan, plan_activity_and_ligand
+from tdt.twin._plan_ligand_cycles import plan_ligand_per_cycle
 from tdt.twin._predict import Prediction, credible_width
 from tdt.twin._qa import QAReport
 from tdt.twin._record import Calibration, CycleData, PatientRecord
@@ -48,5 +50,5 @@ __all__ = [
     "DoseDraws", "LinearQuadratic", "Plan", "Policy", "ScheduleEvaluation", "TcpModel", "evaluate",
     "exceedance_probability", "max_uniform_activity", "plan", "quadratic_bed_coefficient",
     "tissue_parameters", "LigandPlan", "LigandResponse", "plan_activity_and_ligand",
-    "ligand_sweep",
+    "ligand_sweep", "plan_ligand_per_cycle",
 ]

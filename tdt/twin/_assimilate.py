@@ -173,10 +173,18 @@ def posterior_predictive_z(model, posterior: GaussianPosterior, cycle: CycleData
     for organ, (t, a) in cycle.measurements.items():
         c = amp[:, model.compartments.index(organ), :]
         sims = cycle.activity_mbq * exponential_sum(c, rates, t)
-        log_pred = np.log(np.maximum(sims, 1e-300))
-        var = log_pred.var(axis=0) + cycle.relative_sd**2 + calibration_sd**2
-        out[organ] = (np.log(a) - log_pred.mean(axis=0)) / np.sqrt(var)
+        out[organ] = standardised_residuals(sims, a, cycle.relative_sd, calibration_sd)
     return out
+
+
+def standardised_residuals(predicted, observed, relative_sd: float,
+                           calibration_sd: float) -> np.ndarray:
+    """z = (log y − mean over draws of log ŷ) / sqrt(var over draws of log ŷ + σ² + σ_c²) per
+    data point; ``predicted`` (n_draws, n_points) MBq, ``observed`` (n_points,) MBq (the
+    lognormal measurement model of the twins: proportional noise σ, calibration sd σ_c)."""
+    log_pred = np.log(np.maximum(np.asarray(predicted, dtype=float), 1e-300))
+    var = log_pred.var(axis=0) + relative_sd**2 + calibration_sd**2
+    return (np.log(np.asarray(observed, dtype=float)) - log_pred.mean(axis=0)) / np.sqrt(var)
 
 
 def assimilate_nuts(model, prior: GaussianPosterior, cycle: CycleData,

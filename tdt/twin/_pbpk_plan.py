@@ -5,10 +5,15 @@ The posterior is the PBPK twin's NUTS draws (all cycles so far, with drift); the
 the ligand amount through the PBPK solve; docs/twin.md "Planning activity and ligand amount").
 What the twin hands it, per draw:
 
-- the kinetic parameters of the **next** cycle (:meth:`Twin.pbpk_parameter_draws`: the current
-  posterior moved one drift step). The planner's policy is uniform (the same activity and
-  ligand amount in every remaining cycle) on those parameters; the drift of later cycles is not
-  in the plan — the plan is made again after each imaged cycle, when it is known;
+- ``method="uniform"`` (default): the kinetic parameters of the **next** cycle
+  (:meth:`Twin.pbpk_parameter_draws`: the current posterior moved one drift step); the policy
+  is uniform (the same activity and ligand amount in every remaining cycle) on those
+  parameters; the drift of later cycles is not in this plan — it is made again after each
+  imaged cycle, when it is known;
+- ``method="gradient"``: activity *and* ligand amount **per remaining cycle**
+  (:func:`tdt.twin.plan_ligand_per_cycle`), each cycle with its own drifted parameters
+  (``pbpk_parameter_draws(n)``: the same drift paths as :meth:`Twin.predict`), started from the
+  uniform plan and kept only if exactly better;
 - the absorbed dose and BED already delivered by every assimilated cycle (each cycle with its
   own drifted parameters, :func:`tdt.twin._pbpk_twin.predict_pbpk`), as the constraints'
   starting point;
@@ -26,6 +31,7 @@ import numpy as np
 from tdt.errors import InputError
 from tdt.twin._pbpk_twin import predict_pbpk
 from tdt.twin._plan_ligand import LigandPlan, plan_activity_and_ligand
+from tdt.twin._plan_ligand_cycles import plan_ligand_per_cycle
 from tdt.twin._plan_types import Constraint, TcpModel
 
 
@@ -40,17 +46,34 @@ def delivered_pbpk(twin) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
 
 def plan_pbpk(twin, objective: str = "tumour_bed",
               constraints: Sequence[Constraint] | None = None, n_cycles: int | None = None,
-              tcp: TcpModel | None = None, **options) -> LigandPlan:
+              tcp: TcpModel | None = None, method: str = "uniform", **options) -> LigandPlan:
     """Activity (MBq) and ligand amount (nmol) for the remaining cycles of a PBPK twin (module
-    docstring); ``options`` go to :func:`plan_activity_and_ligand` (bounds, tolerance, starts)."""
+    docstring). ``method="uniform"``: ``options`` go to :func:`plan_activity_and_ligand`
+    (bounds, tolerance, starts); ``"gradient"``: per cycle, started from the uniform plan,
+    ``options`` go to :func:`tdt.twin.plan_ligand_per_cycle` (``n_nodes``, ``steps``; the
+    others to the uniform start)."""
+    if method not in ("uniform", "gradient"):
+        raise InputError(f"method: got {method!r}; expected 'uniform' (the same activity and "
+                         "ligand amount every cycle) or 'gradient' (per cycle)")
     n = twin.cycles_remaining if n_cycles is None else int(n_cycles)
     if n < 1:
         raise InputError(f"n_cycles: {n!r} cycles left to plan; expected >= 1")
-    draws = twin.pbpk_parameter_draws(1)[0]
+    per_cycle = {k: options.pop(k) for k in ("n_nodes", "steps") if k in options}
+    if per_cycle and method != "gradient":
+        raise InputError(f"{sorted(per_cycle)}: options of method='gradient' only")
+    draws = twin.pbpk_parameter_draws(n if method == "gradient" else 1)
     dose, bed = delivered_pbpk(twin)
     constraints = twin.default_constraints() if constraints is None else tuple(constraints)
-    return plan_activity_and_ligand(
-        twin.pbpk, draws, n, organ_masses_g=twin.record.organ_masses_g or None,
-        lesion_volumes_ml=dict(twin.record.lesions), prior_dose_gy=dose or None,
-        prior_bed_gy=bed or None, constraints=constraints, objective=objective, tcp=tcp,
-        phantom=twin.record.phantom, **options)
+    common = {"organ_masses_g": twin.record.organ_masses_g or None,
+              "lesion_volumes_ml": dict(twin.record.lesions), "prior_dose_gy": dose or None,
+              "prior_bed_gy": bed or None, "constraints": constraints, "objective": objective,
+              "tcp": tcp, "phantom": twin.record.phantom}
+    uniform = plan_activity_and_ligand(twin.pbpk, draws[0], n, **common, **options)
+    if method == "uniform":
+        return uniform
+    start = (uniform.activities_mbq[0] if uniform.activities_mbq else 0.0,
+             uniform.ligand_nmol[0] if uniform.ligand_nmol else twin.ligand_nmol)
+    bounds = {k: options[k] for k in ("activity_bounds_mbq", "ligand_bounds_nmol",
+                                      "standard_activity_mbq") if k in options}
+    return plan_ligand_per_cycle(twin.pbpk, draws, **common, **bounds, **per_cycle,
+                                 start=start)

@@ -54,7 +54,6 @@ from tdt.inference import (
 from tdt.pbpk import Administration, Schedule, get_model
 from tdt.radiobiology import is_lesion
 from tdt.twin._audit import AuditLog
-from tdt.twin._qa import build_report
 from tdt.twin._record import PatientRecord
 
 #: Days between cycles by default: 6 weeks (VISION / Pluvicto label; Lutathera: 8 weeks).
@@ -190,6 +189,15 @@ def fit_data(record, cycles, interval_h: float, ligand_nmol, calibration_sd: flo
                        nuclide=record.nuclide, patient_id=record.patient_id), schedule
 
 
+def drifting_model(base, spec, organ_names, n_cycles: int, drift):
+    """(sampled names, :class:`DriftingPbpk`) of a joint fit of ``n_cycles`` cycles imaging
+    ``organ_names``: the registry's identifiable subset, all but ``krel_*`` drifting. The one
+    rule used by the fit and by :func:`tdt.twin._pbpk_twin_file.rebuild_pbpk` (a loaded twin)."""
+    sampled = spec.identifiable_parameters(base, tuple(organ_names))
+    drifting = [n for n in sampled if not n.startswith("krel_")]
+    return sampled, DriftingPbpk(base, drifting, int(n_cycles), drift_steps(drifting, drift))
+
+
 def assimilate_pbpk(base, spec, record, cycles, drift, interval_h, ligand_nmol,
                     calibration_sd, nuts_options):
     """Joint NUTS fit of all ``cycles`` (module docstring) → (Posterior, DriftingPbpk)."""
@@ -198,9 +206,7 @@ def assimilate_pbpk(base, spec, record, cycles, drift, interval_h, ligand_nmol,
         if organ not in base.compartments:
             raise InputError(f"CycleData.measurements organ: {organ!r} is not in the "
                              f"{spec.key} model; expected one of {base.compartments}")
-    sampled = spec.identifiable_parameters(base, data.organ_names)
-    drifting = [n for n in sampled if not n.startswith("krel_")]
-    forward = DriftingPbpk(base, drifting, len(cycles), drift_steps(drifting, drift))
+    sampled, forward = drifting_model(base, spec, data.organ_names, len(cycles), drift)
     twin_model = custom_model(forward, sampled=(*sampled, *forward.factor_names), kind="pbpk",
                               options={"model": spec.key, "organs": data.organ_names})
     options = {"draws": 500, "tune": 500, "chains": 2, "seed": 0} | dict(nuts_options)
@@ -306,12 +312,14 @@ def parameter_paths(posterior, forward: DriftingPbpk, n_draws: int, n_future: in
     return out, idx
 
 
-def simulate_paths(base, paths: dict, schedule, organs):
-    """Per draw: activities on each administration's dose-rate history (n, n_organs, K+m,
-    len(HISTORY_H)), TIA per administration window (n, K+m, n_organs) and ``ok`` (n,)."""
+def simulate_paths(base, paths: dict, schedule, organs, history_h=HISTORY_H):
+    """Per draw: activities on each administration's time grid ``history_h`` (h after it; list
+    over administrations of (n, n_organs, n_times)), TIA per administration window
+    (n, K+m, n_organs) and ``ok`` (n,)."""
     starts = np.asarray(schedule.time_h)
     windows = np.append(np.diff(starts), np.inf)
-    grid = [s + HISTORY_H[HISTORY_H < w] for s, w in zip(starts, windows, strict=True)]
+    history_h = np.asarray(history_h, dtype=float)
+    grid = [s + history_h[history_h < w] for s, w in zip(starts, windows, strict=True)]
     sizes = [g.size for g in grid]
     times = jnp.asarray(np.concatenate(grid))
     names = tuple(paths)
@@ -363,29 +371,3 @@ def predict_pbpk(twin, activities_mbq, ligand_nmol) -> PbpkPrediction:
     return PbpkPrediction(cycles, len(past), posterior.converged,
                           tuple(float(a.activity_mbq) for a in admins), notes)
 
-
-def pbpk_assimilate(twin, cycle):
-    """``Twin.assimilate`` of a PBPK twin: joint NUTS refit of all cycles, QA report."""
-    cycles = [*twin.cycles, cycle]
-    ligand = [*twin.ligand_per_cycle[:len(twin.cycles)], twin.ligand_nmol]
-    posterior, forward = assimilate_pbpk(twin.pbpk, twin.spec, twin.record, cycles, twin.drift,
-                                         twin.interval_h, ligand, twin.calibration_sd,
-                                         twin.nuts_options)
-    diagnostics = dict(posterior.diagnostics.as_dict())
-    diagnostics["converged"] = bool(posterior.diagnostics.converged)
-    report = build_report(len(cycles), cycle, diagnostics, {}, {},
-                          {"model": twin.model_name, "engine": "nuts (PBPK draws, all cycles)",
-                           "dosimetry": "svalues (tdt.inference._predictive)",
-                           "outliers": "not computed for the PBPK twin"},
-                          nuclide=twin.record.nuclide)
-    twin.nuts_posterior, twin.drift_forward = posterior, forward
-    twin.ligand_per_cycle = ligand
-    twin.cycles.append(cycle)
-    twin.qa_reports.append(report)
-    twin.audit.append("assimilate", {
-        "cycle": len(cycles), "data_sha256": cycle.sha256(), "activity_mbq": cycle.activity_mbq,
-        "ligand_nmol": twin.ligand_nmol, "qa": report.to_dict(),
-        "posterior": {"method": "nuts (PBPK, all cycles)", "diagnostics": diagnostics,
-                      "median": {n: float(np.median(v))
-                                 for n, v in posterior.parameter_draws.items()}}})
-    return report

@@ -191,11 +191,15 @@ def plan(
             if new > base:
                 x, used = refined, "gradient"
     binding = "cap" if np.isclose(a, hi) else "constraint"
+    return finish(x, hold_decision(x, policy), f"{why}; activity limited by the {binding}", used)
+
+
+def hold_decision(x, policy: Policy) -> str:
+    """``escalate`` / ``reduce`` / ``hold``: the next cycle's activity against the policy's
+    standard activity (± its hold tolerance)."""
     std = policy.standard_activity_mbq
     if x[0] > std * (1 + policy.hold_tolerance):
-        decision = "escalate"
-    elif x[0] < std * (1 - policy.hold_tolerance):
-        decision = "reduce"
-    else:
-        decision = "hold"
-    return finish(x, decision, f"{why}; activity limited by the {binding}", used)
+        return "escalate"
+    if x[0] < std * (1 - policy.hold_tolerance):
+        return "reduce"
+    return "hold"

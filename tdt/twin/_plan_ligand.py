@@ -258,6 +258,14 @@ def _check_bounds(name, bounds, unit):
     return lo, hi
 
 
+def _check_carrier_free(response, a_hi: float, l_lo: float) -> None:
+    carrier_free = a_hi / specific_activity_mbq_per_nmol(response.forward.decay_constant_per_h)
+    if l_lo < carrier_free:
+        raise InputError(
+            f"ligand_bounds_nmol: lower bound {l_lo:g} nmol is below the labelled atoms of "
+            f"{a_hi:g} MBq ({carrier_free:.1f} nmol, carrier-free); expected >= that")
+
+
 def plan_activity_and_ligand(
     forward,
     parameter_draws: Mapping[str, np.ndarray],
@@ -302,11 +310,7 @@ def plan_activity_and_ligand(
     if response is None:
         response = LigandResponse(forward, parameter_draws, organ_masses_g=organ_masses_g,
                                   lesion_volumes_ml=lesion_volumes_ml, phantom=phantom)
-    carrier_free = a_hi / specific_activity_mbq_per_nmol(response.forward.decay_constant_per_h)
-    if l_lo < carrier_free:
-        raise InputError(
-            f"ligand_bounds_nmol: lower bound {l_lo:g} nmol is below the labelled atoms of "
-            f"{a_hi:g} MBq ({carrier_free:.1f} nmol, carrier-free); expected >= that")
+    _check_carrier_free(response, a_hi, l_lo)
     organs, n = response.organs, response.n_draws
     prior_dose = _per_draw("prior_dose_gy", prior_dose_gy, organs, n)
     prior_bed = _per_draw("prior_bed_gy", prior_bed_gy, organs, n)

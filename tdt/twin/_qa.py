@@ -75,6 +75,13 @@ class QAReport:
         return {"cycle": self.cycle, "status": self.status, "data_sha256": self.data_sha256,
                 "versions": dict(self.versions), "checks": [c.to_dict() for c in self.checks]}
 
+    @classmethod
+    def from_dict(cls, data: Mapping) -> QAReport:
+        """The report written by :meth:`to_dict` (twin files)."""
+        return cls(data["cycle"], tuple(QACheck(c["name"], c["status"], c["message"], c["value"])
+                                        for c in data["checks"]),
+                   data["data_sha256"], data["versions"])
+
     def __str__(self) -> str:
         lines = [f"QA report, cycle {self.cycle}: {self.status.upper()} (data sha256 "
                  f"{self.data_sha256[:12]}...)"]

@@ -39,8 +39,9 @@ from tdt.twin._assimilate import (
 )
 from tdt.twin._audit import AuditLog
 from tdt.twin._draws import DoseDraws
+from tdt.twin._pbpk_assimilate import pbpk_assimilate
 from tdt.twin._pbpk_plan import plan_pbpk
-from tdt.twin._pbpk_twin import init_pbpk, parameter_paths, pbpk_assimilate, predict_pbpk
+from tdt.twin._pbpk_twin import init_pbpk, parameter_paths, predict_pbpk
 from tdt.twin._plan import Constraint, Plan, Policy, TcpModel, evaluate, plan
 from tdt.twin._plan_ligand import LigandPlan
 from tdt.twin._plan_marrow import cycle_marrow_tia, future_marrow_tia, marrow_method
@@ -346,17 +347,16 @@ class Twin:
              policy: Policy | None = None, n_cycles: int | None = None, method: str = "uniform",
              tcp: TcpModel | None = None, **ligand_options) -> Plan | LigandPlan:
         """Activities for the remaining cycles (see :func:`tdt.twin.plan`); audited. The PBPK
-        twin plans activity *and* ligand amount (:class:`tdt.twin.LigandPlan`, uniform policy,
-        :func:`tdt.twin.plan_activity_and_ligand` on the next cycle's drifted draws, with the
-        delivered dose and BED; :mod:`tdt.twin._pbpk_plan`); ``ligand_options`` (PBPK twin only)
-        go to that planner (bounds, ``max_evaluations``, ``starts_nmol``)."""
+        twin plans activity *and* ligand amount (:mod:`tdt.twin._pbpk_plan`): the same in every
+        cycle (``method="uniform"``) or per cycle (``"gradient"``); ``ligand_options`` (PBPK
+        twin only) go to its planners (bounds, ``max_evaluations``, ``n_nodes``, ...)."""
         if self.is_pbpk:
             self._need_pbpk_fit("plan")
-            if policy is not None or method != "uniform":
-                raise InputError(f"Twin.plan: policy={policy!r}, method={method!r}; the PBPK "
-                                 "twin plans the uniform policy (same activity and ligand "
-                                 "amount every remaining cycle)")
-            result = plan_pbpk(self, objective, constraints, n_cycles, tcp, **ligand_options)
+            if policy is not None:
+                raise InputError(f"Twin.plan: policy={policy!r}; the PBPK twin takes its "
+                                 "bounds as activity_bounds_mbq / ligand_bounds_nmol")
+            result = plan_pbpk(self, objective, constraints, n_cycles, tcp, method,
+                               **ligand_options)
         else:
             if ligand_options:
                 raise InputError(f"Twin.plan: {sorted(ligand_options)} apply to the PBPK twin "
@@ -374,11 +374,11 @@ class Twin:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
-        """Write the twin to ``path`` (versioned zip, see :mod:`tdt.twin._twin_file`)."""
-        if self.is_pbpk:
-            raise InputError("Twin.save: saving the PBPK twin is not supported yet (its state is "
-                             "the NUTS posterior: save twin.nuts_posterior.to_netcdf(path) and "
-                             "the CycleData; the linear twin (model='reduced') saves)")
+        """Write the twin to ``path`` (versioned zip, see :mod:`tdt.twin._twin_file`; the PBPK
+        twin stores its NUTS posterior, :mod:`tdt.twin._pbpk_twin_file`)."""
+        if type(self) is not Twin:
+            raise InputError(f"Twin.save: a {type(self).__name__} (pre-therapy PET twin) "
+                             "cannot be saved yet; twin.nuts_posterior.to_netcdf(path) can")
         file_mac = save_twin(self, path)
         self.audit.append("save", {"path_name": str(path).rsplit("/", 1)[-1],
                                    "file_mac": file_mac})

@@ -14,6 +14,13 @@ Members:
   dose / BED per draw (for readers; recomputed on load) and the dose matrix — float64, so predictions reproduce exactly;
 - ``audit.jsonl``: the audit log (MAC-chained, :mod:`tdt.twin._audit`).
 
+The **PBPK twin** (``Twin(record, model="psma617")``, format 4): ``state.json`` has ``"kind":
+"pbpk"`` (record, model name, settings incl. drift prior, interval and ligand amounts, cycles,
+QA reports) and ``arrays.nc`` is the NUTS posterior's own NetCDF
+(:meth:`tdt.inference.Posterior.to_netcdf`, itself sealed; empty before the first cycle):
+:mod:`tdt.twin._pbpk_twin_file`. Linear twins are still written as format 3 (readable by the
+tdt versions before PBPK twin files); a PBPK state in a file claiming format < 4 is refused.
+
 Loading checks the format name, refuses a ``format_version`` newer than this tdt reads, checks
 the header's HMAC, then re-hashes every member: an edited file — even one whose sha256s were
 recomputed — is an :class:`InputError`. Files without a MAC (format < 3) are refused unless
@@ -43,12 +50,17 @@ from tdt.errors import InputError
 from tdt.pbpk import reduced_linear
 from tdt.twin._assimilate import DriftModel, GaussianPosterior
 from tdt.twin._audit import AuditLog
-from tdt.twin._qa import QACheck, QAReport
+from tdt.twin._pbpk_twin_file import pbpk_state, rebuild_pbpk
+from tdt.twin._qa import QAReport
 from tdt.twin._record import CycleData, PatientRecord
 from tdt.twin._response import DoseMatrix
 
 FORMAT = "tdt-twin"
-FORMAT_VERSION = 3  # 2: per-cycle posteriors (filtered_*); 3: keyed MAC over the header
+#: newest format this tdt reads. 2: per-cycle posteriors (filtered_*); 3: keyed MAC over the
+#: header; 4: PBPK twins (state "kind": "pbpk")
+FORMAT_VERSION = 4
+LINEAR_VERSION = 3  # linear twins need nothing of format 4: older tdt versions still read them
+PBPK_SINCE = 4
 SIGNED_SINCE = 3
 MEMBERS = ("state.json", "arrays.nc", "audit.jsonl")
 
@@ -88,7 +100,15 @@ def _signed_part(header: dict) -> bytes:
 
 def save_twin(twin, path) -> str:
     """Write ``twin`` to ``path`` (zip; see module docstring); returns the header's MAC."""
-    path = Path(path)
+    if twin.is_pbpk:
+        state, arrays = pbpk_state(twin)
+        members = {"state.json": json.dumps(state, sort_keys=True, default=_default).encode(),
+                   "arrays.nc": arrays, "audit.jsonl": twin.audit.to_jsonl().encode()}
+        return write_twin_file(path, members, twin.audit.head, PBPK_SINCE)
+    return write_twin_file(path, _linear_members(twin), twin.audit.head, LINEAR_VERSION)
+
+
+def _linear_members(twin) -> dict[str, bytes]:
     model = twin.model
     state = {
         "record": twin.record.to_dict(),
@@ -114,10 +134,17 @@ def save_twin(twin, path) -> str:
             "arrays.nc": nc.read_bytes(),
             "audit.jsonl": twin.audit.to_jsonl().encode(),
         }
-    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "tdt_version": tdt.__version__,
+    return members
+
+
+def write_twin_file(path, members: dict[str, bytes], audit_head, version: int) -> str:
+    """The signed envelope (header with the members' sha256 and the keyed MAC), written
+    atomically; returns the header's MAC."""
+    path = Path(path)
+    header = {"format": FORMAT, "format_version": int(version), "tdt_version": tdt.__version__,
               "saved_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
               "members": {k: hashlib.sha256(v).hexdigest() for k, v in members.items()},
-              "audit_head": twin.audit.head}
+              "audit_head": audit_head}
     key = integrity.installation_key()
     header["integrity"] = {"algorithm": integrity.ALGORITHM, "key_id": integrity.key_id(key),
                            "mac": integrity.mac(_signed_part(header), key)}
@@ -216,14 +243,20 @@ def _rebuild(header: dict, data: dict[str, bytes], twin_class, legacy: bool):
     """The twin from verified members (errors are turned into InputError by load_twin)."""
 
     state = json.loads(data["state.json"])
+    audit = AuditLog(entries=[json.loads(line) for line in
+                              data["audit.jsonl"].decode().splitlines() if line.strip()],
+                     legacy=legacy)
+    if isinstance(state, dict) and state.get("kind") == "pbpk":
+        if header["format_version"] < PBPK_SINCE:
+            raise InputError(f"format_version {header['format_version']!r} with a PBPK twin "
+                             f"state; PBPK twins are written as format >= {PBPK_SINCE} "
+                             "(edited or wrong-version file)")
+        return rebuild_pbpk(state, data["arrays.nc"], twin_class, audit)
     with xr.open_dataset(io.BytesIO(data["arrays.nc"]), engine="h5netcdf") as ds:
         arrays = {k: np.asarray(ds[k].values, dtype=float) for k in ds.data_vars}
         names = tuple(str(n) for n in ds["parameter"].values)
         targets = tuple(str(n) for n in ds["target"].values)
         sources = tuple(str(n) for n in ds["source"].values)
-    audit = AuditLog(entries=[json.loads(line) for line in
-                              data["audit.jsonl"].decode().splitlines() if line.strip()],
-                     legacy=legacy)
     record = PatientRecord.from_dict(state["record"])
     spec = state["model"]
     kwargs = {"dataset": spec["dataset"]} if spec.get("dataset") else {}
@@ -254,8 +287,5 @@ def _rebuild(header: dict, data: dict[str, bytes], twin_class, legacy: bool):
                              state["dose_matrix_method"])
     twin.targets = targets
     twin.cycles = [CycleData.from_dict(c) for c in state["cycles"]]
-    twin.qa_reports = [
-        QAReport(r["cycle"], tuple(QACheck(c["name"], c["status"], c["message"], c["value"])
-                                   for c in r["checks"]), r["data_sha256"], r["versions"])
-        for r in state["qa_reports"]]
+    twin.qa_reports = [QAReport.from_dict(r) for r in state["qa_reports"]]
     return twin

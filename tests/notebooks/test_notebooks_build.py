@@ -63,6 +63,22 @@ def test_notebook_has_parameters_cell_and_no_outputs(name):
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
 
 
+@pytest.mark.parametrize(("model", "expected"), [
+    ("reduced", "the reduced linear model"),
+    ("psma617", "the receptor PBPK model 'psma617' (177Lu-PSMA-617)"),
+    ("dotatate", "the receptor PBPK model 'dotatate' (177Lu-DOTATATE)")])
+def test_bayesian_twin_heading_is_neutral_and_names_the_model_run(model, expected):
+    """Notebook 03's title names no model (the reference study runs "reduced", the notebook
+    defaults to "psma617"); the cell after the set-up states the model actually run."""
+    nb = nbformat.read(NOTEBOOK_DIR / "03_bayesian_twin.ipynb", as_version=4)
+    title = nb.cells[0].source.splitlines()[0]
+    assert "PBPK" not in title and "reduced" not in title
+    (cell,) = [c for c in nb.cells if "Model used in this run" in c.source]
+    namespace = {"model": model}
+    exec(compile(cell.source.rsplit("\n", 1)[0], "03-model-cell", "exec"), namespace)
+    assert namespace["model_title"].startswith(expected)
+
+
 def _execute(name: str, tmp_path: Path, **parameters) -> dict:
     import papermill
 

@@ -14,19 +14,29 @@ follows blood, RMBLR constant): the marrow's self-dose, its cross-dose to the ot
 the marrow BED (dose-rate history of blood) all follow; the cross-dose *to* the marrow from the
 organs and the remainder stays the model's. Future cycles use the latest cycle with samples;
 each delivered cycle uses its own samples, or the model (image-based) without them.
+
+In the receptor-PBPK twin (:func:`pbpk_blood_marrow`) the marrow TIA is not linear in the
+activity alone (the blood curve depends on the ligand amount and on the drifting parameters),
+so blood samples *calibrate* the model's ``red_marrow`` compartment per draw instead of
+replacing it: the latest sampled cycle k gives the factor s = Ã_RM,blood(k) / Ã_RM,model(k)
+(same draw, its own parameters), and every future cycle's marrow TIA is s × the model's marrow
+TIA at that cycle's parameters and ligand amount (``LigandResponse(marrow_scale=s)`` in the
+plan). At the sampled cycle this is exactly the blood-based marrow; elsewhere it keeps the
+model's dependence on the ligand amount. Delivered cycles use their own samples, or the model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from tdt.errors import InputError
 from tdt.inference import blood_marrow_tia_draws
 
-__all__ = ("blood_marrow_tia_per_mbq", "cycle_marrow_tia", "future_marrow_tia", "marrow_method",
-           "substitute_blood_marrow")
+__all__ = ("PbpkMarrow", "blood_marrow_tia_per_mbq", "cycle_marrow_tia", "future_marrow_tia",
+           "marrow_method", "pbpk_blood_marrow", "substitute_blood_marrow")
 
 
 def marrow_method(cycles: Sequence) -> str:
@@ -45,14 +55,15 @@ def blood_marrow_tia_per_mbq(cycle, n_draws: int, phantom: str, nuclide: str,
     return blood_marrow_tia_draws(per_mbq, n_draws, phantom, organ_masses_g, seed=seed)
 
 
-def cycle_marrow_tia(twin, k: int) -> np.ndarray | None:
+def cycle_marrow_tia(twin, k: int, n_draws: int | None = None) -> np.ndarray | None:
     """(n_draws,) blood-based marrow TIA per MBq of the twin's assimilated cycle ``k`` (0-based),
     seeded by the twin's seed and ``k`` (the same draws for its delivered dose and the future
-    cycles); None when that cycle has no blood samples."""
+    cycles); None when that cycle has no blood samples. ``n_draws``: default the twin's."""
     cycle = twin.cycles[k]
     if cycle.blood is None:
         return None
-    return blood_marrow_tia_per_mbq(cycle, twin.n_draws, twin.record.phantom,
+    n_draws = twin.n_draws if n_draws is None else int(n_draws)
+    return blood_marrow_tia_per_mbq(cycle, n_draws, twin.record.phantom,
                                     twin.record.nuclide, twin.record.organ_masses_g or None,
                                     seed=twin.seed * 1009 + k)
 
@@ -78,3 +89,39 @@ def substitute_blood_marrow(amplitudes: np.ndarray, rates: np.ndarray,
     out = np.array(amplitudes, dtype=float, copy=True)
     out[:, rm, :] = amplitudes[:, plasma, :] * (target / plasma_tia)[:, None]
     return out
+
+
+@dataclass(frozen=True)
+class PbpkMarrow:
+    """Red marrow of every administration of a PBPK twin's schedule (past, then future):
+    ``methods`` ("blood" or "image"), ``tia_mbq_h`` ((n,) blood-based TIA draws, or None: the
+    model's compartment) and ``scale`` ((n,) factor s on the model's marrow TIA for future
+    cycles, None without blood samples; module docstring)."""
+
+    methods: tuple[str, ...]
+    tia_mbq_h: tuple
+    scale: np.ndarray | None
+
+    def note(self) -> str:
+        if self.scale is None:
+            return "red marrow: image-based (the PBPK model's red_marrow compartment)"
+        return ("red marrow: blood-based (EANM 2010) for the cycles with blood samples; future "
+                "cycles: the PBPK marrow x a per-draw factor calibrated on the latest sampled "
+                f"cycle (median {float(np.median(self.scale)):.3g})")
+
+
+def pbpk_blood_marrow(twin, model_marrow_tia_mbq_h, activities_mbq) -> PbpkMarrow:
+    """:class:`PbpkMarrow` from the model's marrow TIA per draw and administration
+    ``model_marrow_tia_mbq_h`` (n, n_admin) and the administered ``activities_mbq`` (n_admin,)
+    of a PBPK twin whose ``cycles`` are the first administrations (module docstring)."""
+    model = np.asarray(model_marrow_tia_mbq_h, dtype=float)
+    n, total = model.shape
+    sampled = {k: cycle_marrow_tia(twin, k, n) for k, c in enumerate(twin.cycles)
+               if c.blood is not None}
+    if not sampled:
+        return PbpkMarrow(("image",) * total, (None,) * total, None)
+    latest = max(sampled)
+    scale = sampled[latest] * float(activities_mbq[latest]) / model[:, latest]
+    tias = [sampled[k] * float(activities_mbq[k]) if k in sampled
+            else None if k < len(twin.cycles) else model[:, k] * scale for k in range(total)]
+    return PbpkMarrow(tuple("image" if t is None else "blood" for t in tias), tuple(tias), scale)

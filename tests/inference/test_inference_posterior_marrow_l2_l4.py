@@ -179,3 +179,18 @@ def test_l2_l4_errors_name_the_field(posterior):
                        schedule=posterior.schedule)
     with pytest.raises(InputError, match="image_l2l4"):
         no_voi.predict_doses(marrow="image_l2l4")
+
+
+def test_marrow_inputs_survive_the_posterior_file(posterior, tmp_path):
+    path = posterior.to_netcdf(tmp_path / "marrow.nc")
+    again = Posterior.from_netcdf(path)
+    np.testing.assert_array_equal(again.data.marrow_l2_l4.activity_mbq,
+                                  posterior.data.marrow_l2_l4.activity_mbq)
+    assert again.data.marrow_l2_l4.recovery == posterior.data.marrow_l2_l4.recovery
+    np.testing.assert_array_equal(again.data.blood.concentration_mbq_per_ml,
+                                  posterior.data.blood.concentration_mbq_per_ml)
+    for method in ("image_l2l4", "blood"):
+        a = again.predict_doses(marrow=method, radiobiology=False, seed=4)
+        b = posterior.predict_doses(marrow=method, radiobiology=False, seed=4)
+        np.testing.assert_allclose(a.tia_mbq_h["red_marrow"], b.tia_mbq_h["red_marrow"],
+                                   rtol=1e-12)

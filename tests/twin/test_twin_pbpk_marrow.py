@@ -113,7 +113,7 @@ def test_pbpk_twin_plan_uses_the_blood_based_marrow():
             for o in ("kidneys", "salivary_glands", "lesion_1")}
     cal = Calibration(1.0, dt.date(2026, 1, 1))
     twins = {}
-    for name, blood in (("image", None), ("blood", _blood(scale=3.0))):
+    for name, blood in (("image", None), ("blood", _blood(scale=8.0))):  # ~2.4x the model
         twin = Twin(RECORD, model="psma617", n_draws=20, total_cycles=4,
                     nuts_options={"draws": 10, "tune": 10, "chains": 1})
         with warnings.catch_warnings():

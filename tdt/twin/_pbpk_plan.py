@@ -59,5 +59,6 @@ def plan_pbpk(twin, objective: str = "tumour_bed",
         twin.pbpk, draws, n, organ_masses_g=masses, lesion_volumes_ml=lesions,
         prior_dose_gy=dose or None, prior_bed_gy=bed or None, constraints=constraints,
         objective=objective, tcp=tcp, phantom=twin.record.phantom, response=response, **options)
-    note = PbpkMarrow((), (), scale).note()  # which marrow the plan used
+    note = next((x for x in (past.notes if past else ()) if x.startswith("red marrow:")),
+                PbpkMarrow((), (), None).note())  # which marrow the plan used
     return replace(result, plan=replace(result.plan, notes=(*result.plan.notes, note)))

@@ -20,6 +20,7 @@ from tdt.dosimetry._kernel import (
 )
 from tdt.dosimetry._marrow import (
     L2_L4_MARROW_FRACTION,
+    L2_L4_MARROW_FRACTION_RANGE,
     RMBLR_ANTIBODY,
     RMBLR_PEPTIDE,
     RMBLR_PEPTIDE_SD_LOG,
@@ -29,6 +30,7 @@ from tdt.dosimetry._marrow import (
     bladder_contents_tia,
     blood_tia_from_plasma,
     blood_tia_from_samples,
+    l2_l4_voi_tia,
     marrow_tia_blood_based,
     marrow_tia_image_based,
     red_marrow_dose,
@@ -71,7 +73,8 @@ __all__ = [
     "DEFAULT_HU_DENSITY", "Dvh", "KernelConvolver", "VoxelKernel", "convolve", "density_correct",
     "density_from_hu", "direct_convolve", "dvh", "dvh_table", "kernel_dose", "load_kernel",
     "local_deposition_dose", "resample_kernel", "tia_map_from_reference", "tia_map_voxelwise",
-    "voxel_dose", "L2_L4_MARROW_FRACTION", "RMBLR_PEPTIDE", "RMBLR_RANGE",
+    "voxel_dose", "L2_L4_MARROW_FRACTION", "L2_L4_MARROW_FRACTION_RANGE", "l2_l4_voi_tia",
+    "RMBLR_PEPTIDE", "RMBLR_RANGE",
     "RMBLR_ANTIBODY", "RMBLR_PEPTIDE_SD_LOG", "MarrowDose",
     "bladder_contents_tia", "blood_tia_from_plasma", "blood_tia_from_samples",
     "marrow_tia_blood_based", "marrow_tia_image_based", "red_marrow_dose",

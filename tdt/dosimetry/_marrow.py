@@ -20,7 +20,10 @@ D_RM = Ã_RM S(RM ← RM) + Ã_RB S(RM ← RB) + Σ_organs Ã_h S(RM ← h), wit
   the fraction of the skeleton's red marrow they hold, :data:`L2_L4_MARROW_FRACTION` = 6.7 %
   (value used with the EANM guideline's image-based method, e.g. Ferrer L, et al. 2010; recalled,
   not verified; cross-check: lumbar vertebrae hold 12.3 % of adult active marrow (Cristy M.
-  Phys Med Biol 1981;26:389, ICRP 70; recalled), 3/5 of that is 7.4 %);
+  Phys Med Biol 1981;26:389, ICRP 70; recalled), 3/5 of that is 7.4 %). Its uncertainty is the
+  spread of those two sources, :data:`L2_L4_MARROW_FRACTION_RANGE` (6.7–7.4 %), drawn uniformly
+  per posterior draw by ``tdt.inference`` (no source prefers one end). The VOI's TIA comes from
+  :func:`l2_l4_voi_tia` (recovery-corrected activities, trapezoid with a fitted tail);
 * **the PBPK model** (:func:`blood_tia_from_plasma`): its plasma TIA gives the blood-based input,
   its ``red_marrow`` compartment the marrow TIA directly (``fint_red_marrow`` = 1 − Hct is
   RMBLR = 1).
@@ -63,6 +66,9 @@ RMBLR_ANTIBODY = 0.36
 RMBLR_RANGE = (RMBLR_ANTIBODY, RMBLR_PEPTIDE)
 #: Fraction of the total red marrow in L2–L4 (module docstring; 6.7–7.4 % across sources).
 L2_L4_MARROW_FRACTION = 0.067
+#: Range of that fraction across its sources (6.7 % EANM practice, 7.4 % = 3/5 of Cristy's
+#: 12.3 % lumbar share; module docstring), the uniform per-draw uncertainty of the image method.
+L2_L4_MARROW_FRACTION_RANGE = (0.067, 0.074)
 #: Density of whole blood, g/mL (ICRP Publication 89 reference value 1.06; recalled).
 BLOOD_DENSITY_G_PER_ML = 1.06
 #: Adult voiding interval of the dynamic bladder model, h (ICRP 53; recalled, not verified).
@@ -106,6 +112,24 @@ def marrow_tia_image_based(
         raise InputError(f"fraction: {fraction!r}; expected the L2-L4 share of the red marrow "
                          f"(< 1, e.g. {L2_L4_MARROW_FRACTION})")
     return tia / frac
+
+
+def l2_l4_voi_tia(
+    times_h: TimesLike,
+    activity_mbq: CurveLike,
+    recovery: ScalarLike = 1.0,
+    nuclide: str = "Lu-177",
+) -> Scalar:
+    """TIA (MBq·h) of an L2–L4 marrow VOI imaged at ``times_h`` (h after the administration):
+    activities divided by the VOI's ``recovery`` coefficient (partial-volume loss of the
+    vertebral bodies, e.g. 0.78 for an L2–L4 insert measured in a phantom), then the trapezoid
+    rule with a constant head (marrow activity follows blood, highest at first) and a
+    mono-exponential tail fitted to the last three points — the integration of
+    :func:`blood_tia_from_samples`."""
+    rc = _positive("recovery", recovery)
+    if np.any(rc > 1.0):
+        raise InputError(f"recovery: {recovery!r}; expected a recovery coefficient in (0, 1]")
+    return blood_tia_from_samples(times_h, np.asarray(activity_mbq, dtype=float) / rc, nuclide)
 
 
 def whole_body_tia_monoexponential(

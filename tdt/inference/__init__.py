@@ -63,10 +63,12 @@ from tdt.inference._posterior import (  # noqa: E402
     summarise_draws,
 )
 from tdt.inference._predictive import (  # noqa: E402
+    L2_L4_TIA_SD_LOG,
     blood_marrow_tia_draws,
     dose_prediction,
     doses_from_tia,
     effective_half_life_h,
+    l2_l4_marrow_tia_draws,
 )
 from tdt.inference._pretherapy import (  # noqa: E402
     TherapyPosterior,
@@ -106,5 +108,6 @@ __all__ = [
     "DriftModel", "GaussianPosterior", "laplace_mode",
     "is_dose_bearing", "dose_prediction", "solve_boluses",
     "TherapyPosterior", "predict_therapy_from_pet", "BloodSamples", "blood_marrow_tia_draws",
+    "l2_l4_marrow_tia_draws", "L2_L4_TIA_SD_LOG",
     "run_sbc_pbpk", "summarise_sbc_records", "read_sbc_records", "lesion_geometry", "with_draws",
 ]

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tdt.dosimetry import blood_tia_from_samples
+from tdt.dosimetry import blood_tia_from_samples, l2_l4_voi_tia
 from tdt.errors import InputError, warn_implausible
 from tdt.kinetics import check_tac_plausibility
 from tdt.pbpk import Administration, Schedule
@@ -226,6 +226,8 @@ class PatientData:
     nuclide: radionuclide name, e.g. ``"Lu-177"``.
     patient_id: an opaque, non-identifying label (never PHI).
     blood: optional :class:`BloodSamples` (blood-based red-marrow dosimetry).
+    marrow_l2_l4: optional :class:`OrganSeries` of an L2–L4 VOI (``recovery``: its partial-volume
+        recovery), not fitted: ``Posterior.predict_doses(marrow="image_l2l4")``.
     """
 
     organs: Mapping[str, Any]
@@ -238,6 +240,7 @@ class PatientData:
     nuclide: str = "Lu-177"
     patient_id: str = "patient"
     blood: BloodSamples | None = None
+    marrow_l2_l4: OrganSeries | None = None
     _sessions: tuple[str, ...] = field(init=False, repr=False, default=())
 
     def __post_init__(self):
@@ -265,6 +268,14 @@ class PatientData:
         if self.blood is not None and not isinstance(self.blood, BloodSamples):
             raise InputError(f"PatientData.blood: {type(self.blood).__name__}; expected "
                              "BloodSamples(times_h, concentration_mbq_per_ml, hematocrit)")
+        if isinstance(self.marrow_l2_l4, Mapping):
+            object.__setattr__(self, "marrow_l2_l4", OrganSeries(**self.marrow_l2_l4))
+        if self.marrow_l2_l4 is not None and not isinstance(self.marrow_l2_l4, OrganSeries):
+            raise InputError(f"PatientData.marrow_l2_l4: {type(self.marrow_l2_l4).__name__}; "
+                             "expected an OrganSeries of the L2-L4 VOI")
+        if self.marrow_l2_l4 is not None:
+            object.__setattr__(self, "marrow_l2_l4", self.marrow_l2_l4.validated(
+                "marrow_l2_l4", self.injection_time_h))
         if not math.isfinite(self.injection_time_h):
             raise InputError(
                 f"PatientData.injection_time_h: {self.injection_time_h!r}; expected finite hours"
@@ -331,6 +342,15 @@ class PatientData:
             "activity_mbq": np.concatenate(values),
         }
 
+    def l2_l4_tia_mbq_h(self, nuclide: str | None = None) -> float:
+        """TIA (MBq·h) of the L2–L4 VOI (times from the injection, recovery-corrected)."""
+        s = self.marrow_l2_l4
+        if s is None:
+            raise InputError("PatientData.marrow_l2_l4: no L2-L4 VOI series given")
+        return float(l2_l4_voi_tia(s.times_h - self.injection_time_h, s.activity_mbq,
+                                   1.0 if s.recovery is None else s.recovery,
+                                   nuclide or self.nuclide))
+
     @property
     def n_observations(self) -> int:
         return int(sum(s.times_h.size for s in self.organs.values()))
@@ -374,6 +394,7 @@ class PatientData:
             "ligand_nmol": self.ligand_nmol, "schedule": self.schedule,
             "injection_time_h": self.injection_time_h, "fwhm_mm": self.fwhm_mm,
             "nuclide": self.nuclide, "patient_id": self.patient_id, "blood": self.blood,
+            "marrow_l2_l4": self.marrow_l2_l4,
         }
         kwargs.update(changes)
         return PatientData(**kwargs)

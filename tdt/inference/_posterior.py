@@ -30,12 +30,14 @@ from tdt.inference._diagnostics import NOT_CONVERGED, Diagnostics, compute_diagn
 from tdt.inference._measurement import MeasurementModel
 from tdt.inference._posterior_file import INTEGRITY_ATTR, check_seal, posterior_attrs, restore, seal
 from tdt.inference._predictive import (
+    L2_L4_TIA_SD_LOG,
     DosePrediction,
     bladder_tia_draws,
     blood_marrow_tia_draws,
     choose_marrow_method,
     dose_prediction,
     doses_from_tia,
+    l2_l4_marrow_tia_draws,
     summarise_draws,
 )
 
@@ -175,6 +177,7 @@ class Posterior:
                       max_draws: int | None = None, radiobiology: bool = True,
                       tcp_alpha_per_gy: float | None = None, tcp_alpha_sd_per_gy: float = 0.0,
                       seed: int = 0, marrow: str = "auto", rmblr: float | None = None,
+                      l2_l4_fraction: float | None = None,
                       whole_body_half_life_h: float | None = None,
                       void_interval_h: float | None = VOID_INTERVAL_H) -> DosePrediction:
         """Per-draw TIA (MBq·h), absorbed dose (Gy), effective half-life (h), BED/EQD2 (Gy),
@@ -183,11 +186,14 @@ class Posterior:
 
         Reported: the fitted organs and lesions plus the model's other dose-bearing organs
         (e.g. the PBPK model's lacrimal glands, red marrow). ``marrow``: red-marrow method,
-        ``"blood"`` (the patient's BloodSamples), ``"image"`` (the model's red_marrow
-        compartment, fitted to the marrow VOI), ``"auto"`` (blood when there are samples, else
-        image, else none) or ``"none"``; ``rmblr`` fixes the marrow/blood ratio (default: 1 for
-        peptides, drawn per draw with its uncertainty, EANM 2010 / Forrer 2009; pass
-        ``tdt.dosimetry.RMBLR_ANTIBODY`` for antibodies). Every dose includes the remainder-of-body cross-dose from
+        ``"blood"`` (the patient's BloodSamples), ``"image_l2l4"`` (the patient's L2–L4 VOI,
+        ``PatientData.marrow_l2_l4``, scaled by the L2–L4 marrow fraction), ``"image"`` (the
+        model's red_marrow compartment, fitted to the marrow VOI), ``"auto"`` (blood when there
+        are samples, else L2–L4, else image, else none) or ``"none"``; ``rmblr`` fixes the
+        marrow/blood ratio (default: 1 for peptides, drawn per draw with its uncertainty, EANM
+        2010 / Forrer 2009; pass ``tdt.dosimetry.RMBLR_ANTIBODY`` for antibodies);
+        ``l2_l4_fraction`` fixes the L2–L4 fraction (default: drawn per draw from
+        ``tdt.dosimetry.L2_L4_MARROW_FRACTION_RANGE``). Every dose includes the remainder-of-body cross-dose from
         the model's whole-body TIA; a model without an excreted ``urine`` compartment needs
         ``whole_body_half_life_h`` (Ã_WB = A T_eff / ln 2) for it. The urinary-bladder
         contents (model ``urine`` curve, voiding every ``void_interval_h``; None: left out)
@@ -219,13 +225,20 @@ class Posterior:
                 if series.volume_ml is not None:
                     volumes.setdefault(organ, series.volume_ml)
         blood = getattr(self.data, "blood", None)
-        method = choose_marrow_method(marrow, blood is not None, "red_marrow" in pred["tia_mbq_h"])
+        l2_l4 = getattr(self.data, "marrow_l2_l4", None)
+        method = choose_marrow_method(marrow, blood is not None, "red_marrow" in pred["tia_mbq_h"],
+                                      l2_l4 is not None)
         marrow_tia = None
-        if method == "blood":
+        if method in ("blood", "image_l2l4"):  # measured for the fitted schedule: scale (linear)
             fitted_mbq = float(np.sum(np.asarray(self.data.resolve_schedule().activity_mbq)))
             scale = float(np.sum(np.asarray(schedule.activity_mbq))) / fitted_mbq
+        if method == "blood":
             marrow_tia = blood_marrow_tia_draws(scale * blood.blood_tia_mbq_h_per_ml(nuclide), n,
                                                 phantom, organ_masses_g, rmblr, seed)
+        elif method == "image_l2l4":
+            sd_log = float(np.hypot(L2_L4_TIA_SD_LOG, l2_l4.recovery_sd or 0.0))
+            marrow_tia = l2_l4_marrow_tia_draws(scale * self.data.l2_l4_tia_mbq_h(nuclide), n,
+                                                l2_l4_fraction, sd_log, seed)
         return dose_prediction(pred, nuclide=nuclide, phantom=phantom,
                                organ_masses_g=organ_masses_g, volumes_ml=volumes,
                                schedule=schedule,

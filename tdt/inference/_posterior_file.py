@@ -20,7 +20,7 @@ import numpy as np
 
 from tdt import integrity
 from tdt.errors import InputError
-from tdt.inference._data import OrganSeries, PatientData
+from tdt.inference._data import BloodSamples, OrganSeries, PatientData
 from tdt.inference._diagnostics import Diagnostics
 from tdt.inference._measurement import MeasurementModel
 from tdt.inference._models import TwinModel, custom_model
@@ -84,21 +84,31 @@ def _schedule_from_list(items):
     return Schedule([Administration(*item) for item in items])
 
 
+def _series_to_dict(s: OrganSeries) -> dict:
+    return {"times_h": s.times_h.tolist(), "activity_mbq": s.activity_mbq.tolist(),
+            "volume_ml": s.volume_ml, "recovery": s.recovery, "recovery_sd": s.recovery_sd,
+            "sessions": list(s.sessions)}
+
+
 def _data_to_dict(data: PatientData | None):
     if data is None:
         return None
-    return {
-        "organs": {
-            name: {"times_h": s.times_h.tolist(), "activity_mbq": s.activity_mbq.tolist(),
-                   "volume_ml": s.volume_ml, "recovery": s.recovery,
-                   "recovery_sd": s.recovery_sd, "sessions": list(s.sessions)}
-            for name, s in data.organs.items()
-        },
+    out = {
+        "organs": {name: _series_to_dict(s) for name, s in data.organs.items()},
         "calibration_sd": data.calibration_sd,
         "administered_activity_mbq": data.administered_activity_mbq,
         "ligand_nmol": data.ligand_nmol, "injection_time_h": data.injection_time_h,
         "fwhm_mm": data.fwhm_mm, "nuclide": data.nuclide, "patient_id": data.patient_id,
     }
+    # red-marrow inputs (blood samples, L2-L4 VOI): only when present (older files unchanged)
+    if data.blood is not None:
+        b = data.blood
+        out["blood"] = {"times_h": b.times_h.tolist(), "hematocrit": b.hematocrit,
+                        "concentration_mbq_per_ml": b.concentration_mbq_per_ml.tolist(),
+                        "sample": b.sample}
+    if data.marrow_l2_l4 is not None:
+        out["marrow_l2_l4"] = _series_to_dict(data.marrow_l2_l4)
+    return out
 
 
 def posterior_attrs(posterior) -> dict:
@@ -160,6 +170,10 @@ def restore(attrs: dict, forward=None):
     if attrs.get("data") is not None:
         d = dict(attrs["data"])
         organs = {name: OrganSeries(**series) for name, series in d.pop("organs").items()}
+        if d.get("blood") is not None:
+            d["blood"] = BloodSamples(**d["blood"])
+        if d.get("marrow_l2_l4") is not None:
+            d["marrow_l2_l4"] = OrganSeries(**d["marrow_l2_l4"])
         data = PatientData(organs=organs, **d)
     schedule = _schedule_from_list(attrs.get("schedule"))
     if data is not None and schedule is not None:

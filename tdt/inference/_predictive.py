@@ -16,7 +16,13 @@ From the posterior-predictive TACs of :meth:`Posterior.predict` (leading axis: d
   uncertainty; the antibody value 0.36 only when asked for) and a lognormal error of the blood
   TIA (:data:`BLOOD_TIA_SD_LOG`), scaled to the
   predicted schedule by its administered activity (linear kinetics); its dose-rate history follows
-  the plasma activity;
+  the plasma activity; ``"image_l2l4"``: Ã_RM = Ã_L2–L4 / f from the patient's L2–L4 VOI
+  (``PatientData.marrow_l2_l4``, :func:`tdt.dosimetry.l2_l4_voi_tia` and
+  :func:`tdt.dosimetry.marrow_tia_image_based`), per draw with f ~ U(
+  :data:`tdt.dosimetry.L2_L4_MARROW_FRACTION_RANGE`) (6.7–7.4 %) and a lognormal error of the
+  VOI TIA (:data:`L2_L4_TIA_SD_LOG`, with the series' own ``recovery_sd`` when given), scaled to
+  the schedule like the blood TIA; its dose-rate history follows the model's marrow (else
+  plasma) activity;
 * urinary-bladder contents (when the model has a ``urine`` compartment): the dynamic voiding
   model of :func:`tdt.dosimetry.bladder_contents_tia` per draw on the model's urine curve; the
   contents are a source (cross-dose to the marrow and the other targets) and part of the
@@ -41,12 +47,14 @@ import numpy as np
 
 import tdt.radiobiology as rb
 from tdt.dosimetry import (
+    L2_L4_MARROW_FRACTION_RANGE,
     REMAINDER_TISSUES,
     RMBLR_PEPTIDE,
     RMBLR_PEPTIDE_SD_LOG,
     bladder_contents_tia,
     is_lesion,
     marrow_tia_blood_based,
+    marrow_tia_image_based,
     organ_doses,
     reference_mass_g,
 )
@@ -57,10 +65,13 @@ from tdt.units import mbq_to_gbq, rate_to_half_life
 #: Credible interval reported everywhere: 90 % equal-tailed.
 CI_LOW, CI_HIGH = 5.0, 95.0
 #: Red-marrow methods of :meth:`Posterior.predict_doses` (module docstring).
-MARROW_METHODS = ("auto", "image", "blood", "none")
+MARROW_METHODS = ("auto", "image", "image_l2l4", "blood", "none")
 #: Log-SD of a patient's blood TIA concentration (well-counter calibration, sampling times and
 #: tail extrapolation); an assumption of this package, not a published value.
 BLOOD_TIA_SD_LOG = 0.10
+#: Log-SD of an L2–L4 VOI's TIA (SPECT calibration, recovery correction of the vertebral bodies,
+#: tail extrapolation); an assumption of this package, not a published value.
+L2_L4_TIA_SD_LOG = 0.10
 
 
 def summarise_draws(values) -> dict[str, float]:
@@ -159,13 +170,19 @@ def bladder_tia_draws(times_h, urine_activity_mbq, nuclide: str,
                      for u in urine])
 
 
-def choose_marrow_method(method: str, has_blood: bool, has_marrow: bool) -> str:
-    """Resolve ``"auto"``: blood samples if the patient has them, else the model's marrow
-    compartment (image VOI or PBPK), else ``"none"``; check an explicit choice is possible."""
+def choose_marrow_method(method: str, has_blood: bool, has_marrow: bool,
+                         has_l2_l4: bool = False) -> str:
+    """Resolve ``"auto"``: blood samples if the patient has them (EANM's first choice for
+    ligands that do not bind marrow), else an L2–L4 VOI, else the model's marrow compartment
+    (marrow VOI or PBPK), else ``"none"``; check an explicit choice is possible."""
     if method not in MARROW_METHODS:
         raise InputError(f"marrow: {method!r}; expected one of {MARROW_METHODS}")
     if method == "auto":
-        return "blood" if has_blood else ("image" if has_marrow else "none")
+        return ("blood" if has_blood else "image_l2l4" if has_l2_l4
+                else "image" if has_marrow else "none")
+    if method == "image_l2l4" and not has_l2_l4:
+        raise InputError("marrow: 'image_l2l4' needs PatientData.marrow_l2_l4 (OrganSeries of "
+                         "the L2-L4 VOI activity in MBq over time)")
     if method == "blood" and not has_blood:
         raise InputError("marrow: 'blood' needs PatientData.blood (BloodSamples: blood "
                          "activity concentration in MBq/mL over time)")
@@ -188,6 +205,18 @@ def blood_marrow_tia_draws(blood_tia_mbq_h_per_ml: float, n_draws: int, phantom:
     blood = blood_tia_mbq_h_per_ml * np.exp(rng.normal(0.0, BLOOD_TIA_SD_LOG, n_draws))
     mass = (organ_masses_g or {}).get("red_marrow") or reference_mass_g("red_marrow", phantom)
     return np.asarray(marrow_tia_blood_based(blood, mass, ratio))
+
+
+def l2_l4_marrow_tia_draws(l2_l4_tia_mbq_h: float, n_draws: int, fraction=None,
+                           sd_log: float = L2_L4_TIA_SD_LOG, seed: int = 0) -> np.ndarray:
+    """(n_draws,) red-marrow TIA (MBq·h), image-based (module docstring): the L2–L4 VOI TIA ×
+    exp(N(0, ``sd_log``²)) divided by the L2–L4 marrow fraction, drawn per draw from
+    U(:data:`tdt.dosimetry.L2_L4_MARROW_FRACTION_RANGE`) unless ``fraction`` fixes it."""
+    rng = np.random.default_rng(seed)
+    frac = (rng.uniform(*L2_L4_MARROW_FRACTION_RANGE, n_draws) if fraction is None
+            else np.full(n_draws, float(fraction)))
+    voi = l2_l4_tia_mbq_h * np.exp(rng.normal(0.0, sd_log, n_draws))
+    return np.asarray(marrow_tia_image_based(voi, frac))
 
 
 def effective_half_life_h(times_h, activity_mbq, start_h: float, end_h: float):
@@ -220,14 +249,20 @@ def dose_prediction(pred: dict, nuclide: str, phantom: str, organ_masses_g, volu
     activity = dict(pred["activity_mbq"])
     tia = {o: np.asarray(v) for o, v in pred["tia_mbq_h"].items()}
     notes = []
-    if marrow_method == "blood":
+    if marrow_method in ("blood", "image_l2l4"):
         tia["red_marrow"] = np.asarray(marrow_tia_mbq_h, dtype=float)
-        if "plasma" in activity:  # marrow concentration follows blood (RMBLR constant)
-            activity["red_marrow"] = (activity["plasma"] * (tia["red_marrow"]
-                                      / np.asarray(pred["tia_mbq_h"]["plasma"]))[:, None])
+        # dose-rate shape: blood (RMBLR constant), or the model's own marrow for the image method
+        shape = ("red_marrow" if marrow_method == "image_l2l4" and "red_marrow" in activity
+                 else "plasma")
+        if shape in activity:
+            activity["red_marrow"] = (activity[shape] * (tia["red_marrow"]
+                                      / np.asarray(pred["tia_mbq_h"][shape]))[:, None])
         notes.append(f"red marrow: blood-based (EANM 2010), RMBLR {RMBLR_PEPTIDE:g} (log-SD "
                      f"{RMBLR_PEPTIDE_SD_LOG:g} unless fixed), blood TIA log-SD "
-                     f"{BLOOD_TIA_SD_LOG}")
+                     f"{BLOOD_TIA_SD_LOG}" if marrow_method == "blood" else
+                     "red marrow: image-based from the L2-L4 VOI (EANM 2010), TIA / f, f ~ U"
+                     f"{L2_L4_MARROW_FRACTION_RANGE} unless fixed, VOI TIA log-SD "
+                     f"{L2_L4_TIA_SD_LOG} (+ its recovery_sd)")
     elif marrow_method == "image":
         notes.append("red marrow: image-based (model red_marrow compartment)")
     total_body = pred.get("total_body_tia_mbq_h")

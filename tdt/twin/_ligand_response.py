@@ -24,7 +24,9 @@ Where each piece comes from (nothing is re-implemented here):
   the whole-body TIA). It is linear in the TIAs on the physical domain (remainder TIA >= 0), so
   it is evaluated once on unit TIAs and kept as a matrix — the traceable form of the same map
   (tested equal to ``doses_from_tia`` on draws and to ``predict_doses``). Red marrow: image-based (the model's
-  ``red_marrow`` compartment), as ``predict_doses(marrow="image")``. The urinary-bladder contents
+  ``red_marrow`` compartment), as ``predict_doses(marrow="image")``, or, with ``marrow_scale``,
+  that compartment's TIA times a per-draw factor (the PBPK twin's blood-based marrow,
+  :mod:`tdt.twin._plan_marrow`). The urinary-bladder contents
   are not a source here (``predict_doses(void_interval_h=None)``);
 - dose-rate history of organ o: Ḋ_o(t) ∝ A_o(t) (its own activity, as ``predict_doses``);
   G from :func:`tdt.radiobiology.dose_and_g_factor` on a log-spaced grid to ``linear_after_h``
@@ -65,12 +67,16 @@ class LigandResponse:
     ``organ_masses_g``: patient organ masses (g) for the self-S-values; ``lesion_volumes_ml``: per
     lesion of the model (default: the model's ``V_<lesion>`` default, mL).
     ``n_times``: points of the log-spaced dose-rate grid (0.05 h to ``linear_after_h``) used for G.
+    ``marrow_scale``: optional (n_draws,) factor on each draw's ``red_marrow`` TIA (the
+    blood-based calibration of the PBPK twin's marrow; its dose-rate shape is unchanged). The
+    whole-body TIA stays the model's (the extra marrow TIA comes out of the remainder of body),
+    as in ``predict_doses(marrow="blood")``.
     """
 
     def __init__(self, forward, parameter_draws: Mapping[str, np.ndarray], *,
                  organ_masses_g: Mapping[str, float] | None = None,
                  lesion_volumes_ml: Mapping[str, float] | None = None,
-                 phantom: str = "adult-male", n_times: int = 40):
+                 phantom: str = "adult-male", n_times: int = 40, marrow_scale=None):
         probe = Schedule([Administration(0.0, _REFERENCE_ACTIVITY_MBQ, 150.0)])
         # TwinModel.simulate takes the structured bolus solve for exactly these models
         if not (getattr(forward, "kind", None) == "pbpk" and hasattr(forward, "layout")
@@ -102,6 +108,18 @@ class LigandResponse:
         self.organ_masses_g = dict(organ_masses_g or {})
         self.phantom = phantom
         self.organs, self.dose_matrix = self._dose_matrix()
+        # TIA' = TIA * scale + TIA_RM * shift: marrow x s, the same amount out of the remainder
+        self.tia_scale = np.ones((self.n_draws, len(self.compartments)))
+        self.tia_shift = np.zeros_like(self.tia_scale)
+        if marrow_scale is not None:
+            scale = np.asarray(marrow_scale, dtype=float)
+            body = [c for c in self.compartments if c in REMAINDER_TISSUES]
+            if ("red_marrow" not in self.compartments or not body
+                    or scale.shape != (self.n_draws,) or not np.all(np.isfinite(scale) & (scale > 0))):
+                raise InputError(f"marrow_scale: shape {scale.shape}; expected ({self.n_draws},) "
+                                 "finite factors > 0 and a model with a red_marrow compartment")
+            self.tia_scale[:, self.compartments.index("red_marrow")] = scale
+            self.tia_shift[:, self.compartments.index(body[0])] = 1.0 - scale
         self._alpha_beta, self._repair_h, self.dose_only = self._radiobiology()
         self.times_h = np.concatenate([[0.0], np.geomspace(0.05, forward.linear_after_h,
                                                            int(n_times))])
@@ -109,8 +127,8 @@ class LigandResponse:
         # draws and the dose matrix are arguments, not baked-in constants: one compiled program
         # serves every patient of the same shape (and the persistent compilation cache)
         self._value = jax.jit(self._response)
-        self._tangent = jax.jit(lambda params, matrix, log_l: jax.jvp(
-            lambda x: self._response(params, matrix, x), (log_l,), (1.0,)))
+        self._tangent = jax.jit(lambda params, matrix, scale, log_l: jax.jvp(
+            lambda x: self._response(params, matrix, scale, x), (log_l,), (1.0,)))
 
     # ------------------------------------------------------------------ construction
     def _dose_matrix(self):
@@ -153,9 +171,11 @@ class LigandResponse:
                                            self.compartments)
         return act / _REFERENCE_ACTIVITY_MBQ, tia / _REFERENCE_ACTIVITY_MBQ, ok
 
-    def _response(self, log_theta, matrix, log_ligand):
+    def _response(self, log_theta, matrix, scale, log_ligand):
         """(d, q, ok): (n_draws, n_organs) Gy/MBq and Gy/MBq², (n_draws,) solver success."""
         act, tia, ok = jax.vmap(self._one_draw, in_axes=(0, None))(log_theta, log_ligand)
+        rm = self.compartments.index("red_marrow") if "red_marrow" in self.compartments else 0
+        tia = tia * scale[0] + tia[:, rm:rm + 1] * scale[1]  # marrow_scale (constructor)
         d = tia @ matrix.T  # (n_draws, n_organs), Gy/MBq
         index = np.array([self.compartments.index(o) for o in self.organs])
         shape = jnp.maximum(act[:, index, :], 0.0)  # dose-rate shape ∝ own activity
@@ -172,10 +192,14 @@ class LigandResponse:
                 f"ligand_nmol={ligand_nmol:g}: the PBPK solve failed for {int((~ok).sum())} of "
                 f"{ok.size} draws; expected finite responses (check the parameter draws)")
 
+    def _scale(self):
+        return jnp.asarray(self.tia_scale), jnp.asarray(self.tia_shift)
+
     def coefficients(self, ligand_nmol: float) -> tuple[np.ndarray, np.ndarray]:
         """d (Gy/MBq) and q (Gy/MBq²), (n_draws, n_organs), at ``ligand_nmol`` per cycle."""
         ligand_nmol = _positive_ligand(ligand_nmol)
-        d, q, ok = self._value(self._log_theta, jnp.asarray(self.dose_matrix), jnp.log(ligand_nmol))
+        d, q, ok = self._value(self._log_theta, jnp.asarray(self.dose_matrix),
+                               self._scale(), jnp.log(ligand_nmol))
         d, q = np.asarray(d), np.asarray(q)
         self._check(ok, d, q, ligand_nmol)
         return d, q
@@ -185,7 +209,7 @@ class LigandResponse:
         through the PBPK solve (``jax.jvp``)."""
         ligand_nmol = _positive_ligand(ligand_nmol)
         (d, q, ok), (dd, dq, _) = self._tangent(self._log_theta, jnp.asarray(self.dose_matrix),
-                                                jnp.log(ligand_nmol))
+                                                self._scale(), jnp.log(ligand_nmol))
         d, q = np.asarray(d), np.asarray(q)
         self._check(ok, d, q, ligand_nmol)
         return d, q, np.asarray(dd), np.asarray(dq)

@@ -19,29 +19,28 @@ What the twin hands it, per draw:
   starting point;
 - the record's organ masses and lesion volumes (dosimetry), and the constraints of the linear
   twin (P(kidney BED > the record's limit) <= 5 %, P(red-marrow dose > 2 Gy) <= 5 %, limits from
-  tdt.radiobiology).
+  tdt.radiobiology);
+- the red marrow: with blood samples in any assimilated cycle, the blood-based marrow per draw
+  (delivered: each sampled cycle's own samples; planned cycles: the model's marrow × the
+  per-draw factor calibrated on the latest sampled cycle, :func:`tdt.twin._plan_marrow.
+  pbpk_blood_marrow`, the same helper as the linear twin's), else the PBPK ``red_marrow``
+  compartment. The plan's notes say which.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from tdt.errors import InputError
+from tdt.twin._ligand_response import LigandResponse
 from tdt.twin._pbpk_twin import predict_pbpk
 from tdt.twin._plan_ligand import LigandPlan, plan_activity_and_ligand
 from tdt.twin._plan_ligand_cycles import plan_ligand_per_cycle
+from tdt.twin._plan_marrow import PbpkMarrow
 from tdt.twin._plan_types import Constraint, TcpModel
-
-
-def delivered_pbpk(twin) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Dose and BED (Gy) delivered by the assimilated cycles, organ -> (n_draws,)."""
-    if not twin.cycles:
-        return {}, {}
-    # one nominal future cycle: only the past cycles' doses are used
-    prediction = predict_pbpk(twin, [1.0], np.array([twin.ligand_nmol]))
-    return prediction.delivered_dose_gy, prediction.delivered_bed_gy
 
 
 def plan_pbpk(twin, objective: str = "tumour_bed",
@@ -62,18 +61,28 @@ def plan_pbpk(twin, objective: str = "tumour_bed",
     if per_cycle and method != "gradient":
         raise InputError(f"{sorted(per_cycle)}: options of method='gradient' only")
     draws = twin.pbpk_parameter_draws(n if method == "gradient" else 1)
-    dose, bed = delivered_pbpk(twin)
+    # one nominal future cycle: the past cycles' doses and the blood-based marrow factor
+    past = predict_pbpk(twin, [1.0], np.array([twin.ligand_nmol])) if twin.cycles else None
+    dose, bed = (past.delivered_dose_gy, past.delivered_bed_gy) if past else ({}, {})
+    scale = None if past is None else past.marrow_scale
     constraints = twin.default_constraints() if constraints is None else tuple(constraints)
     common = {"organ_masses_g": twin.record.organ_masses_g or None,
               "lesion_volumes_ml": dict(twin.record.lesions), "prior_dose_gy": dose or None,
               "prior_bed_gy": bed or None, "constraints": constraints, "objective": objective,
               "tcp": tcp, "phantom": twin.record.phantom}
-    uniform = plan_activity_and_ligand(twin.pbpk, draws[0], n, **common, **options)
-    if method == "uniform":
-        return uniform
-    start = (uniform.activities_mbq[0] if uniform.activities_mbq else 0.0,
-             uniform.ligand_nmol[0] if uniform.ligand_nmol else twin.ligand_nmol)
-    bounds = {k: options[k] for k in ("activity_bounds_mbq", "ligand_bounds_nmol",
-                                      "standard_activity_mbq") if k in options}
-    return plan_ligand_per_cycle(twin.pbpk, draws, **common, **bounds, **per_cycle,
-                                 start=start)
+    response = LigandResponse(
+        twin.pbpk, draws[0], organ_masses_g=common["organ_masses_g"],
+        lesion_volumes_ml=common["lesion_volumes_ml"], phantom=twin.record.phantom,
+        marrow_scale=scale)
+    result = plan_activity_and_ligand(twin.pbpk, draws[0], n, **common, response=response,
+                                      **options)
+    if method == "gradient":
+        start = (result.activities_mbq[0] if result.activities_mbq else 0.0,
+                 result.ligand_nmol[0] if result.ligand_nmol else twin.ligand_nmol)
+        bounds = {k: options[k] for k in ("activity_bounds_mbq", "ligand_bounds_nmol",
+                                          "standard_activity_mbq") if k in options}
+        result = plan_ligand_per_cycle(twin.pbpk, draws, **common, **bounds, **per_cycle,
+                                       start=start, marrow_scale=scale)
+    note = next((x for x in (past.notes if past else ()) if x.startswith("red marrow:")),
+                PbpkMarrow((), (), None).note())  # which marrow the plan used
+    return replace(result, plan=replace(result.plan, notes=(*result.plan.notes, note)))

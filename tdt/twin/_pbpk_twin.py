@@ -54,6 +54,7 @@ from tdt.inference import (
 from tdt.pbpk import Administration, Schedule, get_model
 from tdt.radiobiology import is_lesion
 from tdt.twin._audit import AuditLog
+from tdt.twin._plan_marrow import pbpk_blood_marrow
 from tdt.twin._record import PatientRecord
 
 #: Days between cycles by default: 6 weeks (VISION / Pluvicto label; Lutathera: 8 weeks).
@@ -230,6 +231,8 @@ class PbpkPrediction:
     converged: bool
     activities_mbq: tuple[float, ...]
     notes: list[str] = field(default_factory=list)
+    #: per-draw factor on the model's marrow TIA from blood samples (tdt.twin._plan_marrow)
+    marrow_scale: np.ndarray | None = None
 
     @property
     def flag(self) -> str:
@@ -352,6 +355,8 @@ def predict_pbpk(twin, activities_mbq, ligand_nmol) -> PbpkPrediction:
     targets = svalue_table(record.nuclide, record.phantom).targets
     report = fitted + tuple(o for o in organs if o not in fitted and is_dose_bearing(o, targets))
     sources = report + tuple(o for o in ("plasma",) if o in organs and o not in report)
+    marrow = (pbpk_blood_marrow(twin, tia[:, :, organs.index("red_marrow")],
+                                [a.activity_mbq for a in admins]) if "red_marrow" in report else None)
     cycles = []
     for k in range(len(admins)):
         pred = {"times_h": HISTORY_H[:histories[k].shape[2]],
@@ -363,11 +368,14 @@ def predict_pbpk(twin, activities_mbq, ligand_nmol) -> PbpkPrediction:
             pred, nuclide=record.nuclide, phantom=record.phantom,
             organ_masses_g=record.organ_masses_g or None, volumes_ml=dict(record.lesions),
             schedule=Schedule([Administration(0.0, admins[k].activity_mbq)]),
-            converged=posterior.converged, marrow_method="image" if "red_marrow" in report
-            else "none", report=report))
-    notes = ["urinary-bladder contents not a source (model urine not on the sampler path)"]
+            converged=posterior.converged, report=report,
+            marrow_method="none" if marrow is None else marrow.methods[k],
+            marrow_tia_mbq_h=None if marrow is None else marrow.tia_mbq_h[k]))
+    notes = ["urinary-bladder contents not a source (model urine not on the sampler path)",
+             *([] if marrow is None else [marrow.note()])]
     if not bool(np.all(ok)):
         notes.append(f"{int(np.sum(~ok))} draws had a failed solve")
     return PbpkPrediction(cycles, len(past), posterior.converged,
-                          tuple(float(a.activity_mbq) for a in admins), notes)
+                          tuple(float(a.activity_mbq) for a in admins), notes,
+                          None if marrow is None else marrow.scale)
 

@@ -115,6 +115,7 @@ def plan_ligand_per_cycle(
     n_nodes: int = 9,
     steps: int = 300,
     start: tuple[float, float] | None = None,
+    marrow_scale: np.ndarray | None = None,
     **uniform_options,
 ) -> LigandPlan:
     """Activity (MBq) and ligand amount (nmol) for each remaining cycle (module docstring).
@@ -124,7 +125,9 @@ def plan_ligand_per_cycle(
     the model defaults). ``start``: the uniform (activity MBq, ligand nmol) to start from
     (default: :func:`tdt.twin.plan_activity_and_ligand` on the first cycle's draws, with
     ``uniform_options``). ``n_nodes``: log-spaced ligand amounts of the interpolation table;
-    ``steps``: Adam steps. Other arguments as :func:`tdt.twin.plan_activity_and_ligand`.
+    ``steps``: Adam steps. ``marrow_scale``: optional (n_draws,) per-draw factor on the model's
+    red-marrow TIA (blood- or L2–L4-based marrow, :func:`tdt.twin._plan_marrow.pbpk_blood_marrow`),
+    the same for every cycle. Other arguments as :func:`tdt.twin.plan_activity_and_ligand`.
     """
     began = time.perf_counter()
     a_lo, a_hi = _check_bounds("activity_bounds_mbq", activity_bounds_mbq, "MBq")
@@ -133,8 +136,10 @@ def plan_ligand_per_cycle(
         raise InputError(f"n_nodes: got {n_nodes!r}; expected an integer >= 2")
     stacked, n_draws = _stack(cycle_draws)
     n = len(cycle_draws)
+    scale = None if marrow_scale is None else np.tile(np.asarray(marrow_scale, float), n)
     response = LigandResponse(forward, stacked, organ_masses_g=organ_masses_g,
-                              lesion_volumes_ml=lesion_volumes_ml, phantom=phantom)
+                              lesion_volumes_ml=lesion_volumes_ml, phantom=phantom,
+                              marrow_scale=scale)
     _check_carrier_free(response, a_hi, l_lo)
     organs = response.organs
     prior_dose = _per_draw("prior_dose_gy", prior_dose_gy, organs, n_draws)
@@ -151,7 +156,11 @@ def plan_ligand_per_cycle(
             lesion_volumes_ml=lesion_volumes_ml, prior_dose_gy=prior_dose_gy,
             prior_bed_gy=prior_bed_gy, constraints=constraints, objective=objective, tcp=tcp,
             activity_bounds_mbq=(a_lo, a_hi), ligand_bounds_nmol=(l_lo, l_hi),
-            standard_activity_mbq=standard_activity_mbq, phantom=phantom, **uniform_options)
+            standard_activity_mbq=standard_activity_mbq, phantom=phantom,
+            response=None if marrow_scale is None else LigandResponse(
+                forward, cycle_draws[0], organ_masses_g=organ_masses_g,
+                lesion_volumes_ml=lesion_volumes_ml, phantom=phantom, marrow_scale=marrow_scale),
+            **uniform_options)
         start = (uniform.activities_mbq or (a_lo,))[0], (uniform.ligand_nmol or (l_lo,))[0]
     a0, l0 = float(start[0]), min(max(float(start[1]), l_lo), l_hi)
     candidates = []  # (exact objective, activities, ligands, method)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tdt.errors import InputError
-from tdt.inference import BloodSamples
+from tdt.inference import BloodSamples, OrganSeries
 from tdt.radiobiology import kidney_bed_limit_gy
 
 #: Risk factors that lower the kidney BED limit from 40 Gy to 28 Gy (Bodei et al., EJNMMI
@@ -118,6 +118,9 @@ class CycleData:
     blood: optional :class:`tdt.inference.BloodSamples` of this cycle (times in h after this
         cycle's administration): the twin then takes the red-marrow self-dose from blood (EANM
         blood-based method, :mod:`tdt.twin._plan_marrow`).
+    marrow_l2_l4: optional :class:`tdt.inference.OrganSeries` of an L2–L4 VOI (times after
+        this cycle's administration, ``recovery`` its partial-volume recovery): without blood
+        samples the marrow comes from it (EANM image-based method, TIA / L2–L4 fraction).
     """
 
     activity_mbq: float
@@ -129,6 +132,7 @@ class CycleData:
     #: shown in the QA report
     input_warnings: tuple[str, ...] = ()
     blood: BloodSamples | None = None
+    marrow_l2_l4: OrganSeries | None = None
 
     def __post_init__(self):
         if not (math.isfinite(self.activity_mbq) and self.activity_mbq > 0):
@@ -159,6 +163,11 @@ class CycleData:
         if self.blood is not None and not isinstance(self.blood, BloodSamples):
             raise InputError(f"blood: {type(self.blood).__name__}; expected "
                              "tdt.inference.BloodSamples (MBq/mL over time, haematocrit)")
+        if self.marrow_l2_l4 is not None:
+            if not isinstance(self.marrow_l2_l4, OrganSeries):
+                raise InputError(f"marrow_l2_l4: {type(self.marrow_l2_l4).__name__}; expected "
+                                 "tdt.inference.OrganSeries (L2-L4 VOI activity, MBq, over time)")
+            object.__setattr__(self, "marrow_l2_l4", self.marrow_l2_l4.validated("marrow_l2_l4"))
         object.__setattr__(self, "measurements", clean)
         object.__setattr__(self, "input_warnings", tuple(str(w) for w in self.input_warnings))
 
@@ -177,7 +186,12 @@ class CycleData:
             {} if self.blood is None else {"blood": {
                 "times_h": self.blood.times_h.tolist(),
                 "concentration_mbq_per_ml": self.blood.concentration_mbq_per_ml.tolist(),
-                "hematocrit": self.blood.hematocrit, "sample": self.blood.sample}})
+                "hematocrit": self.blood.hematocrit, "sample": self.blood.sample}}) | (
+            {} if self.marrow_l2_l4 is None else {"marrow_l2_l4": {
+                "times_h": self.marrow_l2_l4.times_h.tolist(),
+                "activity_mbq": self.marrow_l2_l4.activity_mbq.tolist(),
+                "recovery": self.marrow_l2_l4.recovery,
+                "recovery_sd": self.marrow_l2_l4.recovery_sd}})
 
     @classmethod
     def from_dict(cls, data: Mapping) -> CycleData:
@@ -189,6 +203,7 @@ class CycleData:
             float(data.get("relative_sd", 0.1)),
             tuple(data.get("input_warnings", ())),
             None if data.get("blood") is None else BloodSamples(**data["blood"]),
+            None if data.get("marrow_l2_l4") is None else OrganSeries(**data["marrow_l2_l4"]),
         )
 
     def sha256(self) -> str:

@@ -239,7 +239,7 @@ class Twin:
 
     @property
     def marrow_method(self) -> str:
-        """``"blood"`` (EANM, a cycle has blood samples) or ``"image"`` (model compartment)."""
+        """``"blood"`` (blood samples), ``"image_l2l4"`` (L2–L4 VOI) or ``"image"`` (model)."""
         return marrow_method(self.cycles)
 
     @property

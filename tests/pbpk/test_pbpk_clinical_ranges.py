@@ -22,12 +22,14 @@ ACTIVITY_MBQ = 7400.0
 TIMES_H = (1.0, 4.0, 24.0, 48.0, 96.0, 168.0)
 
 # 177Lu-PSMA-617, Gy/GBq (accepted windows around the published values)
-PSMA_KIDNEYS = (0.3, 1.0)  # 0.82 +- 0.25 (Mol Imaging Radionucl Ther 2017;26:62, doi:10.4274/
-# mirt.08760); 0.81 +- 0.32 (J Nucl Med 2019;60(11):1579); 0.4-0.8 across cohorts (recalled)
+PSMA_KIDNEYS = (0.3, 1.0)  # 0.82 +- 0.25 (7 patients, Kabasakal L, et al. Mol Imaging Radionucl
+# Ther 2017;26:62, doi:10.4274/mirt.08760); 0.81 +- 0.32 (16 patients, J Nucl Med 2019;60(11):1579);
+# 0.53 (9 patients, Hohberg 2016, doi:10.1007/s11307-016-0942-0) - all three checked
 PSMA_SALIVARY = (0.3, 2.0)  # parotid 1.90 +- 1.19 (doi:10.4274/mirt.08760); salivary glands 0.72
 # (9 patients, Hohberg M, et al. Mol Imaging Biol 2016;18:437, doi:10.1007/s11307-016-0942-0)
-PSMA_LIVER = (0.05, 0.3)  # ~0.1 (Delker 2016, Kratochwil 2016; recalled, not verified)
-PSMA_SPLEEN = (0.05, 0.3)  # ~0.1-0.3 (recalled, not verified)
+PSMA_LIVER = (0.05, 0.3)  # UNVERIFIED: ~0.1 (Delker 2016, Kratochwil 2016; recalled - no text
+# with a PSMA-617 liver value was found with the search tool, nor Ells 2024's pooled liver value)
+PSMA_SPLEEN = (0.05, 0.3)  # UNVERIFIED: ~0.1-0.3 (recalled, as the liver)
 PSMA_RED_MARROW = (0.02, 0.046)  # 0.030 +- 0.008 (7 patients, doi:10.4274/mirt.08760): upper end
 # mean + 2 SD; lower end 0.02, the target of issue #23 (mean - 2 SD would be 0.014)
 PSMA_LACRIMAL = (1.5, 4.0)  # 2.82 mGy/MBq, 9 patients (Hohberg 2016, doi:10.1007/s11307-016-0942-0);
@@ -37,9 +39,12 @@ DOTA_KIDNEYS = (0.3, 0.9)  # 0.46 mean, 56 treatments (EJNMMI Phys 2021;8:78); 0
 # (PMC6300448); 0.57 +- 0.09 (61 patients, Clin Nucl Med 2013)
 DOTA_LIVER = (0.17, 0.37)  # 0.27 +- 0.05, mean +- 2 SD (61 patients, Clin Nucl Med 2013)
 DOTA_SPLEEN = (0.89, 1.45)  # 1.17 +- 0.14, mean +- 2 SD (same study)
-DOTA_RED_MARROW = (0.01, 0.07)  # blood-based 177Lu-DOTATATE marrow doses of a few 10 mGy/GBq
-# (values recalled, not verified; the method: Forrer F, et al. Eur J Nucl Med Mol Imaging
-# 2009;36:1138, PMC2691529 — marrow concentration = blood after 177Lu-DOTATATE, checked)
+DOTA_RED_MARROW = (0.009, 0.029)  # blood-based (skeletal average) red-marrow doses after the
+# first cycle, 17 patients: 0.009-0.029 Gy/GBq, min-max (J Nucl Med 2023;64(9):1456, PMC10478826,
+# Table 3; checked). The model's marrow is blood-based (RMBLR 1: Forrer F, et al. Eur J Nucl Med
+# Mol Imaging 2009;36:1138, PMC2691529, checked); the same study's image-based doses with
+# SSTR2-specific marrow uptake (vertebrae 0.056 +- 0.023) are outside the model (no marrow
+# receptors). Sandstrom 2013 and the NETTER-1 sub-study values could not be read (not used).
 
 HEMATOCRIT = 0.4  # the model's V_plasma = 2.8 (1 - Hct) BSA uses Hct 0.4 (PyCNO SBML)
 

@@ -102,3 +102,26 @@ def test_per_cycle_plan_input_errors_name_the_field(setup):
         plan_ligand_per_cycle(forward, [draws[0], {"GFR": draws[0]["GFR"][:5]}])
     with pytest.raises(InputError, match="n_nodes"):
         plan_ligand_per_cycle(forward, list(draws), n_nodes=1)
+
+
+def test_per_cycle_plan_carries_the_blood_marrow_factor_to_every_cycle(setup):
+    """``marrow_scale`` (blood- or L2–L4-calibrated marrow, one factor per draw) reaches every
+    planned cycle: the plan's marrow probability equals the count over per-cycle responses
+    built with that factor (not the planner's stacked, tiled one)."""
+    forward, draws, _ = setup
+    scale = np.random.default_rng(7).lognormal(np.log(6.0), 0.3, N_DRAWS)  # marrow binds
+    responses = [LigandResponse(forward, d, lesion_volumes_ml={"lesion_1": LESION_ML},
+                                marrow_scale=scale) for d in draws]
+    result = plan_ligand_per_cycle(forward, list(draws), constraints=CONSTRAINTS,
+                                   lesion_volumes_ml={"lesion_1": LESION_ML},
+                                   start=(4000.0, 150.0), marrow_scale=scale)
+    assert result.feasible
+    objective, probabilities = _counted(responses, result.activities_mbq, result.ligand_nmol)
+    assert result.expected_objective == pytest.approx(objective, rel=1e-9)
+    for label, p in probabilities.items():
+        assert result.constraint_probabilities[label] == pytest.approx(p, abs=1e-12)
+    # the unscaled marrow would allow more activity: the factor is not ignored
+    unscaled = plan_ligand_per_cycle(forward, list(draws), constraints=CONSTRAINTS,
+                                     lesion_volumes_ml={"lesion_1": LESION_ML},
+                                     start=(4000.0, 150.0))
+    assert sum(result.activities_mbq) < sum(unscaled.activities_mbq)

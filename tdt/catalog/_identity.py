@@ -8,15 +8,20 @@ from the content:
 
 - DICOM files (``*.dcm``): every data element outside the file meta (group 0002) and the group
   lengths, as ``tag VR value`` with numbers normalised (``DS``/``IS``/binary numbers → float
-  printed with 12 significant digits), text stripped of padding, sequences item by item, and
+  printed with 8 significant digits), text stripped of padding, sequences item by item, and
   the pixel data as the decoded array (dtype, shape, bytes). ``SoftwareVersions`` and the
   instance-creation date and time are left out (they name the writer, not the data).
-- JSON files: the parsed value, keys sorted, floats printed with 12 significant digits.
+- JSON files: the parsed value, keys sorted, floats printed with 8 significant digits.
 - any other file: its bytes.
 
 A change of one voxel or one tag value changes the identity; rebuilding the same content with
-another patch release of pydicom or numpy does not. (12 significant digits keep every value a
-generator means while dropping last-digit noise of float printing.)
+another patch release of pydicom or numpy, or on another CPU, does not. 8 significant digits
+keep every value a generator means while dropping float noise: the phantom's ground truth differs
+by up to 7e-13 relative between OpenBLAS kernels (Haswell vs SkylakeX: measured on the same
+machine with ``OPENBLAS_CORETYPE``; XLA/NumPy SIMD levels alike), which 12 digits did not absorb
+(version 1 of the identity: the recorded phantom sha256 held only on AVX-512 OpenBLAS kernels).
+A value within ~1e-12 of a rounding boundary at 8 digits could still flip (probability ~1e-5 per
+value).
 """
 
 from __future__ import annotations
@@ -32,8 +37,8 @@ _WRITER_TAGS = {
     0x00080013,  # InstanceCreationTime
 }
 _NUMBER_VRS = {"DS", "IS", "FL", "FD", "US", "SS", "UL", "SL", "UV", "SV"}
-_SIGNIFICANT_DIGITS = 12
-IDENTITY_VERSION = "tdt-content-identity-1"
+_SIGNIFICANT_DIGITS = 8
+IDENTITY_VERSION = "tdt-content-identity-2"
 
 
 def _number(value: float) -> str:

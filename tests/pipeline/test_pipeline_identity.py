@@ -115,3 +115,44 @@ def test_catalog_cli_force_and_record(catalog_env, capsys):
     assert code == 0 and "tinygen: recorded" in out, err
     code, out, _ = main_cli(capsys, "catalog", "verify", "--no-build")
     assert code == 0
+
+
+def test_identity_absorbs_float_noise_between_cpus_but_not_a_real_change(tmp_path, pixels):
+    """Values that differ by BLAS/SIMD float noise (measured up to 7e-13 relative in the phantom's
+    ground truth between OpenBLAS kernels) have one identity; a change in the 7th digit does not."""
+    reference = catalog.content_sha256(_dataset(tmp_path / "ref", pixels))
+    noisy = _dataset(tmp_path / "noisy", pixels)
+    (noisy / "truth.json").write_text(json.dumps({"tia_mbq_h": 15800.123456789 * (1 + 7e-13),
+                                                  "n": 3}))
+    assert catalog.content_sha256(noisy) == reference
+    changed = _dataset(tmp_path / "changed", pixels)
+    (changed / "truth.json").write_text(json.dumps({"tia_mbq_h": 15800.133456789, "n": 3}))
+    assert catalog.content_sha256(changed) != reference
+
+
+@pytest.mark.slow
+def test_phantom_identity_is_the_same_with_other_blas_kernels(tmp_path):
+    """The shipped phantom's recorded identity holds whichever OpenBLAS kernel the CPU selects
+    (the reason for identity version 2): built in subprocesses with the Prescott (SSE3) and
+    Haswell (AVX2) kernels forced — on an AVX-512 machine these gave different version-1
+    identities (Prescott = SkylakeX's, Haswell another) —; each equals the sha256 recorded in
+    catalog.yaml."""
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    if platform.machine() != "x86_64":
+        pytest.skip("OpenBLAS kernel names below are x86_64's")
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    kernels = ["Prescott"] + (["Haswell"] if " avx2" in flags else [])
+
+    code = ("import sys; from tdt.imaging import make_phantom_patient; "
+            "from tdt.catalog import content_sha256; make_phantom_patient(sys.argv[1], seed=0); "
+            "print(content_sha256(sys.argv[1]))")
+    expected = catalog.entries()["phantom_patient"].sha256
+    for kernel in kernels:
+        env = dict(os.environ, OPENBLAS_CORETYPE=kernel)
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / kernel)], env=env,
+                             capture_output=True, text=True, check=True).stdout.split()[-1]
+        assert out == expected, kernel

@@ -97,6 +97,21 @@ class _CycleTable:
                          self.response.dose_only)
 
 
+def _uniform_start(forward, draws, n, activity_bounds_mbq, ligand_bounds_nmol, marrow_scale,
+                   **options) -> tuple[float, float]:
+    """(activity MBq, ligand nmol) of the uniform plan (:func:`plan_activity_and_ligand`) on
+    the first remaining cycle's ``draws``, with the per-draw marrow factor when given."""
+    response = None if marrow_scale is None else LigandResponse(
+        forward, draws, organ_masses_g=options.get("organ_masses_g"),
+        lesion_volumes_ml=options.get("lesion_volumes_ml"), phantom=options["phantom"],
+        marrow_scale=marrow_scale)
+    uniform = plan_activity_and_ligand(forward, draws, n, activity_bounds_mbq=activity_bounds_mbq,
+                                       ligand_bounds_nmol=ligand_bounds_nmol, response=response,
+                                       **options)
+    return ((uniform.activities_mbq or (activity_bounds_mbq[0],))[0],
+            (uniform.ligand_nmol or (ligand_bounds_nmol[0],))[0])
+
+
 def plan_ligand_per_cycle(
     forward,
     cycle_draws: Sequence[Mapping[str, np.ndarray]],
@@ -151,17 +166,13 @@ def plan_ligand_per_cycle(
     block, exact = table.block, table.exact
     _validate(exact([l_lo] * n), n, objective, constraints, "uniform", tcp)
     if start is None:  # the uniform plan on the first cycle's draws
-        uniform = plan_activity_and_ligand(
-            forward, cycle_draws[0], n, organ_masses_g=organ_masses_g,
-            lesion_volumes_ml=lesion_volumes_ml, prior_dose_gy=prior_dose_gy,
-            prior_bed_gy=prior_bed_gy, constraints=constraints, objective=objective, tcp=tcp,
-            activity_bounds_mbq=(a_lo, a_hi), ligand_bounds_nmol=(l_lo, l_hi),
-            standard_activity_mbq=standard_activity_mbq, phantom=phantom,
-            response=None if marrow_scale is None else LigandResponse(
-                forward, cycle_draws[0], organ_masses_g=organ_masses_g,
-                lesion_volumes_ml=lesion_volumes_ml, phantom=phantom, marrow_scale=marrow_scale),
-            **uniform_options)
-        start = (uniform.activities_mbq or (a_lo,))[0], (uniform.ligand_nmol or (l_lo,))[0]
+        start = _uniform_start(forward, cycle_draws[0], n, (a_lo, a_hi), (l_lo, l_hi),
+                               marrow_scale, organ_masses_g=organ_masses_g,
+                               lesion_volumes_ml=lesion_volumes_ml, prior_dose_gy=prior_dose_gy,
+                               prior_bed_gy=prior_bed_gy, constraints=constraints,
+                               objective=objective, tcp=tcp,
+                               standard_activity_mbq=standard_activity_mbq, phantom=phantom,
+                               **uniform_options)
     a0, l0 = float(start[0]), min(max(float(start[1]), l_lo), l_hi)
     candidates = []  # (exact objective, activities, ligands, method)
 

@@ -139,7 +139,7 @@ spect_adds.round(2)
 """),
         code("""
 fig, axes = plt.subplots(1, len(REPORT), figsize=(4 * len(REPORT), 3.6), layout="constrained")
-flag = {True: "", False: "\n(NOT CONVERGED)"}  # a failed convergence gate is shown as such
+flag = {True: "", False: " (NOT CONVERGED)"}  # a failed convergence gate is shown as such
 labels = [*(f"{k}{flag[t.pet_prediction.converged]}" for k, t in twins.items()),
           f"PET + SPECT{flag[twin.nuts_posterior.converged]}"]
 for ax, organ in zip(axes, REPORT):

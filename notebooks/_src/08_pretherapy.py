@@ -32,8 +32,8 @@ pet_protocols = [[1.0], [1.0, 2.0], [1.0, 2.0, 3.0]]   # PET times (h after the 
 spect_times_h = [24.0, 96.0, 168.0]   # cycle-1 SPECT times (h after the 177Lu injection)
 noise_sd = 0.1                    # relative VOI noise (lognormal), PET and SPECT
 patient_sd = 0.3                  # log-SD of the simulated patient's deviation from the median
-draws = 300                       # NUTS draws per chain (PET fit and joint fit)
-tune = 300
+draws = 800                       # NUTS draws per chain (PET fit and joint fit); the gate
+tune = 500                        # the gate needs bulk ESS >= 400 (2 x 300 draws gave 277)
 chains = 2
 n_draws = 200                     # posterior draws used for predictions and plans
 """),
@@ -139,7 +139,9 @@ spect_adds.round(2)
 """),
         code("""
 fig, axes = plt.subplots(1, len(REPORT), figsize=(4 * len(REPORT), 3.6), layout="constrained")
-labels = [*twins, "PET + SPECT"]
+flag = {True: "", False: " (NOT CONVERGED)"}  # a failed convergence gate is shown as such
+labels = [*(f"{k}{flag[t.pet_prediction.converged]}" for k, t in twins.items()),
+          f"PET + SPECT{flag[twin.nuts_posterior.converged]}"]
 for ax, organ in zip(axes, REPORT):
     sub = accuracy[accuracy.organ == organ]
     values = [*((r["median Gy"], r["ci90 low"], r["ci90 high"]) for _, r in sub.iterrows()),

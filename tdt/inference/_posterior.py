@@ -123,6 +123,16 @@ class Posterior:
         return _flatten(self.idata.posterior[name])
 
     # ------------------------------------------------------------------ predictions
+    def draw_subset(self, max_draws: int | None = None, seed: int = 0) -> np.ndarray:
+        """(n, n_params) log θ draws: all, or a seeded subset of ``max_draws`` (in draw
+        order) — the draws :meth:`predict` uses."""
+        log_theta = self.log_theta_draws
+        if max_draws is not None and max_draws < log_theta.shape[0]:
+            idx = np.sort(np.random.default_rng(seed).choice(log_theta.shape[0], max_draws,
+                                                             replace=False))
+            log_theta = log_theta[idx]
+        return log_theta
+
     def _need_twin(self, what: str):
         if self.twin is None or self.twin.forward is None:
             raise InputError(f"Posterior.{what}: the forward model is not available (custom "
@@ -146,11 +156,7 @@ class Posterior:
         if times_h is None:
             times_h = default_time_grid(schedule)
         times = jnp.asarray(np.asarray(times_h, dtype=float))
-        log_theta = self.log_theta_draws
-        if max_draws is not None and max_draws < log_theta.shape[0]:
-            idx = np.sort(np.random.default_rng(seed).choice(log_theta.shape[0], max_draws,
-                                                             replace=False))
-            log_theta = log_theta[idx]
+        log_theta = self.draw_subset(max_draws, seed)
         twin = self.twin
 
         def one(lt):

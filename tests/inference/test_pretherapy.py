@@ -86,6 +86,38 @@ def test_therapy_posterior_carries_shared_draws_and_draws_the_rest_from_the_prio
     assert post.schedule.activity_mbq[0] == 7400.0 and post.schedule.ligand_nmol[0] == 150.0
 
 
+def test_therapy_prediction_is_the_general_grid_solver():
+    """TherapyPosterior.predict (structured bolus solve, urine by mass balance) against the
+    therapeutic model's own general grid solver (Posterior.predict: full state with hot,
+    total, urine and integrals): two 177Lu cycles (the second one with the first one's
+    activity still in the body), every compartment, the whole-body TIA. Tolerance 1 %: the two solvers share the grid scheme, not the state (the sampler
+    path is tested at 1 % against the grid solver, tests/inference/test_fast_pbpk_multicycle)."""
+    from tdt.inference._posterior import default_time_grid
+    from tdt.pbpk import Administration, Schedule
+
+    data = _pet_data()
+    diag = pet_twin("psma11_psma617", data)
+    rng = np.random.default_rng(4)
+    log = np.asarray(diag.prior_loc) + 0.3 * rng.standard_normal((1, 2, diag.n_params))
+    idata = az.from_dict(posterior={"log_theta": log}, coords={"param": list(diag.sampled)},
+                         dims={"log_theta": ["param"]})
+    post = therapy_posterior("psma11_psma617", diag, Posterior(idata, twin=diag), data, seed=1)
+    organs = tuple(post.twin.forward.layout.reported)
+    assert "urine" in organs
+    two = Schedule([Administration(0.0, 7400.0, 150.0), Administration(1008.0, 6000.0, 100.0)])
+    times = default_time_grid(two, n_per_cycle=12)
+    fast = post.predict(two, times_h=times, organs=organs)
+    ref = Posterior.predict(post, two, times_h=times, organs=organs)
+    assert np.all(fast["ok"]) and np.all(ref["ok"])
+    np.testing.assert_allclose(fast["total_body_tia_mbq_h"], ref["total_body_tia_mbq_h"],
+                               rtol=1e-2)
+    for organ in organs:
+        np.testing.assert_allclose(fast["tia_mbq_h"][organ], ref["tia_mbq_h"][organ],
+                                   rtol=1e-2, err_msg=organ)
+        a, b = fast["activity_mbq"][organ], ref["activity_mbq"][organ]
+        np.testing.assert_allclose(a, b, rtol=1e-2, atol=1e-6 * float(np.max(b)), err_msg=organ)
+
+
 @pytest.mark.slow
 def test_prediction_from_a_simulated_pet_covers_the_true_kidney_tia():
     import jax.numpy as jnp

@@ -122,6 +122,45 @@ def test_explorer_on_pbpk_draws_has_live_ligand_control_and_shows_the_error(resp
     assert inputs.subsample(20).ligand_half_life_h.shape == (20, len(inputs.regions), GRID.size)
 
 
+@pytest.mark.parametrize("ligand", [float(GRID[3]), 47.0, 330.0])
+def test_explorer_table_shows_quantiles_of_the_direct_pbpk_draws(response, inputs, ligand):
+    """What the table shows at a few slider positions (moved as a user would, activity and
+    ligand alternately) equals NumPy quantiles of the direct PBPK draws at that (A, L): exactly
+    at a grid amount, within the emulator's recorded error elsewhere (1.5x: its check amounts
+    are the worst, see above), plus the display's rounding."""
+    ex = ScenarioExplorer(inputs)
+    ex.controls["activity_gbq"].value = 5.0
+    ex.controls["ligand_nmol"].value = ligand
+    ex.controls["activity_gbq"].value = inputs.ligand_emulator["check_activity_mbq"] / 1000.0
+    ligand = float(ex.controls["ligand_nmol"].value)
+    activity = 1000.0 * float(ex.controls["activity_gbq"].value)
+    n_cycles = int(ex.controls["n_cycles"].value)
+    dose, bed = _direct(response, inputs, ligand, activity)
+    on_grid = bool(np.any(np.isclose(GRID, ligand, rtol=1e-12)))
+    e = inputs.ligand_emulator
+    for region in ("kidneys", "salivary_glands", "lesion_1"):
+        i = inputs.regions.index(region)
+        for quantity, draws, rel, digits in (
+                ("dose_per_cycle_gy", dose[:, i], e["max_rel_error_dose"], 2),
+                ("dose_total_gy", n_cycles * dose[:, i], e["max_rel_error_dose"], 1),
+                ("bed_total_gy", n_cycles * bed[:, i], e["max_rel_error_bed"], 1)):
+            expected = float(np.quantile(draws, 0.5))
+            tolerance = (1e-9 if on_grid else 1.5 * rel) * expected + 0.5 * 10.0**-digits
+            assert abs(float(ex.displayed(region, quantity)) - expected) <= tolerance + 1e-12, \
+                (region, quantity, ligand)
+    # P(kidney BED > limit): the fraction of direct draws above it, up to draws within the
+    # emulator's error of the limit, and the whole-percent display
+    k = inputs.regions.index("kidneys")
+    limit = float(ex.outcomes.limit_gy[k])
+    total = n_cycles * bed[:, k]
+    slack = 0.0 if on_grid else 1.5 * e["max_rel_error_bed"]
+    low, high = np.mean(total > limit * (1 + slack)), np.mean(total > limit * (1 - slack))
+    shown = float(ex.displayed("kidneys", "p_exceed").replace("&lt;", "").strip(" %")) / 100
+    assert low - 0.005 <= shown <= high + 0.005
+    assert 0.0 < np.mean(total > limit) < 1.0  # a position where the probability is not trivial
+    assert ex.errors == []
+
+
 def test_saved_inputs_give_the_same_outcomes(inputs, tmp_path):
     path = tmp_path / "explorer_inputs.npz"
     inputs.save(path)

@@ -117,12 +117,9 @@ def _cycle(forward, params, weights, admin, carry, times, residual: bool, static
     Returns (activities at ``times`` inside the window (n_times, k), TIA of the window (k,),
     the carry at the next administration, all-finite flag).
 
-    ``static`` (the fast structure, :func:`solve_boluses`): ``(t_k, window)`` as Python floats
-    when the administration times are known at trace time; ``times`` are then only this
-    window's sample times (NumPy), so the grid holds no zero-length steps for the other
-    cycles' samples, the frozen-occupancy branch is built only when a sample needs it, and the
-    last window (``window`` = inf) skips the propagator to a next administration (its carry is
-    None). Same arithmetic otherwise (zero steps are the identity)."""
+    ``static``: ``(t_k, window)`` as floats, ``times`` this window's samples only (NumPy):
+    the unrolled structure of :func:`_unrolled` (its docstring); the last window's carry is
+    then None."""
     layout, lam = forward.layout, forward.decay_constant_per_h
     t_admin, activity, ligand, window = admin
     weights_p, weights_x = weights
@@ -196,22 +193,13 @@ def _cycle(forward, params, weights, admin, carry, times, residual: bool, static
     def no_late(_):
         return jnp.zeros((tau.shape[0], weights_p.shape[0]))
 
-    if static is None:
-        hot_late = jax.lax.cond(jnp.any(late), late_activity, no_late, None)
-    else:  # known at trace time: build the branch only when a sample is late
-        hot_late = late_activity(None) if bool(np.any(late)) else no_late(None)
+    hot_late = (jax.lax.cond(jnp.any(late), late_activity, no_late, None) if static is None
+                else (late_activity if bool(np.any(late)) else no_late)(None))  # known: built
     act = jnp.where(late[:, None], hot_late, jnp.where(inside[:, None], hot_early, 0.0))
 
     # to the next administration (the last one: to infinity, hot_end = 0)
-    if static is not None and not np.isfinite(window):  # last window: no next state needed
-        y_next, hot_end = None, jnp.zeros(m)
-    else:
-        last = ~jnp.isfinite(window)
-        gap = jnp.where(last, t_switch, window) - t_switch
-        propagator = jax.scipy.linalg.expm((jac_hot + lam * jnp.eye(m)) * gap,
-                                           max_squarings=MAX_SQUARINGS)
-        y_next = propagator @ y_sw
-        hot_end = jnp.where(last, 0.0, jnp.exp(-lam * gap) * (propagator @ hot_sw))
+    y_next, hot_end = _to_next(jac_hot, lam, y_sw, hot_sw, window, t_switch,
+                               static is not None and not np.isfinite(window))
     # ∫_{t_switch}^{end} hot = (M − λ)⁻¹ (hot_end − hot_sw), by block elimination
     eye3 = jnp.eye(BLOCK)
     factors = _factor(system.a00 - lam, system.row, system.col,
@@ -221,6 +209,20 @@ def _cycle(forward, params, weights, admin, carry, times, residual: bool, static
     finite = jnp.all(jnp.isfinite(act)) & jnp.all(jnp.isfinite(tia))
     nxt = None if y_next is None else (_from_flat(system, y_next), _from_flat(system, hot_end))
     return act, tia, nxt, finite
+
+
+def _to_next(jac_hot, lam, y_sw, hot_sw, window, t_switch, known_last: bool):
+    """Total and hot (flat) at the next administration from the switch, occupancy frozen:
+    one matrix exponential of M = jac_hot + λ over the gap (hot_end = 0 after the last bolus).
+    ``known_last``: the last window, known at trace time: nothing is propagated (y None)."""
+    m = y_sw.shape[0]
+    if known_last:
+        return None, jnp.zeros(m)
+    last = ~jnp.isfinite(window)
+    gap = jnp.where(last, t_switch, window) - t_switch
+    propagator = jax.scipy.linalg.expm((jac_hot + lam * jnp.eye(m)) * gap,
+                                       max_squarings=MAX_SQUARINGS)
+    return propagator @ y_sw, jnp.where(last, 0.0, jnp.exp(-lam * gap) * (propagator @ hot_sw))
 
 
 def solve_boluses(forward, params: dict, schedule, times_h, organs,
@@ -292,7 +294,10 @@ def _concrete(x):
 def _unrolled(forward, per_cycle, weights, admins, zero, times_np, starts_np):
     """The cycles of :func:`solve_boluses` unrolled in Python when the sample and
     administration times are known at trace time (the sampler's case: both come from the
-    data): each window gets only its own samples (:func:`_cycle`, ``static``). Measured on
+    data): each window gets only its own samples (:func:`_cycle`, ``static``), so the grid
+    holds no zero-length steps for the other cycles' samples, the frozen-occupancy branch is
+    built only when a sample needs it (no runtime ``lax.cond``), and the last window skips the
+    propagator to a next administration. Same arithmetic (zero steps are the identity). Measured on
     the 2-cycle likelihood of the 4-cycle benchmark patient: see docs/inference.md,
     "Multi-cycle fits". Returns activities (n_times, k), TIA per window (n_admin, k), finite."""
     n_admin = starts_np.shape[0]

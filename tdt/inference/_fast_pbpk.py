@@ -109,13 +109,17 @@ def _from_flat(system: _Arrowhead, flat):
     return flat[0], flat[system.index] * system.mask
 
 
-def _cycle(forward, params, weights, admin, carry, times, residual: bool):
+def _cycle(forward, params, weights, admin, carry, times, residual: bool, static=None):
     """One administration and the time until the next one (or to infinity after the last).
 
     ``admin`` = (t_k, A_k MBq, L_k nmol, window h: t_{k+1} − t_k, inf for the last);
     ``carry`` = (total, hot) block states just before the bolus (zero before the first).
     Returns (activities at ``times`` inside the window (n_times, k), TIA of the window (k,),
-    the carry at the next administration, all-finite flag)."""
+    the carry at the next administration, all-finite flag).
+
+    ``static``: ``(t_k, window)`` as floats, ``times`` this window's samples only (NumPy):
+    the unrolled structure of :func:`_unrolled` (its docstring); the last window's carry is
+    then None."""
     layout, lam = forward.layout, forward.decay_constant_per_h
     t_admin, activity, ligand, window = admin
     weights_p, weights_x = weights
@@ -124,9 +128,15 @@ def _cycle(forward, params, weights, admin, carry, times, residual: bool):
     (yp, yx), (hp, hx) = carry
     y0 = (yp + ligand, yx)
     d0 = (hp - c * yp, hx - c * yx) if residual else None  # W = c y + D, W(t_k) = hot(t_k)
-    t_switch = jnp.minimum(window, forward.linear_after_h)
-    tau = times - t_admin
-    inside = (tau >= 0.0) & (tau < window)
+    if static is None:
+        t_switch = jnp.minimum(window, forward.linear_after_h)
+        tau = times - t_admin
+        inside = (tau >= 0.0) & (tau < window)
+    else:
+        t_admin, window = static
+        t_switch = min(window, forward.linear_after_h)
+        tau = np.asarray(times, dtype=float) - t_admin
+        inside = np.ones(tau.shape, dtype=bool)  # only this window's samples are passed
     early = jnp.clip(tau, 0.0, t_switch)
     grid = jnp.sort(jnp.concatenate([
         geometric_grid(0.0, t_switch, forward.grid_steps, forward.grid_first_step_h), early]))
@@ -180,17 +190,16 @@ def _cycle(forward, params, weights, admin, carry, times, residual: bool):
 
         return jax.vmap(at_time)(jnp.where(late, tau - t_switch, 0.0))
 
-    hot_late = jax.lax.cond(jnp.any(late), late_activity,
-                            lambda _: jnp.zeros((tau.shape[0], weights_p.shape[0])), None)
+    def no_late(_):
+        return jnp.zeros((tau.shape[0], weights_p.shape[0]))
+
+    hot_late = (jax.lax.cond(jnp.any(late), late_activity, no_late, None) if static is None
+                else (late_activity if bool(np.any(late)) else no_late)(None))  # known: built
     act = jnp.where(late[:, None], hot_late, jnp.where(inside[:, None], hot_early, 0.0))
 
     # to the next administration (the last one: to infinity, hot_end = 0)
-    last = ~jnp.isfinite(window)
-    gap = jnp.where(last, t_switch, window) - t_switch
-    propagator = jax.scipy.linalg.expm((jac_hot + lam * jnp.eye(m)) * gap,
-                                       max_squarings=MAX_SQUARINGS)
-    y_next = propagator @ y_sw
-    hot_end = jnp.where(last, 0.0, jnp.exp(-lam * gap) * (propagator @ hot_sw))
+    y_next, hot_end = _to_next(jac_hot, lam, y_sw, hot_sw, window, t_switch,
+                               static is not None and not np.isfinite(window))
     # ∫_{t_switch}^{end} hot = (M − λ)⁻¹ (hot_end − hot_sw), by block elimination
     eye3 = jnp.eye(BLOCK)
     factors = _factor(system.a00 - lam, system.row, system.col,
@@ -198,7 +207,22 @@ def _cycle(forward, params, weights, admin, carry, times, residual: bool):
     tail = _block_solve(factors, system.row, *_from_flat(system, hot_end - hot_sw))
     tia = hot_integral + observed(*tail)
     finite = jnp.all(jnp.isfinite(act)) & jnp.all(jnp.isfinite(tia))
-    return act, tia, (_from_flat(system, y_next), _from_flat(system, hot_end)), finite
+    nxt = None if y_next is None else (_from_flat(system, y_next), _from_flat(system, hot_end))
+    return act, tia, nxt, finite
+
+
+def _to_next(jac_hot, lam, y_sw, hot_sw, window, t_switch, known_last: bool):
+    """Total and hot (flat) at the next administration from the switch, occupancy frozen:
+    one matrix exponential of M = jac_hot + λ over the gap (hot_end = 0 after the last bolus).
+    ``known_last``: the last window, known at trace time: nothing is propagated (y None)."""
+    m = y_sw.shape[0]
+    if known_last:
+        return None, jnp.zeros(m)
+    last = ~jnp.isfinite(window)
+    gap = jnp.where(last, t_switch, window) - t_switch
+    propagator = jax.scipy.linalg.expm((jac_hot + lam * jnp.eye(m)) * gap,
+                                       max_squarings=MAX_SQUARINGS)
+    return propagator @ y_sw, jnp.where(last, 0.0, jnp.exp(-lam * gap) * (propagator @ hot_sw))
 
 
 def solve_boluses(forward, params: dict, schedule, times_h, organs,
@@ -231,6 +255,12 @@ def solve_boluses(forward, params: dict, schedule, times_h, organs,
     admins = (schedule.time_h, schedule.activity_mbq, ligand, window)
     n_tissues = len(layout.tissues)
     zero = (jnp.zeros(()), jnp.zeros((n_tissues, BLOCK)))
+    static_times, static_admin = _concrete(times_h), _concrete(schedule.time_h)
+    if static_times is not None and static_admin is not None:
+        act, tia, finite = _unrolled(forward, per_cycle, weights, admins, zero, static_times,
+                                     static_admin)
+        ok = finite & jnp.all(jnp.isfinite(act))
+        return act.T, (tia if by_administration else tia.sum(0)), ok
     first = jax.tree_util.tree_map(lambda a: a[0], (per_cycle, admins))
     act, tia, carry, finite = _cycle(forward, first[0], weights, first[1], (zero, zero),
                                      times, residual=False)
@@ -251,6 +281,41 @@ def solve_boluses(forward, params: dict, schedule, times_h, organs,
         tia = tia[None]
     ok = finite & jnp.all(jnp.isfinite(act))
     return act.T, (tia if by_administration else tia.sum(0)), ok
+
+
+def _concrete(x):
+    """``x`` as a NumPy array when it is known at trace time, else None (a tracer)."""
+    try:
+        return np.asarray(x, dtype=float)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
+
+
+def _unrolled(forward, per_cycle, weights, admins, zero, times_np, starts_np):
+    """The cycles of :func:`solve_boluses` unrolled in Python when the sample and
+    administration times are known at trace time (the sampler's case: both come from the
+    data): each window gets only its own samples (:func:`_cycle`, ``static``), so the grid
+    holds no zero-length steps for the other cycles' samples, the frozen-occupancy branch is
+    built only when a sample needs it (no runtime ``lax.cond``), and the last window skips the
+    propagator to a next administration. Same arithmetic (zero steps are the identity). Measured on
+    the 2-cycle likelihood of the 4-cycle benchmark patient: see docs/inference.md,
+    "Multi-cycle fits". Returns activities (n_times, k), TIA per window (n_admin, k), finite."""
+    n_admin = starts_np.shape[0]
+    ends = np.append(starts_np[1:], np.inf)
+    n_organs = weights[0].shape[0]
+    act = jnp.zeros((times_np.shape[0], n_organs))
+    carry, tias, finite = (zero, zero), [], jnp.asarray(True)
+    for k in range(n_admin):
+        params, admin = jax.tree_util.tree_map(lambda a, k=k: a[k], (per_cycle, admins))
+        index = np.nonzero((times_np >= starts_np[k]) & (times_np < ends[k]))[0]
+        window = float(ends[k] - starts_np[k])
+        a, t, carry, f = _cycle(forward, params, weights, admin, carry, times_np[index],
+                                residual=k > 0, static=(float(starts_np[k]), window))
+        if index.size:
+            act = act.at[index].set(a)
+        tias.append(t)
+        finite = finite & f
+    return act, jnp.stack(tias), finite
 
 
 #: The one-bolus name of earlier versions (one bolus is the special case n_admin = 1).

@@ -242,7 +242,7 @@ def multicycle_patient(n_cycles: int = 4, imaged_cycles: int = 2, seed: int = 1)
     return twin, PatientData(series, calibration_sd=0.03, schedule=schedule), schedule
 
 
-class _GeneralSolver:
+class GeneralSolver:
     """The PBPK model without ``layout``: TwinModel.simulate then uses the model's own general
     grid solver (64 states, dense LU per step) instead of the sampler path."""
 
@@ -287,7 +287,7 @@ def multicycle_rows(quick: bool = False, baseline: bool = True) -> list[dict]:
                      note=f"baseline: all 4 cycles in the likelihood (before); compile "
                           f"{c_fast:.0f} s vs {c_all:.0f} s"))
     if baseline and not quick:  # the general grid solver: compile ~5 min
-        slow = dataclasses.replace(twin, forward=_GeneralSolver(twin.forward))
+        slow = dataclasses.replace(twin, forward=GeneralSolver(twin.forward))
         t_slow, c_slow = _logdensity_gradient(slow, data, schedule)
         rows.append(dict(case="4-cycle PBPK gradient vs general grid solver", tdt=t_fast,
                          baseline=t_slow, unit="s", target=">1x",

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from benchmarks.bench_pbpk import GeneralSolver  # the benchmark's slow-solver baseline
 from tdt.inference import MeasurementModel, OrganSeries, PatientData, pbpk_model
 from tdt.inference._bridge import forward_function
 from tdt.inference._pymc_models import build_patient_model
@@ -23,23 +24,10 @@ ORGANS = ("kidneys", "lesion_1")
 TIMES_H = np.array([4.0, 24.0, 96.0, 168.0])
 
 
-class _GeneralSolver:
-    """The PBPK model without ``layout``: TwinModel.simulate then uses the model's own general
-    grid solver instead of the sampler path."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __getattr__(self, name):
-        if name == "layout":
-            raise AttributeError(name)
-        return getattr(self.model, name)
-
-
 @pytest.mark.slow
 def test_two_cycle_log_density_matches_the_general_grid_solver():
     twin = pbpk_model(organs=("kidneys",), lesions=("lesion_1",))
-    slow = dataclasses.replace(twin, forward=_GeneralSolver(twin.forward))
+    slow = dataclasses.replace(twin, forward=GeneralSolver(twin.forward))
     schedule = Schedule.repeated([7400.0, 6000.0], 2, 1008.0, ligand_nmol=[100.0, 300.0])
     times = np.concatenate([TIMES_H, TIMES_H + 1008.0])
     rng = np.random.default_rng(5)

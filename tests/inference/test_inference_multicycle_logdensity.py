@@ -14,7 +14,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from benchmarks.bench_pbpk import GeneralSolver  # the benchmark's slow-solver baseline
 from tdt.inference import MeasurementModel, OrganSeries, PatientData, pbpk_model
 from tdt.inference._bridge import forward_function
 from tdt.inference._pymc_models import build_patient_model
@@ -26,6 +25,8 @@ TIMES_H = np.array([4.0, 24.0, 96.0, 168.0])
 
 @pytest.mark.slow
 def test_two_cycle_log_density_matches_the_general_grid_solver():
+    from benchmarks.bench_pbpk import GeneralSolver  # the benchmark's slow-solver baseline
+
     twin = pbpk_model(organs=("kidneys",), lesions=("lesion_1",))
     slow = dataclasses.replace(twin, forward=GeneralSolver(twin.forward))
     schedule = Schedule.repeated([7400.0, 6000.0], 2, 1008.0, ligand_nmol=[100.0, 300.0])

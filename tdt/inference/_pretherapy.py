@@ -22,24 +22,21 @@ from __future__ import annotations
 from dataclasses import replace
 
 import arviz as az
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from tdt.dosimetry import is_lesion
 from tdt.errors import InputError
 from tdt.inference._data import PatientData
-from tdt.inference._fast_pbpk import applicable as pbpk_fast_path_applies
 from tdt.inference._measurement import MeasurementModel
 from tdt.inference._models import TwinModel, custom_model, pbpk_model
-from tdt.inference._posterior import EXCRETED, Posterior, default_time_grid
+from tdt.inference._posterior import Posterior, default_time_grid
 from tdt.inference._sampling import fit_patient
 from tdt.pbpk import TheranosticPair, check_pair_models, get_pair
 
 #: time points per cycle of the TAC grid of therapy predictions (:meth:`TherapyPosterior.predict`)
 TIME_POINTS_PER_CYCLE = 48
 
-__all__ = ["TIME_POINTS_PER_CYCLE", "TherapyPosterior", "bolus_pbpk_predict", "lesion_geometry",
+__all__ = ["TIME_POINTS_PER_CYCLE", "TherapyPosterior", "lesion_geometry",
            "pet_twin", "predict_therapy_from_pet", "therapy_posterior", "with_draws",
            "therapy_twin"]
 
@@ -78,74 +75,24 @@ class TherapyPosterior(Posterior):
                    lesion_volumes_ml={k: float(v) for k, v in
                                       extra["lesion_volumes_ml"].items()})
 
-    def predict(self, schedule=None, times_h=None, organs=None, max_draws=None, seed=0):
-        """:meth:`Posterior.predict` (same contract) on a coarser default time grid
+    def predict(self, schedule=None, times_h=None, organs=None, max_draws=None, seed=0,
+                fast=None):
+        """:meth:`Posterior.predict` (same contract, same solver: the structured bolus solve of
+        the PBPK fit when it applies) on a coarser default time grid
         (:data:`TIME_POINTS_PER_CYCLE` log-spaced points per cycle instead of 160: TIAs are
         exact to infinity either way; the grid carries the TACs for bladder voiding, dose-rate
-        histories and effective half-lives), solved by the structured bolus path of the PBPK
-        fit when it applies (:func:`bolus_pbpk_predict`), else by the model's own solver."""
+        histories and effective half-lives)."""
         schedule = self.schedule if schedule is None else schedule
-        if times_h is None:
+        if times_h is None and schedule is not None:
             times_h = default_time_grid(schedule, n_per_cycle=TIME_POINTS_PER_CYCLE)
-        if not pbpk_fast_path_applies(self.twin.forward, schedule):
-            return super().predict(schedule, times_h=times_h, organs=organs,
-                                   max_draws=max_draws, seed=seed)
-        return bolus_pbpk_predict(self.twin, self.draw_subset(max_draws, seed), schedule,
-                                  times_h, tuple(organs or self.twin.organs))
+        return super().predict(schedule, times_h=times_h, organs=organs, max_draws=max_draws,
+                               seed=seed, fast=fast)
 
     def predict_doses(self, schedule=None, **kwargs):
         """:meth:`Posterior.predict_doses` of the therapy (lesion volumes from the PET by
         default; 177Lu S-values)."""
         kwargs.setdefault("lesion_volumes_ml", self.lesion_volumes_ml)
         return super().predict_doses(schedule, **kwargs)
-
-
-def bolus_pbpk_predict(twin: TwinModel, log_theta, schedule, times_h,
-                       organs: tuple[str, ...]) -> dict:
-    """:meth:`Posterior.predict`'s output for the draws ``log_theta`` (n, n_params) of a
-    grid-method receptor PBPK ``twin`` after boluses, by the structured solve of the PBPK fit
-    (:func:`tdt.inference.solve_boluses`: total peptide of plasma + tissue blocks, hot =
-    (A/L) e^{-λt} total, exact linear tail) instead of the model's general grid solver, which
-    integrates the full state (hot, total, line, integrals) and costs seconds per draw at
-    ~50 late time points (one matrix exponential of the full augmented state per time).
-
-    Every compartment but the excreted urine is solved (their TIAs sum to the whole-body TIA,
-    as in :meth:`Posterior.predict`); the urine activity (MBq) follows by mass balance —
-    the activity given and decayed, Σ_k A_k e^{-λ(t − t_k)} [t ≥ t_k], minus the body's —
-    and its TIA = Σ_k A_k / λ − whole-body TIA.
-    """
-    forward = twin.forward
-    body = tuple(c for c in forward.layout.reported if c not in EXCRETED)
-    unknown = [o for o in organs if o not in body and o not in EXCRETED]
-    if unknown:
-        raise InputError(f"organs: {unknown} are not compartments of {forward.name}; "
-                         f"expected some of {forward.layout.reported}")
-    times = jnp.asarray(np.asarray(times_h, dtype=float))
-
-    def one(lt):
-        return twin.simulate(lt, schedule, times, body)
-
-    activity, tia, ok = (np.asarray(x) for x in jax.jit(jax.vmap(one))(
-        jnp.asarray(log_theta, dtype=float)))
-    act = {c: activity[:, i] for i, c in enumerate(body)}
-    integral = {c: tia[:, i] for i, c in enumerate(body)}
-    total_body = tia.sum(axis=1)
-    if "urine" in forward.layout.reported:
-        lam = float(forward.decay_constant_per_h)
-        t = np.asarray(times)[:, None]
-        t_k = np.asarray(schedule.time_h)[None, :]
-        a_k = np.asarray(schedule.activity_mbq)[None, :]
-        given = np.sum(np.where(t >= t_k, a_k * np.exp(-lam * np.maximum(t - t_k, 0.0)), 0.0),
-                       axis=1)
-        act["urine"] = given[None, :] - activity.sum(axis=1)
-        integral["urine"] = float(np.sum(a_k)) / lam - total_body
-    out = {"times_h": np.asarray(times),
-           "activity_mbq": {o: act[o] for o in organs},
-           "tia_mbq_h": {o: integral[o] for o in organs},
-           "ok": ok.astype(bool)}
-    if "urine" in forward.layout.reported:
-        out["total_body_tia_mbq_h"] = total_body
-    return out
 
 
 def lesion_geometry(twin: TwinModel, volumes: dict[str, float]) -> TwinModel:

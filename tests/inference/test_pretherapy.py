@@ -87,9 +87,9 @@ def test_therapy_posterior_carries_shared_draws_and_draws_the_rest_from_the_prio
 
 
 def test_therapy_prediction_is_the_general_grid_solver():
-    """TherapyPosterior.predict (structured bolus solve, urine by mass balance) against the
-    therapeutic model's own general grid solver (Posterior.predict: full state with hot,
-    total, urine and integrals): two 177Lu cycles (the second one with the first one's
+    """Posterior.predict of a receptor PBPK (structured bolus solve, urine by mass balance; the
+    TherapyPosterior and a plain Posterior alike) against the therapeutic model's own general
+    grid solver (``fast=False``: full state with hot, total, urine and integrals): two 177Lu cycles (the second one with the first one's
     activity still in the body), every compartment, the whole-body TIA. Tolerance 1 %: the two solvers share the grid scheme, not the state (the sampler
     path is tested at 1 % against the grid solver, tests/inference/test_fast_pbpk_multicycle)."""
     from tdt.inference._posterior import default_time_grid
@@ -107,7 +107,11 @@ def test_therapy_prediction_is_the_general_grid_solver():
     two = Schedule([Administration(0.0, 7400.0, 150.0), Administration(1008.0, 6000.0, 100.0)])
     times = default_time_grid(two, n_per_cycle=12)
     fast = post.predict(two, times_h=times, organs=organs)
-    ref = Posterior.predict(post, two, times_h=times, organs=organs)
+    ref = post.predict(two, times_h=times, organs=organs, fast=False)
+    # the one home: a plain Posterior of the same PBPK model and draws takes the same solve
+    plain = Posterior(post.idata, twin=post.twin).predict(two, times_h=times, organs=organs)
+    for organ in organs:
+        np.testing.assert_array_equal(plain["tia_mbq_h"][organ], fast["tia_mbq_h"][organ])
     assert np.all(fast["ok"]) and np.all(ref["ok"])
     np.testing.assert_allclose(fast["total_body_tia_mbq_h"], ref["total_body_tia_mbq_h"],
                                rtol=1e-2)

@@ -1,5 +1,6 @@
 """The ligand planner's traceable dose map equals ``Posterior.predict_doses`` on the same draws
-(slow: predict_doses runs the model's own grid solver, a second solve path, and compiles it)."""
+(slow: predict_doses is forced onto the model's own general grid solver, ``fast=False``, a
+second solve path, and compiles it)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def test_response_equals_predict_doses_on_the_same_draws(ligand_nmol):
     volumes = {"lesion_1": 12.0}
     prediction = posterior.predict_doses(schedule, organ_masses_g=masses,
                                          lesion_volumes_ml=volumes, marrow="image",
-                                         void_interval_h=None)
+                                         void_interval_h=None, fast=False)
     draws = {name: values for name, values in posterior.parameter_draws.items()}
     response = LigandResponse(twin.forward, draws, organ_masses_g=masses,
                               lesion_volumes_ml=volumes)

@@ -36,6 +36,7 @@ from tdt.inference import (
 )
 from tdt.pbpk import Administration, Schedule, get_pair
 from tdt.radiobiology import is_lesion
+from tdt.twin._pbpk_assimilate import QA_DRAWS, qa_inputs
 from tdt.twin._pbpk_twin import (
     DriftingPbpk,
     PbpkPrediction,
@@ -207,10 +208,14 @@ class PretherapyTwin(Twin):
     def _commit(self, cycle, cycles, ligand, posterior, forward):
         diagnostics = dict(posterior.diagnostics.as_dict())
         diagnostics["converged"] = bool(posterior.diagnostics.converged)
-        report = build_report(len(cycles), cycle, diagnostics, {}, {}, {
+        # the PBPK twin's QA inputs (extrapolated TIA fraction, outlier z-scores of the SPECT
+        # just assimilated) from the joint posterior's therapy draws: one home, _pbpk_assimilate
+        extrapolated, z_scores = qa_inputs(self, posterior, forward, cycles, ligand)
+        report = build_report(len(cycles), cycle, diagnostics, extrapolated, z_scores, {
             "model": self.model_name, "engine": "nuts (PBPK draws, PET + all cycles)",
             "dosimetry": "svalues (tdt.inference._predictive)",
-            "outliers": "not computed for the PBPK twin"}, nuclide=self.record.nuclide)
+            "qa_draws": min(self.n_draws, QA_DRAWS, posterior.n_draws)},
+            nuclide=self.record.nuclide)
         self.nuts_posterior, self.drift_forward = posterior, forward
         self.ligand_per_cycle = ligand
         self.cycles.append(cycle)

@@ -126,7 +126,10 @@ def test_pretherapy_twin_wiring_with_a_tiny_run():
     sim = ther.simulate(truth, PAIR.therapy_schedule(), jnp.asarray(SPECT_TIMES))
     cycle = CycleData(7400.0, {o: (SPECT_TIMES, np.asarray(sim.activity_mbq[o])) for o in VOIS},
                       Calibration(1.0, dt.date(2026, 1, 1)), dt.date(2026, 1, 2))
-    twin.assimilate(cycle)
+    report = twin.assimilate(cycle)
+    # QA of the joint refit: the PBPK twin's extrapolation and outlier inputs, for every VOI
+    assert set(report.check("tia_extrapolated").value) == set(VOIS)
+    assert report.check("fit").status == "fail"  # 20 draws: the gate fails and says so
     sampled = twin.nuts_posterior.twin.sampled
     assert "GFR" in sampled and any(n.startswith("dx_") for n in sampled)
     after = twin.predict([7400.0, 7400.0])
@@ -138,6 +141,22 @@ def test_pretherapy_twin_wiring_with_a_tiny_run():
 def _tia_truth(ther, params):
     sim = ther.simulate(params, PAIR.therapy_schedule(), jnp.asarray([1.0]))
     return {o: float(sim.tia_mbq_h[o]) for o in ("kidneys", "lesion_1")}
+
+
+def _check_qa_against_the_truth(report, ther, truth):
+    """The joint refit's QA inputs against the truth: each VOI's extrapolated TIA fraction
+    (posterior median) within 0.05 of the true TAC's (model's own general grid solver on a
+    fine grid, trapezoid to the last SPECT time / exact TIA); no SPECT point flagged (data:
+    truth with 5 % noise, so |z| < 3)."""
+    grid = np.concatenate([[0.0], np.geomspace(0.01, SPECT_TIMES[-1], 3000)])
+    sim = ther.simulate(truth, PAIR.therapy_schedule(), jnp.asarray(grid))
+    extrapolated = report.check("tia_extrapolated").value
+    for organ in VOIS:
+        partial = np.trapezoid(np.asarray(sim.activity_mbq[organ]), grid)
+        true_fraction = 1.0 - partial / float(sim.tia_mbq_h[organ])
+        assert abs(extrapolated[organ] - true_fraction) < 0.05, (organ, extrapolated[organ],
+                                                                 true_fraction)
+    assert report.check("outliers").status == "pass", report.check("outliers").value
 
 
 def _width(values):
@@ -168,7 +187,8 @@ def test_pet_prediction_covers_the_truth_and_the_spect_narrows_it():
                            * np.exp(0.05 * rng.standard_normal(SPECT_TIMES.size)))
                        for o in VOIS}, Calibration(1.0, dt.date(2026, 1, 1)),
                       dt.date(2026, 1, 2), 0.05)
-    twin.assimilate(cycle)
+    report = twin.assimilate(cycle)
+    _check_qa_against_the_truth(report, ther, truth)
     after = twin.predict([PAIR.therapy_activity_mbq]).cycles[0].tia_mbq_h  # cycle 1 delivered
     for organ, value in true_tia.items():
         lo, hi = np.percentile(after[organ], [5, 95])

@@ -2,7 +2,7 @@
 
 ``run(quick)``: :func:`tdt.inference.run_sbc_pbpk` — 100 patients from the PBPK prior
 predictive (standard protocol: kidneys, salivary glands, liver, lesions of 10 and 4 mL; SPECT at
-4, 24, 48, 96, 168 h; 7.4 GBq), 2 chains x (400 warm-up + 400 draws) each, one compilation,
+4, 24, 48, 96, 168 h; 7.4 GBq), 2 chains x (600 warm-up + 600 draws) each, one compilation,
 (patient, chain) pairs in threads. Writes ``benchmarks/results/sbc_pbpk_records.jsonl`` (one
 line per patient, as fits finish), ``benchmarks/results/sbc_pbpk_summary.json`` and the rank
 histograms ``docs/figures/sbc_pbpk.png``. ``quick``: 8 patients, 2 x (150 + 100).
@@ -120,8 +120,8 @@ def run(quick: bool = False) -> list[dict]:
     from tdt.inference import run_sbc_pbpk  # noqa: PLC0415 - tdt.inference imports PyMC (slow)
 
     cpu0 = time.process_time()
-    summary = run_sbc_pbpk(n_patients=8 if quick else 100, draws=100 if quick else 400,
-                           tune=150 if quick else 400, chains=2, seed=2026, checkpoint=RECORDS)
+    summary = run_sbc_pbpk(n_patients=8 if quick else 100, draws=100 if quick else 600,
+                           tune=150 if quick else 600, chains=2, seed=2026, checkpoint=RECORDS)
     summary["cpu_s"] = round(time.process_time() - cpu0, 1)
     summary["load"] = os.getloadavg()[0]
     SUMMARY.parent.mkdir(parents=True, exist_ok=True)

@@ -86,6 +86,17 @@ def test_therapy_posterior_carries_shared_draws_and_draws_the_rest_from_the_prio
     assert post.schedule.activity_mbq[0] == 7400.0 and post.schedule.ligand_nmol[0] == 150.0
 
 
+def _random_therapy_posterior(data, seed, sd_log, shape):
+    """A TherapyPosterior from PET-model draws around the prior (log-SD ``sd_log``,
+    ``shape`` = (chains, draws)) instead of a fit."""
+    diag = pet_twin("psma11_psma617", data)
+    rng = np.random.default_rng(seed)
+    log = np.asarray(diag.prior_loc) + sd_log * rng.standard_normal((*shape, diag.n_params))
+    idata = az.from_dict(posterior={"log_theta": log}, coords={"param": list(diag.sampled)},
+                         dims={"log_theta": ["param"]})
+    return therapy_posterior("psma11_psma617", diag, Posterior(idata, twin=diag), data, seed=1)
+
+
 def test_therapy_prediction_is_the_general_grid_solver():
     """Posterior.predict of a receptor PBPK (structured bolus solve, urine by mass balance; the
     TherapyPosterior and a plain Posterior alike) against the therapeutic model's own general
@@ -95,13 +106,7 @@ def test_therapy_prediction_is_the_general_grid_solver():
     from tdt.inference._posterior import default_time_grid
     from tdt.pbpk import Administration, Schedule
 
-    data = _pet_data()
-    diag = pet_twin("psma11_psma617", data)
-    rng = np.random.default_rng(4)
-    log = np.asarray(diag.prior_loc) + 0.3 * rng.standard_normal((1, 2, diag.n_params))
-    idata = az.from_dict(posterior={"log_theta": log}, coords={"param": list(diag.sampled)},
-                         dims={"log_theta": ["param"]})
-    post = therapy_posterior("psma11_psma617", diag, Posterior(idata, twin=diag), data, seed=1)
+    post = _random_therapy_posterior(_pet_data(), seed=4, sd_log=0.3, shape=(1, 2))
     organs = tuple(post.twin.forward.layout.reported)
     assert "urine" in organs
     two = Schedule([Administration(0.0, 7400.0, 150.0), Administration(1008.0, 6000.0, 100.0)])
@@ -146,12 +151,7 @@ def test_therapy_posterior_survives_netcdf(tmp_path):
     """Issue 25 item 4: the lesion geometry (model V_/Q_lesion and the dosimetric volume) and
     the pair come back from the file, and the loaded object is a TherapyPosterior."""
     data = _pet_data(volume=4.0)
-    diag = pet_twin("psma11_psma617", data)
-    rng = np.random.default_rng(2)
-    log = np.asarray(diag.prior_loc) + 0.05 * rng.standard_normal((2, 50, diag.n_params))
-    idata = az.from_dict(posterior={"log_theta": log}, coords={"param": list(diag.sampled)},
-                         dims={"log_theta": ["param"]})
-    post = therapy_posterior("psma11_psma617", diag, Posterior(idata, twin=diag), data, seed=1)
+    post = _random_therapy_posterior(data, seed=2, sd_log=0.05, shape=(2, 50))
     path = post.to_netcdf(tmp_path / "therapy.nc")
     back = TherapyPosterior.from_netcdf(path)
     assert isinstance(back, TherapyPosterior) and back.pair.key == "psma11_psma617"
@@ -162,6 +162,6 @@ def test_therapy_posterior_survives_netcdf(tmp_path):
     np.testing.assert_array_equal(back.log_theta_draws, post.log_theta_draws)
     assert back.schedule.activity_mbq[0] == 7400.0 and back.diagnostic_posterior is None
     # a plain posterior file is not a TherapyPosterior
-    plain = Posterior(idata, twin=diag).to_netcdf(tmp_path / "pet.nc")
+    plain = post.diagnostic_posterior.to_netcdf(tmp_path / "pet.nc")  # the PET posterior
     with pytest.raises(InputError, match="not a TherapyPosterior"):
         TherapyPosterior.from_netcdf(plain)

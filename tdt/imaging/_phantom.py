@@ -7,7 +7,9 @@ submandibular), urinary bladder, red marrow (spine) and 2–5 spherical lesions:
 
 - activities from the reduced linear PBPK model (``tdt.pbpk.reduced_linear``) with its default
   177Lu-PSMA-617 rates, perturbed per seed (organs ×exp(N(0, 0.15)), lesions ×exp(N(0, 0.4)));
-  plasma + remainder fill the body background uniformly; the bladder holds the urine produced in
+  or, ``kinetics="psma617"``, from the receptor PBPK of 177Lu-PSMA-617 (one patient drawn from
+  its cited priors, :mod:`tdt.imaging._phantom_receptor`); the compartments the phantom does
+  not draw (plasma + remainder, …) fill the body background uniformly; the bladder holds the urine produced in
   the ``void_interval_h`` before each scan (the patient voids then);
 - SPECT: uniform activity per structure on the SPECT grid, Gaussian system blur (FWHM 10 mm by
   default, ``scipy.ndimage.gaussian_filter``), counts = activity × decay-averaged over the scan ×
@@ -55,6 +57,7 @@ from tdt.imaging._phantom_anatomy import (
 )
 from tdt.imaging._phantom_kinetics import pbpk_model, perturbed_params, simulate_activities
 from tdt.imaging._phantom_pet import lesion_volumes, write_pet_study
+from tdt.imaging._phantom_receptor import PHANTOM_KINETICS, receptor_model, receptor_params
 from tdt.imaging._phantom_truth import SOFT_TISSUE_G_PER_ML, ground_truth
 from tdt.imaging._rtstruct import StructureSet, mask_contours, rasterise, write_rtstruct
 from tdt.imaging._seg import write_seg
@@ -155,11 +158,16 @@ def _spect_regions(ct_masks, ct, spect, frame_uid):
     return spect_masks, {**spect_masks, "background": background}
 
 
-def _kinetics(rng, lesion_names, times, time_jitter_h, injected_mbq, void_interval_h):
-    """Perturbed PBPK rates (1/h), jittered scan times (h, whole seconds), activities (MBq) at
-    the scans and TIAs (MBq·h)."""
+def _kinetics(rng, lesion_names, times, time_jitter_h, injected_mbq, void_interval_h,
+              kinetics="reduced", lesions=(), seed=0):
+    """Perturbed PBPK rates (1/h) (``kinetics="psma617"``: receptor-PBPK parameters, model
+    units), jittered scan times (h, whole seconds), activities (MBq) at the scans, TIAs (MBq·h)."""
     model = pbpk_model(tuple(lesion_names))
-    params = perturbed_params(model, rng)
+    params = perturbed_params(model, rng)  # drawn either way: the later streams stay the same
+    if kinetics == "psma617":
+        model = receptor_model(tuple(lesion_names))
+        params = receptor_params(model, lesion_volumes(lesions),
+                                 np.random.default_rng([int(seed), 617]))
     jitter_h = rng.uniform(-time_jitter_h, time_jitter_h, size=times.size)
     scan_times = np.round((times + jitter_h) * SECONDS_PER_HOUR) / SECONDS_PER_HOUR
     activity, tias = simulate_activities(
@@ -247,6 +255,7 @@ def make_phantom_patient(
     time_jitter_h: float = 1.0 / 3.0,
     overwrite: bool = False,
     pet_times_h=None,
+    kinetics: str = "reduced",
 ) -> PhantomPatient:
     """Generate a synthetic 177Lu-PSMA-617 SPECT/CT patient as DICOM files in ``out_dir``.
 
@@ -271,6 +280,9 @@ def make_phantom_patient(
         PET injection, e.g. ``(1.0,)``) into the sibling folder ``<out_dir>_pet`` (PET + CT +
         RTSTRUCT, ``pet_truth.json``; :mod:`tdt.imaging._phantom_pet`). ``None`` (default):
         no PET; the SPECT study's files are the same either way.
+    kinetics: ``"reduced"`` (default: the reduced linear model) or ``"psma617"`` (the receptor
+        PBPK of 177Lu-PSMA-617, one patient from its priors; the PET, if any, from the same
+        patient; :mod:`tdt.imaging._phantom_receptor`). Other UIDs than the default phantom's.
     Returns a :class:`PhantomPatient`; the ground truth is also written as ``ground_truth.json``.
     """
     out_dir = Path(out_dir)
@@ -278,10 +290,14 @@ def make_phantom_patient(
                              acquisition_duration_s, injected_activity_mbq, shape, time_jitter_h,
                              overwrite)
     pet_times = None if pet_times_h is None else _check_pet_times(pet_times_h)
+    if kinetics not in PHANTOM_KINETICS:
+        raise InputError(f"make_phantom_patient: kinetics {kinetics!r}; expected one of "
+                         f"{list(PHANTOM_KINETICS)}")
     seed = int(seed)
     # one random stream, drawn in a fixed order: lesions, kinetics, scan times, Poisson noise
     rng = np.random.default_rng(seed)
-    tag = f"tdt-phantom-v1-seed{seed}"
+    tag = f"tdt-phantom-v1-seed{seed}" if kinetics == "reduced" else \
+        f"tdt-phantom-v1-{kinetics}-seed{seed}"
     frame_uid = deterministic_uid(tag, "frame-of-reference")
     patient = _patient_module(seed, tag, frame_uid)
     spect, ct = phantom_grids(shape, frame_uid)
@@ -292,7 +308,8 @@ def make_phantom_patient(
     spect_masks, regions = _spect_regions(ct_masks, ct, spect, frame_uid)
 
     params, scan_times, activity, tias = _kinetics(
-        rng, lesion_names, times, time_jitter_h, injected_activity_mbq, void_interval_h)
+        rng, lesion_names, times, time_jitter_h, injected_activity_mbq, void_interval_h,
+        kinetics, lesions, seed)
 
     tmp = _temporary_folder(out_dir)
     nm_names, expected_image = _write_spect(
@@ -311,14 +328,14 @@ def make_phantom_patient(
         tias=tias, params=params, lesions=lesions, scan_times=scan_times, nominal=times,
         expected_image=expected_image, fwhm_mm=fwhm_mm, noise=noise, calibration=calibration,
         injected=injected_activity_mbq, injection=INJECTION, duration_s=acquisition_duration_s,
-        void_interval_h=void_interval_h,
+        void_interval_h=void_interval_h, kinetics=kinetics,
     )
     _write_json(tmp / "ground_truth.json", truth, indent=1)
     pet_dir = None if pet_times is None else _pet_study(
         out_dir, tmp, pet_times, overwrite, seed=seed, spect=spect, regions=regions,
         lesion_volumes_ml=lesion_volumes(lesions), true_tias=tias,
         injected_mbq=injected_activity_mbq, therapy_injection=INJECTION, patient=patient,
-        tag=tag, noise=noise)
+        tag=tag, noise=noise, therapeutic_params=params if kinetics == "psma617" else None)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.replace(out_dir)

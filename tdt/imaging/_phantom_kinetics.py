@@ -1,8 +1,11 @@
 """Kinetics of the phantom patient: reduced linear PBPK activities, TIAs and the bladder.
 
 Activities come from :func:`tdt.pbpk.reduced_linear` with its default 177Lu-PSMA-617 rates,
-perturbed per seed; plasma + remainder form the body background; the bladder holds the urine
-produced in the ``void_interval_h`` before each scan (the patient voids then).
+perturbed per seed (or, ``kinetics="psma617"``, from the receptor PBPK:
+:mod:`tdt.imaging._phantom_receptor`; :func:`simulate_activities` serves both); every compartment
+the phantom does not draw (plasma + remainder; for the receptor PBPK also GI and lacrimal glands)
+forms the body background; the bladder holds the urine produced in the ``void_interval_h``
+before each scan (the patient voids then).
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ def simulate_activities(model, params, lesion_names, times_h, injected_mbq, void
 
     The bladder holds U(t) − U(t − τ) e^{−λτ} (urine produced since the last void, decayed;
     U the cumulative urine activity, τ = ``void_interval_h``); its TIA is integrated on a fine
-    grid to 3000 h. ``background`` = plasma + remainder.
+    grid to 3000 h. ``background`` = every model compartment not drawn (not a source, not
+    urine): plasma + remainder for the reduced model.
     """
     schedule = Schedule([Administration(0.0, injected_mbq, _LIGAND_NMOL)])
     times = np.asarray(times_h, dtype=float)
@@ -68,8 +72,9 @@ def simulate_activities(model, params, lesion_names, times_h, injected_mbq, void
     activity["urinary_bladder_contents"] = np.where(
         times >= void_interval_h, urine[:n] - urine[n:2 * n] * np.exp(-lam * void_interval_h),
         urine[:n])
-    activity["background"] = act["remainder"][:n] + act["plasma"][:n]
+    background = [c for c in model.compartments if c not in sources and c != "urine"]
+    activity["background"] = sum(act[c][:n] for c in background)
     tias = {name: tia[name] for name in sources}
     tias["urinary_bladder_contents"] = _bladder_tia(fine, urine[2 * n:], lam, void_interval_h)
-    tias["background"] = tia["remainder"] + tia["plasma"]
+    tias["background"] = sum(tia[c] for c in background)
     return activity, tias

@@ -88,14 +88,20 @@ def write_pet_study(pet_dir: Path, source_dir: Path, *, seed: int, spect, region
                     lesion_volumes_ml: dict[str, float], true_tias: dict[str, float],
                     injected_mbq: float, therapy_injection: _dt.datetime, patient: dict,
                     tag: str, times_h=PET_TIMES_H, fwhm_mm: float = PET_FWHM_MM,
-                    noise: bool = True) -> dict:
+                    noise: bool = True, therapeutic_params: dict | None = None) -> dict:
     """Write the PET study (PET series per time point + copies of the CT and RTSTRUCT of
-    ``source_dir``) into ``pet_dir`` and ``pet_truth.json``; return the truth dict."""
+    ``source_dir``) into ``pet_dir`` and ``pet_truth.json``; return the truth dict.
+    ``therapeutic_params``: the phantom's own receptor-PBPK parameters (``kinetics="psma617"``:
+    used as they are, no calibration; its TIAs are the phantom's true ones)."""
     pair = get_pair(PET_PAIR)
     lesion_names = tuple(lesion_volumes_ml)
     diagnostic, therapeutic = pair.build(lesions=lesion_names, method="grid")
-    ther_params, mismatch, model_tias = _calibrated_params(
-        pair, therapeutic, lesion_volumes_ml, true_tias, injected_mbq)
+    if therapeutic_params is None:
+        ther_params, mismatch, model_tias = _calibrated_params(
+            pair, therapeutic, lesion_volumes_ml, true_tias, injected_mbq)
+    else:
+        ther_params, mismatch = dict(therapeutic_params), {}
+        model_tias = {o: float(v) for o, v in true_tias.items()}
     diag_params = pair.diagnostic_params(ther_params, diagnostic, therapeutic)
     times = np.asarray(times_h, dtype=float)
     activity = _pet_activities(diagnostic, diag_params, pair.diagnostic_schedule(), times,
@@ -142,9 +148,12 @@ def write_pet_study(pet_dir: Path, source_dir: Path, *, seed: int, spect, region
         "therapeutic_params": {k: float(v) for k, v in ther_params.items()},
         "therapy_tia_mbq_h_pbpk": model_tias,
         "therapy_tia_calibration_mismatch": mismatch,
-        "note": "therapeutic_params: the PSMA-617 PBPK with R_<organ> solved so that its TIAs "
-                "match the phantom's true (reduced linear) TIAs; other organs (red marrow, "
-                "bladder) keep the PBPK's own kinetics (docs/pretherapy.md)",
+        "note": ("therapeutic_params: the PSMA-617 PBPK with R_<organ> solved so that its TIAs "
+                 "match the phantom's true (reduced linear) TIAs; other organs (red marrow, "
+                 "bladder) keep the PBPK's own kinetics (docs/pretherapy.md)")
+        if therapeutic_params is None else
+        "therapeutic_params: the phantom's own receptor-PBPK patient (kinetics='psma617'); "
+        "the SPECT and this PET come from the same parameters",
     }
 
 

@@ -40,7 +40,7 @@ def _voxel_mean_doses(spect, regions, tias) -> dict[str, float]:
 
 def ground_truth(*, seed, spect, regions, spect_masks, activity, tias, params, lesions,
                  scan_times, nominal, expected_image, fwhm_mm, noise, calibration, injected,
-                 injection, duration_s, void_interval_h) -> dict:
+                 injection, duration_s, void_interval_h, kinetics="reduced") -> dict:
     """The ground-truth record (units: h, MBq, MBq·h, mL, Gy) written as ``ground_truth.json``."""
     volumes = {n: float(m.sum() * spect.voxel_volume_ml) for n, m in regions.items()}
     structures = list(spect_masks)
@@ -65,7 +65,10 @@ def ground_truth(*, seed, spect, regions, spect_masks, activity, tias, params, l
         "voxel_kernel_mean_dose_gy": _voxel_mean_doses(spect, regions, tias),
         "lesions": {f"lesion_{i}": {"centre_mm": list(c), "radius_mm": r}
                     for i, (c, r) in enumerate(lesions, start=1)},
-        "pbpk_model": "tdt.pbpk.reduced_linear", "pbpk_params_per_h": params,
+        **({"pbpk_model": "tdt.pbpk.reduced_linear", "pbpk_params_per_h": params}
+           if kinetics == "reduced" else
+           {"pbpk_model": f"tdt.pbpk.{kinetics}", "pbpk_params": params,
+            "ligand_nmol": 150.0}),
         "grid": {"shape": list(spect.shape), "spacing_mm": list(spect.spacing_mm),
                  "origin_mm": list(spect.origin_mm)},
     }

@@ -33,7 +33,12 @@ use_nan_on_solver_error()  # a failed implicit solve inside NUTS: rejected, not 
 
 from tdt.inference._batch import fit_patients  # noqa: E402
 from tdt.inference._data import BloodSamples, OrganSeries, PatientData  # noqa: E402
-from tdt.inference._diagnostics import Diagnostics, compute_diagnostics  # noqa: E402
+from tdt.inference._diagnostics import (  # noqa: E402
+    LAPLACE_LABEL,
+    Diagnostics,
+    compute_diagnostics,
+    gate_flag,
+)
 from tdt.inference._fast_pbpk import solve_boluses  # noqa: E402
 from tdt.inference._federated import (  # noqa: E402
     FederatedPrior,
@@ -110,4 +115,5 @@ __all__ = [
     "TherapyPosterior", "predict_therapy_from_pet", "BloodSamples", "blood_marrow_tia_draws",
     "l2_l4_marrow_tia_draws", "L2_L4_TIA_SD_LOG",
     "run_sbc_pbpk", "summarise_sbc_records", "read_sbc_records", "lesion_geometry", "with_draws",
+    "LAPLACE_LABEL", "gate_flag",
 ]

@@ -19,6 +19,10 @@ import numpy as np
 RHAT_MAX = 1.01
 ESS_BULK_MIN = 400.0
 NOT_CONVERGED = "NOT CONVERGED"
+#: Laplace draws (tdt.inference._laplace_draws): the label and the Pareto k̂ gate
+#: (Vehtari et al., JMLR 2024;25(72), §3: k̂ <= 0.7 reliable)
+LAPLACE_LABEL = "LAPLACE PREVIEW"
+PARETO_K_MAX = 0.7
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,11 @@ class Diagnostics:
     max_rhat, min_ess_bulk, min_ess_tail: over every checked scalar of the posterior;
     divergences: total divergent transitions after tuning; n_chains, n_draws;
     sampling_time_s: wall time of the sampler (s), ``nan`` if unknown;
-    converged: the gate (``max_rhat <= 1.01 and min_ess_bulk >= 400 and divergences == 0``).
+    converged: the gate (``max_rhat <= 1.01 and min_ess_bulk >= 400 and divergences == 0``;
+    for Laplace draws: Pareto k̂ <= 0.7, :mod:`tdt.inference._laplace_draws`);
+    method: ``"nuts"`` or ``"laplace"`` (independent draws of the Laplace approximation: a
+    preview, labelled ``"LAPLACE PREVIEW"`` in :attr:`flag` even when its gate passes);
+    pareto_k: Pareto k̂ of the Laplace draws' importance weights (``nan`` for NUTS).
     """
 
     max_rhat: float
@@ -39,6 +47,8 @@ class Diagnostics:
     n_draws: int
     sampling_time_s: float
     converged: bool
+    method: str = "nuts"
+    pareto_k: float = float("nan")
 
     @property
     def min_ess_per_s(self) -> float:
@@ -49,8 +59,8 @@ class Diagnostics:
 
     @property
     def flag(self) -> str:
-        """``""`` when converged, else ``"NOT CONVERGED"``."""
-        return "" if self.converged else NOT_CONVERGED
+        """:func:`gate_flag` of this run."""
+        return gate_flag(self.converged, self.method)
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -58,10 +68,23 @@ class Diagnostics:
         return out
 
     def __str__(self) -> str:
+        if self.method == "laplace":
+            state = "usable" if self.converged else NOT_CONVERGED
+            return (f"{LAPLACE_LABEL} ({state}): Pareto k-hat {self.pareto_k:.2f} (gate <= "
+                    f"{PARETO_K_MAX}), {self.n_chains} x {self.n_draws} independent draws")
         state = "converged" if self.converged else NOT_CONVERGED
         return (f"{state}: max R-hat {self.max_rhat:.4f}, min ESS bulk {self.min_ess_bulk:.0f} / "
                 f"tail {self.min_ess_tail:.0f}, {self.divergences} divergences "
                 f"({self.n_chains} chains x {self.n_draws} draws)")
+
+
+def gate_flag(converged: bool, method: str = "nuts") -> str:
+    """The flag every summary of a posterior carries: ``""`` when its gate passed, else
+    ``"NOT CONVERGED"``; Laplace draws (``method="laplace"``) always carry ``"LAPLACE
+    PREVIEW"`` (``"LAPLACE PREVIEW, NOT CONVERGED"`` when their Pareto k̂ > 0.7)."""
+    if method == "laplace":
+        return LAPLACE_LABEL + ("" if converged else f", {NOT_CONVERGED}")
+    return "" if converged else NOT_CONVERGED
 
 
 def compute_diagnostics(idata, var_names: Sequence[str] | None = None,
@@ -99,6 +122,12 @@ def compute_diagnostics(idata, var_names: Sequence[str] | None = None,
     divergences = 0
     if hasattr(idata, "sample_stats") and "diverging" in idata.sample_stats:
         divergences = int(np.asarray(idata.sample_stats["diverging"]).sum())
+    attrs = getattr(idata, "attrs", None) or posterior.attrs
+    if attrs.get("method") == "laplace":  # independent draws: the gate is the Pareto k-hat
+        pareto_k = float(attrs.get("pareto_k", float("inf")))
+        return Diagnostics(max_rhat, min_bulk, min_tail, divergences, n_chains, n_draws,
+                           float(sampling_time_s), bool(pareto_k <= PARETO_K_MAX), "laplace",
+                           pareto_k)
     converged = bool(max_rhat <= rhat_max and min_bulk >= ess_bulk_min and divergences == 0)
     return Diagnostics(max_rhat, min_bulk, min_tail, divergences, n_chains, n_draws,
                        float(sampling_time_s), converged)

@@ -7,7 +7,7 @@ jitted and vmapped over draws):
 
 * :func:`run_sampler` — the dispatcher of :func:`tdt.inference.fit_patient`: ``"blackjax"``
   (default, :func:`sample_blackjax_nuts`), ``"numpyro"`` / ``"nutpie"`` / ``"pymc"`` through
-  ``pm.sample``.
+  ``pm.sample``; ``"laplace"`` (no NUTS): :mod:`tdt.inference._laplace_draws`.
 * :func:`sample_blackjax_nuts` — blackjax NUTS with Stan's windowed warm-up compiled once
   (:func:`windowed_nuts_chain`), chains in threads or vectorised.
 * :func:`sample_laplace_nuts` — numpyro NUTS with the Laplace dense metric
@@ -17,7 +17,6 @@ jitted and vmapped over draws):
 
 Every run is wrapped in :func:`tdt.inference._bridge.nan_on_solver_error` (a failed implicit
 solve is a rejected proposal, not an exception).
-
 Why a Laplace metric for the hierarchical model: ~15 parameters per patient plus the
 population mean and SDs (~300 dimensions for 20 patients) with strong linear correlations inside
 each patient. Diagonal adaptation left 350 leapfrog steps per draw; Stan-style windowed *dense*
@@ -83,9 +82,8 @@ def _flat_logdensity(model: pm.Model):
     return flat0, unravel, logdensity
 
 
-#: NUTS backends accepted by :func:`run_sampler` (docs/inference.md, "Sampler choices", has the
-#: benchmark of the JAX backends).
-SAMPLERS = ("numpyro", "blackjax", "nutpie", "pymc")
+#: Backends of :func:`run_sampler` (NUTS; docs/inference.md "Sampler choices"; and "laplace").
+SAMPLERS = ("numpyro", "blackjax", "nutpie", "pymc", "laplace")
 
 
 def default_sampler() -> str:
@@ -101,11 +99,9 @@ def run_sampler(model: pm.Model, *, draws: int, tune: int, chains: int, seed: in
     """Sample a PyMC model; returns ``(idata, wall_time_s)`` (compilation included).
 
     ``sampler``: ``None`` (default: :func:`default_sampler`), ``"numpyro"``, ``"blackjax"``
-    (both JAX NUTS, chains vectorised
-    with ``jax.vmap``), ``"nutpie"`` (nutpie's Rust NUTS on the JAX-compiled log-density and
-    JAX gradient; chains in threads; its dense option is the low-rank modified mass matrix) or
-    ``"pymc"`` (PyMC's own NUTS; comparison only). blackjax and nutpie are optional
-    dependency (``pip install nutpie``); blackjax is required.
+    (both JAX NUTS), ``"nutpie"`` (nutpie's Rust NUTS on the JAX-compiled log-density and
+    JAX gradient; chains in threads; its dense option is the low-rank modified mass matrix),
+    ``"pymc"`` (PyMC's own NUTS; comparison only) or ``"laplace"`` (module docstring).
 
     ``chain_method``: how chains share the CPU — blackjax ``"parallel"`` (default: threads)
     or ``"vectorized"``; numpyro ``"vectorized"`` (default), ``"sequential"`` or ``"parallel"``.
@@ -136,6 +132,9 @@ def run_sampler(model: pm.Model, *, draws: int, tune: int, chains: int, seed: in
                                             dense_mass=dense_mass,
                                             max_tree_depth=max_tree_depth,
                                             chain_method=chain_method or "parallel")
+        elif sampler == "laplace":
+            from tdt.inference._laplace_draws import sample_laplace  # (it imports this module)
+            idata, _ = sample_laplace(model, draws=draws, chains=chains, seed=seed)
         elif sampler == "nutpie":
             idata = pm.sample(nuts_sampler="nutpie", nuts_sampler_kwargs={
                 "backend": "jax", "gradient_backend": "jax", "maxdepth": max_tree_depth,

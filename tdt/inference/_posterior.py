@@ -26,7 +26,12 @@ from tdt.dosimetry import (
     whole_body_tia_monoexponential,
 )
 from tdt.errors import InputError
-from tdt.inference._diagnostics import NOT_CONVERGED, Diagnostics, compute_diagnostics
+from tdt.inference._diagnostics import (
+    LAPLACE_LABEL,
+    NOT_CONVERGED,
+    Diagnostics,
+    compute_diagnostics,
+)
 from tdt.inference._fast_pbpk import applicable as pbpk_fast_path_applies
 from tdt.inference._measurement import MeasurementModel
 from tdt.inference._pbpk_predict import EXCRETED, bolus_pbpk_predict
@@ -262,7 +267,7 @@ class Posterior:
                                tcp_alpha_per_gy=tcp_alpha_per_gy,
                                tcp_alpha_sd_per_gy=tcp_alpha_sd_per_gy,
                                marrow_method=method, marrow_tia_mbq_h=marrow_tia,
-                               report=fitted + extra)
+                               report=fitted + extra, method=self.diagnostics.method)
 
     def dose_draws(self, phantom: str = "adult-male",
                    organ_masses_g: dict[str, float] | None = None) -> dict[str, np.ndarray]:
@@ -288,8 +293,12 @@ class Posterior:
         return rows
 
     def report(self) -> str:
-        """Plain-text report; starts with a NOT CONVERGED banner when the gate failed."""
+        """Plain-text report; starts with a NOT CONVERGED banner when the gate failed, and a
+        LAPLACE PREVIEW banner for Laplace draws (``fit_patient(sampler="laplace")``)."""
         lines = []
+        if self.diagnostics.method == "laplace":
+            lines.append(f"*** {LAPLACE_LABEL}: independent draws of the Laplace approximation, "
+                         "not NUTS ***")
         if not self.converged:
             lines.append(f"*** {NOT_CONVERGED}: results below are not reliable ***")
         lines.append(str(self.diagnostics))

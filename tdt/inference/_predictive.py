@@ -59,7 +59,7 @@ from tdt.dosimetry import (
     reference_mass_g,
 )
 from tdt.errors import InputError
-from tdt.inference._diagnostics import NOT_CONVERGED
+from tdt.inference._diagnostics import gate_flag
 from tdt.units import mbq_to_gbq, rate_to_half_life
 
 #: Credible interval reported everywhere: 90 % equal-tailed.
@@ -89,6 +89,8 @@ class DosePrediction:
     tcp: lesion → (n_draws,); ntcp: organ at risk → (n_draws,) (where parameters exist).
     times_h, activity_mbq: TAC grid (n_times,) and organ → (n_draws, n_times).
     converged: the source posterior's gate; ``flag`` = "NOT CONVERGED" when it failed.
+    method: the source posterior's method (``"nuts"``, or ``"laplace"``: ``flag`` always says
+    "LAPLACE PREVIEW"; :func:`tdt.inference._diagnostics.gate_flag`).
     """
 
     tia_mbq_h: dict[str, np.ndarray]
@@ -107,10 +109,11 @@ class DosePrediction:
     bladder_tia_mbq_h: np.ndarray | None = None
     #: activity administered in the predicted schedule (MBq, all administrations), for Gy/GBq
     administered_activity_mbq: float | None = None
+    method: str = "nuts"
 
     @property
     def flag(self) -> str:
-        return "" if self.converged else NOT_CONVERGED
+        return gate_flag(self.converged, self.method)
 
     def dose_gy_per_gbq(self) -> dict[str, np.ndarray]:
         """Absorbed dose per administered activity, organ → (n_draws,) in Gy/GBq (the unit of
@@ -238,7 +241,7 @@ def dose_prediction(pred: dict, nuclide: str, phantom: str, organ_masses_g, volu
                     schedule, radiobiology: bool = True, converged: bool = True,
                     tcp_alpha_per_gy: float | None = None, tcp_alpha_sd_per_gy: float = 0.0,
                     marrow_method: str = "none", marrow_tia_mbq_h=None,
-                    report: tuple[str, ...] | None = None):
+                    report: tuple[str, ...] | None = None, method: str = "nuts"):
     """Per-draw :class:`~tdt.inference.DosePrediction` from :meth:`Posterior.predict` output.
 
     ``pred["total_body_tia_mbq_h"]`` (optional): whole-body TIA per draw (remainder of body).
@@ -292,7 +295,7 @@ def dose_prediction(pred: dict, nuclide: str, phantom: str, organ_masses_g, volu
                          else np.asarray(total_body),
                          bladder_tia_mbq_h=pred.get("bladder_tia_mbq_h"),
                          administered_activity_mbq=float(np.sum(np.asarray(
-                             schedule.activity_mbq))))
+                             schedule.activity_mbq))), method=method)
     if not bool(np.all(pred.get("ok", True))):
         out.notes.append(f"{int(np.sum(~np.asarray(pred['ok'])))} draws had a failed solve")
     if not radiobiology:

@@ -76,7 +76,7 @@ def pbpk_assimilate(twin, cycle):
     diagnostics["converged"] = bool(posterior.diagnostics.converged)
     extrapolated, z_scores = qa_inputs(twin, posterior, forward, cycles, ligand)
     report = build_report(len(cycles), cycle, diagnostics, extrapolated, z_scores,
-                          {"model": twin.model_name, "engine": "nuts (PBPK draws, all cycles)",
+                          {"model": twin.model_name, "engine": f"{twin.engine} (PBPK draws, all cycles)",
                            "dosimetry": "svalues (tdt.inference._predictive)",
                            "qa_draws": min(twin.n_draws, QA_DRAWS, posterior.n_draws)},
                           nuclide=twin.record.nuclide)
@@ -87,7 +87,7 @@ def pbpk_assimilate(twin, cycle):
     twin.audit.append("assimilate", {
         "cycle": len(cycles), "data_sha256": cycle.sha256(), "activity_mbq": cycle.activity_mbq,
         "ligand_nmol": twin.ligand_nmol, "qa": report.to_dict(),
-        "posterior": {"method": "nuts (PBPK, all cycles)", "diagnostics": diagnostics,
+        "posterior": {"method": f"{twin.engine} (PBPK, all cycles)", "diagnostics": diagnostics,
                       "median": {n: float(np.median(v))
                                  for n, v in posterior.parameter_draws.items()}}})
     return report

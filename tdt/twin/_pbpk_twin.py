@@ -47,6 +47,7 @@ from tdt.inference import (
     custom_model,
     dose_prediction,
     fit_patient,
+    gate_flag,
     is_dose_bearing,
     solve_boluses,
     summarise_draws,
@@ -135,8 +136,14 @@ def init_pbpk(self, record, model, n_draws: int = 1000, total_cycles: int = 6,
                drift: DriftModel | None = None, calibration_sd: float = 0.03, seed: int = 0,
                audit_path=None, nuts_options: dict | None = None,
                interval_h: float = DEFAULT_INTERVAL_H, ligand_nmol: float = 100.0,
-               _audit: AuditLog | None = None):
-    """Set up ``self`` (a :class:`tdt.Twin`) as the PBPK twin of registry entry ``model``."""
+               engine: str = "nuts", _audit: AuditLog | None = None):
+    """Set up ``self`` (a :class:`tdt.Twin`) as the PBPK twin of registry entry ``model``.
+
+    ``engine``: ``"nuts"`` (default) or ``"laplace"`` — the same joint model of all cycles,
+    but independent draws of its Laplace approximation instead of NUTS (``fit_patient(...,
+    sampler="laplace")``, :mod:`tdt.inference._laplace_draws`): a preview, labelled "LAPLACE
+    PREVIEW" in every summary and report, gated by its Pareto k̂ (stored in ``nuts_options``
+    as ``sampler``, so a saved twin keeps its engine)."""
     if not isinstance(record, PatientRecord):
         raise InputError(f"record: expected a PatientRecord, got {type(record).__name__}")
     if not (isinstance(n_draws, int) and n_draws >= 20):
@@ -144,12 +151,18 @@ def init_pbpk(self, record, model, n_draws: int = 1000, total_cycles: int = 6,
     if not (interval_h > 0 and ligand_nmol > 0):
         raise InputError(f"interval_h / ligand_nmol: got {interval_h!r} / {ligand_nmol!r}; "
                          "expected > 0 h and > 0 nmol")
-    self.record, self.engine, self.model_name = record, "nuts", str(model)
+    if engine not in ("nuts", "laplace"):
+        raise InputError(f"engine: got {engine!r}; expected 'nuts' or 'laplace'")
+    nuts_options = dict(nuts_options or {})
+    if engine == "laplace":
+        nuts_options["sampler"] = "laplace"
+    engine = "laplace" if nuts_options.get("sampler") == "laplace" else "nuts"
+    self.record, self.engine, self.model_name = record, engine, str(model)
     self.spec, self.pbpk = build_pbpk(model, record)
     self.model = self.pbpk
     self.n_draws, self.total_cycles, self.seed = n_draws, int(total_cycles), int(seed)
     self.drift, self.calibration_sd = drift or DriftModel(), float(calibration_sd)
-    self.nuts_options = dict(nuts_options or {})
+    self.nuts_options = nuts_options
     self.interval_h, self.ligand_nmol = float(interval_h), float(ligand_nmol)
     self.ligand_per_cycle: list[float] = []
     self.cycles, self.qa_reports, self.filtered = [], [], []
@@ -157,7 +170,7 @@ def init_pbpk(self, record, model, n_draws: int = 1000, total_cycles: int = 6,
     self.audit = _audit if _audit is not None else AuditLog(audit_path)
     if _audit is None:
         self.audit.append("create", {
-            "patient_id": record.patient_id, "model": self.model_name, "engine": "nuts",
+            "patient_id": record.patient_id, "model": self.model_name, "engine": engine,
             "n_draws": n_draws, "total_cycles": self.total_cycles, "seed": self.seed,
             "drift": self.drift.to_dict(), "interval_h": self.interval_h,
             "ligand_nmol": self.ligand_nmol, "calibration_sd": self.calibration_sd})
@@ -233,10 +246,12 @@ class PbpkPrediction:
     notes: list[str] = field(default_factory=list)
     #: per-draw factor on the model's marrow TIA from blood samples (tdt.twin._plan_marrow)
     marrow_scale: np.ndarray | None = None
+    #: the posterior's method: ``"nuts"`` or ``"laplace"`` (the twin's ``engine``)
+    method: str = "nuts"
 
     @property
     def flag(self) -> str:
-        return "" if self.converged else "NOT CONVERGED"
+        return gate_flag(self.converged, self.method)
 
     def _sum(self, quantity: str, cycles) -> dict[str, np.ndarray]:
         organs = set.intersection(*(set(getattr(c, quantity)) for c in cycles))
@@ -368,7 +383,7 @@ def predict_pbpk(twin, activities_mbq, ligand_nmol) -> PbpkPrediction:
             pred, nuclide=record.nuclide, phantom=record.phantom,
             organ_masses_g=record.organ_masses_g or None, volumes_ml=dict(record.lesions),
             schedule=Schedule([Administration(0.0, admins[k].activity_mbq)]),
-            converged=posterior.converged, report=report,
+            converged=posterior.converged, report=report, method=posterior.diagnostics.method,
             marrow_method="none" if marrow is None else marrow.methods[k],
             marrow_tia_mbq_h=None if marrow is None else marrow.tia_mbq_h[k]))
     notes = ["urinary-bladder contents not a source (model urine not on the sampler path)",
@@ -377,5 +392,6 @@ def predict_pbpk(twin, activities_mbq, ligand_nmol) -> PbpkPrediction:
         notes.append(f"{int(np.sum(~ok))} draws had a failed solve")
     return PbpkPrediction(cycles, len(past), posterior.converged,
                           tuple(float(a.activity_mbq) for a in admins), notes,
-                          None if marrow is None else marrow.scale)
+                          None if marrow is None else marrow.scale,
+                          posterior.diagnostics.method)
 

@@ -7,7 +7,9 @@ Checks (status ``pass`` / ``warn`` / ``fail``; the report's status is the worst 
 - ``tia_extrapolated``: fraction of each VOI's TIA accrued after the last imaging time (posterior
   median); warn above 20 %.
 - ``fit``: the update's fit diagnostics (Laplace: optimiser converged, Hessian positive definite;
-  NUTS: R-hat, ESS, divergences from tdt.inference); fail when not converged.
+  NUTS: R-hat, ESS, divergences from tdt.inference); fail when not converged. The PBPK twin's
+  Laplace draws (``engine="laplace"``): warn "LAPLACE PREVIEW" when their Pareto k̂ <= 0.7,
+  fail above.
 - ``calibration``: a calibration factor is present (fail if not) and valid on the imaging date
   (fail if expired, warn if the imaging date is unknown).
 - ``outliers``: data points whose standardised residual against the posterior predictive
@@ -22,6 +24,7 @@ Checks (status ``pass`` / ``warn`` / ``fail``; the report's status is the worst 
 from __future__ import annotations
 
 import importlib.metadata as md
+import math
 import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -128,7 +131,15 @@ def extrapolation_check(fractions: Mapping[str, float]) -> QACheck:
 
 def fit_check(diagnostics: Mapping) -> QACheck:
     converged = bool(diagnostics.get("converged", False))
-    shown = {k: v for k, v in diagnostics.items() if isinstance(v, (bool, int, float, str))}
+    shown = {k: v for k, v in diagnostics.items() if isinstance(v, (bool, int, float, str))
+             and not (isinstance(v, float) and math.isnan(v))}  # e.g. NUTS's pareto_k
+    if diagnostics.get("method") == "laplace":  # PBPK twin engine="laplace": always visible
+        k_hat = float(diagnostics.get("pareto_k", float("nan")))
+        if converged:
+            return QACheck("fit", "warn", f"LAPLACE PREVIEW (not NUTS): Pareto k-hat {k_hat:.2f}"
+                           " <= 0.7; confirm with engine='nuts' before a decision", shown)
+        return QACheck("fit", "fail", f"LAPLACE PREVIEW NOT usable: Pareto k-hat {k_hat:.2f} > "
+                       "0.7 (the Gaussian misses the posterior); refit with engine='nuts'", shown)
     if converged:
         return QACheck("fit", "pass", "fit converged", shown)
     return QACheck("fit", "fail", "fit did NOT converge; results are marked unreliable", shown)

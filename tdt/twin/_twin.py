@@ -103,7 +103,11 @@ class Twin:
     draws of a joint fit of all cycles with drift, ``interval_h`` between administrations
     (default 6 weeks) and ``ligand_nmol`` peptide per administration (default 100 nmol, an
     ASSUMPTION); ``nuts_options`` go to :func:`tdt.inference.fit_patient` (default 2 × (500 +
-    500)). ``model="reduced"`` (default) is the reduced linear PSMA-617 twin.
+    500)); ``engine="laplace"`` replaces NUTS by independent draws of the joint model's Laplace
+    approximation, a preview labelled "LAPLACE PREVIEW" in every summary and QA report and gated
+    by its Pareto k̂ (:mod:`tdt.inference._laplace_draws`; checked against NUTS in
+    tests/twin/test_twin_pbpk_laplace.py). ``model="reduced"`` (default) is the reduced linear
+    PSMA-617 twin.
     """
 
     def __init__(self, record: PatientRecord, model="reduced", *args, **kwargs):

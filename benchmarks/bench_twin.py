@@ -87,7 +87,7 @@ def _assimilate_row() -> dict:
     from tdt.twin import Calibration, CycleData, PatientRecord, Twin
 
     record = PatientRecord("bench", lesions={"lesion_1": 10.0, "lesion_2": 5.0})
-    twin = Twin(record, n_draws=1000)
+    twin = Twin(record, model="reduced", n_draws=1000)
     truth = twin.model.default_params()
     times = np.array([4.0, 24.0, 48.0, 96.0, 168.0])
     sim = twin.model.simulate(truth, Schedule([Administration(0.0, 7400.0, 100.0)]), times)
@@ -116,7 +116,7 @@ def _delivered_row() -> dict:
     from tdt.twin import Calibration, CycleData, PatientRecord, Twin
 
     record = PatientRecord("bench", lesions={"lesion_1": 10.0, "lesion_2": 5.0})
-    twin = Twin(record, n_draws=1000, total_cycles=6)
+    twin = Twin(record, model="reduced", n_draws=1000, total_cycles=6)
     truth = twin.model.default_params()
     times = np.array([4.0, 24.0, 48.0, 96.0, 168.0])
     sim = twin.model.simulate(truth, Schedule([Administration(0.0, 7400.0, 100.0)]), times)

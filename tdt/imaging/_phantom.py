@@ -175,6 +175,15 @@ def _kinetics(rng, lesion_names, times, time_jitter_h, injected_mbq, void_interv
     return params, scan_times, activity, tias
 
 
+def _tag(kinetics: str, seed: int) -> str:
+    """The seed text of every UID (the default phantom's UIDs stay as they were)."""
+    if kinetics not in PHANTOM_KINETICS:
+        raise InputError(f"make_phantom_patient: kinetics {kinetics!r}; expected one of "
+                         f"{list(PHANTOM_KINETICS)}")
+    return f"tdt-phantom-v1-seed{seed}" if kinetics == "reduced" else \
+        f"tdt-phantom-v1-{kinetics}-seed{seed}"
+
+
 def _acquisition(t_h: float) -> _dt.datetime:
     """Date and time of a scan ``t_h`` hours after injection (whole seconds)."""
     return INJECTION + _dt.timedelta(seconds=float(round(t_h * SECONDS_PER_HOUR)))
@@ -262,8 +271,7 @@ def make_phantom_patient(
     Parameters
     ----------
     out_dir: target folder (created; must be empty or absent unless ``overwrite``).
-    seed: integer seed of lesion sites and sizes, kinetic perturbations, scan-time jitter
-        (±20 min around ``times_h``) and Poisson noise.
+    seed: integer seed of lesion sites and sizes, kinetics, scan-time jitter and Poisson noise.
     n_lesions: 2–5 lesions.
     times_h: nominal scan times after injection (h), 1–8 increasing values.
     injected_activity_mbq: administered activity (MBq).
@@ -273,16 +281,14 @@ def make_phantom_patient(
     acquisition_duration_s: SPECT acquisition duration (s).
     void_interval_h: bladder holds the urine produced in this interval before each scan (h).
     shape: SPECT grid (slices, rows, columns) of 4.7952 mm voxels; the CT has 2× in-plane.
-    time_jitter_h: scan times are ``times_h`` + Uniform(−j, j) (h); 0 scans at the nominal times
-        (a cohort on one protocol, e.g. for ``tdt.inference.fit_patients``). The random stream is
-        the same either way, so only the times change.
+    time_jitter_h: scan times are ``times_h`` + Uniform(−j, j) (h); 0: the nominal times (a
+        cohort on one protocol); the random stream is the same either way.
     pet_times_h: also write a pre-therapy [68Ga]Ga-PSMA-11 PET study (scan times in h after the
         PET injection, e.g. ``(1.0,)``) into the sibling folder ``<out_dir>_pet`` (PET + CT +
         RTSTRUCT, ``pet_truth.json``; :mod:`tdt.imaging._phantom_pet`). ``None`` (default):
         no PET; the SPECT study's files are the same either way.
-    kinetics: ``"reduced"`` (default: the reduced linear model) or ``"psma617"`` (the receptor
-        PBPK of 177Lu-PSMA-617, one patient from its priors; the PET, if any, from the same
-        patient; :mod:`tdt.imaging._phantom_receptor`). Other UIDs than the default phantom's.
+    kinetics: ``"reduced"`` (default) or ``"psma617"`` (receptor PBPK; SPECT and PET from one
+        patient, other UIDs: :mod:`tdt.imaging._phantom_receptor`).
     Returns a :class:`PhantomPatient`; the ground truth is also written as ``ground_truth.json``.
     """
     out_dir = Path(out_dir)
@@ -290,14 +296,9 @@ def make_phantom_patient(
                              acquisition_duration_s, injected_activity_mbq, shape, time_jitter_h,
                              overwrite)
     pet_times = None if pet_times_h is None else _check_pet_times(pet_times_h)
-    if kinetics not in PHANTOM_KINETICS:
-        raise InputError(f"make_phantom_patient: kinetics {kinetics!r}; expected one of "
-                         f"{list(PHANTOM_KINETICS)}")
-    seed = int(seed)
+    seed, tag = int(seed), _tag(kinetics, int(seed))
     # one random stream, drawn in a fixed order: lesions, kinetics, scan times, Poisson noise
     rng = np.random.default_rng(seed)
-    tag = f"tdt-phantom-v1-seed{seed}" if kinetics == "reduced" else \
-        f"tdt-phantom-v1-{kinetics}-seed{seed}"
     frame_uid = deterministic_uid(tag, "frame-of-reference")
     patient = _patient_module(seed, tag, frame_uid)
     spect, ct = phantom_grids(shape, frame_uid)
@@ -307,9 +308,8 @@ def make_phantom_patient(
     ct_masks, ct_body = structure_masks(ct.voxel_centres_mm(), lesions)
     spect_masks, regions = _spect_regions(ct_masks, ct, spect, frame_uid)
 
-    params, scan_times, activity, tias = _kinetics(
-        rng, lesion_names, times, time_jitter_h, injected_activity_mbq, void_interval_h,
-        kinetics, lesions, seed)
+    params, scan_times, activity, tias = _kinetics(rng, lesion_names, times, time_jitter_h,
+        injected_activity_mbq, void_interval_h, kinetics, lesions, seed)
 
     tmp = _temporary_folder(out_dir)
     nm_names, expected_image = _write_spect(

@@ -42,10 +42,12 @@ from tdt.twin._record import Calibration, CycleData, PatientRecord
 from tdt.twin._tissues import LinearQuadratic, tissue_parameters
 from tdt.twin._trial import TrialResult, virtual_trial, virtual_trial_cohort
 from tdt.twin._twin import Twin
+from tdt.twin._twin_models import default_twin_model
 
 __all__ = [
     "AuditLog", "Calibration", "CycleData", "DriftModel", "GaussianPosterior", "Prediction",
     "PatientRecord", "QAReport", "TrialResult", "Twin", "virtual_trial_cohort", "virtual_trial", "assimilate_laplace", "credible_width",
+    "default_twin_model",
     "DEFAULT_CONSTRAINTS", "KIDNEY_BED_28", "KIDNEY_BED_40", "RED_MARROW_DOSE_2", "Constraint",
     "DoseDraws", "LinearQuadratic", "Plan", "Policy", "ScheduleEvaluation", "TcpModel", "evaluate",
     "exceedance_probability", "max_uniform_activity", "plan", "quadratic_bed_coefficient",

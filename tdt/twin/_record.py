@@ -37,6 +37,8 @@ class PatientRecord:
         BED limit to 28 Gy, else 40 Gy.
     phantom: reference phantom for S-values (``adult-male`` / ``adult-female``).
     nuclide: e.g. ``Lu-177``.
+    radiopharmaceutical: e.g. ``177Lu-PSMA-617`` (default), ``177Lu-DOTATATE``: chooses the
+        receptor PBPK of ``Twin(record)`` (the registered model of that radiopharmaceutical).
     """
 
     patient_id: str = "patient"
@@ -45,6 +47,7 @@ class PatientRecord:
     risk_factors: tuple[str, ...] = ()
     phantom: str = "adult-male"
     nuclide: str = "Lu-177"
+    radiopharmaceutical: str = "177Lu-PSMA-617"
 
     def __post_init__(self):
         for organ, mass in self.organ_masses_g.items():
@@ -67,12 +70,15 @@ class PatientRecord:
     def to_dict(self) -> dict:
         return {"patient_id": self.patient_id, "organ_masses_g": dict(self.organ_masses_g),
                 "lesions": dict(self.lesions), "risk_factors": list(self.risk_factors),
-                "phantom": self.phantom, "nuclide": self.nuclide}
+                "phantom": self.phantom, "nuclide": self.nuclide,
+                "radiopharmaceutical": self.radiopharmaceutical}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> PatientRecord:
+        # files before 2026-12-04 have no radiopharmaceutical: all were 177Lu-PSMA-617 twins
         return cls(data["patient_id"], data["organ_masses_g"], data["lesions"],
-                   tuple(data["risk_factors"]), data["phantom"], data["nuclide"])
+                   tuple(data["risk_factors"]), data["phantom"], data["nuclide"],
+                   data.get("radiopharmaceutical", "177Lu-PSMA-617"))
 
 
 @dataclass(frozen=True)

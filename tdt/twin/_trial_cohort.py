@@ -12,7 +12,8 @@ from tdt.pbpk import reduced_linear
 from tdt.twin._assimilate import DriftModel
 from tdt.twin._record import PatientRecord
 from tdt.twin._response import response_draws
-from tdt.twin._twin import DEFAULT_MODEL_ORGANS, Twin
+from tdt.twin._twin import Twin
+from tdt.twin._twin_models import DEFAULT_MODEL_ORGANS
 from tdt.units import gy_per_gbq
 
 TRIAL_LESIONS = ("lesion_1", "lesion_2")

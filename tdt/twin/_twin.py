@@ -2,7 +2,8 @@
 
 Lifecycle::
 
-    twin = Twin(record)                       # population prior, reduced linear model
+    twin = Twin(record)                       # the receptor PBPK of record.radiopharmaceutical
+    twin = Twin(record, model="reduced")      # population prior, reduced linear model
     report = twin.assimilate(cycle_1_data)    # posterior update + QA report (+ audit entry)
     twin.predict([7400, 7400])                # posterior predictive dose / BED / TCP / NTCP
     p = twin.plan()                           # activities for the remaining cycles (+ audit)
@@ -27,7 +28,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from tdt.errors import InputError
-from tdt.pbpk import get_model, model_names, reduced_linear
 from tdt.radiobiology import dose_limit
 from tdt.twin._assimilate import (
     DriftModel,
@@ -51,31 +51,11 @@ from tdt.twin._record import CycleData, PatientRecord
 from tdt.twin._response import DoseMatrix, dose_matrix, response_draws, tia_fraction_after
 from tdt.twin._tissues import dose_targets
 from tdt.twin._twin_file import load_twin, save_twin
-
-#: Organs of the default reduced model (lesions are added from the record); lacrimal glands:
-#: dose-only target (no LQ parameters, no published limit), reported, never constrained.
-DEFAULT_MODEL_ORGANS = ("kidneys", "salivary_glands", "liver", "spleen", "red_marrow", "remainder",
-                        "lacrimal_glands")
-
-
-def twin_model_names() -> tuple[str, ...]:
-    """Registered models the (linear) twin can run: those with a reduced linear table."""
-    return tuple(n for n in model_names() if get_model(n).linear_dataset is not None)
-
-
-def _build_model(model, record: PatientRecord):
-    if not isinstance(model, str):
-        return model, getattr(model, "kind", type(model).__name__)
-    spec = get_model(model)  # unknown names: InputError listing the registered models
-    if spec.linear_dataset is None:
-        raise InputError(f"model: {model!r} ({spec.radiopharmaceutical}) has no reduced (linear) "
-                         "parameter table yet; the twin runs on "
-                         f"{list(twin_model_names())}, or pass a tdt.pbpk.reduced_linear "
-                         "model built on a dataset of this radiopharmaceutical")
-    lesions = sorted(record.lesions, key=lambda n: int(n.split("_")[1]))
-    forward = reduced_linear(DEFAULT_MODEL_ORGANS, nuclide=record.nuclide, lesions=lesions,
-                     dataset=spec.linear_dataset)
-    return forward, spec.linear_dataset.removeprefix("pbpk_")
+from tdt.twin._twin_models import (
+    _build_model,
+    _is_pbpk,
+    default_twin_model,
+)
 
 
 class Twin:
@@ -84,7 +64,9 @@ class Twin:
     Parameters
     ----------
     record: the :class:`PatientRecord` (masses, lesions with volumes, risk factors).
-    model: a registered model name with a reduced linear table (``"reduced"`` /
+    model: default (``None``): the receptor PBPK of ``record.radiopharmaceutical``
+        (:func:`default_twin_model`; the PBPK twin below). Or a registered model name with a
+        reduced linear table (``"reduced"`` /
         ``"psma617"``: the reduced linear 177Lu-PSMA-617 model with the record's lesions; see
         :func:`twin_model_names`) or a linear model object (``tdt.pbpk.reduced_linear(...)``).
     prior: population prior over log rate constants (default: the model table's priors).
@@ -106,11 +88,15 @@ class Twin:
     500)); ``engine="laplace"`` replaces NUTS by independent draws of the joint model's Laplace
     approximation, a preview labelled "LAPLACE PREVIEW" in every summary and QA report and gated
     by its Pareto k̂ (:mod:`tdt.inference._laplace_draws`; checked against NUTS in
-    tests/twin/test_twin_pbpk_laplace.py). ``model="reduced"`` (default) is the reduced linear
-    PSMA-617 twin.
+    tests/twin/test_twin_pbpk_laplace.py). ``model="reduced"`` is the reduced linear PSMA-617
+    twin (Laplace updates in milliseconds: the virtual trial's twin).
     """
 
-    def __init__(self, record: PatientRecord, model="reduced", *args, **kwargs):
+    def __init__(self, record: PatientRecord, model=None, *args, **kwargs):
+        if model is None:
+            if not isinstance(record, PatientRecord):
+                raise InputError(f"record: expected a PatientRecord, got {type(record).__name__}")
+            model = default_twin_model(record)
         if _is_pbpk(model):
             init_pbpk(self, record, model, **kwargs)
         else:
@@ -392,11 +378,6 @@ class Twin:
         """Read a twin written by :meth:`save`; newer, edited (HMAC mismatch), unsigned (unless
         ``allow_unsigned``) or corrupted files raise InputError naming the file."""
         return load_twin(path, cls, allow_unsigned=allow_unsigned)
-
-
-def _is_pbpk(model) -> bool:
-    """A registered receptor-PBPK name (not "reduced", not a model object)."""
-    return isinstance(model, str) and model != "reduced" and get_model(model).kind == "pbpk"
 
 
 def _stats(values: np.ndarray) -> dict:

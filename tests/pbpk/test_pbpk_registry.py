@@ -99,7 +99,7 @@ def test_inference_and_twin_resolve_names_through_the_registry():
 
     from tdt.inference import OrganSeries, PatientData, pbpk_model
     from tdt.inference._models import resolve_model
-    from tdt.twin._twin import _build_model, twin_model_names
+    from tdt.twin._twin_models import _build_model, twin_model_names
 
     times = np.array([4.0, 24.0, 96.0])
     data = PatientData({"kidneys": OrganSeries(times, np.ones(3)),

@@ -25,7 +25,7 @@ from tdt.twin._assimilate import (
 )
 from tdt.twin._response import response_draws
 from tdt.twin._trial import IMAGED_ORGANS, IMAGING_TIMES_H
-from tdt.twin._twin import DEFAULT_MODEL_ORGANS
+from tdt.twin._twin_models import DEFAULT_MODEL_ORGANS
 
 LU177_HALF_LIFE_H = 6.647 * 24.0  # 177Lu, 6.647 d (NUDAT / DDEP)
 INTERVAL_H = 6 * 7 * 24.0  # 6 weeks between cycles

@@ -30,7 +30,7 @@ from tdt.twin import (
     exceedance_probability,
 )
 from tdt.twin._assimilate import GaussianPosterior, assimilate_laplace
-from tdt.twin._twin import DEFAULT_MODEL_ORGANS
+from tdt.twin._twin_models import DEFAULT_MODEL_ORGANS
 
 TIMES = np.array([4.0, 24.0, 48.0, 96.0, 168.0])
 IMAGED = ("kidneys", "salivary_glands", "liver", "spleen", "red_marrow", "lesion_1", "lesion_2")

@@ -32,7 +32,7 @@ IMAGED = ("kidneys", "salivary_glands", "liver", "spleen", "red_marrow", "lesion
 @pytest.fixture(scope="module")
 def patient():
     record = PatientRecord("sim", lesions={"lesion_1": 10.0})
-    twin = Twin(record, n_draws=200, seed=3)
+    twin = Twin(record, model="reduced", n_draws=200, seed=3)
     params = {k: np.array([v]) for k, v in twin.model.default_params().items()}
     amp, rates = batched_bolus_exponentials(twin.model, params)
 
@@ -44,9 +44,9 @@ def patient():
     m_rm = reference_mass_g("red_marrow")
     blood = BloodSamples(BLOOD_TIMES, activity("red_marrow", BLOOD_TIMES) * BLOOD_DENSITY_G_PER_ML
                          / (m_rm * RMBLR_TRUE), hematocrit=0.4, sample="blood")
-    image_twin = Twin(record, n_draws=200, seed=3)
+    image_twin = Twin(record, model="reduced", n_draws=200, seed=3)
     image_twin.assimilate(CycleData(ACTIVITY, measurements))
-    blood_twin = Twin(record, n_draws=200, seed=3)
+    blood_twin = Twin(record, model="reduced", n_draws=200, seed=3)
     blood_twin.assimilate(CycleData(ACTIVITY, measurements, blood=blood))
     return {"image": image_twin, "blood": blood_twin, "blood_samples": blood,
             "marrow_tia_true": float(ACTIVITY * np.sum(
@@ -153,7 +153,7 @@ def test_reduced_model_standard_patient_in_published_ranges():
     marrow inside the 95 % range of Kabasakal 2017 but below its interquartile range (0.018 vs
     0.025-0.035 Gy/GBq): the catalog's marrow uptake is low, the virtual trial raises it for the
     truth with marrow_uptake_scale (docs/twin.md)."""
-    twin = Twin(PatientRecord("std", lesions={"lesion_1": 10.0}), n_draws=20)
+    twin = Twin(PatientRecord("std", lesions={"lesion_1": 10.0}), model="reduced", n_draws=20)
     params = {k: np.array([v]) for k, v in twin.model.default_params().items()}
     draws = response_draws(twin.model, params, twin.matrix)
     gy_per_gbq = {o: 1000.0 * draws.dose_per_mbq[0, 0, j] for j, o in enumerate(draws.organs)}

@@ -38,7 +38,7 @@ def _mean_log_fraction() -> float:
 
 @pytest.fixture(scope="module")
 def twins():
-    probe = Twin(RECORD, n_draws=200, seed=3)
+    probe = Twin(RECORD, model="reduced", n_draws=200, seed=3)
     params = {k: np.array([v]) for k, v in probe.model.default_params().items()}
     amp, rates = batched_bolus_exponentials(probe.model, params)
     rm = probe.model.compartments.index("red_marrow")
@@ -49,9 +49,9 @@ def twins():
 
     meas = {o: (TIMES, activity(o, TIMES)) for o in IMAGED}
     voi = OrganSeries(TIMES, SHARE_TRUE * activity("red_marrow", TIMES))
-    image = Twin(RECORD, n_draws=200, seed=3)
+    image = Twin(RECORD, model="reduced", n_draws=200, seed=3)
     image.assimilate(CycleData(ACTIVITY, meas))
-    l2l4 = Twin(RECORD, n_draws=200, seed=3)
+    l2l4 = Twin(RECORD, model="reduced", n_draws=200, seed=3)
     l2l4.assimilate(CycleData(ACTIVITY, meas, marrow_l2_l4=voi))
     return {"image": image, "l2l4": l2l4,
             "marrow_tia_true": float(ACTIVITY * np.sum(amp[0, rm] / rates[0]))}

@@ -175,3 +175,23 @@ def test_dotatate_twin_predicts_cycle_three_doses_and_plans_ligand():
     plan = twin.plan(n_cycles=1, max_evaluations=6)
     assert len(plan.activities_mbq) == 1 and len(plan.ligand_nmol) == 1
     assert plan.activities_mbq[0] > 0 and 20.0 <= plan.ligand_nmol[0] <= 1000.0
+
+
+def test_twin_default_is_the_receptor_pbpk_of_the_radiopharmaceutical():
+    """Issue 21: ``Twin(record)`` is the PBPK twin of the record's radiopharmaceutical (registry
+    lookup), the linear twin only on request; unknown radiopharmaceuticals are an InputError;
+    records written before the field existed read as 177Lu-PSMA-617."""
+    from tdt.twin import default_twin_model
+
+    twin = Twin(RECORD)
+    assert twin.is_pbpk and twin.model_name == "psma617" and twin.engine == "nuts"
+    dota = PatientRecord("net", lesions={"lesion_1": 5.0}, radiopharmaceutical="177Lu-DOTATATE")
+    assert default_twin_model(dota) == "dotatate" and Twin(dota).model_name == "dotatate"
+    assert not Twin(RECORD, model="reduced").is_pbpk
+    with pytest.raises(InputError, match="radiopharmaceutical.*177Lu-DOTATATE"):
+        Twin(PatientRecord("x", radiopharmaceutical="225Ac-PSMA-617"))
+    old = {k: v for k, v in RECORD.to_dict().items() if k != "radiopharmaceutical"}
+    assert PatientRecord.from_dict(old).radiopharmaceutical == "177Lu-PSMA-617"
+    assert PatientRecord.from_dict(dota.to_dict()) == dota
+    with pytest.raises(InputError, match="engine"):
+        Twin(RECORD, engine="vi")

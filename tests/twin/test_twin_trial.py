@@ -66,7 +66,7 @@ def test_trial_options_cycles_oracle_own_limit_and_kidney_scale():
     # nor its red-marrow dose the twin's 2 Gy
     assert np.all(patients["oracle_kidney_bed_gy"] <= patients["kidney_limit_gy"] + 1e-6)
     assert np.all(patients["oracle_marrow_dose_gy"] <= MARROW_DOSE_LIMIT_GY + 1e-6)
-    twin_marrow = [c for c in Twin(PatientRecord("p")).default_constraints()
+    twin_marrow = [c for c in Twin(PatientRecord("p"), model="reduced").default_constraints()
                    if c.organ == "red_marrow"]
     assert [(c.quantity, c.limit_gy) for c in twin_marrow] == [("dose", MARROW_DOSE_LIMIT_GY)]
     # every marrow rate recounted by hand with its Wilson interval

@@ -99,7 +99,7 @@ def test_lesion_sd_scale_only_touches_lesions():
     from tdt.pbpk import reduced_linear
     from tdt.twin._assimilate import DriftModel
     from tdt.twin._trial import _virtual_patient
-    from tdt.twin._twin import DEFAULT_MODEL_ORGANS
+    from tdt.twin._twin_models import DEFAULT_MODEL_ORGANS
 
     model = reduced_linear(DEFAULT_MODEL_ORGANS, lesions=("lesion_1", "lesion_2"))
     drawn = [_virtual_patient(model, 3, 0, 1, DriftModel(), 0.5, 0.5, lesion_scale, 1.0,

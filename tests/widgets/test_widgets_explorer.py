@@ -233,7 +233,7 @@ def test_from_real_twin_uses_its_risk_factors():
     from tdt.twin import PatientRecord, Twin
 
     record = PatientRecord(patient_id="p1", risk_factors=("hypertension",))
-    ex = ScenarioExplorer.from_twin(Twin(record, n_draws=100))
+    ex = ScenarioExplorer.from_twin(Twin(record, model="reduced", n_draws=100))
     assert "kidneys" in ex.inputs.regions and ex.errors == []
     if record.kidney_bed_limit_gy < 40.0:
         assert ex.controls["kidney_risk_factors"].value is True

@@ -36,7 +36,9 @@ class Diagnostics:
     for Laplace draws: Pareto k̂ <= 0.7, :mod:`tdt.inference._laplace_draws`);
     method: ``"nuts"`` or ``"laplace"`` (independent draws of the Laplace approximation: a
     preview, labelled ``"LAPLACE PREVIEW"`` in :attr:`flag` even when its gate passes);
-    pareto_k: Pareto k̂ of the Laplace draws' importance weights (``nan`` for NUTS).
+    pareto_k: Pareto k̂ of the Laplace draws' importance weights (``None`` for NUTS: not
+    applicable; ``None`` rather than ``nan`` so that equal runs compare equal after a file
+    round trip).
     """
 
     max_rhat: float
@@ -48,7 +50,7 @@ class Diagnostics:
     sampling_time_s: float
     converged: bool
     method: str = "nuts"
-    pareto_k: float = float("nan")
+    pareto_k: float | None = None
 
     @property
     def min_ess_per_s(self) -> float:

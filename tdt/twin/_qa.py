@@ -132,9 +132,10 @@ def extrapolation_check(fractions: Mapping[str, float]) -> QACheck:
 def fit_check(diagnostics: Mapping) -> QACheck:
     converged = bool(diagnostics.get("converged", False))
     shown = {k: v for k, v in diagnostics.items() if isinstance(v, (bool, int, float, str))
-             and not (isinstance(v, float) and math.isnan(v))}  # e.g. NUTS's pareto_k
+             and not (isinstance(v, float) and math.isnan(v))}
     if diagnostics.get("method") == "laplace":  # PBPK twin engine="laplace": always visible
-        k_hat = float(diagnostics.get("pareto_k", float("nan")))
+        k_hat = diagnostics.get("pareto_k")
+        k_hat = float("nan") if k_hat is None else float(k_hat)
         if converged:
             return QACheck("fit", "warn", f"LAPLACE PREVIEW (not NUTS): Pareto k-hat {k_hat:.2f}"
                            " <= 0.7; confirm with engine='nuts' before a decision", shown)

@@ -8,7 +8,9 @@ Importing tdt turns on JAX 64-bit floats (``jax_enable_x64``): ODE gradients in 
 trustworthy. It also turns on JAX's persistent compilation cache (``~/.cache/tdt/jax``; set
 ``TDT_JAX_CACHE_DIR`` to move it or ``TDT_JAX_CACHE_DIR=off`` to switch it off; a directory the
 user configured is kept): compiled samplers are reused across processes (see
-:mod:`tdt._jax_cache`). Units everywhere: h, MBq, MBq·h, Gy, Gy/h, g, mL, nmol, 1/h (see :mod:`tdt.units`).
+:mod:`tdt._jax_cache`). On jaxlib 0.10.0–0.11.0 it adds an XLA CPU scheduler flag to
+``XLA_FLAGS`` that avoids a deadlock of batched LAPACK calls on small machines
+(:mod:`tdt._xla_workarounds`). Units everywhere: h, MBq, MBq·h, Gy, Gy/h, g, mL, nmol, 1/h (see :mod:`tdt.units`).
 
 Heavy layers (inference with PyMC, imaging with pydicom, pipeline, widgets, twin) are imported
 lazily on first attribute access so that ``import tdt`` stays fast.
@@ -18,7 +20,11 @@ from __future__ import annotations
 
 import importlib
 
-import jax as _jax
+from tdt._xla_workarounds import apply_lapack_deadlock_workaround
+
+apply_lapack_deadlock_workaround()  # before the CPU backend starts: XLA reads XLA_FLAGS once
+
+import jax as _jax  # noqa: E402
 
 _jax.config.update("jax_enable_x64", True)
 

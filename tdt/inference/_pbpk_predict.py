@@ -17,11 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from tdt.errors import InputError
+from tdt.pbpk import EXCRETED_COMPARTMENTS
 
 __all__ = ["EXCRETED", "bolus_pbpk_predict"]
 
-#: compartments whose activity has left the body (not part of the whole-body TIA)
-EXCRETED = ("urine",)
+#: compartments whose activity has left the body (not part of the whole-body TIA): one home,
+#: :data:`tdt.pbpk.EXCRETED_COMPARTMENTS`
+EXCRETED = EXCRETED_COMPARTMENTS
 
 
 def bolus_pbpk_predict(twin, log_theta, schedule, times_h,

@@ -47,7 +47,7 @@ from tdt.pbpk._nonlinear import (
     specific_activity_mbq_per_nmol,
     total_ligand_nmol,
 )
-from tdt.pbpk._organs import TISSUE_ORGANS
+from tdt.pbpk._organs import EXCRETED_COMPARTMENTS, TISSUE_ORGANS
 from tdt.pbpk._pairs import (  # noqa: E402
     TheranosticPair,
     build_ligand_model,
@@ -74,7 +74,7 @@ __all__ = [
     "activity_at", "batched_bolus_exponentials", "bolus_exponentials", "bolus_response",
     "exponential_sum", "is_bolus_schedule", "mammillary_indices", "solve_piecewise_linear",
     "Administration", "Cohort", "LinearModel", "PbpkModel", "Schedule", "Simulation",
-    "TISSUE_ORGANS", "Tissue", "dotatate", "draw_parameters", "psma617", "psma_it",
+    "EXCRETED_COMPARTMENTS", "TISSUE_ORGANS", "Tissue", "dotatate", "draw_parameters", "psma617", "psma_it",
     "reduced_linear",
     "specific_activity_mbq_per_nmol", "virtual_cohort",
     "ModelSpec", "get_model", "model_names", "register_model",

@@ -11,6 +11,7 @@ import numpy as np
 
 from tdt.dosimetry import organ_doses
 from tdt.errors import InputError, unknown_name_error
+from tdt.pbpk._organs import EXCRETED_COMPARTMENTS
 from tdt.pbpk._schedule import Schedule
 from tdt.pbpk._simulation import Simulation
 
@@ -112,7 +113,7 @@ def virtual_cohort(model, n_patients: int, schedule: Schedule, seed: int = 0, *,
         if volumes is None and lesions:
             volumes = {les: params[f"V_{les}"] if f"V_{les}" in params else 10.0
                        for les in lesions}
-        tia = {k: v for k, v in sims.tia_mbq_h.items() if k != "urine"}
+        tia = {k: v for k, v in sims.tia_mbq_h.items() if k not in EXCRETED_COMPARTMENTS}
         doses = organ_doses(tia, nuclide=nuclide or model.nuclide, phantom=phantom,
                             lesion_volumes_ml=volumes if lesions else None)
     return Cohort(params=params, simulation=sims, doses_gy=doses)

@@ -36,6 +36,7 @@ import numpy as np
 from jax.scipy.linalg import expm
 
 from tdt.errors import InputError
+from tdt.pbpk._organs import EXCRETED_COMPARTMENTS
 
 __all__ = [
     "activity_at", "batched_bolus_exponentials", "bolus_exponentials", "bolus_response",
@@ -138,7 +139,7 @@ def mammillary_indices(model) -> tuple[int, ...]:
     comps = tuple(model.compartments)
     if comps[0] != "plasma":
         raise InputError(f"model.compartments: expected 'plasma' first, got {comps}")
-    return tuple(i for i, c in enumerate(comps) if c != "urine")
+    return tuple(i for i, c in enumerate(comps) if c not in EXCRETED_COMPARTMENTS)
 
 
 def bolus_exponentials(model, params: dict):

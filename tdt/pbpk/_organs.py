@@ -11,6 +11,9 @@ from tdt.errors import InputError, unknown_name_error
 TISSUE_ORGANS: tuple[str, ...] = (
     "kidneys", "salivary_glands", "lacrimal_glands", "liver", "spleen", "gi", "red_marrow", "muscle", "remainder",
 )
+#: Compartments that hold excreted activity (outside the body: no absorbed dose, not in the
+#: whole-body TIA).
+EXCRETED_COMPARTMENTS: tuple[str, ...] = ("urine",)
 _LESION = re.compile(r"lesion_([1-9][0-9]*)")
 
 

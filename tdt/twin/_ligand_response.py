@@ -44,15 +44,13 @@ import numpy as np
 from tdt.dosimetry import REMAINDER_TISSUES
 from tdt.errors import ConvergenceError, InputError, unknown_name_error
 from tdt.inference import custom_model, doses_from_tia
-from tdt.pbpk import Administration, Schedule
+from tdt.pbpk import EXCRETED_COMPARTMENTS, Administration, Schedule
 from tdt.radiobiology import dose_and_g_factor, is_lesion
 from tdt.twin._draws import DoseDraws
 from tdt.twin._tissues import tissue_parameters
 
 __all__ = ("LigandResponse",)
 
-#: Compartments that are no dose source and no dose target of their own (urine has left the body).
-_EXCRETED = ("urine",)
 #: Reference activity of the solves (MBq); results are per MBq (exact: activity scales linearly).
 _REFERENCE_ACTIVITY_MBQ = 1000.0
 
@@ -93,7 +91,7 @@ class LigandResponse:
             self._log_theta = jnp.log(jnp.stack([self.params[n] for n in self._twin.sampled],
                                                 axis=1))
         self.nuclide = forward.nuclide
-        self.compartments = tuple(c for c in forward.layout.reported if c not in _EXCRETED)
+        self.compartments = tuple(c for c in forward.layout.reported if c not in EXCRETED_COMPARTMENTS)
         lesions = tuple(c for c in self.compartments if is_lesion(c))
         defaults = forward.default_params()
         volumes = {les: float(defaults[f"V_{les}"]) for les in lesions}

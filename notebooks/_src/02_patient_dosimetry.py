@@ -20,6 +20,9 @@ Images are de-identified on load (`tdt.imaging.load_study`).
 '''),
         parameters('''
 patient_dir = None       # folder of DICOM files; None: the catalog's or a generated phantom
+dataset = "phantom_patient"  # the catalog dataset used when patient_dir is None (if the study
+                         # lists it): "phantom_patient" (reduced-model kinetics) or
+                         # "phantom_patient_pbpk" (receptor-PBPK kinetics, 150 nmol PSMA-617)
 n_lesions = 2            # phantom only
 phantom = "adult-male"   # S-value phantom for organ doses
 voxel_dose = True        # compute a voxel dose map and DVHs (FFT kernel convolution)
@@ -33,8 +36,8 @@ from pathlib import Path
 
 from tdt import imaging
 
-if patient_dir is None and "phantom_patient" in datasets:
-    patient_dir = datasets["phantom_patient"]
+if patient_dir is None and dataset in datasets:
+    patient_dir = datasets[dataset]
 if patient_dir is None:
     base = Path(output_dir) if SAVE else Path(tempfile.mkdtemp(prefix="tdt-phantom-"))
     patient_dir = imaging.make_phantom_patient(base / "phantom_patient", seed=seed,

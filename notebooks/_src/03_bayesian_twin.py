@@ -25,10 +25,11 @@ interval, and a fit that fails the convergence gate (R-hat, ESS, divergences) is
 twin can say what the *ligand amount* (nmol of peptide per cycle) does — the last section.
 
 `model = "reduced"` is the reduced linear model (no receptor saturation, so no ligand amount):
-seconds instead of minutes of NUTS. The embedded phantom's kinetics are generated *with* the
-reduced model, so on the phantom it is the model whose intervals can be checked against the
-truth — the reference study (`make demo`) runs it; the receptor PBPK twin misfits the phantom's
-organ curve shapes (model mismatch, shown in the estimate-vs-truth table when it runs).
+seconds instead of minutes of NUTS. The embedded phantom `phantom_patient` has the reduced
+model's kinetics, so there it is the model whose intervals can be checked against the truth —
+the reference study (`make demo`) runs it. Its twin `phantom_patient_pbpk` (same anatomy and
+images, receptor-PBPK kinetics at 150 nmol) is the PBPK twin's truth: the study
+`studies/reference_patient_pbpk.yaml` runs this notebook with `model = "psma617"` on it.
 '''),
         parameters('''
 model = "psma617"  # receptor PBPK twin; "reduced": the reduced linear model (see above)
@@ -38,6 +39,8 @@ tune = 300
 max_predictive_draws = 400  # posterior draws used for TAC bands, doses and the ligand sweep
 ligand_nmol = 150.0  # peptide given with the imaged cycle (the phantom's: 150 nmol)
 plan_cycles = 4      # cycles still to plan (ligand section)
+dataset = "phantom_patient"  # catalog dataset when run alone (in a study: notebook 02's TACs);
+                             # "phantom_patient_pbpk": the phantom with receptor-PBPK kinetics
 '''),
         code(SETUP),
         code('''
@@ -68,7 +71,7 @@ if tacs_file is not None and tacs_file.is_file():
                 recovery_sd.get(n)) for n in saved["times_h"]}
     administered = saved["administered_activity_mbq"]
 else:
-    directory = datasets.get("phantom_patient") or imaging.make_phantom_patient(
+    directory = datasets.get(dataset) or imaging.make_phantom_patient(
         Path(tempfile.mkdtemp(prefix="tdt-phantom-")) / "pt", seed=seed, n_lesions=2).directory
     study = imaging.load_study(directory)
     truth = imaging.load_truth(directory)
@@ -185,9 +188,9 @@ if forecast is not None:
 ## Estimate vs truth (phantom input only)
 
 Posterior median, 50 % and 90 % credible intervals of every TIA and dose of the imaged cycle
-against the phantom's ground truth; "covered" says whether the interval holds the truth. (The
-phantom's kinetics are the reduced linear model's: the PBPK twin fits them as a different,
-mechanistic model.)
+against the phantom's ground truth; "covered" says whether the interval holds the truth. (On
+`phantom_patient` the kinetics are the reduced linear model's, so the PBPK twin fits a
+different model there; on `phantom_patient_pbpk` truth and twin share the receptor PBPK.)
 '''),
         code('''
 truth_table = truth_fig = None
@@ -237,7 +240,8 @@ if twin is not None:
                          twin.default_constraints(),
                          prior_dose_gy={o: v for o, v in delivered["dose"].items() if o in organs},
                          prior_bed_gy={o: v for o, v in delivered["bed"].items() if o in organs})
-    ligand_plan = twin.plan(n_cycles=plan_cycles, response=response)
+    # the twin's planner solves its own response (with the blood-based marrow factor)
+    ligand_plan = twin.plan(n_cycles=plan_cycles)
     _, lax = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
     plotting.plot_ligand_sweep(sweep, lax, label="this patient", optimum=ligand_plan,
                                salivary=True)

@@ -16,8 +16,6 @@ import numpy as np
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
-from tdt.dosimetry import is_lesion
-
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = REPO / "notebooks"
 EXPECTED = ["01_quickstart.ipynb", "02_patient_dosimetry.ipynb", "03_bayesian_twin.ipynb",
@@ -158,19 +156,23 @@ def test_reference_patient_chain_02_03_04(tmp_path):
 @pytest.mark.slow
 def test_reference_patient_chain_on_the_pbpk_twin(tmp_path):
     """02 → 03 on the receptor-PBPK twin (few draws) → 04 from the twin's emulator inputs
-    (activity and ligand sliders)."""
-    _execute("02_patient_dosimetry.ipynb", tmp_path, voxel_dose=False)
+    (activity and ligand sliders), on the phantom whose kinetics are the receptor PBPK
+    (catalog ``phantom_patient_pbpk``, as studies/reference_patient_pbpk.yaml runs it)."""
+    from tdt import catalog
+
+    pbpk_phantom = str(catalog.dataset_path("phantom_patient_pbpk"))
+    _execute("02_patient_dosimetry.ipynb", tmp_path, voxel_dose=False,
+             dataset="phantom_patient_pbpk", datasets={"phantom_patient_pbpk": pbpk_phantom})
     _execute("03_bayesian_twin.ipynb", tmp_path, model="psma617", draws=100, tune=150, chains=2,
              max_predictive_draws=100)
     files = _execute("04_treatment_planning.ipynb", tmp_path, n_draws=200)
     assert {"posterior.nc", "convergence.json", "explorer_inputs.npz", "ligand_plan.json",
             "ligand_plan.png", "bed_vs_ligand_fan_chart.png"} <= set(files)
     truth_rows = _truth_rows(files)
-    # The phantom's kinetics are the reduced linear model's; the receptor-PBPK twin fits its
-    # lesions well (reference study 2026-12-03: bias +8 to +11 %, 90 % CrIs cover) but not the
-    # organs' curve shapes (kidneys +33 %, liver +40 %, red marrow +230 %: model mismatch,
-    # reported in docs/notebooks.md, not hidden): only the lesions are held to 25 % here.
-    assert all(abs(r["bias"]) < 0.25 for r in truth_rows if is_lesion(r["organ"]))
+    # truth and twin share the receptor PBPK: every fitted organ and lesion TIA within 25 %
+    # (few draws here; the study's 4 x 300 draws: docs/notebooks.md)
+    tia_rows = [r for r in truth_rows if r["quantity"] == "tia_mbq_h"]
+    assert tia_rows and all(abs(r["bias"]) < 0.25 for r in tia_rows), tia_rows
     saved = json.loads(files["scenario_initial.json"].read_text())
     assert saved["source"].startswith("PBPK twin (psma617")
     _dose_per_gbq_rows_check(files)

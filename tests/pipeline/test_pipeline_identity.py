@@ -131,12 +131,14 @@ def test_identity_absorbs_float_noise_between_cpus_but_not_a_real_change(tmp_pat
 
 
 @pytest.mark.slow
-def test_phantom_identity_is_the_same_with_other_blas_kernels(tmp_path):
-    """The shipped phantom's recorded identity holds whichever OpenBLAS kernel the CPU selects
-    (the reason for identity version 2): built in subprocesses with the Prescott (SSE3) and
-    Haswell (AVX2) kernels forced — on an AVX-512 machine these gave different version-1
-    identities (Prescott = SkylakeX's, Haswell another) —; each equals the sha256 recorded in
-    catalog.yaml."""
+@pytest.mark.parametrize("name", ["phantom_patient", "phantom_patient_pbpk"])
+def test_phantom_identity_is_the_same_with_other_blas_kernels(tmp_path, name):
+    """The shipped phantoms' recorded identities hold whichever OpenBLAS kernel and XLA
+    instruction set the CPU selects (the reason for identity version 2): built in subprocesses
+    with the Prescott (SSE3) and Haswell (AVX2) kernels forced — on an AVX-512 machine these gave
+    different version-1 identities (Prescott = SkylakeX's, Haswell another) —, XLA's code limited
+    to the same instruction sets (``--xla_cpu_max_isa``: the receptor-PBPK phantom's activities
+    come from a JAX ODE solve); each equals the sha256 recorded in catalog.yaml."""
     import os
     import platform
     import subprocess
@@ -145,14 +147,17 @@ def test_phantom_identity_is_the_same_with_other_blas_kernels(tmp_path):
     if platform.machine() != "x86_64":
         pytest.skip("OpenBLAS kernel names below are x86_64's")
     flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
-    kernels = ["Prescott"] + (["Haswell"] if " avx2" in flags else [])
+    kernels = {"Prescott": "SSE4_2"} | ({"Haswell": "AVX2"} if " avx2" in flags else {})
 
-    code = ("import sys; from tdt.imaging import make_phantom_patient; "
-            "from tdt.catalog import content_sha256; make_phantom_patient(sys.argv[1], seed=0); "
+    params = catalog.entries()[name].params
+    code = ("import sys, json; from tdt.imaging import make_phantom_patient; "
+            "from tdt.catalog import content_sha256; "
+            "make_phantom_patient(sys.argv[1], **json.loads(sys.argv[2])); "
             "print(content_sha256(sys.argv[1]))")
-    expected = catalog.entries()["phantom_patient"].sha256
-    for kernel in kernels:
-        env = dict(os.environ, OPENBLAS_CORETYPE=kernel)
-        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / kernel)], env=env,
+    expected = catalog.entries()[name].sha256
+    for kernel, isa in kernels.items():
+        env = dict(os.environ, OPENBLAS_CORETYPE=kernel, XLA_FLAGS=f"--xla_cpu_max_isa={isa}")
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / kernel),
+                              json.dumps(params)], env=env,
                              capture_output=True, text=True, check=True).stdout.split()[-1]
         assert out == expected, kernel

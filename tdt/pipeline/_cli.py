@@ -34,6 +34,10 @@ def _repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+#: The study `tdt demo` (and `make demo`) runs: the receptor-PBPK twin of 177Lu-PSMA-617 on the
+#: phantom whose kinetics it generated (its intervals are checked against that truth).
+DEMO_STUDY = "reference_patient_pbpk.yaml"
+
 # ------------------------------------------------------------------------ catalog
 
 
@@ -226,13 +230,14 @@ def register_report(parser: argparse.ArgumentParser) -> Handler:
 
 def register_demo(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument("--study", default=None,
-                        help="study to run (default studies/reference_patient.yaml)")
+                        help="study to run (default studies/reference_patient_pbpk.yaml: the "
+                             "receptor-PBPK twin on its own phantom)")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                         help="override a parameter of the study; repeatable")
     _add_run_options(parser)
 
     def handler(args: argparse.Namespace) -> int:
-        study = args.study or str(_repo_root() / "studies" / "reference_patient.yaml")
+        study = args.study or str(_repo_root() / "studies" / DEMO_STUDY)
         print("[1/4] data catalog: build the generated datasets, verify every entry", flush=True)
         for result in catalog.build():
             print(f"  {result.name}: {result.action} ({result.seconds:.1f} s)", flush=True)

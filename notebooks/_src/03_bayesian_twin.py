@@ -15,7 +15,7 @@ def cells() -> list:
 # 03 · The Bayesian twin: NUTS fit, doses with credible intervals, ligand amount
 
 Which model this run used is printed right below the parameters (the `model` parameter; the
-reference study `make demo` runs `model = "reduced"`). With `model = "psma617"` (the default
+reference study of `make demo` runs `model = "psma617"`). With `model = "psma617"` (the default
 of this notebook) the patient's twin is the **receptor PBPK model** of 177Lu-PSMA-617
 (`tdt.Twin(record, model="psma617")`): its identifiable parameters (GFR, receptor densities and release rates of
 kidneys, salivary glands, liver, spleen and every lesion) are fitted to the imaged cycle by NUTS
@@ -25,11 +25,11 @@ interval, and a fit that fails the convergence gate (R-hat, ESS, divergences) is
 twin can say what the *ligand amount* (nmol of peptide per cycle) does — the last section.
 
 `model = "reduced"` is the reduced linear model (no receptor saturation, so no ligand amount):
-seconds instead of minutes of NUTS. The embedded phantom `phantom_patient` has the reduced
-model's kinetics, so there it is the model whose intervals can be checked against the truth —
-the reference study (`make demo`) runs it. Its twin `phantom_patient_pbpk` (same anatomy and
-images, receptor-PBPK kinetics at 150 nmol) is the PBPK twin's truth: the study
-`studies/reference_patient_pbpk.yaml` runs this notebook with `model = "psma617"` on it.
+seconds instead of minutes of NUTS. A model's intervals can be checked only against a phantom
+whose kinetics it generated: `phantom_patient_pbpk` (receptor-PBPK kinetics at 150 nmol) is the
+PBPK twin's truth — `make demo` runs this notebook with `model = "psma617"` on it
+(`studies/reference_patient_pbpk.yaml`); `phantom_patient` (same anatomy and images) has the
+reduced model's kinetics — `studies/reference_patient.yaml` runs `model = "reduced"` on it.
 '''),
         parameters('''
 model = "psma617"  # receptor PBPK twin; "reduced": the reduced linear model (see above)
@@ -172,17 +172,31 @@ doses = rows[rows.quantity == "dose_gy"].set_index("organ")[["median", "ci90_low
 ax = plotting.plot_dose_intervals({o: (r.ci90_low, r["median"], r.ci90_high)
                                    for o, r in doses.iterrows()},
                                   title=f"absorbed dose of the imaged cycle, median and 90 % CrI{flag}")
-doses.round(3)
+doses.rename(columns={"median": "median (Gy)", "ci90_low": "90 % CrI low (Gy)",
+                      "ci90_high": "90 % CrI high (Gy)"}).round(3)
 '''),
         code('''
 if forecast is not None:
     forecast_rows = pd.DataFrame(forecast.summary())
-    cumulative = forecast_rows[forecast_rows.quantity.isin(["cumulative_bed_gy",
-                                                            "cumulative_dose_gy"])]
-    display(cumulative.pivot(index="organ", columns="quantity",
-                             values=["median", "ci90_low", "ci90_high"]).round(2))
+
+    def median_and_interval(quantity):
+        """'median [90 % CrI]' per organ; 'n/a' where the quantity is not defined"""
+        r = forecast_rows[forecast_rows.quantity == quantity].set_index("organ")
+        return r.apply(lambda x: "n/a" if not np.isfinite(x["median"]) else
+                       f"{x['median']:.1f} [{x['ci90_low']:.1f}, {x['ci90_high']:.1f}]", axis=1)
+
+    cumulative = pd.DataFrame({
+        "cumulative dose (Gy), median [90 % CrI]": median_and_interval("cumulative_dose_gy"),
+        "cumulative BED (Gy), median [90 % CrI]": median_and_interval("cumulative_bed_gy")
+    }).fillna("n/a")  # an organ without BED has no row of that quantity
     print(f"{1 + plan_cycles} cycles of {administered / 1000:.2f} GBq with {ligand_nmol:g} nmol"
           + flag)
+    display(cumulative)
+    no_bed = [o for o, v in cumulative.iloc[:, 1].items() if v == "n/a"]
+    if no_bed:
+        print("BED n/a for " + ", ".join(no_bed) + ": tdt's radiobiology table has no alpha/beta "
+              "and repair half-time for them (tdt.radiobiology.TISSUES); their absorbed dose "
+              "is shown")
 '''),
         md('''
 ## Estimate vs truth (phantom input only)

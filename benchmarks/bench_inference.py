@@ -344,4 +344,5 @@ def run(quick: bool = False) -> list[dict]:
     if pbpk_ess_s:
         rows.append(case_baseline_pbpk(data, pbpk_ess_s, 5 if quick else 25))
     rows.extend(sbc_pbpk.run(quick))  # SBC of the PBPK posterior (issue 21): ~100 fits
+    rows.extend(sbc_pbpk.run_laplace(quick))  # and of its Laplace preview, one compilation
     return rows

@@ -30,6 +30,7 @@ from tdt.errors import InputError
 from tdt.inference._bridge import nan_on_solver_error
 from tdt.inference._data import PatientData
 from tdt.inference._diagnostics import compute_diagnostics
+from tdt.inference._laplace_draws import laplace_patients
 from tdt.inference._measurement import MeasurementModel, free_recovery, recovery_sds
 from tdt.inference._models import TwinModel, resolve_model
 from tdt.inference._nuts import (
@@ -131,8 +132,8 @@ def fit_patients(datasets: Sequence[PatientData], model: str | TwinModel = "redu
                  measurement: MeasurementModel | None = None, schedule=None,
                  target_accept: float = 0.9, dense_mass: bool = True,
                  max_tree_depth: int = 10, chain_method: str = "vectorized",
-                 on_posterior: Callable[[int, Posterior], None] | None = None
-                 ) -> list[Posterior]:
+                 on_posterior: Callable[[int, Posterior], None] | None = None,
+                 sampler: str = "nuts") -> list[Posterior]:
     """Fit every patient of ``datasets`` (one protocol) with one compiled NUTS program.
 
     Same model and measurement model as :func:`fit_patient`; returns one :class:`Posterior`
@@ -145,7 +146,16 @@ def fit_patients(datasets: Sequence[PatientData], model: str | TwinModel = "redu
     :func:`_threaded_patients`). ``on_posterior(index, posterior)``: called as each patient's
     posterior is ready (``"parallel"``: while the others still run — checkpoint long runs);
     its ``sampling_time_s`` is then the wall time since the start of the run.
+
+    ``sampler="laplace"``: instead of NUTS, each patient's Laplace preview (what
+    ``fit_patient(..., sampler="laplace")`` gives: mode by L-BFGS-B, exact Hessian, iid draws,
+    Pareto-k̂ gate, labelled LAPLACE PREVIEW), with the log-density, gradient and Hessian
+    compiled once for the cohort (:func:`tdt.inference._laplace_draws.laplace_patients`);
+    patient ``p`` uses seed ``seed + p``; ``tune``, ``chain_method`` and the NUTS options are
+    unused.
     """
+    if sampler not in ("nuts", "laplace"):
+        raise InputError(f"fit_patients: sampler {sampler!r}; expected 'nuts' or 'laplace'")
     if chain_method not in CHAIN_METHODS:
         raise InputError(f"fit_patients: chain_method {chain_method!r}; expected one of "
                          f"{list(CHAIN_METHODS)}")
@@ -181,11 +191,14 @@ def fit_patients(datasets: Sequence[PatientData], model: str | TwinModel = "redu
     constrained_draws = constrained_draws_fn(pm_model, unravel)  # compiled once
 
     def finish(p, zs, div, steps, wall, sampler):
+        finish_idata(p, zs, {"diverging": div, "n_steps": steps},
+                     {"sampling_time": wall, "sampler": sampler})
+
+    def finish_idata(p, zs, stats, attrs):
+        wall = attrs["sampling_time"]
         values = constrained_draws(jnp.asarray(zs))  # (chains, draws, ...)
-        idata = idata_from_values(
-            pm_model, values, {"diverging": div, "n_steps": steps},
-            {"sampling_time": wall, "sampler": sampler},
-            observed={"log_activity": np.asarray(log_y[p])})
+        idata = idata_from_values(pm_model, values, stats, attrs,
+                                  observed={"log_activity": np.asarray(log_y[p])})
         diagnostics = compute_diagnostics(idata, GATE_VARIABLES, sampling_time_s=wall)
         posterior = Posterior(idata, twin=twin, data=datasets[p], diagnostics=diagnostics,
                               schedule=schedule, measurement=measurement)
@@ -196,6 +209,10 @@ def fit_patients(datasets: Sequence[PatientData], model: str | TwinModel = "redu
     options = {"draws": draws, "tune": tune, "chains": chains, "seed": seed,
                "target_accept": target_accept, "dense_mass": dense_mass,
                "max_tree_depth": max_tree_depth}
+    if sampler == "laplace":
+        laplace_patients(potential_gen, flat0, observations, draws=draws, chains=chains,
+                         seed=seed, on_patient=finish_idata)
+        return posteriors
     if chain_method == "parallel":
         _threaded_patients(
             potential_gen, flat0, observations, **options,

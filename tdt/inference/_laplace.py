@@ -30,7 +30,8 @@ import numpy as np
 import optimistix as optx
 from scipy.optimize import minimize
 
-__all__ = ["LaplaceFit", "hessian_at", "laplace_metric", "laplace_mode", "spiked_correction"]
+__all__ = ["LaplaceFit", "hessian_at", "laplace_fitter", "laplace_metric", "laplace_mode",
+           "spiked_correction"]
 
 #: Assumed ratio of draws to effective draws in the pooled warm-up sample (NUTS on these
 #: posteriors: bulk ESS per draw ~0.3–1), which widens the Marchenko–Pastur noise bulk.
@@ -84,28 +85,42 @@ def laplace_metric(potential, x0, maxiter: int = 5000):
     values: positive definite) — or ``None`` when the start, the mode or its curvature is not
     finite.
     """
+    return laplace_fitter(lambda x, _: potential(x))(x0, None, maxiter)
+
+
+def laplace_fitter(potential):
+    """:func:`laplace_metric` for ``potential(x, args)`` compiled ONCE: returns
+    ``fit(x0, args, maxiter=5000)`` -> ``(x_mode, inverse_hessian, chol)`` or ``None``. The
+    jitted value-and-gradient and Hessian take ``args`` (e.g. one patient's observations) as an
+    input, so fitting a cohort that shares one model compiles once
+    (:func:`tdt.inference._laplace_draws.laplace_patients`)."""
     value_and_grad = jax.jit(jax.value_and_grad(potential))
+    hessian_fn = jax.jit(lambda x, args: hessian_at(potential, x, args))
 
-    def fun(x):
-        value, grad = value_and_grad(jnp.asarray(x))
-        return float(value), np.asarray(grad, dtype=float)
+    def fit(x0, args, maxiter: int = 5000):
+        def fun(x):
+            value, grad = value_and_grad(jnp.asarray(x), args)
+            return float(value), np.asarray(grad, dtype=float)
 
-    x_start = np.asarray(x0, dtype=float)
-    if not np.isfinite(fun(x_start)[0]):
-        return None
-    result = minimize(fun, x_start, jac=True, method="L-BFGS-B",
-                      options={"maxiter": maxiter, "ftol": 1e-13, "gtol": 1e-8})
-    x_mode = jnp.asarray(result.x)
-    if not bool(jnp.all(jnp.isfinite(x_mode))) or not np.isfinite(result.fun):
-        return None
-    hessian = jax.jit(lambda x: hessian_at(lambda y, _: potential(y), x))(x_mode)
-    if not bool(jnp.all(jnp.isfinite(hessian))):
-        return None
-    w, v = jnp.linalg.eigh(hessian)
-    w = jnp.maximum(jnp.abs(w), EIGENVALUE_FLOOR * jnp.max(jnp.abs(w)))
-    inverse = (v / w) @ v.T
-    chol = v / jnp.sqrt(w)
-    return x_mode, 0.5 * (inverse + inverse.T), chol
+        x_start = np.asarray(x0, dtype=float)
+        if not np.isfinite(fun(x_start)[0]):
+            return None
+        result = minimize(fun, x_start, jac=True, method="L-BFGS-B",
+                          options={"maxiter": maxiter, "ftol": 1e-13, "gtol": 1e-8})
+        x_mode = jnp.asarray(result.x)
+        if not bool(jnp.all(jnp.isfinite(x_mode))) or not np.isfinite(result.fun):
+            return None
+        hessian = hessian_fn(x_mode, args)
+        if not bool(jnp.all(jnp.isfinite(hessian))):
+            return None
+        w, v = jnp.linalg.eigh(hessian)
+        w = jnp.maximum(jnp.abs(w), EIGENVALUE_FLOOR * jnp.max(jnp.abs(w)))
+        inverse = (v / w) @ v.T
+        chol = v / jnp.sqrt(w)
+        return x_mode, 0.5 * (inverse + inverse.T), chol
+
+    fit.value_and_grad = value_and_grad  # compiled: reuse it (e.g. the gradient at the mode)
+    return fit
 
 
 def spiked_correction(draws, x_mode, chol):

@@ -38,10 +38,10 @@ import pymc as pm
 from tdt.errors import ConvergenceError
 from tdt.inference._bridge import nan_on_solver_error
 from tdt.inference._diagnostics import LAPLACE_LABEL, PARETO_K_MAX
-from tdt.inference._laplace import laplace_metric
+from tdt.inference._laplace import laplace_fitter
 from tdt.inference._nuts import _flat_logdensity, idata_from_flat
 
-__all__ = ["LAPLACE_LABEL", "PARETO_K_MAX", "sample_laplace"]
+__all__ = ["LAPLACE_LABEL", "PARETO_K_MAX", "laplace_patients", "sample_laplace"]
 
 
 def sample_laplace(model: pm.Model, *, draws: int, chains: int, seed: int):
@@ -56,16 +56,45 @@ def sample_laplace(model: pm.Model, *, draws: int, chains: int, seed: int):
     """
     start = time.perf_counter()
     flat0, unravel, logdensity = _flat_logdensity(model)
+    draw = _laplace_drawer(lambda x, _: -logdensity(x), draws=draws, chains=chains)
     with nan_on_solver_error():
-        laplace = laplace_metric(lambda x: -logdensity(x), flat0)
+        result = draw(flat0, None, seed)
+    if result is None:
+        raise ConvergenceError(_NOT_FINITE)
+    samples, stats, attrs = _finish_draws(*result, wall=time.perf_counter() - start)
+    idata = idata_from_flat(model, samples, unravel, stats, attrs)
+    return idata, time.perf_counter() - start
+
+
+_NOT_FINITE = ("sampler='laplace': the posterior's mode or its curvature is not finite (model "
+               "cannot be solved there); use NUTS")
+
+
+def _laplace_drawer(potential, *, draws: int, chains: int):
+    """``draw(x0, args, seed)`` -> ``(samples (chains, draws, d), log_p, eps, gradient_norm)``
+    or ``None`` (mode or curvature not finite), for ``potential(x, args)`` = −log p; every JAX
+    function compiled once for all ``args`` (:func:`tdt.inference._laplace.laplace_fitter`)."""
+    fit = laplace_fitter(potential)
+    log_p_fn = jax.jit(jax.vmap(lambda x, args: -potential(x, args), in_axes=(0, None)))
+
+    def draw(x0, args, seed):
+        laplace = fit(x0, args)
         if laplace is None:
-            raise ConvergenceError("sampler='laplace': the posterior's mode or its curvature is "
-                                   "not finite (model cannot be solved there); use NUTS")
+            return None
         x_mode, _, chol = laplace
-        eps = jax.random.normal(jax.random.PRNGKey(seed), (chains, draws, flat0.size))
+        eps = jax.random.normal(jax.random.PRNGKey(seed), (chains, draws, x_mode.size))
         samples = x_mode + eps @ chol.T
-        log_p = jax.jit(jax.vmap(logdensity))(samples.reshape(-1, flat0.size))
-        gradient = jax.jit(jax.grad(logdensity))(x_mode)
+        log_p = log_p_fn(samples.reshape(-1, x_mode.size), args)
+        gradient = fit.value_and_grad(x_mode, args)[1]
+        return samples, log_p, eps, float(jnp.linalg.norm(gradient))
+
+    return draw
+
+
+def _finish_draws(samples, log_p, eps, gradient_norm: float, *, wall: float):
+    """Importance log-weights, Pareto k̂ (ArviZ PSIS) and the ``(samples, stats, attrs)`` of the
+    InferenceData of one Laplace fit (attrs and stats as :func:`sample_laplace` documents)."""
+    chains, draws = samples.shape[:2]
     log_q = -0.5 * jnp.sum(eps ** 2, axis=-1).reshape(-1)  # + const: cancels in k̂
     log_w = np.asarray(log_p - log_q, dtype=float)
     log_w = np.where(np.isfinite(log_w), log_w, -np.inf)
@@ -74,13 +103,30 @@ def sample_laplace(model: pm.Model, *, draws: int, chains: int, seed: int):
     weights = weights / weights.sum() if np.isfinite(weights).all() and weights.sum() > 0 \
         else np.full(weights.size, np.nan)
     pareto_k = float(pareto_k) if np.all(np.isfinite(log_w)) else float("inf")
-    wall = time.perf_counter() - start
     attrs = {"sampling_time": wall, "method": "laplace", "pareto_k": pareto_k,
              "importance_ess": float(1.0 / np.sum(weights ** 2)),
-             "mode_gradient_norm": float(jnp.linalg.norm(gradient)),
+             "mode_gradient_norm": gradient_norm,
              "sampler": "Laplace approximation (mode by L-BFGS-B, inverse Hessian; iid draws, "
                         f"preview, not NUTS), Pareto k-hat {pareto_k:.2f}"}
     stats = {"laplace_log_weight": log_w.reshape(chains, draws),
              "diverging": np.zeros((chains, draws), dtype=bool)}
-    idata = idata_from_flat(model, samples, unravel, stats, attrs)
-    return idata, time.perf_counter() - start
+    return samples, stats, attrs
+
+
+def laplace_patients(potential_gen, flat0, observations, *, draws: int, chains: int, seed: int,
+                     on_patient):
+    """:func:`sample_laplace` for every patient of a cohort that shares one model, compiled
+    ONCE (:func:`tdt.inference.fit_patients` with ``sampler="laplace"``): ``potential_gen(y)``
+    is the potential of the flat unconstrained vector for observations ``y``; patient ``p`` is
+    drawn with seed ``seed + p`` (its draws equal ``fit_patient(..., sampler="laplace",
+    seed=seed + p)``'s up to floating point). ``on_patient(p, samples, stats, attrs)`` per
+    patient, in order; a patient whose mode or curvature is not finite raises
+    :class:`ConvergenceError` naming it."""
+    draw = _laplace_drawer(lambda x, y: potential_gen(y)(x), draws=draws, chains=chains)
+    start = time.perf_counter()
+    for p in range(observations.shape[0]):
+        with nan_on_solver_error():
+            result = draw(flat0, observations[p], seed + p)
+        if result is None:
+            raise ConvergenceError(f"patient {p}: {_NOT_FINITE}")
+        on_patient(p, *_finish_draws(*result, wall=time.perf_counter() - start))

@@ -63,7 +63,7 @@ def _patient_record(index: int, posterior, true_tia: dict, true_dose: dict) -> d
     return {"patient": index, "converged": bool(d.converged), "max_rhat": float(d.max_rhat),
             "min_ess_bulk": float(d.min_ess_bulk), "divergences": int(d.divergences),
             "n_draws": int(np.size(next(iter(draws["tia"].values())))),
-            "elapsed_s": float(d.sampling_time_s), "quantities": result}
+            "elapsed_s": float(d.sampling_time_s), "pareto_k": d.pareto_k, "quantities": result}
 
 
 def summarise_sbc_records(records: list[dict]) -> dict:
@@ -91,7 +91,10 @@ def summarise_sbc_records(records: list[dict]) -> dict:
     pooled = {f"coverage{int(level * 100)}": float(np.mean(
         [r["quantities"][k][f"in{int(level * 100)}"] for r in records for k in keys]))
         for level in LEVELS}
-    return {
+    pareto = [r["pareto_k"] for r in records if r.get("pareto_k") is not None]
+    laplace = {"max_pareto_k": float(max(pareto)), "median_pareto_k": float(np.median(pareto))
+               } if pareto else {}
+    return laplace | {
         "n_fitted": len(records), "n_converged": len(converged),
         "max_rhat": float(max(r["max_rhat"] for r in records)),
         "median_max_rhat": float(np.median([r["max_rhat"] for r in records])),
@@ -113,12 +116,14 @@ def read_sbc_records(path) -> list[dict]:
 def run_sbc_pbpk(n_patients: int = 100, draws: int = 400, tune: int = 400, chains: int = 2,
                  seed: int = 2026, model: str = "psma617", template=None,
                  measurement: MeasurementModel | None = None, target_accept: float = 0.8,
-                 checkpoint=None) -> dict:
+                 checkpoint=None, sampler: str = "nuts") -> dict:
     """SBC of the PBPK posterior: ``n_patients`` from the prior predictive of ``model`` on the
     standard protocol (or ``template``), fitted with one compilation; returns
     :func:`summarise_sbc_records` plus the settings and wall times (s). ``checkpoint``: a path
     for the per-patient JSON lines (overwritten), written as each fit finishes.
-    ``target_accept`` 0.8: the PBPK default of ``fit_patient``."""
+    ``target_accept`` 0.8: the PBPK default of ``fit_patient``. ``sampler="laplace"``: the
+    calibration of the Laplace preview instead (:func:`fit_patients` with ``sampler="laplace"``;
+    ``tune`` unused; "converged" = Pareto k̂ ≤ 0.7)."""
     template = template or standard_template()
     measurement = measurement or MeasurementModel()
     twin = resolve_model(model, template)
@@ -149,10 +154,12 @@ def run_sbc_pbpk(n_patients: int = 100, draws: int = 400, tune: int = 400, chain
 
     fit_patients(cohort.datasets, model=twin, draws=draws, tune=tune, chains=chains,
                  seed=seed, measurement=measurement, target_accept=target_accept,
-                 chain_method="parallel", on_posterior=on_posterior)
+                 chain_method="parallel", on_posterior=on_posterior, sampler=sampler)
     summary = summarise_sbc_records(records)
     summary.update({"model": twin.options.get("model", model), "n_patients": n_patients,
-                    "draws": draws, "tune": tune, "chains": chains, "seed": seed,
+                    "sampler": sampler,
+                    "draws": draws, "tune": tune if sampler == "nuts" else None,
+                    "chains": chains, "seed": seed,
                     "times_h": list(template.times_h), "organs": list(template.organ_names),
                     "simulate_s": simulate_s, "total_wall_s": time.perf_counter() - start})
     return summary

@@ -16,6 +16,7 @@ import pymc as pm
 import pytest
 from inference_biexp import BiExponential
 
+from tdt.errors import InputError
 from tdt.inference import (
     LAPLACE_LABEL,
     OrganSeries,
@@ -24,7 +25,9 @@ from tdt.inference import (
     compute_diagnostics,
     custom_model,
     fit_patient,
+    fit_patients,
     gate_flag,
+    simulate_cohort,
 )
 from tdt.inference._laplace_draws import sample_laplace
 from tdt.twin._qa import fit_check
@@ -91,6 +94,31 @@ def test_fit_patient_laplace_is_labelled_everywhere_and_round_trips(tmp_path):
     tia = np.median(post.tia_draws["kidneys"])
     true_tia = 7400 * 0.04 * (1 / (0.026 + lam) - 1 / (0.5 + lam))
     assert tia == pytest.approx(true_tia, rel=0.1)
+
+
+def test_fit_patients_laplace_equals_fit_patient_laplace_per_patient():
+    """The cohort path (one compilation, observations as an input) gives each patient the draws
+    of the per-patient preview with seed ``seed + p`` — an independent second construction of
+    the same log density (data embedded as constants, its own jit)."""
+    twin = custom_model(BiExponential(("kidneys",)), sampled=("f_kidneys", "kb_kidneys"),
+                        sd_log=0.4)
+    template = PatientData({"kidneys": OrganSeries(TIMES, np.ones(5))}, patient_id="template")
+    cohort = simulate_cohort(template, twin, 3, seed=11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batch = fit_patients(cohort.datasets, model=twin, draws=200, chains=2, seed=5,
+                             sampler="laplace")
+        singles = [fit_patient(d, model=twin, draws=200, chains=2, seed=5 + p, sampler="laplace")
+                   for p, d in enumerate(cohort.datasets)]
+    assert len(batch) == 3
+    for b, s in zip(batch, singles, strict=True):
+        assert b.diagnostics.method == "laplace" and b.flag.startswith(LAPLACE_LABEL)
+        assert b.diagnostics.pareto_k == pytest.approx(s.diagnostics.pareto_k, abs=1e-3)
+        for name in ("theta", "noise_sd", "tia_mbq_h"):
+            np.testing.assert_allclose(b.idata.posterior[name].values,
+                                       s.idata.posterior[name].values, rtol=1e-5)
+    with pytest.raises(InputError, match="sampler"):
+        fit_patients(cohort.datasets, model=twin, sampler="metropolis")
 
 
 def test_qa_fit_check_of_a_laplace_preview_warns_or_fails():

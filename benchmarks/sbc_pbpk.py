@@ -57,7 +57,9 @@ def figure(summary: dict, path: Path = FIGURE) -> None:
             ax.tick_params(labelsize=6)
             if row == 1:
                 ax.set_xlabel("rank of truth", fontsize=7)
-    what = ("Laplace preview" if summary.get("sampler") == "laplace" else "posterior")
+    what = ("Laplace preview" if summary.get("sampler") == "laplace" else "posterior") + (
+        f", noise SD fixed at {summary['fixed_noise_sd']:g}" if summary.get("fixed_noise_sd")
+        else "")
     fig.suptitle(f"SBC of the PSMA-617 PBPK {what}: {n} patients from the prior, "
                  f"{summary['n_converged']} pass the gate (grey: 99 % band of uniform ranks)",
                  fontsize=8)
@@ -139,19 +141,92 @@ def run(quick: bool = False) -> list[dict]:
 
 def run_laplace(quick: bool = False) -> list[dict]:
     """The same SBC for the Laplace preview (``sampler="laplace"``, one compilation for the
-    cohort): is the preview calibrated? Same patients (seed), 2 x 600 iid draws each. Writes
-    ``*_laplace`` records/summary and ``docs/figures/sbc_pbpk_laplace.png``."""
-    from tdt.inference import run_sbc_pbpk  # noqa: PLC0415 - tdt.inference imports PyMC (slow)
+    cohort): is the preview calibrated? Same patients (seed), 2 x 600 iid draws each, once with
+    the noise SD free (as the NUTS SBC) and once fixed at 10 % (the PBPK twin's measurement
+    model). Writes ``*_laplace[_fixed_noise]`` records/summaries and figures
+    ``docs/figures/sbc_pbpk_laplace[_fixed_noise].png``."""
+    out = []
+    for fixed_noise_sd in (None, 0.1):
+        out += _laplace_sbc(quick, fixed_noise_sd)
+    return out + [laplace_cohort_row(2 if quick else 5)]
 
+
+def _laplace_sbc(quick: bool, fixed_noise_sd: float | None) -> list[dict]:
+    from tdt.inference import MeasurementModel, run_sbc_pbpk  # noqa: PLC0415 - imports PyMC
+
+    suffix = "" if fixed_noise_sd is None else "_fixed_noise"
+    records = LAPLACE_RECORDS.with_name(f"sbc_pbpk_laplace{suffix}_records.jsonl")
     cpu0 = time.process_time()
     summary = run_sbc_pbpk(n_patients=8 if quick else 100, draws=100 if quick else 600,
-                           chains=2, seed=2026, checkpoint=LAPLACE_RECORDS, sampler="laplace")
+                           chains=2, seed=2026, checkpoint=records, sampler="laplace",
+                           measurement=MeasurementModel(fixed_noise_sd=fixed_noise_sd))
     summary["cpu_s"] = round(time.process_time() - cpu0, 1)
     summary["load"] = os.getloadavg()[0]
-    LAPLACE_SUMMARY.write_text(json.dumps(summary, indent=1))
-    figure(summary, LAPLACE_FIGURE)
-    return [dict(r, case=r["case"].replace("SBC PBPK", "SBC PBPK Laplace preview"))
-            for r in rows(summary)]
+    summary["fixed_noise_sd"] = fixed_noise_sd
+    LAPLACE_SUMMARY.with_name(f"sbc_pbpk_laplace{suffix}_summary.json").write_text(
+        json.dumps(summary, indent=1, default=float))
+    figure(summary, LAPLACE_FIGURE.with_name(f"sbc_pbpk_laplace{suffix}.png"))
+    what = "SBC PBPK Laplace preview" + ("" if fixed_noise_sd is None else
+                                         f" (noise SD fixed {fixed_noise_sd:g})")
+    return [dict(r, case=r["case"].replace("SBC PBPK", what)) for r in rows(summary)]
+
+
+def laplace_cohort_row(n_patients: int = 5) -> dict:
+    """One compilation for the cohort vs the per-patient preview (the baseline a user would
+    write: a loop of ``fit_patient(..., sampler="laplace")``), same patients, same draws and
+    seeds (``seed + p``); also checks that both give the same kidney TIA. Run in a subprocess
+    with an empty JAX compilation cache, so that neither side reuses programs compiled by an
+    earlier run (tdt turns the persistent cache on at import)."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="tdt-jax-cache-") as cache:
+        env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache)
+        done = subprocess.run(
+            [sys.executable, "-c", "import json, benchmarks.sbc_pbpk as b; "
+             f"print(json.dumps(b._cohort_timing({int(n_patients)})))"],
+            cwd=HERE.parent, env=env, capture_output=True, text=True, check=True)
+    timing = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"case": f"Laplace preview of {n_patients} PBPK patients: fit_patients (one "
+                    "compilation) vs fit_patient loop, cold cache", "tdt": timing["batch_s"],
+            "baseline": timing["single_s"], "unit": "s",
+            "ratio": timing["single_s"] / timing["batch_s"], "target": "> 1",
+            "note": "max relative difference of kidney TIA medians "
+                    f"{timing['max_rel_diff']:.1e}"}
+
+
+def _cohort_timing(n_patients: int) -> dict:
+    import warnings  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    from tdt.inference import (  # noqa: PLC0415 - tdt.inference imports PyMC (slow)
+        MeasurementModel,
+        fit_patient,
+        fit_patients,
+        simulate_cohort,
+        standard_template,
+    )
+    from tdt.inference._models import resolve_model  # noqa: PLC0415 - the SBC's own resolver
+
+    template, measurement = standard_template(), MeasurementModel()
+    twin = resolve_model("psma617", template)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cohort = simulate_cohort(template, twin, n_patients, seed=2026, measurement=measurement)
+        start = time.perf_counter()
+        batch = fit_patients(cohort.datasets, model=twin, draws=600, chains=2, seed=2026,
+                             measurement=measurement, sampler="laplace")
+        batch_s = time.perf_counter() - start
+        start = time.perf_counter()
+        singles = [fit_patient(d, model=twin, draws=600, chains=2, seed=2026 + p,
+                               measurement=measurement, sampler="laplace")
+                   for p, d in enumerate(cohort.datasets)]
+        single_s = time.perf_counter() - start
+    worst = max(abs(np.median(b.tia_draws["kidneys"]) / np.median(s.tia_draws["kidneys"]) - 1)
+                for b, s in zip(batch, singles, strict=True))
+    return {"batch_s": batch_s, "single_s": single_s, "max_rel_diff": float(worst)}
 
 
 if __name__ == "__main__":

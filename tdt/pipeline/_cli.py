@@ -230,7 +230,7 @@ def register_report(parser: argparse.ArgumentParser) -> Handler:
 
 def register_demo(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument("--study", default=None,
-                        help="study to run (default studies/reference_patient_pbpk.yaml: the "
+                        help=f"study to run (default studies/{DEMO_STUDY}: the "
                              "receptor-PBPK twin on its own phantom)")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                         help="override a parameter of the study; repeatable")

@@ -32,6 +32,7 @@ from tdt.inference._bridge import use_nan_on_solver_error
 use_nan_on_solver_error()  # a failed implicit solve inside NUTS: rejected, not an exception
 
 from tdt.inference._batch import fit_patients  # noqa: E402
+from tdt.inference._bridge import schedule_amounts, with_amounts  # noqa: E402
 from tdt.inference._data import BloodSamples, OrganSeries, PatientData  # noqa: E402
 from tdt.inference._diagnostics import (  # noqa: E402
     LAPLACE_LABEL,
@@ -53,6 +54,7 @@ from tdt.inference._federated_stats import SiteStatistics, site_statistics  # no
 from tdt.inference._federated_twostage import combine_site_statistics  # noqa: E402
 from tdt.inference._gaussian_state import DriftModel, GaussianPosterior  # noqa: E402
 from tdt.inference._laplace import laplace_mode  # noqa: E402
+from tdt.inference._laplace_program import LaplaceProgram  # noqa: E402
 from tdt.inference._measurement import (  # noqa: E402
     GTM_RECOVERY_SD,
     MeasurementModel,
@@ -115,5 +117,5 @@ __all__ = [
     "TherapyPosterior", "predict_therapy_from_pet", "BloodSamples", "blood_marrow_tia_draws",
     "l2_l4_marrow_tia_draws", "L2_L4_TIA_SD_LOG",
     "run_sbc_pbpk", "summarise_sbc_records", "read_sbc_records", "lesion_geometry", "with_draws",
-    "LAPLACE_LABEL", "gate_flag",
+    "LAPLACE_LABEL", "gate_flag", "LaplaceProgram", "schedule_amounts", "with_amounts",
 ]

@@ -21,25 +21,21 @@ from concurrent.futures import ThreadPoolExecutor
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pymc as pm
-import pytensor
-import pytensor.tensor as pt
-from pymc.sampling.jax import get_jaxified_graph
 
 from tdt.errors import InputError
 from tdt.inference._bridge import nan_on_solver_error
 from tdt.inference._data import PatientData
 from tdt.inference._diagnostics import compute_diagnostics
-from tdt.inference._laplace_draws import laplace_patients
+from tdt.inference._laplace_program import LaplaceProgram, logp_with_inputs
 from tdt.inference._measurement import MeasurementModel, free_recovery, recovery_sds
 from tdt.inference._models import TwinModel, resolve_model
 from tdt.inference._nuts import (
-    constrained_draws_fn,
     flat_initial_point,
     idata_from_values,
     sample_vmapped_patients,
     windowed_nuts_chain,
 )
+from tdt.inference._pm_graph import constrained_draws_fn
 from tdt.inference._posterior import Posterior
 from tdt.inference._pymc_models import build_patient_model
 from tdt.inference._sampling import GATE_VARIABLES, _check_counts
@@ -62,23 +58,6 @@ def _same_protocol(datasets: Sequence[PatientData], measurement: MeasurementMode
                 f"fit_patients: datasets[{i}] ({d.patient_id!r}) has another protocol (organs, "
                 "times, sessions, volumes, recovery VOIs or calibration_sd) than datasets[0]; "
                 "expected one protocol for a batch (use fit_patient per patient otherwise)")
-
-
-def _logp_with_observations(model: pm.Model):
-    """JAX ``logp(*values, log_y[, recovery_sd])`` of a PyMC patient model with the
-    observations (and, when the model has ``log_recovery``, its per-VOI SDs) as inputs."""
-    obs_rv = model["log_activity"]
-    data = model.rvs_to_values[obs_rv]
-    y = pt.vector("log_y_input", dtype=data.type.dtype)
-    replace, inputs = {data: y}, [y]
-    if "log_recovery" in model.named_vars:
-        sigma = model["log_recovery"].owner.inputs[-1]  # Normal(mu, sigma): per-patient SDs
-        sd = pt.vector("recovery_sd_input", dtype=sigma.type.dtype)
-        replace[sigma] = sd
-        inputs.append(sd)
-    logp = model.logp()
-    logp_y = pytensor.graph.replace.graph_replace(logp, replace, strict=False)
-    return get_jaxified_graph(inputs=[*model.value_vars, *inputs], outputs=[logp_y])
 
 
 #: ``chain_method`` of :func:`fit_patients`.
@@ -127,6 +106,18 @@ def _threaded_patients(potential_gen, flat0, observations, *, draws: int, tune: 
                 on_patient(p, zs, div, steps, time.perf_counter() - start)
 
 
+def _laplace_patients(datasets, twin, measurement, schedule, draws, chains, seed,
+                      on_posterior) -> list[Posterior]:
+    """``fit_patients(sampler="laplace")``: one :class:`LaplaceProgram` for the cohort."""
+    program = LaplaceProgram(datasets[0], twin, measurement, schedule)
+    posteriors = []
+    for p, data in enumerate(datasets):
+        posteriors.append(program.fit(data, schedule, draws=draws, chains=chains, seed=seed + p))
+        if on_posterior is not None:
+            on_posterior(p, posteriors[-1])
+    return posteriors
+
+
 def fit_patients(datasets: Sequence[PatientData], model: str | TwinModel = "reduced",
                  draws: int = 1000, chains: int = 4, tune: int = 1000, seed: int = 0,
                  measurement: MeasurementModel | None = None, schedule=None,
@@ -150,7 +141,7 @@ def fit_patients(datasets: Sequence[PatientData], model: str | TwinModel = "redu
     ``sampler="laplace"``: instead of NUTS, each patient's Laplace preview (what
     ``fit_patient(..., sampler="laplace")`` gives: mode by L-BFGS-B, exact Hessian, iid draws,
     Pareto-k̂ gate, labelled LAPLACE PREVIEW), with the log-density, gradient and Hessian
-    compiled once for the cohort (:func:`tdt.inference._laplace_draws.laplace_patients`);
+    compiled once for the cohort (:class:`tdt.inference.LaplaceProgram`);
     patient ``p`` uses seed ``seed + p``; ``tune``, ``chain_method`` and the NUTS options are
     unused.
     """
@@ -167,8 +158,11 @@ def fit_patients(datasets: Sequence[PatientData], model: str | TwinModel = "redu
     _same_protocol(datasets, measurement)
     twin = resolve_model(model, datasets[0])
     schedule = datasets[0].resolve_schedule() if schedule is None else schedule
+    if sampler == "laplace":
+        return _laplace_patients(datasets, twin, measurement, schedule, draws, chains, seed,
+                                 on_posterior)
     pm_model = build_patient_model(datasets[0], twin, measurement, schedule)
-    logp_fn = _logp_with_observations(pm_model)
+    logp_fn = logp_with_inputs(pm_model)
     flat0, unravel = flat_initial_point(pm_model)
     log_y = np.stack([np.log(d.flat()["activity_mbq"]) for d in datasets])
     n_obs = log_y.shape[1]
@@ -209,10 +203,6 @@ def fit_patients(datasets: Sequence[PatientData], model: str | TwinModel = "redu
     options = {"draws": draws, "tune": tune, "chains": chains, "seed": seed,
                "target_accept": target_accept, "dense_mass": dense_mass,
                "max_tree_depth": max_tree_depth}
-    if sampler == "laplace":
-        laplace_patients(potential_gen, flat0, observations, draws=draws, chains=chains,
-                         seed=seed, on_patient=finish_idata)
-        return posteriors
     if chain_method == "parallel":
         _threaded_patients(
             potential_gen, flat0, observations, **options,

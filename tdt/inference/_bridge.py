@@ -80,12 +80,19 @@ def use_nan_on_solver_error() -> None:
 _USER_MODE = os.environ.get("EQX_ON_ERROR")
 
 
-def forward_function(twin: TwinModel, data: PatientData, schedule) -> Callable:
+def forward_function(twin: TwinModel, data: PatientData, schedule,
+                     amounts_input: bool = False) -> Callable:
     """JAX function ``log_theta (n_params,) -> (log_pred (n_obs,), tia (n_organs,), ok ())``.
 
     ``log_pred`` is the log of the model activity (MBq) at every observation of ``data``
     (organ-major, as :meth:`PatientData.flat`), ``tia`` the model TIA (MBq·h) of each organ,
     ``ok`` 1.0 when every output is finite and every predicted activity positive.
+
+    ``amounts_input=True``: the function is ``(log_theta, amounts) -> ...`` with ``amounts``
+    (2, n_admin) = (activity MBq, ligand nmol) of each administration of ``schedule``, whose
+    times and infusion durations stay fixed (:func:`schedule_amounts`): one compiled program
+    for every patient of a protocol whatever activities and ligand amounts each received
+    (:class:`tdt.inference.LaplaceProgram`).
     """
     flat = data.flat()
     organs = data.organ_names
@@ -93,8 +100,9 @@ def forward_function(twin: TwinModel, data: PatientData, schedule) -> Callable:
     organ_idx = jnp.asarray(flat["organ_index"])
     time_idx = jnp.asarray(flat["time_index"])
 
-    def fn(log_theta):
-        activity, tia, solver_ok = twin.simulate(log_theta, schedule, times, organs)
+    def fn(log_theta, amounts=None):
+        sched = schedule if amounts is None else with_amounts(schedule, amounts)
+        activity, tia, solver_ok = twin.simulate(log_theta, sched, times, organs)
         pred = activity[organ_idx, time_idx]
         bad = ~jnp.isfinite(pred) | (pred <= 0)
         bad_tia = ~jnp.isfinite(tia)
@@ -103,12 +111,29 @@ def forward_function(twin: TwinModel, data: PatientData, schedule) -> Callable:
         tia = jnp.where(bad_tia, 0.0, tia)
         return log_pred, tia, ok.astype(log_theta.dtype)
 
-    return fn
+    return fn if amounts_input else (lambda log_theta: fn(log_theta))
 
 
-def wrapped_forward(twin: TwinModel, data: PatientData, schedule) -> Callable:
+def schedule_amounts(schedule) -> np.ndarray:
+    """(2, n_admin): activity (MBq) and ligand amount (nmol) of each administration."""
+    return np.stack([np.asarray(schedule.activity_mbq, dtype=float),
+                     np.asarray(schedule.ligand_nmol, dtype=float)])
+
+
+def with_amounts(schedule, amounts):
+    """``schedule`` with the activities and ligand amounts of ``amounts`` (2, n) — the first n
+    administrations (a likelihood schedule is a prefix of the full one); times and infusion
+    durations stay concrete NumPy values, so the solvers' trace-time paths still apply."""
+    n = int(np.shape(schedule.time_h)[0])
+    return type(schedule).tree_unflatten(None, (
+        np.asarray(schedule.time_h, dtype=float), amounts[0, :n], amounts[1, :n],
+        np.asarray(schedule.infusion_h, dtype=float)))
+
+
+def wrapped_forward(twin: TwinModel, data: PatientData, schedule,
+                    amounts_input: bool = False) -> Callable:
     """The :func:`forward_function` as a PyTensor-callable (``pytensor.wrap_jax``)."""
-    return wrap_jax(jax.jit(forward_function(twin, data, schedule)))
+    return wrap_jax(jax.jit(forward_function(twin, data, schedule, amounts_input)))
 
 
 def likelihood_schedule(schedule, data: PatientData):
@@ -131,11 +156,13 @@ def likelihood_schedule(schedule, data: PatientData):
     return type(schedule)(kept)
 
 
-def wrapped_tia(twin: TwinModel, data: PatientData, schedule) -> Callable:
-    """PyTensor-callable ``log_theta -> tia (n_organs,)`` (MBq·h) over the whole ``schedule``
-    (the :func:`forward_function`'s TIA output alone; failed solves give 0, as there)."""
-    fn = forward_function(twin, data, schedule)
-    return wrap_jax(jax.jit(lambda log_theta: fn(log_theta)[1]))
+def wrapped_tia(twin: TwinModel, data: PatientData, schedule,
+                amounts_input: bool = False) -> Callable:
+    """PyTensor-callable ``log_theta[, amounts] -> tia (n_organs,)`` (MBq·h) over the whole
+    ``schedule`` (the :func:`forward_function`'s TIA output alone; failed solves give 0, as
+    there)."""
+    fn = forward_function(twin, data, schedule, amounts_input)
+    return wrap_jax(jax.jit(lambda *args: fn(*args)[1]))
 
 
 def check_forward(twin: TwinModel, data: PatientData, schedule) -> np.ndarray:

@@ -93,7 +93,7 @@ def laplace_fitter(potential):
     ``fit(x0, args, maxiter=5000)`` -> ``(x_mode, inverse_hessian, chol)`` or ``None``. The
     jitted value-and-gradient and Hessian take ``args`` (e.g. one patient's observations) as an
     input, so fitting a cohort that shares one model compiles once
-    (:func:`tdt.inference._laplace_draws.laplace_patients`)."""
+    (:class:`tdt.inference.LaplaceProgram`)."""
     value_and_grad = jax.jit(jax.value_and_grad(potential))
     hessian_fn = jax.jit(lambda x, args: hessian_at(potential, x, args))
 

@@ -41,7 +41,7 @@ from tdt.inference._diagnostics import LAPLACE_LABEL, PARETO_K_MAX
 from tdt.inference._laplace import laplace_fitter
 from tdt.inference._nuts import _flat_logdensity, idata_from_flat
 
-__all__ = ["LAPLACE_LABEL", "PARETO_K_MAX", "laplace_patients", "sample_laplace"]
+__all__ = ["LAPLACE_LABEL", "PARETO_K_MAX", "sample_laplace"]
 
 
 def sample_laplace(model: pm.Model, *, draws: int, chains: int, seed: int):
@@ -111,22 +111,3 @@ def _finish_draws(samples, log_p, eps, gradient_norm: float, *, wall: float):
     stats = {"laplace_log_weight": log_w.reshape(chains, draws),
              "diverging": np.zeros((chains, draws), dtype=bool)}
     return samples, stats, attrs
-
-
-def laplace_patients(potential_gen, flat0, observations, *, draws: int, chains: int, seed: int,
-                     on_patient):
-    """:func:`sample_laplace` for every patient of a cohort that shares one model, compiled
-    ONCE (:func:`tdt.inference.fit_patients` with ``sampler="laplace"``): ``potential_gen(y)``
-    is the potential of the flat unconstrained vector for observations ``y``; patient ``p`` is
-    drawn with seed ``seed + p`` (its draws equal ``fit_patient(..., sampler="laplace",
-    seed=seed + p)``'s up to floating point). ``on_patient(p, samples, stats, attrs)`` per
-    patient, in order; a patient whose mode or curvature is not finite raises
-    :class:`ConvergenceError` naming it."""
-    draw = _laplace_drawer(lambda x, y: potential_gen(y)(x), draws=draws, chains=chains)
-    start = time.perf_counter()
-    for p in range(observations.shape[0]):
-        with nan_on_solver_error():
-            result = draw(flat0, observations[p], seed + p)
-        if result is None:
-            raise ConvergenceError(f"patient {p}: {_NOT_FINITE}")
-        on_patient(p, *_finish_draws(*result, wall=time.perf_counter() - start))

@@ -49,14 +49,15 @@ from jax.flatten_util import ravel_pytree
 from numpyro.infer import MCMC, NUTS
 from numpyro.infer.hmc import hmc
 from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_observations
-from pymc.sampling.jax import get_jaxified_graph, get_jaxified_logp
+from pymc.sampling.jax import get_jaxified_logp
 
 from tdt.errors import InputError
 from tdt.inference._bridge import nan_on_solver_error
 from tdt.inference._laplace import laplace_metric, spiked_correction
+from tdt.inference._pm_graph import constrained_draws_fn
 
 __all__ = [
-    "SAMPLERS", "constrained_draws_fn", "default_sampler", "flat_initial_point",
+    "SAMPLERS", "default_sampler", "flat_initial_point",
     "idata_from_flat", "idata_from_values", "run_sampler", "sample_blackjax_nuts",
     "sample_laplace_nuts", "sample_vmapped_patients", "windowed_nuts_chain",
 ]
@@ -328,20 +329,6 @@ def sample_laplace_nuts(model: pm.Model, *, draws: int, tune: int, chains: int, 
         "acceptance_rate": extra["accept_prob"], "energy": extra["energy"]},
         {"sampling_time": wall, "sampler": f"numpyro NUTS, metric: {metric}"})
     return idata, wall
-
-
-def constrained_draws_fn(model: pm.Model, unravel):
-    """Flat unconstrained ``samples`` (..., draws, dim) -> every free variable (constrained) and
-    deterministic of ``model`` (name -> (..., draws, *shape)); jitted, vmapped, compiled once."""
-    outputs = [v for v in model.unobserved_value_vars if not v.name.endswith("__")]
-    out_fn = get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
-    evaluate = jax.jit(jax.vmap(lambda x: out_fn(*unravel(x))))
-
-    def draws_of(samples):
-        values = evaluate(jnp.reshape(samples, (-1, samples.shape[-1])))
-        return {v.name: np.asarray(val).reshape(*samples.shape[:-1], *np.shape(val)[1:])
-                for v, val in zip(outputs, values, strict=True)}
-    return draws_of
 
 
 def idata_from_values(model: pm.Model, values: dict, stats: dict, attrs: dict,

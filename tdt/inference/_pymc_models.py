@@ -22,9 +22,11 @@ import pymc as pm
 import pytensor.tensor as pt
 from pytensor import wrap_jax
 
+from tdt.errors import InputError
 from tdt.inference._bridge import (
     forward_function,
     likelihood_schedule,
+    schedule_amounts,
     wrapped_forward,
     wrapped_tia,
 )
@@ -86,8 +88,12 @@ def _coords(data: PatientData, measurement: MeasurementModel, suffix: str = "") 
     }
 
 
+#: name of the model data holding the schedule's amounts (``schedule_input=True``)
+SCHEDULE_AMOUNTS = "schedule_amounts"
+
+
 def build_patient_model(data: PatientData, twin: TwinModel, measurement: MeasurementModel,
-                        schedule, forward=None) -> pm.Model:
+                        schedule, forward=None, schedule_input: bool = False) -> pm.Model:
     """PyMC model of one patient: lognormal kinetic prior, forward model, measurement model.
 
     ``forward``: PyTensor callable ``log_theta -> (log_pred, tia, ok)``; default the JAX model
@@ -95,6 +101,9 @@ def build_patient_model(data: PatientData, twin: TwinModel, measurement: Measure
     By default the likelihood solves only the administrations up to the last observation
     (:func:`tdt.inference._bridge.likelihood_schedule`); ``tia_mbq_h`` is then a separate
     deterministic over the whole schedule, evaluated after sampling, not in the log density.
+    ``schedule_input=True``: the activities and ligand amounts of ``schedule`` are the model's
+    data ``schedule_amounts`` (2, n_admin) instead of constants of the forward model, so that a
+    compiled program can take them as an input (:class:`tdt.inference.LaplaceProgram`).
     """
     coords = {"param": list(twin.sampled), **_coords(data, measurement)}
     with pm.Model(coords=coords) as model:
@@ -103,11 +112,16 @@ def build_patient_model(data: PatientData, twin: TwinModel, measurement: Measure
             "log_theta", pt.as_tensor_variable(twin.prior_loc) + pt.dot(twin.prior_chol, z),
             dims="param")
         pm.Deterministic("theta", pt.exp(log_theta), dims="param")
+        inputs = (log_theta,)
+        if schedule_input:
+            if forward is not None:
+                raise InputError("build_patient_model: schedule_input needs the default forward")
+            inputs += (pm.Data(SCHEDULE_AMOUNTS, schedule_amounts(schedule)),)
         short = likelihood_schedule(schedule, data) if forward is None else None
-        forward = forward or wrapped_forward(twin, data, short or schedule)
-        log_pred, tia, ok = forward(log_theta)
+        forward = forward or wrapped_forward(twin, data, short or schedule, schedule_input)
+        log_pred, tia, ok = forward(*inputs)
         if short is not None:
-            tia = wrapped_tia(twin, data, schedule)(log_theta)
+            tia = wrapped_tia(twin, data, schedule, schedule_input)(*inputs)
         pm.Deterministic("tia_mbq_h", tia, dims="organ")
         pm.Potential("solver_ok", pt.switch(pt.gt(ok, 0.5), 0.0, -np.inf))
         _measurement_terms(data, measurement, log_pred, "", "organ")

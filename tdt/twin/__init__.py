@@ -11,7 +11,8 @@ Public API (see docs/twin.md):
   (the uniform plan and its constraint probabilities as functions of the ligand amount);
 - :class:`Twin` (assimilate / predict / plan / save / load), :class:`PatientRecord`,
   :class:`CycleData`, :class:`Calibration`, :class:`DriftModel`, :class:`GaussianPosterior`;
-- :class:`QAReport`, :class:`AuditLog`, :func:`virtual_trial`, :func:`virtual_trial_cohort`.
+- :class:`QAReport`, :class:`AuditLog`, :func:`virtual_trial`, :func:`virtual_trial_cohort`,
+  :func:`virtual_trial_pbpk` (the trial on the receptor-PBPK twin, Laplace preview).
 """
 
 from tdt.twin._assimilate import DriftModel, GaussianPosterior, assimilate_laplace
@@ -41,12 +42,14 @@ from tdt.twin._qa import QAReport
 from tdt.twin._record import Calibration, CycleData, PatientRecord
 from tdt.twin._tissues import LinearQuadratic, tissue_parameters
 from tdt.twin._trial import TrialResult, virtual_trial, virtual_trial_cohort
+from tdt.twin._trial_pbpk import virtual_trial_pbpk
 from tdt.twin._twin import Twin
 from tdt.twin._twin_models import default_twin_model
 
 __all__ = [
     "AuditLog", "Calibration", "CycleData", "DriftModel", "GaussianPosterior", "Prediction",
-    "PatientRecord", "QAReport", "TrialResult", "Twin", "virtual_trial_cohort", "virtual_trial", "assimilate_laplace", "credible_width",
+    "PatientRecord", "QAReport", "TrialResult", "Twin", "virtual_trial_cohort", "virtual_trial",
+    "virtual_trial_pbpk", "assimilate_laplace", "credible_width",
     "default_twin_model",
     "DEFAULT_CONSTRAINTS", "KIDNEY_BED_28", "KIDNEY_BED_40", "RED_MARROW_DOSE_2", "Constraint",
     "DoseDraws", "LinearQuadratic", "Plan", "Policy", "ScheduleEvaluation", "TcpModel", "evaluate",

@@ -123,10 +123,8 @@ class LigandResponse:
                                                            int(n_times))])
         self._schedule = probe
         # draws and the dose matrix are arguments, not baked-in constants: one compiled program
-        # serves every patient of the same shape (and the persistent compilation cache)
-        self._value = jax.jit(self._response)
-        self._tangent = jax.jit(lambda params, matrix, scale, log_l: jax.jvp(
-            lambda x: self._response(params, matrix, scale, x), (log_l,), (1.0,)))
+        # serves every patient of the same model and organs (_compiled: shared by instances)
+        self._value, self._tangent = _compiled(self)
 
     # ------------------------------------------------------------------ construction
     def _dose_matrix(self):
@@ -216,6 +214,32 @@ class LigandResponse:
         """The :class:`DoseDraws` (one cycle, linear-quadratic in A) at ``ligand_nmol``."""
         d, q = self.coefficients(ligand_nmol)
         return DoseDraws(self.organs, d, q, prior_dose_gy, prior_bed_gy, self.dose_only)
+
+
+#: compiled responses by (model object, compartments, organs, radiobiology, time grid): one
+#: program for every LigandResponse of the same model — e.g. every patient of a virtual trial
+#: (tdt.twin._pbpk_twin.build_pbpk returns one model object per structure)
+_PROGRAMS: dict = {}
+_MAX_PROGRAMS = 16
+
+
+def _compiled(response: LigandResponse):
+    """(value, tangent) jitted functions of ``response._response`` shared by every instance
+    with the same structure (their constants: the model, compartments, organs, LQ
+    parameters, time grid); the instance-specific arrays are arguments."""
+    key = (id(response.forward), response.compartments, response.organs,
+           tuple(response._alpha_beta), tuple(response._repair_h), response.dose_only,
+           tuple(response.times_h))
+    entry = _PROGRAMS.get(key)
+    if entry is not None and entry[0] is response.forward:
+        return entry[1], entry[2]
+    value = jax.jit(response._response)
+    tangent = jax.jit(lambda params, matrix, scale, log_l: jax.jvp(
+        lambda x: response._response(params, matrix, scale, x), (log_l,), (1.0,)))
+    if len(_PROGRAMS) >= _MAX_PROGRAMS:
+        _PROGRAMS.pop(next(iter(_PROGRAMS)))
+    _PROGRAMS[key] = (response.forward, value, tangent)  # keeps the model alive: id stays valid
+    return value, tangent
 
 
 def _positive_ligand(value) -> float:

@@ -22,13 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from tdt.twin._assimilate import standardised_residuals
-from tdt.twin._pbpk_twin import (
-    assimilate_pbpk,
-    body_compartments,
-    fit_data,
-    parameter_paths,
-    simulate_paths,
-)
+from tdt.twin._pbpk_doses import simulate_paths
+from tdt.twin._pbpk_twin import assimilate_pbpk, body_compartments, fit_data, parameter_paths
 from tdt.twin._qa import build_report
 
 #: posterior draws used by the QA checks (seeded subset)

@@ -37,7 +37,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tdt.dosimetry import svalue_table
 from tdt.errors import InputError
 from tdt.inference import (
     DriftModel,
@@ -45,24 +44,22 @@ from tdt.inference import (
     OrganSeries,
     PatientData,
     custom_model,
-    dose_prediction,
     fit_patient,
     gate_flag,
-    is_dose_bearing,
     solve_boluses,
     summarise_draws,
 )
 from tdt.pbpk import Administration, Schedule, get_model
 from tdt.radiobiology import is_lesion
 from tdt.twin._audit import AuditLog
+from tdt.twin._pbpk_doses import cycle_doses, report_organs, simulate_paths
+from tdt.twin._pbpk_programs import built_model, laplace_program
 from tdt.twin._plan_marrow import pbpk_blood_marrow
 from tdt.twin._record import PatientRecord
 
 #: Days between cycles by default: 6 weeks (VISION / Pluvicto label; Lutathera: 8 weeks).
 DEFAULT_INTERVAL_H = 6 * 7 * 24.0
-#: Relative imaging times (h after an administration) of the dose-rate history per cycle.
-HISTORY_H = np.array([0.0, 0.5, 1, 2, 4, 8, 12, 24, 36, 48, 72, 96, 120, 144, 168, 216, 264,
-                      336, 432, 504, 600, 672, 800, 900, 1000])
+
 
 
 class DriftingPbpk:
@@ -177,12 +174,15 @@ def init_pbpk(self, record, model, n_draws: int = 1000, total_cycles: int = 6,
 
 
 def build_pbpk(model: str, record):
-    """The receptor PBPK of registry entry ``model`` with the record's lesions (grid solver)."""
+    """The receptor PBPK of registry entry ``model`` with the record's lesions (grid solver).
+    One model object per (model, lesion names, nuclide): the compiled programs keyed by it
+    (:func:`simulate_paths`, :class:`tdt.twin.LigandResponse`) serve every twin of that
+    structure, e.g. every patient of a virtual trial."""
     spec = get_model(model)
     if spec.kind != "pbpk":
         raise InputError(f"model: {model!r} is a {spec.kind} model; expected a receptor PBPK")
-    lesions = sorted(record.lesions, key=lambda n: int(n.split("_")[1]))
-    return spec, spec.build(lesions=tuple(lesions), nuclide=record.nuclide, method="grid")
+    lesions = tuple(sorted(record.lesions, key=lambda n: int(n.split("_")[1])))
+    return spec, built_model(spec.key, lesions, record.nuclide)
 
 
 def fit_data(record, cycles, interval_h: float, ligand_nmol, calibration_sd: float):
@@ -225,8 +225,14 @@ def assimilate_pbpk(base, spec, record, cycles, drift, interval_h, ligand_nmol,
                               options={"model": spec.key, "organs": data.organ_names})
     options = {"draws": 500, "tune": 500, "chains": 2, "seed": 0} | dict(nuts_options)
     noise = float(np.max([c.relative_sd for c in cycles]))
+    measurement = MeasurementModel(fixed_noise_sd=noise)
+    if options.get("sampler") == "laplace":  # one compiled program per structure
+        program = laplace_program(spec, base, forward, data, twin_model, measurement, schedule)
+        posterior = program.fit(data, schedule, draws=options["draws"],
+                                chains=options["chains"], seed=options["seed"])
+        return posterior, forward
     posterior = fit_patient(data, model=twin_model, schedule=schedule,
-                            measurement=MeasurementModel(fixed_noise_sd=noise), **options)
+                            measurement=measurement, **options)
     return posterior, forward
 
 
@@ -330,27 +336,6 @@ def parameter_paths(posterior, forward: DriftingPbpk, n_draws: int, n_future: in
     return out, idx
 
 
-def simulate_paths(base, paths: dict, schedule, organs, history_h=HISTORY_H):
-    """Per draw: activities on each administration's time grid ``history_h`` (h after it; list
-    over administrations of (n, n_organs, n_times)), TIA per administration window
-    (n, K+m, n_organs) and ``ok`` (n,)."""
-    starts = np.asarray(schedule.time_h)
-    windows = np.append(np.diff(starts), np.inf)
-    history_h = np.asarray(history_h, dtype=float)
-    grid = [s + history_h[history_h < w] for s, w in zip(starts, windows, strict=True)]
-    sizes = [g.size for g in grid]
-    times = jnp.asarray(np.concatenate(grid))
-    names = tuple(paths)
-
-    def one(values):
-        params = dict(zip(names, values, strict=True))
-        return solve_boluses(base, params, schedule, times, organs, by_administration=True)
-
-    activity, tia, ok = jax.jit(jax.vmap(one))(tuple(jnp.asarray(paths[n]) for n in names))
-    split = np.split(np.asarray(activity), np.cumsum(sizes)[:-1], axis=2)
-    return split, np.asarray(tia), np.asarray(ok)
-
-
 def predict_pbpk(twin, activities_mbq, ligand_nmol) -> PbpkPrediction:
     """Doses of the past cycles and of future ``activities_mbq`` (module docstring)."""
     forward, posterior, record = twin.drift_forward, twin.nuts_posterior, twin.record
@@ -366,26 +351,12 @@ def predict_pbpk(twin, activities_mbq, ligand_nmol) -> PbpkPrediction:
                                (twin.seed, len(past)))
     organs = body_compartments(forward.base)
     histories, tia, ok = simulate_paths(forward.base, paths, schedule, organs)
-    fitted = tuple(posterior.data.organ_names)
-    targets = svalue_table(record.nuclide, record.phantom).targets
-    report = fitted + tuple(o for o in organs if o not in fitted and is_dose_bearing(o, targets))
-    sources = report + tuple(o for o in ("plasma",) if o in organs and o not in report)
+    report, sources = report_organs(record, organs, tuple(posterior.data.organ_names))
     marrow = (pbpk_blood_marrow(twin, tia[:, :, organs.index("red_marrow")],
                                 [a.activity_mbq for a in admins]) if "red_marrow" in report else None)
-    cycles = []
-    for k in range(len(admins)):
-        pred = {"times_h": HISTORY_H[:histories[k].shape[2]],
-                "activity_mbq": {o: histories[k][:, i] for i, o in enumerate(organs)
-                                 if o in sources},
-                "tia_mbq_h": {o: tia[:, k, i] for i, o in enumerate(organs) if o in sources},
-                "ok": ok, "total_body_tia_mbq_h": tia[:, k].sum(axis=1)}
-        cycles.append(dose_prediction(
-            pred, nuclide=record.nuclide, phantom=record.phantom,
-            organ_masses_g=record.organ_masses_g or None, volumes_ml=dict(record.lesions),
-            schedule=Schedule([Administration(0.0, admins[k].activity_mbq)]),
-            converged=posterior.converged, report=report, method=posterior.diagnostics.method,
-            marrow_method="none" if marrow is None else marrow.methods[k],
-            marrow_tia_mbq_h=None if marrow is None else marrow.tia_mbq_h[k]))
+    cycles = cycle_doses(record, organs, histories, tia, ok,
+                         [a.activity_mbq for a in admins], report, sources,
+                         posterior.converged, posterior.diagnostics.method, marrow)
     notes = ["urinary-bladder contents not a source (model urine not on the sampler path)",
              *([] if marrow is None else [marrow.note()])]
     if not bool(np.all(ok)):
@@ -394,4 +365,3 @@ def predict_pbpk(twin, activities_mbq, ligand_nmol) -> PbpkPrediction:
                           tuple(float(a.activity_mbq) for a in admins), notes,
                           None if marrow is None else marrow.scale,
                           posterior.diagnostics.method)
-

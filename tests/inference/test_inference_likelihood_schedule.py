@@ -12,7 +12,7 @@ from jax.flatten_util import ravel_pytree
 
 from tdt.inference import MeasurementModel, OrganSeries, PatientData, reduced_model
 from tdt.inference._bridge import likelihood_schedule, wrapped_forward
-from tdt.inference._nuts import constrained_draws_fn
+from tdt.inference._pm_graph import constrained_draws_fn
 from tdt.inference._pymc_models import build_patient_model
 from tdt.pbpk import Schedule
 

@@ -73,7 +73,7 @@ def test_log_recovery_prior_uses_the_per_voi_sds():
 
 def test_fit_patients_logp_takes_each_patients_sds():
     """The batched log-density with patient B's SDs as input equals B's own model."""
-    from tdt.inference._batch import _logp_with_observations
+    from tdt.inference._laplace_program import logp_with_inputs
     from tdt.inference._models import resolve_model
     from tdt.inference._nuts import flat_initial_point
     from tdt.inference._pymc_models import build_patient_model
@@ -83,7 +83,7 @@ def test_fit_patients_logp_takes_each_patients_sds():
     m = MeasurementModel()
     model_a = build_patient_model(a, twin, m, a.resolve_schedule())
     model_b = build_patient_model(b, twin, m, b.resolve_schedule())
-    logp_a = _logp_with_observations(model_a)
+    logp_a = logp_with_inputs(model_a)
     flat0, unravel = flat_initial_point(model_a)
     z = flat0 + 0.05 * np.arange(flat0.size) / flat0.size
     log_y = np.log(b.flat()["activity_mbq"])

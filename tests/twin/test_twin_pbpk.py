@@ -18,7 +18,8 @@ from tdt.errors import InputError
 from tdt.inference._predictive import dose_prediction
 from tdt.pbpk import Administration, Schedule, dotatate, get_model, psma617
 from tdt.twin import Calibration, Constraint, CycleData, PatientRecord, Policy
-from tdt.twin._pbpk_twin import HISTORY_H, body_compartments
+from tdt.twin._pbpk_doses import HISTORY_H
+from tdt.twin._pbpk_twin import body_compartments
 
 TIMES = np.array([4.0, 24.0, 48.0, 96.0, 168.0])
 VOIS = ("kidneys", "salivary_glands", "lesion_1")

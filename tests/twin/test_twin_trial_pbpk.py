@@ -1,0 +1,109 @@
+"""The virtual trial on the PBPK twin (:func:`tdt.twin.virtual_trial_pbpk`).
+
+Fast: the trial's truth (per-cycle doses from :func:`tdt.twin._pbpk_doses.simulate_paths`, the
+bolus-wise solve with residual activity and peptide) against the general grid solver of
+tdt.pbpk (``model.simulate`` of the whole schedule, a second method) through the same dosimetry;
+the cohort's drift; bad arguments. Slow: a 2-patient, 2-cycle trial end to end.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tdt.errors import InputError
+from tdt.inference import DriftModel
+from tdt.inference._predictive import dose_prediction
+from tdt.pbpk import Administration, Schedule
+from tdt.twin import virtual_trial_pbpk
+from tdt.twin._pbpk_doses import HISTORY_H
+from tdt.twin._trial_pbpk import PBPK_IMAGED_VOIS, _Truth, _virtual_patient
+
+INTERVAL_H = 1008.0
+
+
+def _general_solver_doses(truth, params, activities, ligands, cycle):
+    """Dose (Gy) of administration ``cycle`` from ``model.simulate`` of the whole schedule (the
+    grid solver of tdt.pbpk, every compartment), through the twin's dosimetry."""
+    schedule = Schedule([Administration(j * INTERVAL_H, a, q)
+                         for j, (a, q) in enumerate(zip(activities, ligands, strict=True))])
+    sim = truth.base.simulate(params, schedule, cycle * INTERVAL_H + HISTORY_H)
+    organs = [o for o in truth.organs if o in truth.sources]
+    pred = {"times_h": HISTORY_H,
+            "activity_mbq": {o: np.asarray(sim.activity_mbq[o])[None] for o in organs},
+            "tia_mbq_h": {o: np.asarray(sim.tia_by_administration_mbq_h[o])[cycle:cycle + 1]
+                          for o in organs},
+            "ok": np.array([True]),
+            "total_body_tia_mbq_h": np.array([sum(
+                float(sim.tia_by_administration_mbq_h[o][cycle]) for o in truth.organs)])}
+    out = dose_prediction(pred, nuclide="Lu-177", phantom=truth.record.phantom,
+                          organ_masses_g=None, volumes_ml=dict(truth.record.lesions),
+                          schedule=Schedule([Administration(0.0, activities[cycle])]),
+                          report=truth.report)
+    return {o: float(out.dose_gy[o][0]) for o in ("kidneys", "salivary_glands", "lesion_1")}
+
+
+def test_trial_truth_matches_the_general_pbpk_solver():
+    drifting = _virtual_patient("psma617", seed=5, patient=1, n_cycles=2, drift=DriftModel(),
+                                risk_factor_prevalence=0.5)
+    params = {k: float(v[0]) for k, v in drifting.params.items()}
+    truth = _Truth(drifting.spec, drifting.base, drifting.record,
+                   {k: np.full(2, v) for k, v in params.items()})  # no drift: one params dict
+    activities, ligands = [7400.0, 5000.0], [150.0, 600.0]  # other ligand: saturation differs
+    cycles = truth.cycles(activities, ligands, INTERVAL_H)
+    for k in range(2):
+        expected = _general_solver_doses(truth, params, activities, ligands, k)
+        for organ, dose in expected.items():
+            assert float(cycles[k].dose_gy[organ][0]) == pytest.approx(dose, rel=2e-3), organ
+    totals = truth.totals(activities, ligands, INTERVAL_H)
+    kidney_bed = sum(float(c.bed_gy["kidneys"][0]) for c in cycles)
+    assert totals["kidney_bed_gy"] == pytest.approx(kidney_bed)
+    kidney_dose = sum(float(c.dose_gy["kidneys"][0]) for c in cycles)
+    assert kidney_dose < totals["kidney_bed_gy"] < 1.5 * kidney_dose  # G-factor, α/β = 2.6 Gy
+
+
+def test_trial_cohort_drifts_by_the_twin_prior():
+    patient = _virtual_patient("psma617", seed=0, patient=0, n_cycles=4, drift=DriftModel(),
+                               risk_factor_prevalence=1.0)
+    assert patient.record.risk_factors and patient.record.kidney_bed_limit_gy == 28.0
+    assert set(PBPK_IMAGED_VOIS) <= set(patient.organs)
+    drifting = [k for k, v in patient.params.items() if not np.allclose(v, v[0])]
+    assert drifting and not any(k.startswith("krel_") for k in drifting)
+    # the same patient twice (its own random stream), another patient differs
+    again = _virtual_patient("psma617", 0, 0, 4, DriftModel(), 1.0)
+    other = _virtual_patient("psma617", 0, 1, 4, DriftModel(), 1.0)
+    name = drifting[0]
+    np.testing.assert_array_equal(again.params[name], patient.params[name])
+    assert not np.allclose(other.params[name], patient.params[name])
+
+
+@pytest.mark.parametrize("kwargs, field", [({"n_patients": 1}, "n_patients"),
+                                           ({"n_cycles": 1}, "n_cycles"),
+                                           ({"risk_factor_prevalence": 1.5},
+                                            "risk_factor_prevalence")])
+def test_trial_rejects_bad_arguments(kwargs, field):
+    with pytest.raises(InputError, match=field):
+        virtual_trial_pbpk(**kwargs)
+
+
+@pytest.mark.slow
+def test_pbpk_virtual_trial_two_patients_two_cycles():
+    result = virtual_trial_pbpk(n_patients=2, n_cycles=2, n_draws=200, n_bootstrap=200, seed=3)
+    table, patients = result.table, result.patients
+    assert len(table) == 2 and table["arm"].iloc[1].startswith("PBPK twin")
+    assert np.all(np.isfinite(table["median_tumour_bed_gy"]))
+    assert len(patients) == 2
+    for _, row in patients.iterrows():
+        assert row["fixed_cycles"] == 2 and 1 <= row["guided_cycles"] <= 2
+        assert row["guided_activities_mbq"][0] == 7400.0
+        assert row["guided_ligand_nmol"][0] == 150.0
+        for a, q in zip(row["guided_activities_mbq"][1:], row["guided_ligand_nmol"][1:],
+                        strict=True):
+            assert 3700.0 - 1e-6 <= a <= 9000.0 + 1e-6 and 20.0 - 1e-6 <= q <= 1000.0 + 1e-6
+        for check in row["guided_plan_checks"]:
+            assert check["kidney_risk"] <= 0.05 + 1e-9
+        # the fixed arm's truth from the trial's own patient, recomputed
+        assert row["fixed_kidney_bed_gy"] > row["first_cycle_kidney_bed_gy"] > 0.0
+    calibration = result.settings["plan_calibration"]
+    assert calibration["n_plans"] == sum(len(c) for c in patients["guided_plan_checks"])
+    assert result.settings["twin"].endswith("(LAPLACE PREVIEW)")

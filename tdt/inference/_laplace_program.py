@@ -52,6 +52,7 @@ from tdt.inference._sampling import GATE_VARIABLES
 
 __all__ = ["LaplaceProgram", "logp_with_inputs"]
 
+
 def logp_with_inputs(model: pm.Model):
     """JAX ``logp(*values, log_y[, recovery_sd][, schedule_amounts])`` of a PyMC patient model
     with the observations, (when the model has ``log_recovery``) its per-VOI SDs and (when it

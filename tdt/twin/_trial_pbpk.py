@@ -10,8 +10,13 @@ Design (the linear trial's, :mod:`tdt.twin._trial`, with the PBPK model everywhe
   ``risk_factor_prevalence`` (kidney BED limit 28 Gy with, 40 Gy without; Bodei 2008). Between
   cycles the uptake amplitudes and GFR drift by the twin's own drift prior
   (:class:`tdt.twin._pbpk_twin.DriftingPbpk`: lesions −0.1 ± 0.2, organs 0 ± 0.05 in log per
-  cycle), so the twin is well specified. This cohort is the PBPK *prior*, not calibrated to
-  VISION's kidney doses as the linear trial's is (docs/twin.md says how far apart they are).
+  cycle), so the twin is well specified. By default this cohort is the PBPK *prior*: kidneys
+  0.80 ± 0.33 Gy/GBq in cycle 1, about twice VISION's 0.43 ± 0.16 (Herrmann K, et al. J Nucl
+  Med 2024;65:71). ``reabsorption_scale`` multiplies the tubular reabsorption ``f_reabs`` (the
+  catalog constant that carries most of this model's kidney dose) and ``population_sd_scale``
+  the prior log-SDs of the non-lesion sampled parameters; 0.35 and 0.8 give 0.43 ± 0.16 Gy/GBq
+  (400 patients; tests/twin/test_twin_trial_pbpk.py). The twin keeps its own prior (f_reabs
+  fixed at the catalog value): with them the twin is misspecified, as a real one would be.
 - Truth: per cycle, absorbed dose and BED of every organ from the true parameters of that
   cycle, the whole schedule solved with the residual activity and peptide of earlier cycles
   (:func:`tdt.inference.solve_boluses`), the twin's dosimetry (:func:`tdt.twin._pbpk_doses.
@@ -110,7 +115,8 @@ class _Truth:
 
 
 def _virtual_patient(model: str, seed: int, patient: int, n_cycles: int, drift: DriftModel,
-                     risk_factor_prevalence: float) -> _Truth:
+                     risk_factor_prevalence: float, reabsorption_scale: float = 1.0,
+                     population_sd_scale: float = 1.0) -> _Truth:
     rng = np.random.default_rng([seed, patient, 7])  # not the linear trial's patient stream
     volumes = rng.uniform(2.0, 30.0, size=2)
     risk = rng.uniform() < risk_factor_prevalence
@@ -118,12 +124,16 @@ def _virtual_patient(model: str, seed: int, patient: int, n_cycles: int, drift: 
                            lesions={"lesion_1": float(volumes[0]), "lesion_2": float(volumes[1])},
                            risk_factors=("hypertension",) if risk else ())
     spec, base = build_pbpk(model, record)
+    lesion_names = tuple(record.lesions)
     priors = base.priors()
     params = {k: float(v) for k, v in base.default_params().items()}
     sampled = spec.identifiable_parameters(base, PBPK_IMAGED_VOIS)
     for name in sampled:
         median, sd = priors[name]
-        params[name] = median * float(np.exp(sd * rng.standard_normal()))
+        scale = 1.0 if name.endswith(tuple(lesion_names)) else population_sd_scale
+        params[name] = median * float(np.exp(scale * sd * rng.standard_normal()))
+    if "f_reabs" in params:  # tubular reabsorption: the catalog constant, scaled (VISION)
+        params["f_reabs"] *= reabsorption_scale
     steps = drift_steps([n for n in sampled if not n.startswith("krel_")], drift)
     per_cycle = {k: np.full(n_cycles, v) for k, v in params.items()}
     for name, (mean, sd) in steps.items():
@@ -169,6 +179,7 @@ def virtual_trial_pbpk(n_patients: int = 20, seed: int = 0, n_cycles: int = 4,
                        calibration_sd: float = 0.03, kidney_limit_gy: float = 28.0,
                        drift: DriftModel | None = None, interval_h: float = DEFAULT_INTERVAL_H,
                        model: str = "psma617", n_bootstrap: int = 2000,
+                       reabsorption_scale: float = 1.0, population_sd_scale: float = 1.0,
                        progress=None) -> TrialResult:
     """Run the PBPK trial of the module docstring; per-arm and per-patient tables.
 
@@ -178,6 +189,10 @@ def virtual_trial_pbpk(n_patients: int = 20, seed: int = 0, n_cycles: int = 4,
         raise InputError(f"n_patients: got {n_patients!r}; expected an integer >= 2")
     if not (isinstance(n_cycles, int) and n_cycles >= 2):
         raise InputError(f"n_cycles: got {n_cycles!r}; expected an integer >= 2")
+    for name, value in (("reabsorption_scale", reabsorption_scale),
+                        ("population_sd_scale", population_sd_scale)):
+        if not (np.isfinite(value) and value >= 0.0):
+            raise InputError(f"{name}: got {value!r}; expected a finite number >= 0")
     if not 0.0 <= risk_factor_prevalence <= 1.0:
         raise InputError(f"risk_factor_prevalence: got {risk_factor_prevalence!r}; "
                          "expected in [0, 1]")
@@ -187,7 +202,8 @@ def virtual_trial_pbpk(n_patients: int = 20, seed: int = 0, n_cycles: int = 4,
     rows = []
     for patient in range(n_patients):
         start = time.perf_counter()
-        truth = _virtual_patient(model, seed, patient, n_cycles, drift, risk_factor_prevalence)
+        truth = _virtual_patient(model, seed, patient, n_cycles, drift, risk_factor_prevalence,
+                                 reabsorption_scale, population_sd_scale)
         noise = np.random.default_rng([seed, patient, 8])
         fixed_a = [standard_activity_mbq] * n_cycles
         fixed_q = [standard_ligand_nmol] * n_cycles
@@ -231,6 +247,8 @@ def virtual_trial_pbpk(n_patients: int = 20, seed: int = 0, n_cycles: int = 4,
                 "activity_bounds_mbq": list(activity_bounds_mbq),
                 "ligand_bounds_nmol": list(ligand_bounds_nmol),
                 "risk_factor_prevalence": risk_factor_prevalence,
+                "reabsorption_scale": reabsorption_scale,
+                "population_sd_scale": population_sd_scale,
                 "relative_sd": relative_sd, "calibration_sd": calibration_sd,
                 "drift": drift.to_dict(), "interval_h": interval_h,
                 "imaged_vois": list(PBPK_IMAGED_VOIS), "imaging_times_h": list(IMAGING_TIMES_H),

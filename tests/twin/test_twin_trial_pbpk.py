@@ -77,7 +77,35 @@ def test_trial_cohort_drifts_by_the_twin_prior():
     assert not np.allclose(other.params[name], patient.params[name])
 
 
+def _cycle_one_kidney_gy_per_gbq(n, reabsorption_scale, population_sd_scale):
+    out = []
+    for p in range(n):
+        truth = _virtual_patient("psma617", 0, p, 1, DriftModel(), 0.665, reabsorption_scale,
+                                 population_sd_scale)
+        (cycle,) = truth.cycles([7400.0], [150.0], INTERVAL_H)
+        out.append(float(cycle.dose_gy["kidneys"][0]) / 7.4)
+    return np.asarray(out)
+
+
+def test_vision_calibrated_pbpk_cohort():
+    """VISION dosimetry sub-study (Herrmann K, et al. J Nucl Med 2024;65:71-78; 30 patients,
+    7.4 GBq): kidneys 0.43 +- 0.16 Gy/GBq in cycle 1. The cohort's scales (0.35, 0.8) were
+    chosen to match on seed 0; here the mean and SD must lie within two standard errors of
+    VISION's (SE of the mean 0.16/sqrt(30), of the SD 0.16/sqrt(2*29)), and the prior cohort
+    (1, 1) must not (it is about twice VISION's mean)."""
+    kidney = _cycle_one_kidney_gy_per_gbq(400, 0.35, 0.8)
+    assert abs(kidney.mean() - 0.43) < 2 * 0.16 / np.sqrt(30), kidney.mean()
+    assert abs(kidney.std(ddof=1) - 0.16) < 2 * 0.16 / np.sqrt(58), kidney.std(ddof=1)
+    prior = _cycle_one_kidney_gy_per_gbq(100, 1.0, 1.0)
+    assert prior.mean() > 0.43 + 4 * 0.16 / np.sqrt(30)
+    # without reabsorption the kidney dose falls below half of the prior cohort's
+    assert _cycle_one_kidney_gy_per_gbq(100, 0.0, 1.0).mean() < 0.5 * prior.mean()
+
+
 @pytest.mark.parametrize("kwargs, field", [({"n_patients": 1}, "n_patients"),
+                                           ({"reabsorption_scale": -1.0}, "reabsorption_scale"),
+                                           ({"population_sd_scale": float("nan")},
+                                            "population_sd_scale"),
                                            ({"n_cycles": 1}, "n_cycles"),
                                            ({"risk_factor_prevalence": 1.5},
                                             "risk_factor_prevalence")])

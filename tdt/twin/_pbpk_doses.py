@@ -13,7 +13,7 @@ import numpy as np
 from tdt.dosimetry import svalue_table
 from tdt.inference import dose_prediction, is_dose_bearing, schedule_amounts
 from tdt.pbpk import Administration, Schedule
-from tdt.twin._pbpk_programs import paths_program
+from tdt.twin._pbpk_programs import history_grid, paths_program
 
 __all__ = ("HISTORY_H", "cycle_doses", "report_organs", "simulate_paths")
 
@@ -26,12 +26,11 @@ def simulate_paths(base, paths: dict, schedule, organs, history_h=HISTORY_H):
     """Per draw: activities on each administration's time grid ``history_h`` (h after it; list
     over administrations of (n, n_organs, n_times)), TIA per administration window
     (n, K+m, n_organs) and ``ok`` (n,). Compiled once per model, organs, administration times
-    and grid (:func:`tdt.twin._pbpk_programs.paths_program`): activities and ligand amounts are arguments."""
+    and grid (:func:`tdt.twin._pbpk_programs.paths_program`): activities and ligand amounts
+    are arguments."""
     starts = np.asarray(schedule.time_h, dtype=float)
-    windows = np.append(np.diff(starts), np.inf)
     history_h = np.asarray(history_h, dtype=float)
-    grid = [s + history_h[history_h < w] for s, w in zip(starts, windows, strict=True)]
-    sizes = [g.size for g in grid]
+    sizes = [g.size for g in history_grid(starts, history_h)]
     names = tuple(paths)
     program = paths_program(base, names, tuple(organs), tuple(starts.tolist()),
                              tuple(history_h.tolist()))

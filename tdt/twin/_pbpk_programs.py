@@ -29,7 +29,7 @@ import numpy as np
 from tdt.inference import LaplaceProgram, solve_boluses, with_amounts
 from tdt.pbpk import Administration, Schedule, get_model
 
-__all__ = ("built_model", "laplace_program", "paths_program")
+__all__ = ("built_model", "history_grid", "laplace_program", "paths_program")
 
 
 @functools.lru_cache(maxsize=16)
@@ -63,15 +63,20 @@ def laplace_program(spec, base, forward, data, twin_model, measurement,
     return _PROGRAMS[key]
 
 
+def history_grid(starts_h, history_h) -> list[np.ndarray]:
+    """Absolute times (h) of each administration's dose-rate history: ``start + history_h``,
+    cut at the next administration (the last one keeps the whole grid)."""
+    starts, history = np.asarray(starts_h, dtype=float), np.asarray(history_h, dtype=float)
+    windows = np.append(np.diff(starts), np.inf)
+    return [s + history[history < w] for s, w in zip(starts, windows, strict=True)]
+
+
 @functools.lru_cache(maxsize=32)
 def paths_program(base, names, organs, starts, history_h):
     """jit(vmap) of :func:`tdt.inference.solve_boluses` over draws for one model (by object),
     parameter names, organs, administration times and history grid; takes the parameter
     values and the schedule's (2, n_admin) activities and ligand amounts."""
-    starts_np, history = np.asarray(starts), np.asarray(history_h)
-    windows = np.append(np.diff(starts_np), np.inf)
-    times = jnp.asarray(np.concatenate([s + history[history < w]
-                                        for s, w in zip(starts_np, windows, strict=True)]))
+    times = jnp.asarray(np.concatenate(history_grid(starts, history_h)))
     template = Schedule([Administration(t, 1.0) for t in starts])
 
     def one(values, amounts):

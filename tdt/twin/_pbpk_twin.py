@@ -61,7 +61,6 @@ from tdt.twin._record import PatientRecord
 DEFAULT_INTERVAL_H = 6 * 7 * 24.0
 
 
-
 class DriftingPbpk:
     """Receptor PBPK ``base`` over ``n_cycles`` administrations whose ``drifting`` parameters
     are multiplied at administration k >= 2 by the factor ``drift_<name>_c<k>`` (lognormal

@@ -24,6 +24,22 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Free the XLA executables each test module compiled once the module is done.
+
+    Every compiled CPU executable holds ~3 memory mappings until its jit cache entry dies, and
+    jit caches keyed on long-lived functions never die: the whole suite in one process grew past
+    the kernel's default ``vm.max_map_count`` (65530), where XLA's next compilation segfaults
+    (CI, 2026-12-05; jax-ml/jax#27201). ``jax.clear_caches()`` drops those entries; the next
+    module reads what it shares from the persistent compilation cache."""
+    yield
+    import gc
+
+    jax.clear_caches()
+    gc.collect()
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A seeded NumPy generator (the same stream in every test)."""

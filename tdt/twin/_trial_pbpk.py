@@ -53,7 +53,7 @@ from tdt.twin._pbpk_doses import HISTORY_H, cycle_doses, report_organs, simulate
 from tdt.twin._pbpk_twin import DEFAULT_INTERVAL_H, body_compartments, build_pbpk, drift_steps
 from tdt.twin._record import CycleData, PatientRecord
 from tdt.twin._trial import IMAGING_TIMES_H, TrialResult
-from tdt.twin._trial_stats import arm_row, plan_calibration
+from tdt.twin._trial_stats import arm_row, plan_calibration, posterior_coverage
 from tdt.twin._twin import Twin
 
 __all__ = ("PBPK_IMAGED_VOIS", "virtual_trial_pbpk")
@@ -142,6 +142,42 @@ def _virtual_patient(model: str, seed: int, patient: int, n_cycles: int, drift: 
     return _Truth(spec, base, record, per_cycle)
 
 
+def _first_cycle_dose_per_gbq(truth: _Truth, activity_mbq: float, ligand_nmol: float,
+                              interval_h: float) -> dict:
+    """The patient's true cycle-1 absorbed dose per activity (Gy/GBq) of kidneys, red marrow
+    and salivary glands at the standard activity and ligand amount (saturation included)."""
+    dose = truth.cycles([activity_mbq], [ligand_nmol], interval_h)[0].dose_gy
+    gbq = activity_mbq / 1000.0
+    return {f"{organ}_gy_per_gbq": float(dose[organ][0]) / gbq if organ in dose else np.nan
+            for organ in ("kidneys", "red_marrow", "salivary_glands")}
+
+
+def _cohort_summary(patients: pd.DataFrame) -> dict:
+    """Mean and SD (Gy/GBq) of the cohort's true cycle-1 dose per activity, per organ."""
+    out = {}
+    for organ in ("kidneys", "red_marrow", "salivary_glands"):
+        values = patients[f"{organ}_gy_per_gbq"].to_numpy(dtype=float)
+        out[f"mean_{organ}_gy_per_gbq"] = float(np.mean(values))
+        out[f"sd_{organ}_gy_per_gbq"] = float(np.std(values, ddof=1))
+    return out
+
+
+#: organs whose delivered dose per cycle is checked against the truth (posterior calibration)
+CALIBRATION_ORGANS = ("kidneys", "salivary_glands", "lesion_1", "lesion_2")
+
+
+def _delivered_dose_pits(truth: _Truth, twin: Twin, given, ligands, interval_h) -> dict:
+    """PIT of each guided cycle's true dose under the twin's final posterior (joint over all
+    cycles, with drift): organ → per cycle, the fraction of posterior draws below the truth."""
+    true_cycles = truth.cycles(given, ligands, interval_h)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the preview's label is in settings["twin"]
+        predicted = twin.predict([])
+    return {organ: [float(np.mean(np.asarray(p.dose_gy[organ]) < float(t.dose_gy[organ][0])))
+                    for p, t in zip(predicted.cycles, true_cycles, strict=True)]
+            for organ in CALIBRATION_ORGANS}
+
+
 def _guided_arm(truth: _Truth, twin: Twin, n_cycles: int, activity: float, ligand: float,
                 interval_h: float, noise, relative_sd: float, calibration_sd: float,
                 plan_options: dict):
@@ -209,6 +245,8 @@ def virtual_trial_pbpk(n_patients: int = 20, seed: int = 0, n_cycles: int = 4,
         fixed_q = [standard_ligand_nmol] * n_cycles
         fixed = truth.totals(fixed_a, fixed_q, interval_h)
         first_cycle = truth.totals(fixed_a[:1], fixed_q[:1], interval_h)
+        per_gbq = _first_cycle_dose_per_gbq(truth, standard_activity_mbq,
+                                            standard_ligand_nmol, interval_h)
         twin = Twin(truth.record, model=model, engine="laplace", n_draws=n_draws,
                     total_cycles=n_cycles, drift=drift, seed=seed * 100003 + patient,
                     interval_h=interval_h, ligand_nmol=standard_ligand_nmol,
@@ -218,17 +256,19 @@ def virtual_trial_pbpk(n_patients: int = 20, seed: int = 0, n_cycles: int = 4,
             truth, twin, n_cycles, standard_activity_mbq, standard_ligand_nmol, interval_h,
             noise, relative_sd, calibration_sd, plan_options)
         guided = truth.totals(given, ligands, interval_h)
+        pits = _delivered_dose_pits(truth, twin, given, ligands, interval_h)
         record = truth.record
         rows.append({"patient": record.patient_id, "risk_factor": bool(record.risk_factors),
                      "kidney_limit_gy": record.kidney_bed_limit_gy,
                      "first_cycle_kidney_bed_gy": first_cycle["kidney_bed_gy"]}
+                    | per_gbq
                     | {f"fixed_{k}": v for k, v in fixed.items()}
                     | {f"guided_{k}": v for k, v in guided.items()}
                     | {"fixed_total_activity_mbq": float(sum(fixed_a)),
                        "guided_total_activity_mbq": float(sum(given)),
                        "fixed_cycles": n_cycles, "guided_cycles": len(given),
                        "guided_activities_mbq": given, "guided_ligand_nmol": ligands,
-                       "guided_plan_checks": checks,
+                       "guided_plan_checks": checks, "guided_dose_pit": pits,
                        "seconds": time.perf_counter() - start})
         if progress is not None:
             progress(patient + 1, n_patients, rows[-1]["seconds"])
@@ -254,5 +294,7 @@ def virtual_trial_pbpk(n_patients: int = 20, seed: int = 0, n_cycles: int = 4,
                 "imaged_vois": list(PBPK_IMAGED_VOIS), "imaging_times_h": list(IMAGING_TIMES_H),
                 "history_h": HISTORY_H.tolist(),
                 "median_seconds_per_patient": float(patients["seconds"].median()),
-                "plan_calibration": plan_calibration(patients, 0.05)}
+                **_cohort_summary(patients),
+                "plan_calibration": plan_calibration(patients, 0.05),
+                "posterior_calibration": posterior_coverage(patients["guided_dose_pit"])}
     return TrialResult(table, patients, settings)

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = REPO / "notebooks"
 EXPECTED = ["01_quickstart.ipynb", "02_patient_dosimetry.ipynb", "03_bayesian_twin.ipynb",
             "04_treatment_planning.ipynb", "05_virtual_trial.ipynb", "06_stp_vs_mtp.ipynb",
-            "07_federated_prior.ipynb", "08_pretherapy.ipynb"]
+            "07_federated_prior.ipynb", "08_pretherapy.ipynb", "09_virtual_trial_pbpk.ipynb"]
 
 
 def _builder():
@@ -184,6 +184,20 @@ def test_virtual_trial_runs(tmp_path):
     rows = {r["arm"]: r for r in json.loads(files["virtual_trial.json"].read_text())["table"]}
     assert {"fixed 7.4 GBq x 6", "dosimetry-guided"} <= set(rows)
     assert "virtual_trial_patients.json" in files
+
+
+@pytest.mark.slow
+def test_virtual_trial_pbpk_runs(tmp_path):
+    files = _execute("09_virtual_trial_pbpk.ipynb", tmp_path, n_patients=2, n_cycles=2,
+                     n_draws=60)
+    saved = json.loads(files["virtual_trial_pbpk.json"].read_text())
+    rows = {r["arm"]: r for r in saved["table"]}
+    assert {"fixed 7.4 GBq x 2, 150 nmol", "PBPK twin: activity and ligand planned"} <= set(rows)
+    assert "LAPLACE PREVIEW" in saved["settings"]["twin"]
+    patients = json.loads(files["virtual_trial_pbpk_patients.json"].read_text())
+    assert all(0.0 < k < 5.0 for k in patients["kidneys_gy_per_gbq"])
+    assert {"virtual_trial_pbpk_distributions.png",
+            "virtual_trial_pbpk_activity_vs_kidney_dose.png"} <= set(files)
 
 
 @pytest.mark.slow

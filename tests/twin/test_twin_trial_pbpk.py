@@ -135,3 +135,14 @@ def test_pbpk_virtual_trial_two_patients_two_cycles():
     calibration = result.settings["plan_calibration"]
     assert calibration["n_plans"] == sum(len(c) for c in patients["guided_plan_checks"])
     assert result.settings["twin"].endswith("(LAPLACE PREVIEW)")
+    # the twin's final posterior of every guided cycle's dose, against the truth (PIT)
+    coverage = result.settings["posterior_calibration"]
+    assert set(coverage) == {"kidneys", "salivary_glands", "lesion_1", "lesion_2"}
+    for organ, row in coverage.items():
+        assert row["n"] == int(patients["guided_cycles"].sum()), organ
+        assert 0.0 <= row["coverage_50"] <= row["coverage_90"] <= 1.0
+    # cycle-1 dose per GBq of the cohort (kidneys: the fixed arm's first cycle, BED > dose)
+    assert np.all(patients["kidneys_gy_per_gbq"] * 7.4
+                  < patients["first_cycle_kidney_bed_gy"] + 1e-9)
+    assert result.settings["mean_kidneys_gy_per_gbq"] == pytest.approx(
+        patients["kidneys_gy_per_gbq"].mean())

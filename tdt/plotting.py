@@ -322,3 +322,26 @@ def plot_ligand_sweep(rows: Sequence[Mapping], axes=None, label: str = "",
     axes[2].set_ylabel(f"probability at {fixed_gbq:g} GBq per cycle (%)")
     axes[2].axhline(5.0, color="k", lw=0.8)
     return axes
+
+
+def plot_guided_activity(kidney_gy_per_gbq, total_activity_gbq, risk_factor,
+                         fixed_total_gbq: float | None = None, ax=None,
+                         xlabel: str = "true kidney dose per GBq (Gy/GBq)"):
+    """A virtual trial's guided arm per patient: total activity given (GBq) against the patient's
+    true kidney dose per activity (Gy/GBq); circles: a kidney risk factor (28 Gy BED limit),
+    triangles: none (40 Gy); dashed: the fixed arm's total activity."""
+    ax = _new_ax(ax)
+    x, y = np.asarray(kidney_gy_per_gbq, float), np.asarray(total_activity_gbq, float)
+    risk = np.asarray(risk_factor, dtype=bool)
+    if not (x.shape == y.shape == risk.shape and x.ndim == 1):
+        raise InputError(f"plot_guided_activity: shapes {x.shape}, {y.shape}, {risk.shape}; "
+                         "expected three 1-D arrays of one length (one value per patient)")
+    for has_risk, marker in ((True, "o"), (False, "^")):
+        ax.scatter(x[risk == has_risk], y[risk == has_risk], marker=marker,
+                   label="risk factor (28 Gy)" if has_risk else "no risk factor (40 Gy)")
+    if fixed_total_gbq is not None:
+        ax.axhline(fixed_total_gbq, ls="--", color="grey", lw=1, label="fixed arm")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("guided total activity (GBq)")
+    ax.legend(fontsize="small")
+    return ax

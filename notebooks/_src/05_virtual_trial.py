@@ -161,15 +161,9 @@ those whose fixed-arm kidney BED would exceed their limit.
 '''),
         code('''
 fig2, ax2 = plt.subplots(figsize=(6, 4), layout="constrained")
-for risk, marker in ((True, "o"), (False, "^")):
-    sel = patients["risk_factor"] == risk
-    ax2.scatter(patients.loc[sel, "kidney_gy_per_gbq"],
-                patients.loc[sel, "guided_total_activity_mbq"] / 1000.0, marker=marker,
-                label="risk factor (28 Gy)" if risk else "no risk factor (40 Gy)")
-ax2.axhline(activity_gbq * n_cycles, ls="--", color="grey", lw=1, label="fixed arm")
-ax2.set_xlabel("true kidney dose per GBq (Gy/GBq)")
-ax2.set_ylabel("guided total activity (GBq)")
-ax2.legend(fontsize="small")
+plotting.plot_guided_activity(patients["kidney_gy_per_gbq"],
+                              patients["guided_total_activity_mbq"] / 1000.0,
+                              patients["risk_factor"], activity_gbq * n_cycles, ax=ax2)
 '''),
         md('''
 ## Planner calibration: promised against realised kidney risk

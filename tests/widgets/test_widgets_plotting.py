@@ -70,3 +70,16 @@ def test_tac_fit_bed_cycles_intervals_icon_array_draw():
     assert plotting.figure_png(fig)[:4] == b"\x89PNG"
     with pytest.raises(InputError, match="probability"):
         plotting.plot_icon_array(1.5)
+
+
+def test_guided_activity_scatter_draws_every_patient_once():
+    x = np.array([0.3, 0.5, 0.8, 0.4])
+    y = np.array([40.0, 30.0, 12.0, 35.0])
+    risk = np.array([True, False, True, False])
+    ax = plotting.plot_guided_activity(x, y, risk, fixed_total_gbq=44.4)
+    points = np.concatenate([c.get_offsets() for c in ax.collections])
+    assert sorted(map(tuple, points)) == sorted(zip(x, y, strict=True))
+    assert ax.lines[0].get_ydata()[0] == 44.4
+    assert "GBq" in ax.get_ylabel() and "Gy/GBq" in ax.get_xlabel()
+    with pytest.raises(InputError, match="plot_guided_activity"):
+        plotting.plot_guided_activity(x, y[:2], risk)

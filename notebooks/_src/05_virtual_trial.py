@@ -163,7 +163,7 @@ those whose fixed-arm kidney BED would exceed their limit.
 fig2, ax2 = plt.subplots(figsize=(6, 4), layout="constrained")
 plotting.plot_guided_activity(patients["kidney_gy_per_gbq"],
                               patients["guided_total_activity_mbq"] / 1000.0,
-                              patients["risk_factor"], activity_gbq * n_cycles, ax=ax2)
+                              patients["risk_factor"], activity_gbq * n_cycles, ax=ax2);
 '''),
         md('''
 ## Planner calibration: promised against realised kidney risk

@@ -31,8 +31,12 @@ Design (the linear trial's, :mod:`tdt.twin._trial`, with the PBPK model everywhe
   ≤ 5 %, P(red-marrow dose > 2 Gy) ≤ 5 %, maximising expected tumour BED); the next cycle gets
   the plan's first activity and ligand amount; the arm stops when no plan is feasible.
 - Fixed arm: ``standard_activity_mbq`` × ``n_cycles`` with ``standard_ligand_nmol``.
-- Outcomes: :func:`tdt.twin._trial_stats.arm_row` (the linear trial's table), and the planner's
-  calibration (planned against realised kidney risk, :func:`tdt.twin.plan_calibration`).
+- Outcomes: :func:`tdt.twin._trial_stats.arm_row` (the linear trial's table), the planner's
+  calibration (planned against realised kidney risk, :func:`tdt.twin.plan_calibration`), and
+  the posterior's: the PIT of every guided cycle's true dose under the twin's final joint
+  posterior (:func:`tdt.twin._trial_stats.posterior_coverage`; a simulation-based calibration
+  of the multi-cycle preview when the cohort is the twin's prior), and the cohort's true
+  cycle-1 dose per GBq (kidneys, red marrow, salivary glands).
 - Cost: every patient's twins share compiled programs (:mod:`tdt.twin._pbpk_programs`), so
   the cohort compiles once per cycle count.
 """

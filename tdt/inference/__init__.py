@@ -86,6 +86,7 @@ from tdt.inference._pretherapy import (  # noqa: E402
 from tdt.inference._sampling import fit_patient  # noqa: E402
 from tdt.inference._sbc import (  # noqa: E402
     central_interval_coverage,
+    rank_statistics,
     run_sbc,
     simulate_cohort,
     standard_template,
@@ -105,7 +106,7 @@ from tdt.inference._single_time_point import (  # noqa: E402
 __all__ = [
     "GTM_RECOVERY_SD", "Diagnostics", "DosePrediction", "FederatedPrior", "MeasurementModel",
     "OrganSeries", "PatientData", "PopulationPosterior", "Posterior", "TwinModel",
-    "central_interval_coverage", "compute_diagnostics", "custom_model", "fit_patient", "fit_patients",
+    "central_interval_coverage", "rank_statistics", "compute_diagnostics", "custom_model", "fit_patient", "fit_patients",
     "fit_population", "fit_single_time_point", "haenscheid_tia", "madsen_tia", "pbpk_model",
     "reduced_model", "recovery_coefficients", "SiteSummary", "combine_site_summaries", "run_sbc",
     "simulate_cohort", "site_summary", "sphere_recovery_coefficient", "standard_template",

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from tdt.errors import InputError
-from tdt.inference import DriftModel
+from tdt.inference import DriftModel, rank_statistics
 from tdt.pbpk import Administration, Schedule
 from tdt.radiobiology import RED_MARROW_DOSE_LIMIT_GY, is_lesion
 from tdt.twin._pbpk_doses import HISTORY_H, cycle_doses, report_organs, simulate_paths
@@ -108,7 +108,11 @@ class _Truth:
 
     def totals(self, activities, ligands, interval_h) -> dict:
         """True cumulative kidney BED, mean lesion BED, red-marrow and lacrimal-gland dose (Gy)."""
-        cycles = self.cycles(activities, ligands, interval_h)
+        return self.totals_of(self.cycles(activities, ligands, interval_h))
+
+    @staticmethod
+    def totals_of(cycles) -> dict:
+        """:meth:`totals` of per-administration doses already solved (:meth:`cycles`)."""
         bed = {o: sum(float(c.bed_gy[o][0]) for c in cycles) for o in cycles[0].bed_gy}
         dose = {o: sum(float(c.dose_gy[o][0]) for c in cycles) for o in cycles[0].dose_gy}
         lesions = [o for o in bed if is_lesion(o)]
@@ -146,11 +150,11 @@ def _virtual_patient(model: str, seed: int, patient: int, n_cycles: int, drift: 
     return _Truth(spec, base, record, per_cycle)
 
 
-def _first_cycle_dose_per_gbq(truth: _Truth, activity_mbq: float, ligand_nmol: float,
-                              interval_h: float) -> dict:
+def _first_cycle_dose_per_gbq(first_cycle, activity_mbq: float) -> dict:
     """The patient's true cycle-1 absorbed dose per activity (Gy/GBq) of kidneys, red marrow
-    and salivary glands at the standard activity and ligand amount (saturation included)."""
-    dose = truth.cycles([activity_mbq], [ligand_nmol], interval_h)[0].dose_gy
+    and salivary glands (``first_cycle``: its dose prediction at the standard activity and
+    ligand amount, saturation included)."""
+    dose = first_cycle.dose_gy
     gbq = activity_mbq / 1000.0
     return {f"{organ}_gy_per_gbq": float(dose[organ][0]) / gbq if organ in dose else np.nan
             for organ in ("kidneys", "red_marrow", "salivary_glands")}
@@ -170,15 +174,16 @@ def _cohort_summary(patients: pd.DataFrame) -> dict:
 CALIBRATION_ORGANS = ("kidneys", "salivary_glands", "lesion_1", "lesion_2")
 
 
-def _delivered_dose_pits(truth: _Truth, twin: Twin, given, ligands, interval_h) -> dict:
-    """PIT of each guided cycle's true dose under the twin's final posterior (joint over all
-    cycles, with drift): organ → per cycle, the fraction of posterior draws below the truth."""
-    true_cycles = truth.cycles(given, ligands, interval_h)
+def _delivered_dose_pits(true_cycles, twin: Twin) -> dict:
+    """PIT (SBC rank, :func:`tdt.inference.rank_statistics`) of each guided cycle's true dose
+    (``true_cycles``) under the twin's final posterior (joint over all cycles, with drift):
+    organ → per cycle, the fraction of posterior draws below the truth."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the preview's label is in settings["twin"]
         predicted = twin.predict([])
-    return {organ: [float(np.mean(np.asarray(p.dose_gy[organ]) < float(t.dose_gy[organ][0])))
-                    for p, t in zip(predicted.cycles, true_cycles, strict=True)]
+    return {organ: rank_statistics([p.dose_gy[organ] for p in predicted.cycles],
+                                   np.array([float(t.dose_gy[organ][0]) for t in true_cycles])
+                                   ).tolist()
             for organ in CALIBRATION_ORGANS}
 
 
@@ -248,9 +253,9 @@ def virtual_trial_pbpk(n_patients: int = 20, seed: int = 0, n_cycles: int = 4,
         fixed_a = [standard_activity_mbq] * n_cycles
         fixed_q = [standard_ligand_nmol] * n_cycles
         fixed = truth.totals(fixed_a, fixed_q, interval_h)
-        first_cycle = truth.totals(fixed_a[:1], fixed_q[:1], interval_h)
-        per_gbq = _first_cycle_dose_per_gbq(truth, standard_activity_mbq,
-                                            standard_ligand_nmol, interval_h)
+        first_cycles = truth.cycles(fixed_a[:1], fixed_q[:1], interval_h)
+        first_cycle = truth.totals_of(first_cycles)
+        per_gbq = _first_cycle_dose_per_gbq(first_cycles[0], standard_activity_mbq)
         twin = Twin(truth.record, model=model, engine="laplace", n_draws=n_draws,
                     total_cycles=n_cycles, drift=drift, seed=seed * 100003 + patient,
                     interval_h=interval_h, ligand_nmol=standard_ligand_nmol,
@@ -259,8 +264,9 @@ def virtual_trial_pbpk(n_patients: int = 20, seed: int = 0, n_cycles: int = 4,
         given, ligands, checks = _guided_arm(
             truth, twin, n_cycles, standard_activity_mbq, standard_ligand_nmol, interval_h,
             noise, relative_sd, calibration_sd, plan_options)
-        guided = truth.totals(given, ligands, interval_h)
-        pits = _delivered_dose_pits(truth, twin, given, ligands, interval_h)
+        guided_cycles = truth.cycles(given, ligands, interval_h)
+        guided = truth.totals_of(guided_cycles)
+        pits = _delivered_dose_pits(guided_cycles, twin)
         record = truth.record
         rows.append({"patient": record.patient_id, "risk_factor": bool(record.risk_factors),
                      "kidney_limit_gy": record.kidney_bed_limit_gy,

@@ -21,7 +21,7 @@ from typing import Any
 
 from tdt.errors import InputError, unknown_name_error
 
-__all__ = ["KINDS", "ModelSpec", "get_model", "identifiable_receptor_parameters",
+__all__ = ["KINDS", "PSMA_KIDNEY_ROUTES", "ModelSpec", "get_model", "identifiable_receptor_parameters",
            "model_names", "register_model"]
 
 #: ``pbpk``: receptor PBPK (:class:`tdt.pbpk.PbpkModel`); ``reduced_linear``: the linear
@@ -30,23 +30,37 @@ KINDS = ("pbpk", "reduced_linear")
 
 
 def identifiable_receptor_parameters(forward, observed: Sequence[str],
-                                     uptake: Mapping[str, str] | None = None) -> tuple[str, ...]:
+                                     uptake: Mapping[str, str] | None = None,
+                                     also: Mapping[str, Sequence[str]] | None = None
+                                     ) -> tuple[str, ...]:
     """Identifiable subset of a receptor PBPK for the observed VOIs ``observed``.
 
     The glomerular filtration ``GFR`` (plasma clearance, kidney input) and, per observed
     organ/lesion, its uptake amplitude — the receptor density ``R_<organ>``, or the parameter
     ``uptake[organ]`` when the organ's uptake is not receptor-driven (e.g. ``f_reabs`` for the
     kidneys under DOTATATE, tubular reabsorption) — and its release rate ``krel_<organ>``: what
-    a few SPECT time points constrain (uptake amplitude and washout). Everything else stays at
-    its literature value. Names the model does not have are skipped.
+    a few SPECT time points constrain (uptake amplitude and washout). ``also[organ]``: further
+    parameters sampled when ``organ`` is imaged, appended after the rest (opt-in, not yet any
+    built-in model's default: e.g. ``f_reabs`` for PSMA kidneys, whose uptake is receptor
+    binding *plus* tubular reabsorption; with the reabsorption fixed, a patient whose kidneys
+    take up less than it alone delivers cannot be fitted — docs/twin.md, "Sampling the
+    reabsorption"). Everything else stays at its literature value. Names the model does not
+    have are skipped.
     """
     names = set(forward.parameter_names)
-    uptake = dict(uptake or {})
+    uptake, also = dict(uptake or {}), dict(also or {})
     sampled = [n for n in ("GFR",) if n in names]
     for organ in observed:
         first = uptake.get(organ, f"R_{organ}")
         sampled += [n for n in (first, f"krel_{organ}") if n in names and n not in sampled]
+    for organ in observed:
+        sampled += [n for n in also.get(organ, ()) if n in names and n not in sampled]
     return tuple(sampled)
+
+
+#: PSMA ligands: kidney uptake is PSMA binding and tubular reabsorption; ``also=`` this samples
+#: both amplitudes when the kidneys are imaged (opt-in; measured in docs/twin.md)
+PSMA_KIDNEY_ROUTES = {"kidneys": ("f_reabs",)}
 
 
 def all_parameters(forward, observed: Sequence[str]) -> tuple[str, ...]:

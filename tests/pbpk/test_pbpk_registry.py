@@ -16,7 +16,12 @@ from tdt.pbpk import (
     psma617,
     register_model,
 )
-from tdt.pbpk._registry import _ALIASES, _REGISTRY
+from tdt.pbpk._registry import (
+    _ALIASES,
+    _REGISTRY,
+    PSMA_KIDNEY_ROUTES,
+    identifiable_receptor_parameters,
+)
 
 
 def test_builtin_models_are_registered_with_their_datasets():
@@ -51,6 +56,12 @@ def test_identifiable_subsets_per_model():
     fwd = psma.build(lesions=1)
     assert psma.identifiable_parameters(fwd, ("kidneys", "lesion_1")) == (
         "GFR", "R_kidneys", "krel_kidneys", "R_lesion_1", "krel_lesion_1")
+    # opt-in: PSMA kidney uptake as receptor binding AND tubular reabsorption (docs/twin.md):
+    # f_reabs appended after the default subset, only when the kidneys are imaged
+    both = identifiable_receptor_parameters(fwd, ("kidneys", "lesion_1"), also=PSMA_KIDNEY_ROUTES)
+    assert both == ("GFR", "R_kidneys", "krel_kidneys", "R_lesion_1", "krel_lesion_1", "f_reabs")
+    assert "f_reabs" not in identifiable_receptor_parameters(fwd, ("lesion_1",),
+                                                             also=PSMA_KIDNEY_ROUTES)
     dota = get_model("dotatate")
     fwd = dota.build(lesions=1)
     # DOTATATE kidney uptake is tubular reabsorption (f_reabs), not sst2 binding

@@ -42,6 +42,9 @@ the ligand amount (nmol)** — the decision only a receptor model can inform.
   [`min_activity_gbq`, `max_activity_gbq`], ligand in [`min_ligand_nmol`, `max_ligand_nmol`],
   P(kidney BED > the patient's limit) ≤ 5 %, P(red-marrow dose > 2 Gy) ≤ 5 %, maximising the
   expected tumour BED); the next cycle gets the plan's first activity and ligand amount.
+  *Oracle* (`oracle = True`, a reference): the same per-cycle planner given the patient's *true*
+  parameters of every cycle (drift included) from cycle 1 on, its activities then scaled until
+  the true schedule meets every limit — what perfect knowledge of the kinetics would give.
 - **Outcomes** are *true* doses, as in notebook 05: kidney-BED exceedance at 28 Gy and at the
   patient's own limit (Wilson 95 % CIs, paired bootstrap differences), red-marrow dose > 2 Gy,
   median tumour BED (mean over lesions) with its paired difference and per-patient ratio.
@@ -49,7 +52,7 @@ the ligand amount (nmol)** — the decision only a receptor model can inform.
 **The twin here is a LAPLACE PREVIEW** of the PBPK posterior (`engine="laplace"`, 300 draws):
 NUTS for every patient and cycle would take ~1 min per fit, a cohort days. The preview is
 checked against NUTS in `tests/twin/test_twin_pbpk_laplace.py`; notebook 03 runs the PBPK twin
-with NUTS and its convergence gate. There is no oracle arm here (notebook 05 has one).
+with NUTS and its convergence gate.
 
 Cost: every patient's twins share compiled programs (one per cycle count): ~5 min for the first
 patient (compilation), then ~1 min per patient on 2 CPU cores (`n_cycles = 4`).
@@ -68,6 +71,7 @@ kidney_bed_limit_gy = 28.0   # reported threshold for everyone (the planner uses
 risk_factor_prevalence = 0.665
 reabsorption_scale = 0.35    # truth's tubular reabsorption x this (VISION calibration; 1: prior)
 population_sd_scale = 0.8    # truth's non-lesion prior log-SDs x this (VISION; 1: prior)
+oracle = True                # add the perfect-knowledge reference arm (a few s per patient)
 '''),
         code(SETUP),
         code('''
@@ -93,7 +97,7 @@ trial = virtual_trial_pbpk(
     ligand_bounds_nmol=(min_ligand_nmol, max_ligand_nmol),
     kidney_limit_gy=kidney_bed_limit_gy, risk_factor_prevalence=risk_factor_prevalence,
     reabsorption_scale=reabsorption_scale, population_sd_scale=population_sd_scale,
-    progress=report)
+    oracle=oracle, progress=report)
 wall_s = time.perf_counter() - start
 table, patients, settings = trial.table, trial.patients, trial.settings
 print(f"{n_patients} virtual patients x {n_cycles} cycles in {wall_s:.0f} s; twin: "
@@ -123,14 +127,15 @@ lesions; log scale) per arm. Bottom: the activity and the ligand amount given in
 '''),
         code('''
 fig, axes = plt.subplots(2, 2, figsize=(12, 8), layout="constrained")
-labels = [lab.split(",")[0] for lab in table["arm"]]
+arms = [a for a in ("fixed", "guided", "oracle") if f"{a}_kidney_bed_gy" in patients]
+labels = [lab.split(",")[0].split(" (")[0] for lab in table["arm"]]
 for ax, quantity, ylabel in ((axes[0, 0], "kidney_bed_gy", "kidney BED, cumulative (Gy)"),
                              (axes[0, 1], "tumour_bed_gy", "tumour BED, mean of lesions (Gy)")):
-    data = [patients[f"{arm}_{quantity}"].to_numpy() for arm in ("fixed", "guided")]
+    data = [patients[f"{arm}_{quantity}"].to_numpy() for arm in arms]
     parts = ax.violinplot(data, showmedians=True)
     for body, color in zip(parts["bodies"], plotting.COLORS):
         body.set_facecolor(color)
-    ax.set_xticks([1, 2], labels, fontsize="small")
+    ax.set_xticks(range(1, len(arms) + 1), labels, fontsize="small")
     ax.set_ylabel(ylabel)
 axes[0, 0].axhline(rb.KIDNEY_BED_LIMIT_RISK_GY, ls="--", color="k", lw=1)
 axes[0, 0].axhline(rb.KIDNEY_BED_LIMIT_GY, ls=":", color="k", lw=1)

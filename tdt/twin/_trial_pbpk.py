@@ -31,6 +31,15 @@ Design (the linear trial's, :mod:`tdt.twin._trial`, with the PBPK model everywhe
   ≤ 5 %, P(red-marrow dose > 2 Gy) ≤ 5 %, maximising expected tumour BED); the next cycle gets
   the plan's first activity and ligand amount; the arm stops when no plan is feasible.
 - Fixed arm: ``standard_activity_mbq`` × ``n_cycles`` with ``standard_ligand_nmol``.
+- Oracle arm (``oracle=True``, a reference): the per-cycle planner
+  (:func:`tdt.twin.plan_ligand_per_cycle`) with one "draw", the patient's *true* parameters of
+  every cycle (drift included), for all ``n_cycles`` from the start (cycle 1 too): the chance
+  constraints become deterministic (the true dose under the limit), so it shows what perfect
+  knowledge of the kinetics would give with the same bounds and objective. The planner treats
+  each cycle as its own bolus, while the truth carries the residual activity and peptide of
+  earlier cycles (after 6 weeks ~1 % of the activity): a plan at a limit can pass it by ~0.5 %,
+  so the oracle, which knows the truth, scales its activities down (bisection on one common
+  factor, true schedule solved each time) until every constraint holds on the truth.
 - Outcomes: :func:`tdt.twin._trial_stats.arm_row` (the linear trial's table), the planner's
   calibration (planned against realised kidney risk, :func:`tdt.twin.plan_calibration`), and
   the posterior's: the PIT of every guided cycle's true dose under the twin's final joint
@@ -55,6 +64,7 @@ from tdt.pbpk import Administration, Schedule
 from tdt.radiobiology import RED_MARROW_DOSE_LIMIT_GY, is_lesion
 from tdt.twin._pbpk_doses import HISTORY_H, cycle_doses, report_organs, simulate_paths
 from tdt.twin._pbpk_twin import DEFAULT_INTERVAL_H, body_compartments, build_pbpk, drift_steps
+from tdt.twin._plan_ligand_cycles import plan_ligand_per_cycle
 from tdt.twin._record import CycleData, PatientRecord
 from tdt.twin._trial import IMAGING_TIMES_H, TrialResult
 from tdt.twin._trial_stats import arm_row, plan_calibration, posterior_coverage
@@ -187,6 +197,63 @@ def _delivered_dose_pits(true_cycles, twin: Twin) -> dict:
             for organ in CALIBRATION_ORGANS}
 
 
+def _worst_true_ratio(truth: _Truth, constraints, activities, ligands, interval_h) -> float:
+    """max over ``constraints`` of the true cumulative BED or dose / its limit (Gy/Gy)."""
+    cycles = truth.cycles(activities, ligands, interval_h)
+    ratios = [0.0]
+    for c in constraints:
+        field = "bed_gy" if c.quantity == "bed" else "dose_gy"
+        if c.organ in getattr(cycles[0], field):
+            total = sum(float(getattr(k, field)[c.organ][0]) for k in cycles)
+            ratios.append(total / c.limit_gy)
+    return max(ratios)
+
+
+def _within_true_limits(truth: _Truth, constraints, activities, ligands, interval_h,
+                        lowest_factor: float, iterations: int = 25) -> list[float]:
+    """``activities`` × the largest common factor in [``lowest_factor``, 1] under which every
+    constraint holds on the true schedule (bisection; unchanged if they already hold, the
+    lowest factor if nothing does)."""
+    def scaled(f):
+        return [a * f for a in activities]
+
+    if _worst_true_ratio(truth, constraints, activities, ligands, interval_h) <= 1.0:
+        return activities
+    low, high = lowest_factor, 1.0
+    for _ in range(iterations):
+        middle = 0.5 * (low + high)
+        ok = _worst_true_ratio(truth, constraints, scaled(middle), ligands, interval_h) <= 1.0
+        low, high = (middle, high) if ok else (low, middle)
+    return scaled(low)
+
+
+def _oracle_arm(truth: _Truth, constraints, n_cycles: int, plan_options: dict,
+                interval_h: float) -> dict:
+    """The oracle arm's columns (module docstring): the per-cycle plan on the true parameters
+    of every cycle and its true totals (all zero when even the lowest activity breaks a
+    constraint)."""
+    record = truth.record
+    cycle_draws = [{name: np.asarray(values[c], dtype=float)[None]
+                    for name, values in truth.params.items()} for c in range(n_cycles)]
+    best = plan_ligand_per_cycle(truth.base, cycle_draws,
+                                 organ_masses_g=record.organ_masses_g or None,
+                                 lesion_volumes_ml=dict(record.lesions),
+                                 constraints=constraints, phantom=record.phantom, **plan_options)
+    activities = [float(a) for a in best.activities_mbq]
+    ligands = [float(q) for q in best.ligand_nmol]
+    if activities:
+        low = plan_options["activity_bounds_mbq"][0] / min(activities)
+        activities = _within_true_limits(truth, constraints, activities, ligands, interval_h,
+                                         min(low, 1.0))
+    totals = (truth.totals(activities, ligands, interval_h) if activities else
+              {"kidney_bed_gy": 0.0, "tumour_bed_gy": 0.0, "marrow_dose_gy": 0.0,
+               "lacrimal_dose_gy": 0.0})
+    return ({f"oracle_{k}": v for k, v in totals.items()}
+            | {"oracle_total_activity_mbq": float(sum(activities)),
+               "oracle_cycles": len(activities), "oracle_activities_mbq": activities,
+               "oracle_ligand_nmol": ligands})
+
+
 def _guided_arm(truth: _Truth, twin: Twin, n_cycles: int, activity: float, ligand: float,
                 interval_h: float, noise, relative_sd: float, calibration_sd: float,
                 plan_options: dict):
@@ -225,8 +292,10 @@ def virtual_trial_pbpk(n_patients: int = 20, seed: int = 0, n_cycles: int = 4,
                        drift: DriftModel | None = None, interval_h: float = DEFAULT_INTERVAL_H,
                        model: str = "psma617", n_bootstrap: int = 2000,
                        reabsorption_scale: float = 1.0, population_sd_scale: float = 1.0,
-                       progress=None) -> TrialResult:
+                       oracle: bool = False, progress=None) -> TrialResult:
     """Run the PBPK trial of the module docstring; per-arm and per-patient tables.
+
+    ``oracle``: add the reference arm planned on the true kinetics (module docstring).
 
     ``progress(patient, n_patients, seconds)``: called after each patient (e.g. a log line).
     """
@@ -267,6 +336,8 @@ def virtual_trial_pbpk(n_patients: int = 20, seed: int = 0, n_cycles: int = 4,
         guided_cycles = truth.cycles(given, ligands, interval_h)
         guided = truth.totals_of(guided_cycles)
         pits = _delivered_dose_pits(guided_cycles, twin)
+        reference = (_oracle_arm(truth, twin.default_constraints(), n_cycles, plan_options,
+                                 interval_h) if oracle else {})
         record = truth.record
         rows.append({"patient": record.patient_id, "risk_factor": bool(record.risk_factors),
                      "kidney_limit_gy": record.kidney_bed_limit_gy,
@@ -278,8 +349,8 @@ def virtual_trial_pbpk(n_patients: int = 20, seed: int = 0, n_cycles: int = 4,
                        "guided_total_activity_mbq": float(sum(given)),
                        "fixed_cycles": n_cycles, "guided_cycles": len(given),
                        "guided_activities_mbq": given, "guided_ligand_nmol": ligands,
-                       "guided_plan_checks": checks, "guided_dose_pit": pits,
-                       "seconds": time.perf_counter() - start})
+                       "guided_plan_checks": checks, "guided_dose_pit": pits}
+                    | reference | {"seconds": time.perf_counter() - start})
         if progress is not None:
             progress(patient + 1, n_patients, rows[-1]["seconds"])
     patients = pd.DataFrame(rows)
@@ -287,6 +358,8 @@ def virtual_trial_pbpk(n_patients: int = 20, seed: int = 0, n_cycles: int = 4,
     arms = [("fixed", f"fixed {standard_activity_mbq / 1000:g} GBq x {n_cycles}, "
                       f"{standard_ligand_nmol:g} nmol"),
             ("guided", "PBPK twin: activity and ligand planned")]
+    if oracle:
+        arms.append(("oracle", "oracle (true kinetics known; reference)"))
     table = pd.DataFrame([arm_row(patients, arm, label, kidney_limit_gy,
                                   RED_MARROW_DOSE_LIMIT_GY, boot, n_bootstrap)
                           for arm, label in arms])
@@ -298,7 +371,7 @@ def virtual_trial_pbpk(n_patients: int = 20, seed: int = 0, n_cycles: int = 4,
                 "ligand_bounds_nmol": list(ligand_bounds_nmol),
                 "risk_factor_prevalence": risk_factor_prevalence,
                 "reabsorption_scale": reabsorption_scale,
-                "population_sd_scale": population_sd_scale,
+                "population_sd_scale": population_sd_scale, "oracle": bool(oracle),
                 "relative_sd": relative_sd, "calibration_sd": calibration_sd,
                 "drift": drift.to_dict(), "interval_h": interval_h,
                 "imaged_vois": list(PBPK_IMAGED_VOIS), "imaging_times_h": list(IMAGING_TIMES_H),

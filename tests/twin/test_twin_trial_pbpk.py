@@ -3,7 +3,8 @@
 Fast: the trial's truth (per-cycle doses from :func:`tdt.twin._pbpk_doses.simulate_paths`, the
 bolus-wise solve with residual activity and peptide) against the general grid solver of
 tdt.pbpk (``model.simulate`` of the whole schedule, a second method) through the same dosimetry;
-the cohort's drift; bad arguments. Slow: a 2-patient, 2-cycle trial end to end.
+the cohort's drift; the oracle arm against a grid search of uniform plans on the true schedule;
+bad arguments. Slow: a 2-patient, 2-cycle trial end to end.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from tdt.inference._predictive import dose_prediction
 from tdt.pbpk import Administration, Schedule
 from tdt.twin import virtual_trial_pbpk
 from tdt.twin._pbpk_doses import HISTORY_H
-from tdt.twin._trial_pbpk import PBPK_IMAGED_VOIS, _Truth, _virtual_patient
+from tdt.twin._plan_types import Constraint
+from tdt.twin._trial_pbpk import PBPK_IMAGED_VOIS, _oracle_arm, _Truth, _virtual_patient
 
 INTERVAL_H = 1008.0
 
@@ -102,6 +104,34 @@ def test_vision_calibrated_pbpk_cohort():
     assert _cycle_one_kidney_gy_per_gbq(100, 0.0, 1.0).mean() < 0.5 * prior.mean()
 
 
+def test_oracle_arm_beats_a_grid_of_uniform_plans_on_the_truth():
+    """The oracle (per-cycle planner on the true parameters, then scaled until the true schedule
+    meets every limit) against an independent brute force: 12 activities x 5 ligand amounts,
+    the same in both cycles, each solved on the true schedule (residual activity and peptide
+    included); the best plan meeting the limits there. Prior cohort, patient 0 of seed 5: at the
+    upper bounds the true kidney BED is ~34 Gy > its 28 Gy limit, so the constraint binds."""
+    truth = _virtual_patient("psma617", 5, 0, 2, DriftModel(), 0.665, 1.0, 1.0)
+    limit = truth.record.kidney_bed_limit_gy
+    constraints = (Constraint("kidneys", "bed", limit), Constraint("red_marrow", "dose", 2.0))
+    bounds = {"activity_bounds_mbq": (3700.0, 9000.0), "ligand_bounds_nmol": (20.0, 1000.0)}
+    assert truth.totals([9000.0] * 2, [20.0] * 2, INTERVAL_H)["kidney_bed_gy"] > limit
+    oracle = _oracle_arm(truth, constraints, 2, bounds, INTERVAL_H)
+    assert oracle["oracle_cycles"] == 2
+    assert oracle["oracle_kidney_bed_gy"] <= limit + 1e-6
+    assert oracle["oracle_kidney_bed_gy"] > 0.99 * limit  # the binding constraint is used
+    assert oracle["oracle_marrow_dose_gy"] <= 2.0
+    grid_best = 0.0
+    for activity in np.linspace(3700.0, 9000.0, 12):
+        for ligand in (20.0, 60.0, 150.0, 400.0, 1000.0):
+            true = truth.totals([activity] * 2, [ligand] * 2, INTERVAL_H)
+            if true["kidney_bed_gy"] <= limit and true["marrow_dose_gy"] <= 2.0:
+                grid_best = max(grid_best, true["tumour_bed_gy"])
+    assert grid_best > 0.0
+    assert oracle["oracle_tumour_bed_gy"] >= grid_best - 1e-9
+    assert sum(oracle["oracle_activities_mbq"]) == pytest.approx(
+        oracle["oracle_total_activity_mbq"])
+
+
 @pytest.mark.parametrize("kwargs, field", [({"n_patients": 1}, "n_patients"),
                                            ({"reabsorption_scale": -1.0}, "reabsorption_scale"),
                                            ({"population_sd_scale": float("nan")},
@@ -116,9 +146,14 @@ def test_trial_rejects_bad_arguments(kwargs, field):
 
 @pytest.mark.slow
 def test_pbpk_virtual_trial_two_patients_two_cycles():
-    result = virtual_trial_pbpk(n_patients=2, n_cycles=2, n_draws=200, n_bootstrap=200, seed=3)
+    result = virtual_trial_pbpk(n_patients=2, n_cycles=2, n_draws=200, n_bootstrap=200, seed=3,
+                                oracle=True)
     table, patients = result.table, result.patients
-    assert len(table) == 2 and table["arm"].iloc[1].startswith("PBPK twin")
+    assert len(table) == 3 and table["arm"].iloc[1].startswith("PBPK twin")
+    assert table["arm"].iloc[2].startswith("oracle") and result.settings["oracle"] is True
+    # the oracle knows the truth: it meets every patient's own limit on the true schedule
+    assert np.all(patients["oracle_kidney_bed_gy"] <= patients["kidney_limit_gy"] + 1e-6)
+    assert np.all(patients["oracle_marrow_dose_gy"] <= 2.0)
     assert np.all(np.isfinite(table["median_tumour_bed_gy"]))
     assert len(patients) == 2
     for _, row in patients.iterrows():

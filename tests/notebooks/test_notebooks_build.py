@@ -192,7 +192,8 @@ def test_virtual_trial_pbpk_runs(tmp_path):
                      n_draws=60)
     saved = json.loads(files["virtual_trial_pbpk.json"].read_text())
     rows = {r["arm"]: r for r in saved["table"]}
-    assert {"fixed 7.4 GBq x 2, 150 nmol", "PBPK twin: activity and ligand planned"} <= set(rows)
+    assert {"fixed 7.4 GBq x 2, 150 nmol", "PBPK twin: activity and ligand planned",
+            "oracle (true kinetics known; reference)"} <= set(rows)  # oracle = True by default
     assert "LAPLACE PREVIEW" in saved["settings"]["twin"]
     patients = json.loads(files["virtual_trial_pbpk_patients.json"].read_text())
     assert all(0.0 < k < 5.0 for k in patients["kidneys_gy_per_gbq"])

@@ -197,8 +197,9 @@ def _delivered_dose_pits(true_cycles, twin: Twin) -> dict:
             for organ in CALIBRATION_ORGANS}
 
 
-def _worst_true_ratio(truth: _Truth, constraints, activities, ligands, interval_h) -> float:
-    """max over ``constraints`` of the true cumulative BED or dose / its limit (Gy/Gy)."""
+def _worst_true_ratio(truth: _Truth, constraints, activities, ligands, interval_h):
+    """(max over ``constraints`` of the true cumulative BED or dose / its limit (Gy/Gy), the
+    true per-administration doses solved for it)."""
     cycles = truth.cycles(activities, ligands, interval_h)
     ratios = [0.0]
     for c in constraints:
@@ -206,25 +207,32 @@ def _worst_true_ratio(truth: _Truth, constraints, activities, ligands, interval_
         if c.organ in getattr(cycles[0], field):
             total = sum(float(getattr(k, field)[c.organ][0]) for k in cycles)
             ratios.append(total / c.limit_gy)
-    return max(ratios)
+    return max(ratios), cycles
 
 
 def _within_true_limits(truth: _Truth, constraints, activities, ligands, interval_h,
-                        lowest_factor: float, iterations: int = 25) -> list[float]:
+                        lowest_factor: float, iterations: int = 25):
     """``activities`` × the largest common factor in [``lowest_factor``, 1] under which every
     constraint holds on the true schedule (bisection; unchanged if they already hold, the
-    lowest factor if nothing does)."""
+    lowest factor if nothing does), and their true per-administration doses."""
     def scaled(f):
         return [a * f for a in activities]
 
-    if _worst_true_ratio(truth, constraints, activities, ligands, interval_h) <= 1.0:
-        return activities
-    low, high = lowest_factor, 1.0
+    ratio, cycles = _worst_true_ratio(truth, constraints, activities, ligands, interval_h)
+    if ratio <= 1.0:
+        return activities, cycles
+    low, high, low_cycles = lowest_factor, 1.0, None
     for _ in range(iterations):
         middle = 0.5 * (low + high)
-        ok = _worst_true_ratio(truth, constraints, scaled(middle), ligands, interval_h) <= 1.0
-        low, high = (middle, high) if ok else (low, middle)
-    return scaled(low)
+        ratio, cycles = _worst_true_ratio(truth, constraints, scaled(middle), ligands,
+                                          interval_h)
+        if ratio <= 1.0:
+            low, low_cycles = middle, cycles
+        else:
+            high = middle
+    if low_cycles is None:  # not even the lowest factor meets the limits: solve it once
+        low_cycles = truth.cycles(scaled(low), ligands, interval_h)
+    return scaled(low), low_cycles
 
 
 def _oracle_arm(truth: _Truth, constraints, n_cycles: int, plan_options: dict,
@@ -241,13 +249,13 @@ def _oracle_arm(truth: _Truth, constraints, n_cycles: int, plan_options: dict,
                                  constraints=constraints, phantom=record.phantom, **plan_options)
     activities = [float(a) for a in best.activities_mbq]
     ligands = [float(q) for q in best.ligand_nmol]
+    totals = {"kidney_bed_gy": 0.0, "tumour_bed_gy": 0.0, "marrow_dose_gy": 0.0,
+              "lacrimal_dose_gy": 0.0}
     if activities:
         low = plan_options["activity_bounds_mbq"][0] / min(activities)
-        activities = _within_true_limits(truth, constraints, activities, ligands, interval_h,
-                                         min(low, 1.0))
-    totals = (truth.totals(activities, ligands, interval_h) if activities else
-              {"kidney_bed_gy": 0.0, "tumour_bed_gy": 0.0, "marrow_dose_gy": 0.0,
-               "lacrimal_dose_gy": 0.0})
+        activities, cycles = _within_true_limits(truth, constraints, activities, ligands,
+                                                 interval_h, min(low, 1.0))
+        totals = truth.totals_of(cycles)  # the doses the last check solved, not re-solved
     return ({f"oracle_{k}": v for k, v in totals.items()}
             | {"oracle_total_activity_mbq": float(sum(activities)),
                "oracle_cycles": len(activities), "oracle_activities_mbq": activities,

@@ -31,15 +31,9 @@ Design (the linear trial's, :mod:`tdt.twin._trial`, with the PBPK model everywhe
   ≤ 5 %, P(red-marrow dose > 2 Gy) ≤ 5 %, maximising expected tumour BED); the next cycle gets
   the plan's first activity and ligand amount; the arm stops when no plan is feasible.
 - Fixed arm: ``standard_activity_mbq`` × ``n_cycles`` with ``standard_ligand_nmol``.
-- Oracle arm (``oracle=True``, a reference): the per-cycle planner
-  (:func:`tdt.twin.plan_ligand_per_cycle`) with one "draw", the patient's *true* parameters of
-  every cycle (drift included), for all ``n_cycles`` from the start (cycle 1 too): the chance
-  constraints become deterministic (the true dose under the limit), so it shows what perfect
-  knowledge of the kinetics would give with the same bounds and objective. The planner treats
-  each cycle as its own bolus, while the truth carries the residual activity and peptide of
-  earlier cycles (after 6 weeks ~1 % of the activity): a plan at a limit can pass it by ~0.5 %,
-  so the oracle, which knows the truth, scales its activities down (bisection on one common
-  factor, true schedule solved each time) until every constraint holds on the truth.
+- Oracle arm (``oracle=True``, a reference): the per-cycle planner given each patient's true
+  parameters of every cycle, scaled until the true schedule meets every limit
+  (:mod:`tdt.twin._trial_oracle`).
 - Outcomes: :func:`tdt.twin._trial_stats.arm_row` (the linear trial's table), the planner's
   calibration (planned against realised kidney risk, :func:`tdt.twin.plan_calibration`), and
   the posterior's: the PIT of every guided cycle's true dose under the twin's final joint
@@ -64,9 +58,9 @@ from tdt.pbpk import Administration, Schedule
 from tdt.radiobiology import RED_MARROW_DOSE_LIMIT_GY, is_lesion
 from tdt.twin._pbpk_doses import HISTORY_H, cycle_doses, report_organs, simulate_paths
 from tdt.twin._pbpk_twin import DEFAULT_INTERVAL_H, body_compartments, build_pbpk, drift_steps
-from tdt.twin._plan_ligand_cycles import plan_ligand_per_cycle
 from tdt.twin._record import CycleData, PatientRecord
 from tdt.twin._trial import IMAGING_TIMES_H, TrialResult
+from tdt.twin._trial_oracle import oracle_arm
 from tdt.twin._trial_stats import arm_row, plan_calibration, posterior_coverage
 from tdt.twin._twin import Twin
 
@@ -197,71 +191,6 @@ def _delivered_dose_pits(true_cycles, twin: Twin) -> dict:
             for organ in CALIBRATION_ORGANS}
 
 
-def _worst_true_ratio(truth: _Truth, constraints, activities, ligands, interval_h):
-    """(max over ``constraints`` of the true cumulative BED or dose / its limit (Gy/Gy), the
-    true per-administration doses solved for it)."""
-    cycles = truth.cycles(activities, ligands, interval_h)
-    ratios = [0.0]
-    for c in constraints:
-        field = "bed_gy" if c.quantity == "bed" else "dose_gy"
-        if c.organ in getattr(cycles[0], field):
-            total = sum(float(getattr(k, field)[c.organ][0]) for k in cycles)
-            ratios.append(total / c.limit_gy)
-    return max(ratios), cycles
-
-
-def _within_true_limits(truth: _Truth, constraints, activities, ligands, interval_h,
-                        lowest_factor: float, iterations: int = 25):
-    """``activities`` × the largest common factor in [``lowest_factor``, 1] under which every
-    constraint holds on the true schedule (bisection; unchanged if they already hold, the
-    lowest factor if nothing does), and their true per-administration doses."""
-    def scaled(f):
-        return [a * f for a in activities]
-
-    ratio, cycles = _worst_true_ratio(truth, constraints, activities, ligands, interval_h)
-    if ratio <= 1.0:
-        return activities, cycles
-    low, high, low_cycles = lowest_factor, 1.0, None
-    for _ in range(iterations):
-        middle = 0.5 * (low + high)
-        ratio, cycles = _worst_true_ratio(truth, constraints, scaled(middle), ligands,
-                                          interval_h)
-        if ratio <= 1.0:
-            low, low_cycles = middle, cycles
-        else:
-            high = middle
-    if low_cycles is None:  # not even the lowest factor meets the limits: solve it once
-        low_cycles = truth.cycles(scaled(low), ligands, interval_h)
-    return scaled(low), low_cycles
-
-
-def _oracle_arm(truth: _Truth, constraints, n_cycles: int, plan_options: dict,
-                interval_h: float) -> dict:
-    """The oracle arm's columns (module docstring): the per-cycle plan on the true parameters
-    of every cycle and its true totals (all zero when even the lowest activity breaks a
-    constraint)."""
-    record = truth.record
-    cycle_draws = [{name: np.asarray(values[c], dtype=float)[None]
-                    for name, values in truth.params.items()} for c in range(n_cycles)]
-    best = plan_ligand_per_cycle(truth.base, cycle_draws,
-                                 organ_masses_g=record.organ_masses_g or None,
-                                 lesion_volumes_ml=dict(record.lesions),
-                                 constraints=constraints, phantom=record.phantom, **plan_options)
-    activities = [float(a) for a in best.activities_mbq]
-    ligands = [float(q) for q in best.ligand_nmol]
-    totals = {"kidney_bed_gy": 0.0, "tumour_bed_gy": 0.0, "marrow_dose_gy": 0.0,
-              "lacrimal_dose_gy": 0.0}
-    if activities:
-        low = plan_options["activity_bounds_mbq"][0] / min(activities)
-        activities, cycles = _within_true_limits(truth, constraints, activities, ligands,
-                                                 interval_h, min(low, 1.0))
-        totals = truth.totals_of(cycles)  # the doses the last check solved, not re-solved
-    return ({f"oracle_{k}": v for k, v in totals.items()}
-            | {"oracle_total_activity_mbq": float(sum(activities)),
-               "oracle_cycles": len(activities), "oracle_activities_mbq": activities,
-               "oracle_ligand_nmol": ligands})
-
-
 def _guided_arm(truth: _Truth, twin: Twin, n_cycles: int, activity: float, ligand: float,
                 interval_h: float, noise, relative_sd: float, calibration_sd: float,
                 plan_options: dict):
@@ -344,7 +273,7 @@ def virtual_trial_pbpk(n_patients: int = 20, seed: int = 0, n_cycles: int = 4,
         guided_cycles = truth.cycles(given, ligands, interval_h)
         guided = truth.totals_of(guided_cycles)
         pits = _delivered_dose_pits(guided_cycles, twin)
-        reference = (_oracle_arm(truth, twin.default_constraints(), n_cycles, plan_options,
+        reference = (oracle_arm(truth, twin.default_constraints(), n_cycles, plan_options,
                                  interval_h) if oracle else {})
         record = truth.record
         rows.append({"patient": record.patient_id, "risk_factor": bool(record.risk_factors),

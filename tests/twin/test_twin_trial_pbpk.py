@@ -19,7 +19,8 @@ from tdt.pbpk import Administration, Schedule
 from tdt.twin import virtual_trial_pbpk
 from tdt.twin._pbpk_doses import HISTORY_H
 from tdt.twin._plan_types import Constraint
-from tdt.twin._trial_pbpk import PBPK_IMAGED_VOIS, _oracle_arm, _Truth, _virtual_patient
+from tdt.twin._trial_oracle import oracle_arm
+from tdt.twin._trial_pbpk import PBPK_IMAGED_VOIS, _Truth, _virtual_patient
 
 INTERVAL_H = 1008.0
 
@@ -115,7 +116,7 @@ def test_oracle_arm_beats_a_grid_of_uniform_plans_on_the_truth():
     constraints = (Constraint("kidneys", "bed", limit), Constraint("red_marrow", "dose", 2.0))
     bounds = {"activity_bounds_mbq": (3700.0, 9000.0), "ligand_bounds_nmol": (20.0, 1000.0)}
     assert truth.totals([9000.0] * 2, [20.0] * 2, INTERVAL_H)["kidney_bed_gy"] > limit
-    oracle = _oracle_arm(truth, constraints, 2, bounds, INTERVAL_H)
+    oracle = oracle_arm(truth, constraints, 2, bounds, INTERVAL_H)
     assert oracle["oracle_cycles"] == 2
     assert oracle["oracle_kidney_bed_gy"] <= limit + 1e-6
     assert oracle["oracle_kidney_bed_gy"] > 0.99 * limit  # the binding constraint is used

@@ -36,7 +36,10 @@ the ligand amount (nmol)** — the decision only a receptor model can inform.
   (Kabasakal et al., Mol Imaging Radionucl Ther 2017;26:62): the PBPK model has no marrow
   uptake term to scale (notebook 05's linear cohort does), so the marrow constraint rarely binds.
 - **Imaging** after every cycle: kidneys, salivary glands, liver, spleen and both lesions at 4,
-  24, 48, 96, 168 h; 10 % noise per point, one 3 % calibration error per cycle.
+  24, 48, 96, 168 h; 10 % noise per point, one 3 % calibration error per cycle and one
+  recovery-correction error per VOI (log-SD 0.10, kept over the cycles): the twin's own
+  measurement model, so that with `reabsorption_scale = population_sd_scale = 1` it is well
+  specified.
 - **Arms.** *Fixed*: `activity_gbq` × `n_cycles` with `ligand_nmol`. *Guided*: cycle 1 the same,
   then after each cycle's imaging the twin's plan for the remaining cycles (activity in
   [`min_activity_gbq`, `max_activity_gbq`], ligand in [`min_ligand_nmol`, `max_ligand_nmol`],

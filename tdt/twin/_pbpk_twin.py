@@ -6,7 +6,9 @@ summary). ``assimilate(cycle k)`` refits cycles 1..k together through :func:`tdt
 fit_patient` (PyMC model, JAX gradients, the multi-bolus sampler path of
 :mod:`tdt.inference._fast_pbpk`): one schedule of k boluses ``interval_h`` apart (the body still
 holds the earlier cycles' activity and peptide), one calibration factor per cycle (session
-``cycle<k>``), VOI activities taken as recovery-corrected (recovery 1, as the linear twin).
+``cycle<k>``), VOI activities taken as recovery-corrected with a residual error: recovery 1
+with a free log recovery per VOI (prior N(0, ``MeasurementModel().recovery_sd``²) = 0.10²),
+shared by all cycles (the linear twin fixes the recovery at 1).
 
 Drift (:class:`DriftingPbpk`): between cycles the patient's uptake amplitudes (receptor density
 ``R_<VOI>``, or the registry's uptake parameter, e.g. ``f_reabs`` for DOTATATE kidneys) and the
@@ -196,6 +198,7 @@ def fit_data(record, cycles, interval_h: float, ligand_nmol, calibration_sd: flo
             entry[0] += list(np.asarray(t) + k * interval_h)
             entry[1] += list(a)
             entry[2] += [f"cycle{k + 1}"] * len(t)
+    # recovery 1 with MeasurementModel's recovery_sd: a free log recovery per VOI (module doc)
     organs = {o: OrganSeries(t, a, volume_ml=record.lesions.get(o), recovery=1.0, sessions=s)
               for o, (t, a, s) in series.items()}
     return PatientData(organs, calibration_sd=calibration_sd, schedule=schedule,

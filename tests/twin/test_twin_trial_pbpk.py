@@ -80,6 +80,40 @@ def test_trial_cohort_drifts_by_the_twin_prior():
     assert not np.allclose(other.params[name], patient.params[name])
 
 
+def test_trial_truth_has_the_twins_recovery_error():
+    """The truth's imaging draws one recovery error per VOI (log-SD RECOVERY_SD, kept over the
+    cycles) because the PBPK twin's measurement model has exactly that free term for every
+    VOI (fit_data: recovery 1, MeasurementModel's recovery_sd): a well-specified prior cohort.
+    Independent check of the draws: over 300 patients x 6 VOIs the log factors' SD is
+    RECOVERY_SD within 4 standard errors (SE of an SD ~ sd / sqrt(2n)); the kinetics do not
+    depend on it (own random stream)."""
+    from tdt.inference import MeasurementModel
+    from tdt.inference._measurement import recovery_sds
+    from tdt.twin._pbpk_twin import fit_data
+    from tdt.twin._record import CycleData
+    from tdt.twin._trial_pbpk import RECOVERY_SD
+
+    truth = _virtual_patient("psma617", 0, 0, 2, DriftModel(), 0.5)
+    times = np.array([4.0, 24.0, 48.0])
+    cycle = CycleData(7400.0, {o: (times, np.ones(3)) for o in PBPK_IMAGED_VOIS})
+    data, _ = fit_data(truth.record, [cycle, cycle], INTERVAL_H, [150.0, 150.0], 0.03)
+    np.testing.assert_allclose(recovery_sds(data, MeasurementModel()), RECOVERY_SD)
+    logs = np.log([[_virtual_patient("psma617", 0, p, 1, DriftModel(), 0.5).recovery[o]
+                    for o in PBPK_IMAGED_VOIS] for p in range(300)]).ravel()
+    se = RECOVERY_SD / np.sqrt(2 * logs.size)
+    assert abs(logs.std(ddof=1) - RECOVERY_SD) < 4 * se, logs.std(ddof=1)
+    assert abs(logs.mean()) < 4 * RECOVERY_SD / np.sqrt(logs.size)
+    exact = _virtual_patient("psma617", 0, 0, 2, DriftModel(), 0.5, recovery_sd=0.0)
+    assert set(exact.recovery.values()) == {1.0}
+    for name, values in truth.params.items():
+        np.testing.assert_array_equal(exact.params[name], values)
+    # the same noise stream: images differ by exactly the recovery factor per VOI
+    a = truth.image([7400.0], [150.0], INTERVAL_H, np.random.default_rng(1), 0.1, 0.03)
+    b = exact.image([7400.0], [150.0], INTERVAL_H, np.random.default_rng(1), 0.1, 0.03)
+    for o in PBPK_IMAGED_VOIS:
+        np.testing.assert_allclose(a[o][1] / b[o][1], truth.recovery[o], rtol=1e-12)
+
+
 def _cycle_one_kidney_gy_per_gbq(n, reabsorption_scale, population_sd_scale):
     out = []
     for p in range(n):

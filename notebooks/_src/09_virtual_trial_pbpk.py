@@ -122,13 +122,16 @@ the mechanistic twin, not a powered comparison (notebook 05's linear trial runs 
 table.set_index("arm").round(3).T
 '''),
         md('''
-## Distributions per arm, and what the guided arm gave per cycle
+## Distributions per arm, and what the planned arms gave per cycle
 
 Top: true cumulative kidney BED (dashed: 28 Gy, dotted: 40 Gy) and tumour BED (mean of the two
 lesions; log scale) per arm. Bottom: the activity and the ligand amount given in each guided cycle
-(cycle 1 is the standard; a missing cycle means no plan was feasible; dashed: the fixed arm).
+and, when present, the oracle arm (guided cycle 1 is the standard; a missing cycle means no plan
+was feasible; dashed: the fixed arm).
 '''),
         code('''
+import matplotlib.patches as mpatches
+
 fig, axes = plt.subplots(2, 2, figsize=(12, 8), layout="constrained")
 arms = [a for a in ("fixed", "guided", "oracle") if f"{a}_kidney_bed_gy" in patients]
 labels = [lab.split(",")[0].split(" (")[0] for lab in table["arm"]]
@@ -143,16 +146,27 @@ for ax, quantity, ylabel in ((axes[0, 0], "kidney_bed_gy", "kidney BED, cumulati
 axes[0, 0].axhline(rb.KIDNEY_BED_LIMIT_RISK_GY, ls="--", color="k", lw=1)
 axes[0, 0].axhline(rb.KIDNEY_BED_LIMIT_GY, ls=":", color="k", lw=1)
 axes[0, 1].set_yscale("log")
-for ax, column, scale, ylabel, fixed in (
-        (axes[1, 0], "guided_activities_mbq", 1e-3, "activity (GBq)", activity_gbq),
-        (axes[1, 1], "guided_ligand_nmol", 1.0, "ligand amount (nmol)", ligand_nmol)):
-    per_cycle = [[v[c] * scale for v in patients[column] if len(v) > c] for c in range(n_cycles)]
-    ax.boxplot([v if v else [np.nan] for v in per_cycle], showfliers=True)
+planned = [a for a in ("guided", "oracle") if f"{a}_activities_mbq" in patients]
+width = 0.8 / len(planned)
+for ax, field, scale, ylabel, fixed in (
+        (axes[1, 0], "activities_mbq", 1e-3, "activity (GBq)", activity_gbq),
+        (axes[1, 1], "ligand_nmol", 1.0, "ligand amount (nmol)", ligand_nmol)):
+    for j, arm in enumerate(planned):
+        per_cycle = [[v[c] * scale for v in patients[f"{arm}_{field}"] if len(v) > c]
+                     for c in range(n_cycles)]
+        positions = np.arange(1, n_cycles + 1) + (j - (len(planned) - 1) / 2) * width
+        boxes = ax.boxplot([v if v else [np.nan] for v in per_cycle], positions=positions,
+                           widths=0.9 * width, patch_artist=True, showfliers=True)
+        for box in boxes["boxes"]:
+            box.set_facecolor(plotting.COLORS[arms.index(arm)])
+    guided_n = [sum(len(v) > c for v in patients["guided_activities_mbq"]) for c in range(n_cycles)]
     ax.set_xticks(range(1, n_cycles + 1),
-                  [f"{c + 1}\\n(n={len(v)})" for c, v in enumerate(per_cycle)], fontsize="small")
+                  [f"{c + 1}\\n(guided n={n})" for c, n in enumerate(guided_n)], fontsize="small")
     ax.axhline(fixed, ls="--", color="grey", lw=1)
-    ax.set_xlabel("guided cycle")
+    ax.set_xlabel("cycle")
     ax.set_ylabel(ylabel)
+axes[1, 0].legend(handles=[mpatches.Patch(color=plotting.COLORS[arms.index(a)], label=a)
+                           for a in planned], fontsize="small")
 axes[1, 1].set_yscale("log")
 '''),
         md('''

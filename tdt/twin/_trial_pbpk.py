@@ -231,6 +231,20 @@ def _guided_arm(truth: _Truth, twin: Twin, n_cycles: int, activity: float, ligan
     return given, ligands, checks
 
 
+def _check_arguments(n_patients, n_cycles, risk_factor_prevalence, non_negative: dict):
+    """:class:`InputError` naming the first argument of :func:`virtual_trial_pbpk` out of range."""
+    if not (isinstance(n_patients, int) and n_patients >= 2):
+        raise InputError(f"n_patients: got {n_patients!r}; expected an integer >= 2")
+    if not (isinstance(n_cycles, int) and n_cycles >= 2):
+        raise InputError(f"n_cycles: got {n_cycles!r}; expected an integer >= 2")
+    for name, value in non_negative.items():
+        if not (np.isfinite(value) and value >= 0.0):
+            raise InputError(f"{name}: got {value!r}; expected a finite number >= 0")
+    if not 0.0 <= risk_factor_prevalence <= 1.0:
+        raise InputError(f"risk_factor_prevalence: got {risk_factor_prevalence!r}; "
+                         "expected in [0, 1]")
+
+
 def virtual_trial_pbpk(n_patients: int = 20, seed: int = 0, n_cycles: int = 4,
                        standard_activity_mbq: float = 7400.0,
                        standard_ligand_nmol: float = 150.0, n_draws: int = 300,
@@ -250,18 +264,9 @@ def virtual_trial_pbpk(n_patients: int = 20, seed: int = 0, n_cycles: int = 4,
 
     ``progress(patient, n_patients, seconds)``: called after each patient (e.g. a log line).
     """
-    if not (isinstance(n_patients, int) and n_patients >= 2):
-        raise InputError(f"n_patients: got {n_patients!r}; expected an integer >= 2")
-    if not (isinstance(n_cycles, int) and n_cycles >= 2):
-        raise InputError(f"n_cycles: got {n_cycles!r}; expected an integer >= 2")
-    for name, value in (("reabsorption_scale", reabsorption_scale),
-                        ("population_sd_scale", population_sd_scale),
-                        ("recovery_sd", recovery_sd)):
-        if not (np.isfinite(value) and value >= 0.0):
-            raise InputError(f"{name}: got {value!r}; expected a finite number >= 0")
-    if not 0.0 <= risk_factor_prevalence <= 1.0:
-        raise InputError(f"risk_factor_prevalence: got {risk_factor_prevalence!r}; "
-                         "expected in [0, 1]")
+    _check_arguments(n_patients, n_cycles, risk_factor_prevalence,
+                     {"reabsorption_scale": reabsorption_scale,
+                      "population_sd_scale": population_sd_scale, "recovery_sd": recovery_sd})
     drift = drift or DriftModel()
     plan_options = {"activity_bounds_mbq": tuple(activity_bounds_mbq),
                     "ligand_bounds_nmol": tuple(ligand_bounds_nmol)}

@@ -171,6 +171,7 @@ def test_oracle_arm_beats_a_grid_of_uniform_plans_on_the_truth():
                                            ({"reabsorption_scale": -1.0}, "reabsorption_scale"),
                                            ({"population_sd_scale": float("nan")},
                                             "population_sd_scale"),
+                                           ({"recovery_sd": -0.1}, "recovery_sd"),
                                            ({"n_cycles": 1}, "n_cycles"),
                                            ({"risk_factor_prevalence": 1.5},
                                             "risk_factor_prevalence")])

@@ -155,10 +155,13 @@ for ax, field, scale, ylabel, fixed in (
         per_cycle = [[v[c] * scale for v in patients[f"{arm}_{field}"] if len(v) > c]
                      for c in range(n_cycles)]
         positions = np.arange(1, n_cycles + 1) + (j - (len(planned) - 1) / 2) * width
-        boxes = ax.boxplot([v if v else [np.nan] for v in per_cycle], positions=positions,
-                           widths=0.9 * width, patch_artist=True, showfliers=True)
-        for box in boxes["boxes"]:
-            box.set_facecolor(plotting.COLORS[arms.index(arm)])
+        color = plotting.COLORS[arms.index(arm)]
+        ax.boxplot([v if v else [np.nan] for v in per_cycle], positions=positions,
+                   widths=0.9 * width, patch_artist=True, showfliers=True,
+                   boxprops={"facecolor": color, "edgecolor": color, "alpha": 0.4},
+                   medianprops={"color": color, "linewidth": 3},
+                   whiskerprops={"color": color}, capprops={"color": color},
+                   flierprops={"markeredgecolor": color})
     guided_n = [sum(len(v) > c for v in patients["guided_activities_mbq"]) for c in range(n_cycles)]
     ax.set_xticks(range(1, n_cycles + 1),
                   [f"{c + 1}\\n(guided n={n})" for c, n in enumerate(guided_n)], fontsize="small")

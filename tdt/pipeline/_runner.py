@@ -312,6 +312,10 @@ def run_study(
 def _execute(spec, inputs, key, run_id, tmp, study_dir, start, executor, scheduler, security,
              workers, processes, progress, kernel_name, say) -> RunResult:
     started = _utc_now()
+    # the environment (git commit and dirty flag included) of the code that runs: captured
+    # before the notebooks execute, not after (a commit made during a long run is not its code)
+    root = repo_root(spec.source.parent) if spec.source else Path.cwd()
+    environment = mf.environment(root)
     kind = executor or ("dask" if scheduler else spec.executor)
     if spec.source is not None:
         shutil.copyfile(spec.source, tmp / "study.yaml")
@@ -330,7 +334,6 @@ def _execute(spec, inputs, key, run_id, tmp, study_dir, start, executor, schedul
                              f"({type(exc).__name__}: {exc})") from exc
     convergence, converged = _convergence(tmp, records)
     failed = [r for r in records if r["status"] != mf.STATUS_COMPLETE]
-    root = repo_root(spec.source.parent) if spec.source else Path.cwd()
     manifest = {
         "schema": mf.SCHEMA,
         "status": "failed" if failed else mf.STATUS_COMPLETE,
@@ -343,7 +346,7 @@ def _execute(spec, inputs, key, run_id, tmp, study_dir, start, executor, schedul
         "inputs": {"notebooks": inputs["notebooks"],
                    "datasets": {k: {"kind": v["kind"], "sha256": v["sha256"]}
                                 for k, v in inputs["datasets"].items()}},
-        "environment": mf.environment(root),
+        "environment": environment,
         "executor": {"kind": kind, "workers": n_workers, "remote": bool(scheduler)},
         "timings": {"started_utc": started, "finished_utc": _utc_now(),
                     "seconds": round(time.perf_counter() - start, 3)},

@@ -122,6 +122,26 @@ def test_tiny_study_end_to_end_and_cache(tmp_path, catalog_env, monkeypatch, cap
     assert code == 1 and "summary.json:y" in stdout and "DIFFERENT" in stdout
 
 
+def test_manifest_records_the_commit_that_ran_not_a_later_one(tmp_path, catalog_env,
+                                                              monkeypatch):
+    """A commit made while a long study runs is not the run's code: the manifest's git commit
+    (and dirty flag) is the repository's state when the notebooks started."""
+    state = {"executed": False}
+    execute = runner.execute_task
+
+    def execute_and_commit(task):
+        record = execute(task)
+        state["executed"] = True  # as if someone committed while the notebook ran
+        return record
+
+    monkeypatch.setattr(runner, "execute_task", execute_and_commit)
+    monkeypatch.setattr(mf, "git_info", lambda root: {
+        "commit": ("b" if state["executed"] else "a") * 40, "dirty": state["executed"]})
+    result = run_study(write_study(tmp_path), runs_dir=tmp_path / "runs")
+    assert state["executed"]
+    assert result.manifest["environment"]["git"] == {"commit": "a" * 40, "dirty": False}
+
+
 def test_failing_notebook_is_kept_but_never_cached(tmp_path, catalog_env):
     study = write_study(tmp_path)
     runs = tmp_path / "runs"

@@ -205,7 +205,9 @@ After its last cycle each guided patient's twin holds a joint posterior of all i
 cycle's absorbed dose below the true dose; a calibrated posterior covers the truth with its
 central 50 % / 90 % intervals at those rates (simulation-based calibration; Talts et al. 2018),
 and its mean PIT is 0.5 (above: the twin is too low; below: too high). Cycles of one patient are
-correlated: the pooled Wilson CI is a guide; `coverage_*_by_cycle` are across patients.
+correlated: the pooled Wilson CI is a guide; `coverage_*_by_cycle` are across patients. An
+organ is flagged MISCALIBRATED (and a warning printed) when a nominal rate lies outside the
+Wilson 99 % interval of its coverage with the number of *patients* as the sample size.
 
 With `reabsorption_scale ≠ 1` the truth's tubular reabsorption differs from the twin's fixed
 catalog value, so the twin is misspecified exactly where the kidney dose comes from: expect its
@@ -215,8 +217,11 @@ is a simulation-based calibration of the multi-cycle Laplace preview.
 '''),
         code('''
 calibration = pd.DataFrame(settings["posterior_calibration"]).T
+for organ, flag in calibration["flag"].items():
+    if flag:
+        print(f"WARNING: the twin's posterior of {organ} doses is {flag} against the truth")
 calibration[["n", "n_patients", "mean_pit", "coverage_50", "coverage_50_ci95", "coverage_90",
-             "coverage_90_ci95", "coverage_90_by_cycle"]]
+             "coverage_90_ci95", "coverage_90_by_cycle", "flag"]]
 '''),
         code('''
 if SAVE:

@@ -9,8 +9,9 @@ from scipy.stats import binom, binomtest
 from tdt.units import mbq_to_gbq
 
 
-def wilson(k: int, n: int) -> tuple[float, float]:
-    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of the proportion k / n at ``confidence`` (scipy.stats.binomtest)."""
+    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
     return float(ci.low), float(ci.high)
 
 
@@ -124,6 +125,10 @@ def arm_row(patients, arm: str, label: str, kidney_limit_gy: float, marrow_limit
     }
 
 
+#: confidence of the interval behind :func:`posterior_coverage`'s MISCALIBRATED flag
+FLAG_CONFIDENCE = 0.99
+
+
 def posterior_coverage(pits_per_patient, levels=(0.5, 0.9)) -> dict:
     """Coverage of true doses by the twin's central posterior intervals, from PIT values.
 
@@ -134,6 +139,12 @@ def posterior_coverage(pits_per_patient, levels=(0.5, 0.9)) -> dict:
     the pooled coverage over every (patient, cycle) with a Wilson 95 % CI (cycles of one patient
     are correlated, so the CI is a guide) and the coverage of each cycle index across patients
     (independent). Also the mean PIT (0.5 when unbiased; above: the posterior is too low).
+
+    ``flag``: ``"MISCALIBRATED (...)"`` when a nominal level lies outside the Wilson
+    :data:`FLAG_CONFIDENCE` (99 %) interval of its coverage computed with the *patient* count as
+    the sample size (conservative: a patient's cycles are correlated, so the effective sample
+    lies between the patients and the patient-cycles; 99 % so that a calibrated twin is rarely
+    flagged among 4 organs × 2 levels), else ``""`` — shown next to the coverage.
     """
     organs = sorted({o for pits in pits_per_patient for o in pits})
     out = {}
@@ -145,14 +156,20 @@ def posterior_coverage(pits_per_patient, levels=(0.5, 0.9)) -> dict:
         row = {"n": int(pooled.size), "n_patients": len(per_cycle),
                "mean_pit": float(np.mean(pooled))}
         n_cycles = max(len(c) for c in per_cycle)
+        missed = []
         for level in levels:
             inside = np.abs(pooled - 0.5) <= level / 2.0
             lo, hi = wilson(int(inside.sum()), inside.size)
             key = f"coverage_{round(level * 100)}"
             row[key] = float(inside.mean())
+            low, high = wilson(round(inside.mean() * len(per_cycle)), len(per_cycle),
+                               FLAG_CONFIDENCE)
+            if not low <= level <= high:
+                missed.append(f"{round(level * 100)} % interval covers {inside.mean():.0%}")
             row[f"{key}_ci95"] = [lo, hi]
             row[f"{key}_by_cycle"] = [
                 float(np.mean([abs(c[k] - 0.5) <= level / 2.0 for c in per_cycle if len(c) > k]))
                 for k in range(n_cycles)]
+        row["flag"] = f"MISCALIBRATED ({'; '.join(missed)})" if missed else ""
         out[organ] = row
     return out

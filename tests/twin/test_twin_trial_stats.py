@@ -33,6 +33,8 @@ def test_coverage_matches_the_gaussian_formula(rng, posterior_sd):
         assert lo < out[key] < hi
         assert len(out[f"{key}_by_cycle"]) == 2
     assert out["mean_pit"] == pytest.approx(0.5, abs=0.02)
+    # the flag: calibrated (sd 1) passes; half or twice the spread is resolved at 2000 patients
+    assert (out["flag"] == "") == (posterior_sd == 1.0), out["flag"]
 
 
 def test_biased_posterior_shows_in_the_mean_pit(rng):
@@ -49,3 +51,22 @@ def test_patients_with_fewer_cycles_count_per_cycle():
     out = posterior_coverage(pits)["kidneys"]
     assert out["n"] == 3 and out["coverage_90_by_cycle"] == [0.5, 1.0]
     assert out["coverage_50"] == pytest.approx(2 / 3)
+
+
+def test_flag_uses_the_patient_count_not_the_patient_cycles():
+    """The flag's interval is Wilson 99 % with n = patients (20 here, 4 cycles each: 80
+    patient-cycles). Its limits, by hand (z = 2.576): 0/20 -> (0, 0.249); 12/20 -> (0.33,
+    0.82), 16/20 -> (0.51, 0.94). PIT 0.5 lies in both central intervals, 0.8 in the 90 % one
+    only, 0.999 in neither."""
+    def pits(pit_per_patient):
+        return [{"kidneys": [p] * 4} for p in pit_per_patient]
+
+    missed = posterior_coverage(pits([0.999] * 20))["kidneys"]["flag"]  # a posterior that misses
+    assert missed.startswith("MISCALIBRATED") and "50 % interval covers 0%" in missed
+    assert "90 % interval covers 0%" in missed
+    # 50 %: 10/20 inside, 90 %: 16/20 -> both nominal rates inside their intervals
+    ok = posterior_coverage(pits([0.5] * 10 + [0.8] * 6 + [0.999] * 4))["kidneys"]
+    assert ok["coverage_90"] == pytest.approx(0.8) and ok["flag"] == ""
+    # 90 %: 12/20 (0.32-0.82) misses 0.90; 50 %: 10/20 fine
+    low = posterior_coverage(pits([0.5] * 10 + [0.8] * 2 + [0.999] * 8))["kidneys"]["flag"]
+    assert low == "MISCALIBRATED (90 % interval covers 60%)"

@@ -62,7 +62,7 @@ def _within_true_limits(truth, constraints, activities, ligands, interval_h,
 
 
 def oracle_arm(truth, constraints, n_cycles: int, plan_options: dict,
-                interval_h: float) -> dict:
+               interval_h: float) -> dict:
     """The oracle arm's columns (module docstring): the per-cycle plan on the true parameters
     of every cycle and its true totals (all zero when even the lowest activity breaks a
     constraint)."""

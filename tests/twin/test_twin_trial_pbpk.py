@@ -13,14 +13,17 @@ import numpy as np
 import pytest
 
 from tdt.errors import InputError
-from tdt.inference import DriftModel
+from tdt.inference import DriftModel, MeasurementModel
+from tdt.inference._measurement import recovery_sds
 from tdt.inference._predictive import dose_prediction
 from tdt.pbpk import Administration, Schedule
 from tdt.twin import virtual_trial_pbpk
 from tdt.twin._pbpk_doses import HISTORY_H
+from tdt.twin._pbpk_twin import fit_data
 from tdt.twin._plan_types import Constraint
+from tdt.twin._record import CycleData
 from tdt.twin._trial_oracle import oracle_arm
-from tdt.twin._trial_pbpk import PBPK_IMAGED_VOIS, _Truth, _virtual_patient
+from tdt.twin._trial_pbpk import PBPK_IMAGED_VOIS, RECOVERY_SD, _Truth, _virtual_patient
 
 INTERVAL_H = 1008.0
 
@@ -87,12 +90,6 @@ def test_trial_truth_has_the_twins_recovery_error():
     Independent check of the draws: over 300 patients x 6 VOIs the log factors' SD is
     RECOVERY_SD within 4 standard errors (SE of an SD ~ sd / sqrt(2n)); the kinetics do not
     depend on it (own random stream)."""
-    from tdt.inference import MeasurementModel
-    from tdt.inference._measurement import recovery_sds
-    from tdt.twin._pbpk_twin import fit_data
-    from tdt.twin._record import CycleData
-    from tdt.twin._trial_pbpk import RECOVERY_SD
-
     truth = _virtual_patient("psma617", 0, 0, 2, DriftModel(), 0.5)
     times = np.array([4.0, 24.0, 48.0])
     cycle = CycleData(7400.0, {o: (times, np.ones(3)) for o in PBPK_IMAGED_VOIS})

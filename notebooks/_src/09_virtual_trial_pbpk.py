@@ -31,7 +31,8 @@ the ligand amount (nmol)** — the decision only a receptor model can inform.
   constant). `reabsorption_scale = 0.35` and `population_sd_scale = 0.8` (the prior log-SDs of
   the non-lesion parameters) give 0.43 ± 0.16 Gy/GBq (400 patients,
   `tests/twin/test_twin_trial_pbpk.py`). These change the *truth* only: the twin keeps its
-  prior and `f_reabs` fixed at the catalog value — misspecified, as a real twin would be. The
+  prior — it samples `f_reabs` under the catalog prior (median 0.04, log-SD 0.4), whose median
+  lies 2.6 prior SDs above this cohort's: a misspecified prior, as a real twin's would be. The
   cohort's red-marrow dose (≈ 0.02 Gy/GBq) is below the published 0.030 ± 0.008 Gy/GBq
   (Kabasakal et al., Mol Imaging Radionucl Ther 2017;26:62): the PBPK model has no marrow
   uptake term to scale (notebook 05's linear cohort does), so the marrow constraint rarely binds.
@@ -209,9 +210,10 @@ correlated: the pooled Wilson CI is a guide; `coverage_*_by_cycle` are across pa
 organ is flagged MISCALIBRATED (and a warning printed) when a nominal rate lies outside the
 Wilson 99 % interval of its coverage with the number of *patients* as the sample size.
 
-With `reabsorption_scale ≠ 1` the truth's tubular reabsorption differs from the twin's fixed
-catalog value, so the twin is misspecified exactly where the kidney dose comes from: expect its
-kidney posterior to miss (docs/twin.md, "The virtual trial on the PBPK twin"). With
+With `reabsorption_scale ≠ 1` the truth's tubular reabsorption is far from the twin's prior
+(the twin samples it, but its prior median is 2.6 prior SDs above this cohort's), so expect the
+kidney posterior to lean high (mean PIT below 0.5; docs/twin.md, "The virtual trial on the PBPK
+twin"). With
 `reabsorption_scale = population_sd_scale = 1` the cohort is the twin's own prior and the check
 is a simulation-based calibration of the multi-cycle Laplace preview.
 '''),

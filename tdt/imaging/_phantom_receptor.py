@@ -7,7 +7,9 @@ saturation included): the patient is one draw of the registry's identifiable par
 phantom's VOIs (``GFR``; ``R_<VOI>`` and ``krel_<VOI>`` of kidneys, salivary glands, liver,
 spleen and every lesion) from their cited population priors, log-normal around the median with
 the standard normals clipped at ±2 (no implausible extremes), every other parameter at its
-default; lesion volumes are the phantom's spheres and their flow scales with volume (the
+default — the tubular reabsorption ``f_reabs`` too, though the twin samples it (it was added to
+the identifiable subset after the phantom's datasets were published: kept at its prior median so
+that they, and their sha256, did not change); lesion volumes are the phantom's spheres and their flow scales with volume (the
 template's flow per mL). The draw uses its own random stream (``[seed, 617]``), so the
 phantom's anatomy, scan-time jitter and noise streams are those of the default phantom.
 
@@ -33,6 +35,8 @@ PHANTOM_KINETICS = ("reduced", "psma617")
 _RECEPTOR_VOIS = ("kidneys", "salivary_glands", "liver", "spleen")
 #: standard normals of the draw are clipped here (±2 SD: 95 % of the prior)
 _Z_CLIP = 2.0
+#: identifiable parameters the phantom keeps at their prior median (module docstring)
+_AT_MEDIAN = ("f_reabs",)
 
 
 @functools.lru_cache(maxsize=8)
@@ -51,6 +55,8 @@ def receptor_params(model, lesion_volumes_ml: dict[str, float],
     priors = model.priors()
     vois = (*_RECEPTOR_VOIS, *lesion_volumes_ml)
     for name in get_model("psma617").identifiable_parameters(model, vois):
+        if name in _AT_MEDIAN:
+            continue
         median, sd_log = priors[name]
         z = float(np.clip(rng.standard_normal(), -_Z_CLIP, _Z_CLIP))
         params[name] = float(median * np.exp(sd_log * z))

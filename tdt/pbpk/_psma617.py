@@ -3,11 +3,17 @@ spleen, GI, red marrow, remainder, lesions, urine). Parameters: catalog ``pbpk_p
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from tdt.pbpk._builders import build
 from tdt.pbpk._nonlinear import PbpkModel
-from tdt.pbpk._registry import ModelSpec, register_model
+from tdt.pbpk._registry import (
+    PSMA_KIDNEY_ROUTES,
+    ModelSpec,
+    identifiable_receptor_parameters,
+    register_model,
+)
 
 ORGANS = ("kidneys", "salivary_glands", "lacrimal_glands", "liver", "spleen", "gi", "red_marrow",
           "remainder")
@@ -31,6 +37,9 @@ def psma617(lesions: int | Iterable[str] = 1, nuclide: str = "Lu-177",
 SPEC = register_model(ModelSpec(
     key="psma617", radiopharmaceutical="177Lu-PSMA-617", nuclide="Lu-177", kind="pbpk",
     factory=psma617, organs=ORGANS, dataset="pbpk_psma617", receptor_organs=RECEPTOR_ORGANS,
-    source_organs=ORGANS, linear_dataset="pbpk_reduced_linear_psma617",
+    source_organs=ORGANS,
+    # kidney uptake is PSMA binding plus tubular reabsorption: both amplitudes sampled when the
+    # kidneys are imaged (docs/twin.md, "Sampling the reabsorption")
+    identifiable=functools.partial(identifiable_receptor_parameters, also=PSMA_KIDNEY_ROUTES), linear_dataset="pbpk_reduced_linear_psma617",
     citation="Begum/Kletting/Glatting PSMA PBPK lineage; PyCNO SBML, EJNMMI Radiopharm Chem "
              "2024;9:6 (data_catalog/pbpk/psma617.yaml)"))

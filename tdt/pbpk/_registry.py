@@ -40,10 +40,10 @@ def identifiable_receptor_parameters(forward, observed: Sequence[str],
     ``uptake[organ]`` when the organ's uptake is not receptor-driven (e.g. ``f_reabs`` for the
     kidneys under DOTATATE, tubular reabsorption) — and its release rate ``krel_<organ>``: what
     a few SPECT time points constrain (uptake amplitude and washout). ``also[organ]``: further
-    parameters sampled when ``organ`` is imaged, appended after the rest (opt-in, not yet any
-    built-in model's default: e.g. ``f_reabs`` for PSMA kidneys, whose uptake is receptor
-    binding *plus* tubular reabsorption; with the reabsorption fixed, a patient whose kidneys
-    take up less than it alone delivers cannot be fitted — docs/twin.md, "Sampling the
+    parameters sampled when ``organ`` is imaged, appended after the rest (e.g.
+    :data:`PSMA_KIDNEY_ROUTES`, the PSMA models' rule: ``f_reabs`` for PSMA kidneys, whose uptake
+    is receptor binding *plus* tubular reabsorption; with the reabsorption fixed, a patient whose
+    kidneys take up less than it alone delivers cannot be fitted — docs/twin.md, "Sampling the
     reabsorption"). Everything else stays at its literature value. Names the model does not
     have are skipped.
     """
@@ -59,7 +59,7 @@ def identifiable_receptor_parameters(forward, observed: Sequence[str],
 
 
 #: PSMA ligands: kidney uptake is PSMA binding and tubular reabsorption; ``also=`` this samples
-#: both amplitudes when the kidneys are imaged (opt-in; measured in docs/twin.md)
+#: both amplitudes when the kidneys are imaged (the rule of psma617 and psma_it; docs/twin.md)
 PSMA_KIDNEY_ROUTES = {"kidneys": ("f_reabs",)}
 
 

@@ -11,7 +11,8 @@ with a free log recovery per VOI (prior N(0, ``MeasurementModel().recovery_sd``�
 shared by all cycles (the linear twin fixes the recovery at 1).
 
 Drift (:class:`DriftingPbpk`): between cycles the patient's uptake amplitudes (receptor density
-``R_<VOI>``, or the registry's uptake parameter, e.g. ``f_reabs`` for DOTATATE kidneys) and the
+``R_<VOI>``, or the registry's uptake parameter, e.g. ``f_reabs`` for DOTATATE kidneys and, next
+to ``R_kidneys``, for PSMA kidneys) and the
 glomerular filtration ``GFR`` change by a log-normal factor per cycle: lesions N(μ_L, σ_L²),
 the others N(0, σ_O²), with the twin's :class:`~tdt.inference._gaussian_state.DriftModel`
 numbers (μ_L = −0.1, σ_L = 0.2, σ_O = 0.05 per cycle: stated ASSUMPTIONS, not fitted to

@@ -64,7 +64,7 @@ def test_fit_accepts_a_built_pbpk_model():
     twin = resolve_model(forward, data)
     assert twin.forward is forward and twin.kind == "pbpk"
     assert set(twin.sampled) == {"GFR", "R_kidneys", "krel_kidneys", "R_lesion_1",
-                                 "krel_lesion_1"}
+                                 "krel_lesion_1", "f_reabs"}
     with pytest.raises(Exception, match="options"):
         pbpk_model(organs=("kidneys",), forward=forward, rtol=1e-6)
 

@@ -97,7 +97,7 @@ def test_pbpk_identifiable_subset_and_priors():
 
     twin = pbpk_model(organs=("kidneys", "salivary_glands"), lesions=("lesion_1",))
     assert twin.sampled == ("GFR", "R_kidneys", "krel_kidneys", "R_salivary_glands",
-                            "krel_salivary_glands", "R_lesion_1", "krel_lesion_1")
+                            "krel_salivary_glands", "R_lesion_1", "krel_lesion_1", "f_reabs")
     priors = twin.forward.priors()  # the model's cited lognormal priors are used unchanged
     for name in twin.sampled:
         assert twin.prior_median[name] == pytest.approx(priors[name][0])

@@ -71,5 +71,6 @@ def test_psma_it_is_fittable_by_name():
 
     twin = pbpk_model(organs=("kidneys",), lesions=("lesion_1",), model="psma_it")
     assert twin.forward.name == "psma_it" and twin.options["model"] == "psma_it"
-    assert twin.sampled == ("GFR", "R_kidneys", "krel_kidneys", "R_lesion_1", "krel_lesion_1")
+    assert twin.sampled == ("GFR", "R_kidneys", "krel_kidneys", "R_lesion_1", "krel_lesion_1",
+                            "f_reabs")
     assert twin.prior_median["R_kidneys"] == pytest.approx(36.82)

@@ -54,14 +54,18 @@ def test_build_gives_the_factorys_model(name):
 def test_identifiable_subsets_per_model():
     psma = get_model("psma617")
     fwd = psma.build(lesions=1)
+    # PSMA kidney uptake is receptor binding AND tubular reabsorption (docs/twin.md, "Sampling
+    # the reabsorption"): f_reabs appended after the receptor subset, only when the kidneys are
+    # imaged; the rule without ``also`` is the receptor subset alone
     assert psma.identifiable_parameters(fwd, ("kidneys", "lesion_1")) == (
+        "GFR", "R_kidneys", "krel_kidneys", "R_lesion_1", "krel_lesion_1", "f_reabs")
+    assert psma.identifiable_parameters(fwd, ("kidneys", "lesion_1")) == \
+        identifiable_receptor_parameters(fwd, ("kidneys", "lesion_1"), also=PSMA_KIDNEY_ROUTES)
+    assert identifiable_receptor_parameters(fwd, ("kidneys", "lesion_1")) == (
         "GFR", "R_kidneys", "krel_kidneys", "R_lesion_1", "krel_lesion_1")
-    # opt-in: PSMA kidney uptake as receptor binding AND tubular reabsorption (docs/twin.md):
-    # f_reabs appended after the default subset, only when the kidneys are imaged
-    both = identifiable_receptor_parameters(fwd, ("kidneys", "lesion_1"), also=PSMA_KIDNEY_ROUTES)
-    assert both == ("GFR", "R_kidneys", "krel_kidneys", "R_lesion_1", "krel_lesion_1", "f_reabs")
-    assert "f_reabs" not in identifiable_receptor_parameters(fwd, ("lesion_1",),
-                                                             also=PSMA_KIDNEY_ROUTES)
+    assert "f_reabs" not in psma.identifiable_parameters(fwd, ("lesion_1",))
+    it = get_model("psma_it")
+    assert it.identifiable_parameters(it.build(lesions=1), ("kidneys",))[-1] == "f_reabs"
     dota = get_model("dotatate")
     fwd = dota.build(lesions=1)
     # DOTATATE kidney uptake is tubular reabsorption (f_reabs), not sst2 binding

@@ -7,10 +7,10 @@ saturation included): the patient is one draw of the registry's identifiable par
 phantom's VOIs (``GFR``; ``R_<VOI>`` and ``krel_<VOI>`` of kidneys, salivary glands, liver,
 spleen and every lesion) from their cited population priors, log-normal around the median with
 the standard normals clipped at ±2 (no implausible extremes), every other parameter at its
-default — the tubular reabsorption ``f_reabs`` too, though the twin samples it (it was added to
-the identifiable subset after the phantom's datasets were published: kept at its prior median so
-that they, and their sha256, did not change); lesion volumes are the phantom's spheres and their flow scales with volume (the
-template's flow per mL). The draw uses its own random stream (``[seed, 617]``), so the
+default — the tubular reabsorption ``f_reabs`` too, though the twin samples it (it joined the
+identifiable subset after the phantom's datasets were published: kept at its prior median so
+that they, and their sha256, did not change); lesion volumes are the phantom's spheres and
+their flow scales with volume (the template's flow per mL). The draw uses its own random stream (``[seed, 617]``), so the
 phantom's anatomy, scan-time jitter and noise streams are those of the default phantom.
 
 Why: a phantom whose truth is the model the PBPK twin fits, so that the twin's intervals can be

@@ -40,6 +40,7 @@ SPEC = register_model(ModelSpec(
     source_organs=ORGANS,
     # kidney uptake is PSMA binding plus tubular reabsorption: both amplitudes sampled when the
     # kidneys are imaged (docs/twin.md, "Sampling the reabsorption")
-    identifiable=functools.partial(identifiable_receptor_parameters, also=PSMA_KIDNEY_ROUTES), linear_dataset="pbpk_reduced_linear_psma617",
+    identifiable=functools.partial(identifiable_receptor_parameters, also=PSMA_KIDNEY_ROUTES),
+    linear_dataset="pbpk_reduced_linear_psma617",
     citation="Begum/Kletting/Glatting PSMA PBPK lineage; PyCNO SBML, EJNMMI Radiopharm Chem "
              "2024;9:6 (data_catalog/pbpk/psma617.yaml)"))

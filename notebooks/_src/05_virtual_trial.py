@@ -13,7 +13,10 @@ def cells() -> list:
         md('''
 # 05 · Virtual trial: fixed 7.4 GBq × 6 versus dosimetry-guided planning with the twin
 
-`tdt.twin.virtual_trial` runs the living twin on a virtual cohort. Each virtual patient has true
+`tdt.twin.virtual_trial` runs the living *reduced (linear)* twin on a virtual cohort: study
+`virtual_trial_reduced` (`studies/virtual_trial_reduced.yaml`), the powered analysis, 1000
+patients at ~0.4 s each. The default virtual trial (study `virtual_trial`, notebook 09) runs the
+receptor-PBPK twin and plans activity *and* ligand amount, on 20 patients. Each virtual patient has true
 kinetics drawn from the population prior of the reduced linear 177Lu-PSMA-617 model (two lesions,
 2–30 mL; lesion uptake falling between cycles by the twin's drift model), a kidney risk factor
 with probability `risk_factor_prevalence` (kidney BED limit 28 Gy with, 40 Gy without; Bodei et

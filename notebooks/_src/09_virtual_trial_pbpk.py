@@ -18,7 +18,10 @@ model everywhere: the virtual patients' true kinetics (receptor binding and satu
 residual activity and peptide of earlier cycles), the living twin that assimilates each cycle's
 images (`Twin(model="psma617", engine="laplace")`, a joint fit of all cycles so far with the
 twin's cycle-to-cycle drift), and the planner, which chooses per cycle the activity (GBq) **and
-the ligand amount (nmol)** — the decision only a receptor model can inform.
+the ligand amount (nmol)** — the decision only a receptor model can inform. This is the
+**default virtual trial** (study `virtual_trial`, `studies/virtual_trial.yaml`, since
+2026-12-07); notebook 05 runs the powered 1000-patient version on the reduced linear twin
+(study `virtual_trial_reduced`).
 
 - **Virtual patients.** Two lesions (2–30 mL); the identifiable PBPK parameters of the imaged
   VOIs drawn from the model's cited priors; between cycles the uptake amplitudes and GFR drift by

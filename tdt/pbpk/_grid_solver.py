@@ -54,8 +54,12 @@ ROS34PW2 = {
 }
 
 #: Largest number of squarings in the matrix exponential (jax's default 16 overflows to NaN for
-#: ‖hJ‖ > ~3.5e5, reached by the fast plasma–interstitial exchange over a 1000 h window).
-MAX_SQUARINGS = 48
+#: ‖hJ‖ > ~3.5e5, reached by the fast plasma–interstitial exchange over a 1000 h window). 32
+#: allows ‖hJ‖₁ up to 5.37 · 2³² ≈ 2.3e10 (rates ~10⁵ × that exchange over 1000 h). Under
+#: ``vmap`` (draws, chains) jax computes every one of the ``max_squarings`` steps (its
+#: ``lax.cond`` becomes a select), so the bound is a cost: 48 → 32 made the 300-draw, 4-cycle
+#: re-simulation of the PBPK twin 4.85 → 3.87 s, bit-identical (2026-12-07, docs/twin.md).
+MAX_SQUARINGS = 32
 
 
 def geometric_grid(t0, t1, n_steps: int, first_step_h: float):

@@ -44,7 +44,8 @@ def qa_inputs(twin, posterior, forward, cycles, ligand) -> tuple[dict, dict]:
     grid = np.unique(np.concatenate([[0.0], np.geomspace(0.01, last_h, QA_GRID_POINTS),
                                      *(np.asarray(t, float) for t, _ in
                                        cycle.measurements.values())]))
-    histories, tia, ok = simulate_paths(forward.base, paths, schedule, organs, history_h=grid)
+    histories, tia, ok = simulate_paths(forward.base, paths, schedule, organs, history_h=grid,
+                                        last_only=True)
     activity = histories[-1][ok]  # (n, n_organs, n_grid) of the last administration's window
     window_tia = tia[ok, -1, :]   # (n, n_organs)
     extrapolated, z_scores = {}, {}

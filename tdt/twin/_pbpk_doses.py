@@ -22,18 +22,21 @@ HISTORY_H = np.array([0.0, 0.5, 1, 2, 4, 8, 12, 24, 36, 48, 72, 96, 120, 144, 16
                       336, 432, 504, 600, 672, 800, 900, 1000])
 
 
-def simulate_paths(base, paths: dict, schedule, organs, history_h=HISTORY_H):
+def simulate_paths(base, paths: dict, schedule, organs, history_h=HISTORY_H,
+                   last_only: bool = False):
     """Per draw: activities on each administration's time grid ``history_h`` (h after it; list
     over administrations of (n, n_organs, n_times)), TIA per administration window
     (n, K+m, n_organs) and ``ok`` (n,). Compiled once per model, organs, administration times
     and grid (:func:`tdt.twin._pbpk_programs.paths_program`): activities and ligand amounts
-    are arguments."""
+    are arguments. ``last_only``: activities after the last administration only (the earlier
+    ones' arrays have no times; TIAs of every window as always): the QA and imaging of the
+    latest cycle, ~2× cheaper for 4 cycles (docs/twin.md, "Cost")."""
     starts = np.asarray(schedule.time_h, dtype=float)
     history_h = np.asarray(history_h, dtype=float)
-    sizes = [g.size for g in history_grid(starts, history_h)]
+    sizes = [g.size for g in history_grid(starts, history_h, last_only)]
     names = tuple(paths)
     program = paths_program(base, names, tuple(organs), tuple(starts.tolist()),
-                             tuple(history_h.tolist()))
+                             tuple(history_h.tolist()), bool(last_only))
     activity, tia, ok = program(tuple(jnp.asarray(paths[n]) for n in names),
                                 jnp.asarray(schedule_amounts(schedule)))
     split = np.split(np.asarray(activity), np.cumsum(sizes)[:-1], axis=2)

@@ -63,20 +63,24 @@ def laplace_program(spec, base, forward, data, twin_model, measurement,
     return _PROGRAMS[key]
 
 
-def history_grid(starts_h, history_h) -> list[np.ndarray]:
+def history_grid(starts_h, history_h, last_only: bool = False) -> list[np.ndarray]:
     """Absolute times (h) of each administration's dose-rate history: ``start + history_h``,
-    cut at the next administration (the last one keeps the whole grid)."""
+    cut at the next administration (the last one keeps the whole grid). ``last_only``: the
+    earlier administrations get no times (their windows are still solved: the last one needs
+    their residual activity and peptide, but each sample time costs a solver step)."""
     starts, history = np.asarray(starts_h, dtype=float), np.asarray(history_h, dtype=float)
     windows = np.append(np.diff(starts), np.inf)
-    return [s + history[history < w] for s, w in zip(starts, windows, strict=True)]
+    return [s + history[history < w] if (not last_only or k == starts.size - 1)
+            else np.zeros(0) for k, (s, w) in enumerate(zip(starts, windows, strict=True))]
 
 
 @functools.lru_cache(maxsize=32)
-def paths_program(base, names, organs, starts, history_h):
+def paths_program(base, names, organs, starts, history_h, last_only: bool = False):
     """jit(vmap) of :func:`tdt.inference.solve_boluses` over draws for one model (by object),
-    parameter names, organs, administration times and history grid; takes the parameter
-    values and the schedule's (2, n_admin) activities and ligand amounts."""
-    times = jnp.asarray(np.concatenate(history_grid(starts, history_h)))
+    parameter names, organs, administration times and history grid (``last_only``: of the
+    last administration only, :func:`history_grid`); takes the parameter values and the
+    schedule's (2, n_admin) activities and ligand amounts."""
+    times = jnp.asarray(np.concatenate(history_grid(starts, history_h, last_only)))
     template = Schedule([Administration(t, 1.0) for t in starts])
 
     def one(values, amounts):

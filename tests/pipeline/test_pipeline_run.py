@@ -307,7 +307,7 @@ def test_demo_cli_on_a_two_notebook_study(tmp_path, catalog_env, capsys):
 def test_shipped_virtual_trial_on_dask_processes(tmp_path, repo_root, monkeypatch):
     """The shipped grid study on a real (process-based) LocalCluster, with a small cohort."""
     monkeypatch.delenv("TDT_CATALOG", raising=False)
-    result = run_study(repo_root / "studies" / "virtual_trial.yaml",
+    result = run_study(repo_root / "studies" / "virtual_trial_reduced.yaml",
                        {"n_patients": 6, "n_draws": 100}, runs_dir=tmp_path / "runs")
     assert result.manifest["executor"] == {"kind": "dask", "workers": 2, "remote": False}
     scales = [p["parameters"]["kidney_uptake_scale"] for p in result.manifest["points"]]

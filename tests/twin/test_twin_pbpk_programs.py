@@ -54,6 +54,37 @@ def test_shared_path_program_equals_a_fresh_solve_for_other_amounts():
     assert _pbpk_programs.paths_program.cache_info().hits >= hits + 1
 
 
+def test_last_only_paths_equal_a_fresh_solve_of_the_last_window():
+    # the QA's re-simulation: sample times in the last administration's window only. Reference:
+    # solve_boluses with exactly those times (a fresh jit); and the full-grid call agrees to the
+    # grid solver's discretisation (the earlier window has fewer inserted steps)
+    _, base = build_pbpk("psma617", RECORD)
+    organs = body_compartments(base)
+    names = tuple(base.parameter_names)
+    rng = np.random.default_rng(3)
+    paths = {n: np.full((3, 2), float(base.default_params()[n])) for n in names}
+    paths["R_kidneys"] = paths["R_kidneys"] * np.exp(0.3 * rng.standard_normal((3, 2)))
+    schedule = Schedule([Administration(0.0, 7400.0, 100.0),
+                         Administration(INTERVAL, 6000.0, 300.0)])
+    history = np.array([0.0, 1.0, 4.0, 24.0, 96.0, 168.0])
+    last, tia, ok = simulate_paths(base, paths, schedule, organs, history_h=history,
+                                   last_only=True)
+    assert last[0].shape == (3, len(organs), 0) and last[1].shape == (3, len(organs), 6)
+
+    def one(values):
+        return solve_boluses(base, dict(zip(names, values, strict=True)), schedule,
+                             jnp.asarray(INTERVAL + history), organs, by_administration=True)
+
+    act_ref, tia_ref, ok_ref = jax.jit(jax.vmap(one))(tuple(jnp.asarray(paths[n])
+                                                            for n in names))
+    assert bool(np.all(ok)) and bool(np.all(ok_ref))
+    np.testing.assert_allclose(last[1], np.asarray(act_ref), rtol=1e-10)
+    np.testing.assert_allclose(tia, np.asarray(tia_ref), rtol=1e-10)
+    full, tia_full, _ = simulate_paths(base, paths, schedule, organs, history_h=history)
+    np.testing.assert_allclose(last[1], full[1], rtol=1e-3)
+    np.testing.assert_allclose(tia, tia_full, rtol=1e-3)
+
+
 def test_two_twins_of_one_structure_share_one_laplace_program():
     model = build_pbpk("psma617", RECORD)[1]
     programs = []

@@ -163,7 +163,7 @@ def test_shipped_study_cohort_supports_the_issue_claim():
     import yaml
 
     study = yaml.safe_load((Path(__file__).resolve().parents[2] / "studies"
-                            / "virtual_trial.yaml").read_text())
+                            / "virtual_trial_reduced.yaml").read_text())
     p = study["parameters"]
     policy = Policy(standard_activity_mbq=p["activity_gbq"] * 1000.0,
                     max_activity_mbq=p["max_activity_gbq"] * 1000.0)

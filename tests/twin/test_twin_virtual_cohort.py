@@ -25,7 +25,7 @@ import yaml
 from tdt.errors import InputError
 from tdt.twin import virtual_trial, virtual_trial_cohort
 
-STUDY = Path(__file__).resolve().parents[2] / "studies" / "virtual_trial.yaml"
+STUDY = Path(__file__).resolve().parents[2] / "studies" / "virtual_trial_reduced.yaml"
 VISION_N = 30
 VISION_CYCLE1_MEAN, VISION_CYCLE1_SD = 0.43, 0.16  # Gy/GBq
 VISION_LATER_MEAN, VISION_LATER_SD = 0.44, 0.21  # Gy/GBq, cycles 2-6

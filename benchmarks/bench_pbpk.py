@@ -218,21 +218,25 @@ def run(quick: bool = False) -> list[dict]:
 MULTICYCLE_TIMES_H = np.array([4.0, 24.0, 48.0, 96.0, 168.0])  # after each imaged cycle
 
 
-def multicycle_patient(n_cycles: int = 4, imaged_cycles: int = 2, seed: int = 1):
+def multicycle_patient(n_cycles: int = 4, imaged_cycles: int = 2, seed: int = 1,
+                       infusion_h: float = 0.0):
     """A PSMA-617 patient (standard organs, two lesions) on ``n_cycles`` x 7.4 GBq / 100 nmol
-    every 6 weeks, imaged at 4-168 h after each of the first ``imaged_cycles`` cycles (one
-    calibration session per cycle), 10 % lognormal noise around the sampler-path solution at a
-    prior draw. Returns (twin model, PatientData, schedule)."""
+    every 6 weeks (``infusion_h`` > 0: each an infusion of that duration), imaged at 4-168 h
+    after each of the first ``imaged_cycles`` cycles (one calibration session per cycle), 10 %
+    lognormal noise around the sampler-path solution at a prior draw. Returns (twin model,
+    PatientData, schedule)."""
     from tdt.inference import OrganSeries, PatientData, pbpk_model
 
     organs, lesions = ("kidneys", "salivary_glands", "liver"), ("lesion_1", "lesion_2")
     twin = pbpk_model(organs=organs, lesions=lesions)
-    schedule = Schedule.repeated(7400.0, n_cycles, 1008.0, ligand_nmol=100.0)
+    schedule = Schedule.repeated(7400.0, n_cycles, 1008.0, ligand_nmol=100.0,
+                                 infusion_h=infusion_h)
     times = np.concatenate([MULTICYCLE_TIMES_H + k * 1008.0 for k in range(imaged_cycles)])
     rng = np.random.default_rng(seed)
     truth = twin.prior_loc + twin.prior_chol @ rng.normal(0.0, 0.5, twin.n_params)
-    activity, _, ok = jax.jit(lambda x: twin.simulate(x, schedule, jnp.asarray(times),
-                                                      organs + lesions))(jnp.asarray(truth))
+    at = jnp.asarray(times)  # made outside jit: known at trace time (the sampler's path)
+    activity, _, ok = jax.jit(lambda x: twin.simulate(x, schedule, at, organs + lesions))(
+        jnp.asarray(truth))
     assert bool(ok)
     sessions = [f"cycle{k + 1}" for k in range(imaged_cycles) for _ in MULTICYCLE_TIMES_H]
     volumes = {"lesion_1": 10.0, "lesion_2": 4.0}
@@ -293,15 +297,25 @@ def multicycle_rows(quick: bool = False, baseline: bool = True) -> list[dict]:
                          baseline=t_slow, unit="s", target=">1x",
                          note=f"baseline compile {c_slow:.0f} s (64-state solver, 4 cycles)"))
     draws = 50 if quick else 1000
-    start = time.perf_counter()
-    post = fit_patient(data, model=twin, schedule=schedule, draws=draws, tune=draws, chains=4,
-                       seed=0)
-    wall = time.perf_counter() - start
-    d = post.diagnostics
-    rows.append(dict(case=f"4-cycle PBPK fit, data cycles 1-2, 4x({draws}+{draws})", tdt=wall,
-                     baseline=None, unit="s", target="<= 180 s, converged",
-                     note=f"converged {post.converged}; {d}; min ESS/s {d.min_ess_per_s:.3g}; "
-                          f"steps/draw {float(post.idata.sample_stats['n_steps'].mean()):.1f}"))
+    for infusion_h in (0.0, 0.5):  # boluses; 30-min infusions (the sampler path since 12-07)
+        if infusion_h:
+            twin, data, schedule = multicycle_patient(infusion_h=infusion_h)
+            t_inf, c_inf = _logdensity_gradient(twin, data, schedule)
+            rows.append(dict(case="4-cycle PBPK gradient, 0.5-h infusions vs boluses",
+                             tdt=t_inf, baseline=t_fast, unit="s", target="~1x",
+                             note=f"sampler path both (infusions used the general solver "
+                                  f"before, row above); compile {c_inf:.0f} s"))
+        start = time.perf_counter()
+        post = fit_patient(data, model=twin, schedule=schedule, draws=draws, tune=draws,
+                           chains=4, seed=0)
+        wall = time.perf_counter() - start
+        d = post.diagnostics
+        kind = f", {infusion_h:g}-h infusions" if infusion_h else ""
+        rows.append(dict(case=f"4-cycle PBPK fit{kind}, data cycles 1-2, 4x({draws}+{draws})",
+                         tdt=wall, baseline=None, unit="s", target="<= 180 s, converged",
+                         note=f"converged {post.converged}; {d}; min ESS/s "
+                              f"{d.min_ess_per_s:.3g}; steps/draw "
+                              f"{float(post.idata.sample_stats['n_steps'].mean()):.1f}"))
     return rows
 
 

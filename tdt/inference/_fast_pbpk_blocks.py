@@ -139,7 +139,7 @@ def _rhs(system: _Arrowhead, p, x, bound):
     return dp, dx.at[..., 1].add(g).at[..., 0].add(-g)
 
 
-def _rosenbrock(system: _Arrowhead, y0, d0, steps):
+def _rosenbrock(system: _Arrowhead, y0, d0, steps, source=None):
     """ROS34PW2 (grid_solver.ROS34PW2, a Rosenbrock-**W** method) over ``steps`` (h; zero steps
     are the identity) on the total peptide y = (P, X) (y' = f(y) = M(y) y) and, unless ``d0`` is
     None, the residual D' = M(y) D (module docstring of _fast_pbpk, "several boluses").
@@ -151,12 +151,16 @@ def _rosenbrock(system: _Arrowhead, y0, d0, steps):
     coupling block ∂(M(y) D)/∂y (∝ D, small) is left out. A W-method keeps its order (3) for
     any W (Rang & Angermann, BIT 2005;45:761), so the scheme's accuracy is unchanged — tested
     against the general grid solver and SciPy Radau (tests/inference/test_fast_pbpk_multicycle.py).
+    ``source`` (n,) or None: a constant input into y's plasma during each step (nmol/h; an
+    infusion), y' = M(y) y + s — the system stays autonomous within a step, so the scheme and
+    its W matrix are unchanged; D gets no source.
     Returns the states after every step: (P (n,), X (n, T, 3)) and the same for D (or None)."""
     tab = ROS34PW2
     eye3 = jnp.eye(BLOCK)
     with_d = d0 is not None
 
-    def step(state, h):
+    def step(state, inputs):
+        h, s = inputs if source is not None else (inputs, None)
         p, x = state  # (n_batch,), (n_batch, T, 3); batch 0 = y, 1 = D
         hg = h * tab["gamma"]
         y_x = x[0]
@@ -173,6 +177,8 @@ def _rosenbrock(system: _Arrowhead, y0, d0, steps):
                 ap, ax = ap + alpha * ks[j][0], ax + alpha * ks[j][1]
                 cp, cx = cp + gamma_ij * ks[j][0], cx + gamma_ij * ks[j][1]
             fp, fx = _rhs(system, ap, ax, ax[0, :, 1])
+            if s is not None:  # the infusion enters y's plasma only
+                fp = fp.at[0].add(s)
             rp, rx = h * fp, h * fx
             if i:  # + h W Σ γ_ij k_j
                 jp, jx = _apply(system, blocks, cp, cx)
@@ -185,7 +191,8 @@ def _rosenbrock(system: _Arrowhead, y0, d0, steps):
     starts = [y0] + ([d0] if with_d else [])
     state0 = (jnp.stack([jnp.asarray(s[0], dtype=float) for s in starts]),
               jnp.stack([jnp.asarray(s[1], dtype=float) for s in starts]))
-    p_steps, x_steps = jax.lax.scan(jax.checkpoint(step), state0, steps)[1]
+    inputs = steps if source is None else (steps, source)
+    p_steps, x_steps = jax.lax.scan(jax.checkpoint(step), state0, inputs)[1]
     y_steps = (p_steps[:, 0], x_steps[:, 0])
     return y_steps, ((p_steps[:, 1], x_steps[:, 1]) if with_d else None)
 

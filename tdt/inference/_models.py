@@ -103,16 +103,18 @@ class TwinModel:
         ``fast`` (default: when applicable) uses the bolus eigen-solution of
         :func:`tdt.pbpk.bolus_response` for the reduced linear model with bolus schedules (the
         same exact solution as its matrix exponential, ~10x cheaper gradient) and
-        :mod:`tdt.inference._fast_pbpk` for a grid-method PBPK with one or several boluses
-        (same scheme, ~400x cheaper gradient for one bolus; several cycles are chained with the
-        carried-over state); ``fast=False`` forces the model's own ``simulate``.
+        :mod:`tdt.inference._fast_pbpk` for a grid-method PBPK with one or several boluses or
+        infusions (same scheme, ~400x cheaper gradient for one bolus; several cycles are
+        chained with the carried-over state; infusions when ``times_h`` is known at trace
+        time, :func:`tdt.inference._fast_pbpk.applicable`); ``fast=False`` forces the model's
+        own ``simulate``.
         """
         if fast is not False:
             if (getattr(self.forward, "kind", None) == "reduced_linear"
                     and is_bolus_schedule(schedule)):
                 return _linear_bolus(self.forward, self.params(log_theta), schedule,
                                      jnp.asarray(times_h), organs)
-            if pbpk_fast_path_applies(self.forward, schedule):
+            if pbpk_fast_path_applies(self.forward, schedule, times_h):
                 return solve_pbpk_bolus(self.forward, self.params(log_theta), schedule,
                                              jnp.asarray(times_h), organs)
         sim = self.forward.simulate(self.params(log_theta), schedule, jnp.asarray(times_h))

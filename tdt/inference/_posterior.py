@@ -47,6 +47,7 @@ from tdt.inference._predictive import (
     l2_l4_marrow_tia_draws,
     summarise_draws,
 )
+from tdt.pbpk import is_bolus_schedule
 
 _ATTR = "tdt_posterior"
 
@@ -170,7 +171,10 @@ class Posterior:
         times = jnp.asarray(np.asarray(times_h, dtype=float))
         log_theta = self.draw_subset(max_draws, seed)
         twin = self.twin
-        if fast is not False and pbpk_fast_path_applies(twin.forward, schedule):
+        # boluses only: the urine's mass balance there counts every activity as given at once
+        # (an infusion's line is not); infusions take the model's solver (exact, slower)
+        if (fast is not False and is_bolus_schedule(schedule)
+                and pbpk_fast_path_applies(twin.forward, schedule)):
             return bolus_pbpk_predict(twin, log_theta, schedule, times, organs)
 
         def one(lt):

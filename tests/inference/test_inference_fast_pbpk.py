@@ -45,12 +45,17 @@ def _to_blocks(system, y):
     return y[0], jnp.asarray(np.where(mask > 0, np.asarray(y)[index], 0.0))
 
 
-def test_applicable_only_to_one_bolus_with_the_grid_method(model):
+def test_applicable_to_boluses_and_infusions_with_the_grid_method(model):
     one = Schedule.repeated(7400.0, 1, 1000.0, ligand_nmol=100.0)
     assert fast_pbpk.applicable(model, one)
     assert not fast_pbpk.applicable(psma617(lesions=1), one)  # adaptive: the reference
     assert fast_pbpk.applicable(model, Schedule.repeated(7400.0, 2, 1000.0))  # several boluses
-    assert not fast_pbpk.applicable(model, Schedule.repeated(7400.0, 1, 1000.0, infusion_h=0.5))
+    # infusions (tests/inference/test_fast_pbpk_multicycle.py): shorter than the 168 h switch
+    times = np.array([1.0, 24.0])
+    assert fast_pbpk.applicable(model, Schedule.repeated(7400.0, 1, 1000.0, infusion_h=0.5),
+                                times)
+    assert not fast_pbpk.applicable(
+        model, Schedule.repeated(7400.0, 1, 1000.0, infusion_h=200.0), times)
 
 
 def test_block_right_hand_side_equals_the_model_fluxes(model):
@@ -155,14 +160,19 @@ def test_fast_path_is_what_twin_models_use_and_agrees_with_the_grid_solver():
     np.testing.assert_allclose(fast[1], slow[1], rtol=2e-3)
 
 
-@pytest.mark.parametrize(("n_cycles", "interval_h", "times_h"), [
-    (1, 1000.0, (4.0, 24.0, 96.0, 168.0)),
+@pytest.mark.parametrize(("n_cycles", "interval_h", "times_h", "infusion_h"), [
+    (1, 1000.0, (4.0, 24.0, 96.0, 168.0), 0.0),
+    # a 30-min infusion, one sample during it (the source term and its quadrature)
+    (1, 1000.0, (0.25, 4.0, 24.0, 96.0, 168.0), 0.5),
     # the multi-bolus path (solve_boluses): three cycles, data in the first two
-    pytest.param(3, 1008.0, (4.0, 24.0, 96.0, 1012.0, 1032.0, 1104.0), marks=pytest.mark.slow),
+    pytest.param(3, 1008.0, (4.0, 24.0, 96.0, 1012.0, 1032.0, 1104.0), 0.0,
+                 marks=pytest.mark.slow),
 ])
-def test_fast_gradient_matches_finite_differences(n_cycles, interval_h, times_h):
+def test_fast_gradient_matches_finite_differences(n_cycles, interval_h, times_h, infusion_h):
     twin = pbpk_model(organs=("kidneys", "salivary_glands"), lesions=("lesion_1",))
-    schedule = Schedule.repeated(7400.0, n_cycles, interval_h, ligand_nmol=100.0)
+    schedule = Schedule.repeated(7400.0, n_cycles, interval_h, ligand_nmol=100.0,
+                                 infusion_h=infusion_h)
+    assert fast_pbpk.applicable(twin.forward, schedule, np.array(times_h))  # sampler path
     times = jnp.array(times_h)
     organs = ("kidneys", "salivary_glands", "lesion_1")
 

@@ -30,8 +30,8 @@ the ligand amount (nmol)** — the decision only a receptor model can inform. Th
   Bodei et al., EJNMMI 2008;35:1847; 0.665: NCHS *Health, United States, 2010*, see notebook 05).
 - **Calibration to VISION.** The PBPK prior gives kidneys 0.80 ± 0.33 Gy/GBq in cycle 1, about
   twice the VISION dosimetry sub-study's 0.43 ± 0.16 Gy/GBq (Herrmann et al., J Nucl Med
-  2024;65:71); most of this model's kidney dose is tubular reabsorption (`f_reabs`, a catalog
-  constant). `reabsorption_scale = 0.35` and `population_sd_scale = 0.8` (the prior log-SDs of
+  2024;65:71); most of this model's kidney dose is tubular reabsorption (`f_reabs`, drawn
+  from its catalog prior, then scaled). `reabsorption_scale = 0.35` and `population_sd_scale = 0.8` (the prior log-SDs of
   the non-lesion parameters) give 0.43 ± 0.16 Gy/GBq (400 patients,
   `tests/twin/test_twin_trial_pbpk.py`). These change the *truth* only: the twin keeps its
   prior — it samples `f_reabs` under the catalog prior (median 0.04, log-SD 0.4), whose median

@@ -12,8 +12,8 @@ Design (the linear trial's, :mod:`tdt.twin._trial`, with the PBPK model everywhe
   (:class:`tdt.twin._pbpk_twin.DriftingPbpk`: lesions −0.1 ± 0.2, organs 0 ± 0.05 in log per
   cycle), so the twin is well specified. By default this cohort is the PBPK *prior*: kidneys
   0.80 ± 0.33 Gy/GBq in cycle 1, about twice VISION's 0.43 ± 0.16 (Herrmann K, et al. J Nucl
-  Med 2024;65:71). ``reabsorption_scale`` multiplies the tubular reabsorption ``f_reabs`` (the
-  catalog constant that carries most of this model's kidney dose) and ``population_sd_scale``
+  Med 2024;65:71). ``reabsorption_scale`` multiplies the tubular reabsorption ``f_reabs`` (drawn
+  from its catalog prior; it carries most of this model's kidney dose) and ``population_sd_scale``
   the prior log-SDs of the non-lesion sampled parameters; 0.35 and 0.8 give 0.43 ± 0.16 Gy/GBq
   (400 patients; tests/twin/test_twin_trial_pbpk.py: 0.44 ± 0.17 since ``f_reabs`` is drawn
   too). The twin keeps its own prior: it samples ``f_reabs`` (the registry's rule for PSMA

@@ -303,12 +303,14 @@ def solve_boluses(forward, params: dict, schedule, times_h, organs,
     n_tissues = len(layout.tissues)
     zero = (jnp.zeros(()), jnp.zeros((n_tissues, BLOCK)))
     static_times, static_admin = _concrete(times_h), _concrete(schedule.time_h)
+    # infusion durations traced (a schedule rebuilt inside jit, e.g. the PET -> therapy joint
+    # model's): boluses, as before infusions were solved here; applicable() is False for them
     infusion = _concrete(schedule.infusion_h)
-    infused = infusion is None or bool(np.any(infusion > 0.0))
-    if infused and (static_times is None or static_admin is None or infusion is None):
-        raise InputError("solve_boluses: an infusion schedule needs its sample times, "
-                         "administration times and infusion durations known at trace time; "
-                         "got traced values (use the model's own solver)")
+    infused = infusion is not None and bool(np.any(infusion > 0.0))
+    if infused and (static_times is None or static_admin is None):
+        raise InputError("solve_boluses: an infusion schedule needs its sample and "
+                         "administration times known at trace time; got traced values (use "
+                         "the model's own solver)")
     if infused and not applicable(forward, schedule, times_h):
         raise InputError(f"schedule: infusion durations {infusion.tolist()} h; expected each "
                          f"shorter than {forward.linear_after_h:g} h (the switch to the linear "

@@ -29,8 +29,8 @@ def simulate_paths(base, paths: dict, schedule, organs, history_h=HISTORY_H,
     (n, K+m, n_organs) and ``ok`` (n,). Compiled once per model, organs, administration times
     and grid (:func:`tdt.twin._pbpk_programs.paths_program`): activities and ligand amounts
     are arguments. ``last_only``: activities after the last administration only (the earlier
-    ones' arrays have no times; TIAs of every window as always): the QA and imaging of the
-    latest cycle, ~2× cheaper for 4 cycles (docs/twin.md, "Cost")."""
+    ones' arrays have no times; TIAs of every window as always): the QA of the latest cycle
+    (docs/twin.md, "Where a PBPK trial patient's ~50 s go")."""
     starts = np.asarray(schedule.time_h, dtype=float)
     history_h = np.asarray(history_h, dtype=float)
     sizes = [g.size for g in history_grid(starts, history_h, last_only)]
